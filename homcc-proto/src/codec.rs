@@ -1,0 +1,170 @@
+//! The one codec both programs use: tokio-util length-delimited frames (4-byte big-endian length,
+//! then the body) whose bodies are serde + bincode 2 (`config::standard()`: little-endian varints).
+//! Every bincode call of the project lives in this module.
+//!
+//! A frame longer than the codec's maximum is rejected from its length header, before its body is
+//! buffered or decoded.
+
+use std::marker::PhantomData;
+
+use bytes::{Buf, BufMut, BytesMut};
+use serde::{de::DeserializeOwned, Serialize};
+use tokio_util::codec::{Decoder, Encoder, LengthDelimitedCodec};
+
+use crate::{manifest::Chunk, ClientMessage, ServerMessage, PROTOCOL_VERSION};
+
+/// Upper bound on any frame, whatever a caller configures: the length header is a u32.
+pub const FRAME_LIMIT_CEILING: usize = u32::MAX as usize;
+/// Default maximum frame the server accepts from a client (one blob or one request).
+pub const DEFAULT_MAX_CLIENT_FRAME: usize = 64 << 20;
+/// Default maximum frame the client accepts from a server (a result with every output file).
+pub const DEFAULT_MAX_SERVER_FRAME: usize = 1 << 30;
+
+const LENGTH_HEADER: usize = 4;
+
+/// Why a frame could not be read or written.
+#[derive(Debug, thiserror::Error)]
+pub enum CodecError {
+    #[error("frame of {len} bytes exceeds the limit of {max} bytes")]
+    FrameTooLarge { len: usize, max: usize },
+    #[error("peer speaks protocol version {peer}, this side speaks {PROTOCOL_VERSION}")]
+    VersionMismatch { peer: u32 },
+    #[error("malformed message: {0}")]
+    Malformed(String),
+    #[error("cannot encode message: {0}")]
+    Encode(String),
+    #[error(transparent)]
+    Io(#[from] std::io::Error),
+}
+
+/// A message type that can arrive on a connection.
+pub trait Incoming: DeserializeOwned {
+    /// The protocol version announced by a frame that did not decode, if it announces one.
+    fn announced_version(_frame: &[u8]) -> Option<u32> {
+        None
+    }
+}
+
+impl Incoming for ServerMessage {}
+
+impl Incoming for ClientMessage {
+    /// A `Compile` request begins with its variant index (0) and the version: both varints, which
+    /// keeps this readable whatever later versions change after them.
+    fn announced_version(frame: &[u8]) -> Option<u32> {
+        match decode_prefix::<(u32, u32)>(frame) {
+            Some((0, version)) => Some(version),
+            _ => None,
+        }
+    }
+}
+
+/// Frames in, `Rx` decoded; `Tx` encoded, frames out.
+#[derive(Debug)]
+pub struct MessageCodec<Rx, Tx> {
+    frames: LengthDelimitedCodec,
+    max: usize,
+    _types: PhantomData<fn(Tx) -> Rx>,
+}
+
+/// The server's side: reads [`ClientMessage`]s, writes [`ServerMessage`]s.
+pub type ServerCodec = MessageCodec<ClientMessage, ServerMessage>;
+/// The client's side: reads [`ServerMessage`]s, writes [`ClientMessage`]s.
+pub type ClientCodec = MessageCodec<ServerMessage, ClientMessage>;
+
+impl<Rx, Tx> MessageCodec<Rx, Tx> {
+    /// A codec that reads and writes frames of at most `max_frame` body bytes.
+    pub fn new(max_frame: usize) -> Self {
+        let max = max_frame.min(FRAME_LIMIT_CEILING);
+        let frames = LengthDelimitedCodec::builder()
+            .length_field_length(LENGTH_HEADER)
+            .max_frame_length(max)
+            .new_codec();
+        MessageCodec { frames, max, _types: PhantomData }
+    }
+}
+
+impl<Rx: Incoming, Tx> Decoder for MessageCodec<Rx, Tx> {
+    type Item = Rx;
+    type Error = CodecError;
+
+    fn decode(&mut self, src: &mut BytesMut) -> Result<Option<Rx>, CodecError> {
+        if src.len() >= LENGTH_HEADER {
+            let len = (&src[..LENGTH_HEADER]).get_u32() as usize;
+            if len > self.max {
+                return Err(CodecError::FrameTooLarge { len, max: self.max });
+            }
+        }
+        match self.frames.decode(src)? {
+            None => Ok(None),
+            Some(frame) => decode_body(&frame).map(Some),
+        }
+    }
+}
+
+impl<Rx, Tx: Serialize> Encoder<Tx> for MessageCodec<Rx, Tx> {
+    type Error = CodecError;
+
+    fn encode(&mut self, item: Tx, dst: &mut BytesMut) -> Result<(), CodecError> {
+        let start = dst.len();
+        dst.put_u32(0);
+        let written = bincode::serde::encode_into_std_write(&item, &mut (&mut *dst).writer(), config());
+        let len = dst.len() - start - LENGTH_HEADER;
+        if let Err(e) = written {
+            dst.truncate(start);
+            return Err(CodecError::Encode(e.to_string()));
+        }
+        if len > self.max {
+            dst.truncate(start);
+            return Err(CodecError::FrameTooLarge { len, max: self.max });
+        }
+        dst[start..start + LENGTH_HEADER].copy_from_slice(&(len as u32).to_be_bytes());
+        Ok(())
+    }
+}
+
+/// The encoding of a chunk: what its digest is computed over and how the server caches it.
+pub fn encode_chunk(chunk: &Chunk) -> Vec<u8> {
+    bincode::serde::encode_to_vec(chunk, config()).expect("a chunk holds only strings and numbers")
+}
+
+/// Reads a chunk back from [`encode_chunk`]'s bytes.
+pub fn decode_chunk(bytes: &[u8]) -> Result<Chunk, CodecError> {
+    decode_exact(bytes)
+}
+
+/// Encodes any value for a local record (the client's on-disk caches).
+pub fn encode_record<T: Serialize>(value: &T) -> Result<Vec<u8>, CodecError> {
+    bincode::serde::encode_to_vec(value, config()).map_err(|e| CodecError::Encode(e.to_string()))
+}
+
+/// Decodes a value written by [`encode_record`].
+pub fn decode_record<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, CodecError> {
+    decode_exact(bytes)
+}
+
+fn config() -> bincode::config::Configuration {
+    bincode::config::standard()
+}
+
+fn decode_prefix<T: DeserializeOwned>(bytes: &[u8]) -> Option<T> {
+    bincode::serde::decode_from_slice(bytes, config()).ok().map(|(v, _)| v)
+}
+
+fn decode_body<T: Incoming>(frame: &[u8]) -> Result<T, CodecError> {
+    decode_exact(frame).map_err(|e| match T::announced_version(frame) {
+        Some(peer) if peer != PROTOCOL_VERSION => CodecError::VersionMismatch { peer },
+        _ => e,
+    })
+}
+
+/// Decodes a value that must use every byte of `bytes`.
+fn decode_exact<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, CodecError> {
+    match bincode::serde::decode_from_slice::<T, _>(bytes, config()) {
+        Ok((value, used)) if used == bytes.len() => Ok(value),
+        Ok((_, used)) => Err(CodecError::Malformed(format!(
+            "{} bytes left over after the message",
+            bytes.len() - used
+        ))),
+        Err(e) => Err(CodecError::Malformed(e.to_string())),
+    }
+}

@@ -1,0 +1,24 @@
+//! homcc's wire protocol: the messages of one compile, their framing codec, blob compression and
+//! content digests. This crate does no I/O: no sockets, files or processes.
+//!
+//! One compile per TCP connection (see `docs/protocol.md`):
+//! client `Compile` → server `Need` → client `Chunks`/`Blob`s → server `Heartbeat`s → `Result`,
+//! or `Refused` at any point before the result.
+
+pub mod codec;
+pub mod compression;
+pub mod digest;
+pub mod manifest;
+pub mod message;
+
+pub use codec::{ClientCodec, CodecError, ServerCodec};
+pub use compression::{Compression, CompressionError};
+pub use digest::Digest;
+pub use manifest::{Chunk, ChunkFile, ManifestEntry};
+pub use message::*;
+
+/// The protocol version this build speaks; the first field of every [`CompileRequest`].
+pub const PROTOCOL_VERSION: u32 = 1;
+
+/// homccd's default TCP port (the Python homcc's).
+pub const DEFAULT_PORT: u16 = 3126;

@@ -1,0 +1,184 @@
+//! The messages of one compile. A connection carries exactly one compile:
+//! `ClientMessage::Compile`, then the server's `Need`, then the client's `Chunks`/`Blob` frames,
+//! then the server's `Heartbeat`s and finally its `Result`, or a `Refused` at any point before.
+
+use std::{ffi::OsString, fmt, path::PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+use crate::{manifest::Chunk, Compression, CompressionError, Digest};
+
+/// Frames sent by homcc.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum ClientMessage {
+    /// The first frame of every connection.
+    Compile(CompileRequest),
+    /// Manifest chunks the server asked for in `Need::chunks`.
+    Chunks(Vec<Chunk>),
+    /// One file's content, asked for in `Need::blobs`.
+    Blob(Blob),
+}
+
+/// Frames sent by homccd.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum ServerMessage {
+    /// The compile will not run here; the connection ends after this frame.
+    Refused(Refusal),
+    /// What the server's cache lacks. Always sent once after `Compile` (possibly empty), and again
+    /// only if chunks sent after the first `Need` list files the cache lacks.
+    Need(Need),
+    /// The compile is still running (sent every few seconds).
+    Heartbeat,
+    /// The compiler's verdict; the connection ends after this frame.
+    Result(CompileResult),
+}
+
+/// Everything the server needs to run one compile, except file contents.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CompileRequest {
+    /// [`crate::PROTOCOL_VERSION`] of the client. Must stay the first field.
+    pub version: u32,
+    pub compiler: CompilerIdentity,
+    /// The compiler's arguments as the user gave them (after the compiler name).
+    pub args: Vec<OsString>,
+    /// The client's working directory (absolute).
+    pub cwd: PathBuf,
+    /// The compiler's built-in include search list, in order, spelt as the compiler prints it
+    /// (`-E -v`), e.g. `/usr/lib/gcc/x86_64-linux-gnu/12/../../../../include/c++/12`.
+    pub include_dirs: Vec<PathBuf>,
+    /// Every file the compile reads, grouped into chunks (one per directory).
+    pub manifest: Vec<ChunkRef>,
+    /// Absolute client paths of the files the compile writes; the server sends back those that exist.
+    pub outputs: Vec<PathBuf>,
+    /// How the server compresses the output files.
+    pub compression: Compression,
+}
+
+/// Which compiler the client would have run. The server runs a compiler only if all three match.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct CompilerIdentity {
+    /// The file name the user invoked (`g++`, `clang-14`, `x86_64-linux-gnu-gcc-12`).
+    pub name: String,
+    /// The version number (`12.2.0`, `14.0.6`).
+    pub version: String,
+    /// The full version line the compiler prints with `-v` (`gcc version 12.2.0 (Debian 12.2.0-14)`),
+    /// so that two builds of one version from different vendors do not pass for each other.
+    pub build: String,
+    /// The target triple (`x86_64-linux-gnu`).
+    pub target: String,
+}
+
+impl fmt::Display for CompilerIdentity {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{} {} ({})", self.name, self.version, self.target)
+    }
+}
+
+/// A manifest chunk, named by the digest of its encoding; the chunk itself travels only when the
+/// client does not know that the server has it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ChunkRef {
+    pub digest: Digest,
+    pub inline: Option<Chunk>,
+}
+
+/// The server's answer to a manifest: what to upload.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Need {
+    /// Chunks referenced by digest that the server does not have: send them in one `Chunks` frame.
+    pub chunks: Vec<Digest>,
+    /// Files the server does not have: send each in a `Blob` frame, in any order.
+    pub blobs: Vec<Digest>,
+}
+
+impl Need {
+    pub fn is_empty(&self) -> bool {
+        self.chunks.is_empty() && self.blobs.is_empty()
+    }
+}
+
+/// One file's content.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Blob {
+    /// blake3 of the uncompressed content; the server recomputes it.
+    pub digest: Digest,
+    pub payload: Payload,
+}
+
+/// Bytes compressed on their own, with their uncompressed size.
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Payload {
+    pub compression: Compression,
+    pub size: u64,
+    #[serde(with = "serde_bytes")]
+    pub data: Vec<u8>,
+}
+
+impl Payload {
+    /// Compresses `bytes` with `compression` (stored as-is when that does not shrink them).
+    pub fn pack(compression: Compression, bytes: &[u8]) -> Self {
+        let (compression, data) = compression.compress(bytes);
+        Payload { compression, size: bytes.len() as u64, data }
+    }
+
+    /// The original bytes, if they are at most `max` long.
+    pub fn unpack(&self, max: u64) -> Result<Vec<u8>, CompressionError> {
+        self.compression.decompress(&self.data, self.size, max)
+    }
+}
+
+impl fmt::Debug for Payload {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "Payload({}, {} -> {} bytes)", self.compression, self.size, self.data.len())
+    }
+}
+
+/// Why the server will not compile this request.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Refusal {
+    pub reason: RefusalReason,
+    /// One line for the user, e.g. `compiler g++ 13.2.0 (x86_64-linux-gnu) not available there`.
+    pub detail: String,
+}
+
+impl fmt::Display for Refusal {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.detail)
+    }
+}
+
+/// The typed part of a refusal, for a client to decide what to do next.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum RefusalReason {
+    /// Every compile slot is taken; try another host.
+    Busy,
+    /// The client speaks another protocol version; `server` is the one the server speaks.
+    Version { server: u32 },
+    /// The server has no compiler with this name, version and target.
+    CompilerMismatch,
+    /// The request breaks a rule (bad path, frame out of order, blob that does not match, ...).
+    InvalidRequest,
+    /// The server is shutting down.
+    ShuttingDown,
+    /// The server failed on its side (disk full, ...).
+    Internal,
+}
+
+/// The compiler's verdict, with client paths everywhere.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CompileResult {
+    pub exit_code: i32,
+    #[serde(with = "serde_bytes")]
+    pub stdout: Vec<u8>,
+    #[serde(with = "serde_bytes")]
+    pub stderr: Vec<u8>,
+    /// The requested outputs that the compiler wrote.
+    pub outputs: Vec<OutputFile>,
+}
+
+/// One file the compiler wrote, at its client path.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct OutputFile {
+    pub path: PathBuf,
+    pub payload: Payload,
+}

@@ -1,0 +1,1 @@
+//! Test support: starting homccd, running homcc and plain compilers, comparing outputs.
