@@ -1,1 +1,306 @@
-//! The whole pipeline against real compilers.
+//! The whole pipeline against real compilers: remote outputs, warnings and errors are the bytes of
+//! a local compile; warm compiles upload nothing and stay small on the wire; the cache survives
+//! restarts and keeps to its bound.
+
+use homcc_tests::{assert_same_as_local, have, homcc_lines, Project, TestServer};
+
+/// A C++ translation unit that reads ~230 files, almost all system headers.
+const TYPICAL_CXX: &str = "#include <map>\n#include <string>\n#include <iostream>\n#include <vector>\n\
+#include <algorithm>\n#include <memory>\n#include <functional>\n#include <unordered_map>\n#include <sstream>\n\
+#include \"util.hpp\"\n#include <config.h>\n\
+int main() { std::map<std::string, int> m{{greet(), VALUE}}; std::cout << m.size() << __FILE__ << '\\n'; }\n";
+
+const C_SOURCE: &str = "#include <stdio.h>\n#include <string.h>\n#include \"local.h\"\n#include <config.h>\n\
+static int twice(int x) { return 2 * x; }\n\
+int main(int argc, char **argv) { printf(\"%d %s %s\\n\", twice(VALUE), __FILE__, argv[0]); return (int)strlen(LOCAL) + argc; }\n";
+
+/// A project with sources in `src/`, a quote include beside them, headers in `include/` found
+/// through `-I`, and a header directory under an absolute path outside the project.
+fn project() -> (Project, tempfile::TempDir) {
+    let p = Project::new();
+    p.write("src/main.cpp", TYPICAL_CXX)
+        .write(
+            "src/util.hpp",
+            "#pragma once\n#include <string>\ninline std::string greet() { return \"hi\"; }\n",
+        )
+        .write("src/main.c", C_SOURCE)
+        .write("src/local.h", "#define LOCAL \"local\"\n")
+        .write("include/config.h", "#define VALUE 42\n");
+    let outside = tempfile::tempdir().unwrap();
+    std::fs::write(outside.path().join("extra.h"), "#define EXTRA 1\n").unwrap();
+    std::fs::create_dir(p.path().join("build")).unwrap();
+    (p, outside)
+}
+
+fn matrix(compiler: &str, source: &str) {
+    if !have(compiler) {
+        panic!("{compiler} is not installed: the README's test command installs it (apt-get install -y clang)");
+    }
+    let (p, outside) = project();
+    let server_cache = tempfile::tempdir().unwrap();
+    let server = TestServer::start(server_cache.path(), |_| {});
+    let extra = format!("-I{}", outside.path().display());
+    let abs_out = p.path().join("build/abs.o").display().to_string();
+    // Relative paths that climb out of the working directory and back in.
+    let name = p.path().file_name().unwrap().to_str().unwrap().to_owned();
+    for flags in [&["-O0"][..], &["-O2"], &["-O2", "-g"], &["-g3"]] {
+        let mut args: Vec<&str> = flags.to_vec();
+        let inc = format!("-I../{name}/include");
+        args.extend([inc.as_str(), &extra, "-c", source, "-o", "out.o"]);
+        let args: Vec<String> = args
+            .iter()
+            .map(|a| a.replace("SRC", &format!("../{name}/src")))
+            .collect();
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        assert_same_as_local(&p, &server, compiler, &args, &["out.o"]);
+        // Absolute paths for the source, -I and -o, and a dependency file.
+        let src = p
+            .path()
+            .join(source.replace("SRC", "src"))
+            .display()
+            .to_string();
+        let inc = format!("-I{}/include", p.path().display());
+        let mut args: Vec<&str> = flags.to_vec();
+        args.extend([
+            inc.as_str(),
+            "-MD",
+            "-c",
+            src.as_str(),
+            "-o",
+            abs_out.as_str(),
+        ]);
+        assert_same_as_local(
+            &p,
+            &server,
+            compiler,
+            &args,
+            &["build/abs.o", "build/abs.d"],
+        );
+    }
+}
+
+#[test]
+fn gcc_c_matches_local() {
+    matrix("gcc", "SRC/main.c");
+}
+
+#[test]
+fn gxx_cxx_matches_local() {
+    matrix("g++", "SRC/main.cpp");
+}
+
+#[test]
+fn clang_c_matches_local() {
+    matrix("clang", "SRC/main.c");
+}
+
+#[test]
+fn clangxx_cxx_matches_local() {
+    matrix("clang++", "SRC/main.cpp");
+}
+
+#[test]
+fn clang_split_dwarf_matches_local() {
+    let (p, _outside) = project();
+    let server_cache = tempfile::tempdir().unwrap();
+    let server = TestServer::start(server_cache.path(), |_| {});
+    for flags in [
+        &["-g", "-gsplit-dwarf"][..],
+        &["-O2", "-g", "-gsplit-dwarf"],
+    ] {
+        let mut args = flags.to_vec();
+        args.extend(["-Iinclude", "-c", "src/main.cpp", "-o", "main.o"]);
+        assert_same_as_local(&p, &server, "clang++", &args, &["main.o", "main.dwo"]);
+        let dwo = p.path().join("main.dwo");
+        assert!(!dwo.exists(), "outputs are taken after each comparison");
+    }
+}
+
+#[test]
+fn warnings_match_local() {
+    let p = Project::new();
+    p.write("warn.c", "#include <stdio.h>\nint main(void) { int unused; printf(\"%d\\n\", \"not a number\"); return 0; }\n")
+        .write("warn.cpp", "#include <vector>\nint f() { std::vector<int> v; int unused; return v.size() < -1; }\n");
+    let server_cache = tempfile::tempdir().unwrap();
+    let server = TestServer::start(server_cache.path(), |_| {});
+    for (compiler, source) in [
+        ("gcc", "warn.c"),
+        ("g++", "warn.cpp"),
+        ("clang", "warn.c"),
+        ("clang++", "warn.cpp"),
+    ] {
+        let local = assert_same_as_local(
+            &p,
+            &server,
+            compiler,
+            &["-Wall", "-Wextra", "-c", source, "-o", "w.o"],
+            &["w.o"],
+        );
+        assert_eq!(local.code, Some(0));
+        assert!(
+            local.stderr.contains("warning"),
+            "{compiler}: {}",
+            local.stderr
+        );
+    }
+}
+
+#[test]
+fn errors_match_local_with_client_paths() {
+    let p = Project::new();
+    let headers = tempfile::tempdir().unwrap();
+    std::fs::write(headers.path().join("broken.h"), "struct S { int x }\n").unwrap();
+    p.write(
+        "bad.c",
+        "#include \"broken.h\"\nint main(void) { return undefined_name; }\n",
+    );
+    let inc = format!("-I{}", headers.path().display());
+    let server_cache = tempfile::tempdir().unwrap();
+    let server = TestServer::start(server_cache.path(), |_| {});
+    for compiler in ["gcc", "clang"] {
+        let local = assert_same_as_local(
+            &p,
+            &server,
+            compiler,
+            &[inc.as_str(), "-c", "bad.c", "-o", "bad.o"],
+            &["bad.o"],
+        );
+        assert_ne!(local.code, Some(0));
+        assert!(
+            local
+                .stderr
+                .contains(&headers.path().join("broken.h").display().to_string()),
+            "{compiler}: {}",
+            local.stderr
+        );
+        assert!(
+            local.stderr.contains("undefined_name"),
+            "{compiler}: {}",
+            local.stderr
+        );
+    }
+    // A failed compile removes a stale object, as the compiler does.
+    std::fs::write(p.path().join("bad.o"), b"stale").unwrap();
+    let out = p.homcc(
+        &["--host", &server.host()],
+        "gcc",
+        &["-c", "bad.c", inc.as_str(), "-o", "bad.o"],
+    );
+    assert_ne!(out.status.code(), Some(0));
+    assert!(!p.path().join("bad.o").exists());
+}
+
+#[test]
+fn warm_compile_uploads_nothing_and_fits_in_2_kib() {
+    let (p, _outside) = project();
+    let server_cache = tempfile::tempdir().unwrap();
+    let server = TestServer::start(server_cache.path(), |_| {});
+    let args = ["-O2", "-Iinclude", "-c", "src/main.cpp", "-o", "main.o"];
+    let cold = p.homcc(&["--verbose", "--host", &server.host()], "g++", &args);
+    assert!(
+        cold.status.success(),
+        "{}",
+        String::from_utf8_lossy(&cold.stderr)
+    );
+    let cold_record = server.last();
+    assert!(
+        cold_record.files >= 220,
+        "a typical C++ TU reads ~230 files, this one {}",
+        cold_record.files
+    );
+    assert_eq!(
+        cold_record.blobs_in, cold_record.files,
+        "a cold cache asks for every file"
+    );
+    // LZO by default: the summary line shows the upload compressed.
+    let summary = homcc_lines(&cold.stderr).join("\n");
+    let (raw, packed) = uploaded_bytes(&summary);
+    assert!(
+        packed * 2 < raw,
+        "uploads are LZO-compressed by default: {summary}"
+    );
+
+    let warm = p.homcc(&["--verbose", "--host", &server.host()], "g++", &args);
+    assert!(warm.status.success());
+    let warm_record = server.last();
+    assert_eq!(warm_record.blobs_in, 0, "a warm compile uploads no file");
+    assert_eq!(warm_record.chunks_in, 0);
+    assert!(
+        warm_record.bytes_in <= 2048,
+        "warm request is {} bytes on the wire",
+        warm_record.bytes_in
+    );
+    println!(
+        "cold: {} files, {} bytes sent; warm: {} bytes sent, {} bytes received",
+        cold_record.files, cold_record.bytes_in, warm_record.bytes_in, warm_record.bytes_out
+    );
+}
+
+/// (raw, compressed) bytes of the uploaded files, from homcc's verbose summary.
+fn uploaded_bytes(summary: &str) -> (u64, u64) {
+    let after = summary.split("uploaded ").nth(1).expect("summary line");
+    let numbers: Vec<u64> = after
+        .split(|c: char| !c.is_ascii_digit())
+        .filter(|s| !s.is_empty())
+        .take(3)
+        .map(|s| s.parse().unwrap())
+        .collect();
+    (numbers[1], numbers[2])
+}
+
+#[test]
+fn warm_after_restart_uploads_nothing() {
+    let (p, _outside) = project();
+    let server_cache = tempfile::tempdir().unwrap();
+    let args = ["-Iinclude", "-c", "src/main.cpp", "-o", "main.o"];
+    let first = TestServer::start(server_cache.path(), |_| {});
+    assert_same_as_local(&p, &first, "g++", &args, &["main.o"]);
+    assert!(first.last().blobs_in > 200);
+    first.stop();
+    let second = TestServer::start(server_cache.path(), |_| {});
+    assert_same_as_local(&p, &second, "g++", &args, &["main.o"]);
+    assert_eq!(second.last().blobs_in, 0, "the cache was rebuilt from disk");
+}
+
+#[test]
+fn eviction_keeps_the_cache_under_its_bound() {
+    let p = Project::new();
+    let headers = [
+        "<map>\n#include <string>",
+        "<vector>\n#include <algorithm>\n#include <memory>",
+        "<iostream>\n#include <sstream>",
+        "<unordered_map>\n#include <functional>",
+    ];
+    for (i, h) in headers.iter().enumerate() {
+        p.write(
+            &format!("tu{i}.cpp"),
+            &format!("#include {h}\nint f{i}() {{ return {i}; }}\n"),
+        );
+    }
+    let bound: u64 = 1 << 20;
+    let server_cache = tempfile::tempdir().unwrap();
+    let server = TestServer::start(server_cache.path(), |c| c.max_cache_bytes = bound);
+    for round in 0..2 {
+        for i in 0..headers.len() {
+            let source = format!("tu{i}.cpp");
+            assert_same_as_local(
+                &p,
+                &server,
+                "g++",
+                &["-O2", "-c", &source, "-o", "tu.o"],
+                &["tu.o"],
+            );
+            let used = homcc_tests::disk_usage(&server_cache.path().join("blobs-v1"));
+            assert!(
+                used <= bound,
+                "round {round}, tu{i}: cache holds {used} bytes, bound {bound}"
+            );
+        }
+    }
+    let uploaded: usize = server.records().iter().map(|r| r.blobs_in).sum();
+    let files: usize = server.records().iter().map(|r| r.files).sum();
+    assert!(
+        uploaded > files / 2,
+        "a cache smaller than the working set evicts and asks again ({uploaded} of {files})"
+    );
+}

@@ -62,11 +62,16 @@ impl Incoming for ClientMessage {
 #[derive(Debug)]
 pub struct MessageCodec<Rx, Tx> {
     frames: LengthDelimitedCodec,
-    max: usize,
+    /// Whether the next bytes of the stream are a length header (the length-delimited codec
+    /// consumes the header before the body has fully arrived).
+    at_head: bool,
+    max_in: usize,
+    max_out: usize,
     _types: PhantomData<fn(Tx) -> Rx>,
 }
 
 /// The server's side: reads [`ClientMessage`]s, writes [`ServerMessage`]s.
+/// Build it with [`MessageCodec::with_limits`]`(max client frame, DEFAULT_MAX_SERVER_FRAME)`.
 pub type ServerCodec = MessageCodec<ClientMessage, ServerMessage>;
 /// The client's side: reads [`ServerMessage`]s, writes [`ClientMessage`]s.
 pub type ClientCodec = MessageCodec<ServerMessage, ClientMessage>;
@@ -74,12 +79,23 @@ pub type ClientCodec = MessageCodec<ServerMessage, ClientMessage>;
 impl<Rx, Tx> MessageCodec<Rx, Tx> {
     /// A codec that reads and writes frames of at most `max_frame` body bytes.
     pub fn new(max_frame: usize) -> Self {
-        let max = max_frame.min(FRAME_LIMIT_CEILING);
+        Self::with_limits(max_frame, max_frame)
+    }
+
+    /// A codec that reads frames of at most `max_in` and writes frames of at most `max_out` bytes.
+    pub fn with_limits(max_in: usize, max_out: usize) -> Self {
+        let max_in = max_in.min(FRAME_LIMIT_CEILING);
         let frames = LengthDelimitedCodec::builder()
             .length_field_length(LENGTH_HEADER)
-            .max_frame_length(max)
+            .max_frame_length(max_in)
             .new_codec();
-        MessageCodec { frames, max, _types: PhantomData }
+        MessageCodec {
+            frames,
+            at_head: true,
+            max_in,
+            max_out: max_out.min(FRAME_LIMIT_CEILING),
+            _types: PhantomData,
+        }
     }
 }
 
@@ -88,16 +104,20 @@ impl<Rx: Incoming, Tx> Decoder for MessageCodec<Rx, Tx> {
     type Error = CodecError;
 
     fn decode(&mut self, src: &mut BytesMut) -> Result<Option<Rx>, CodecError> {
-        if src.len() >= LENGTH_HEADER {
+        let at_head = self.at_head && src.len() >= LENGTH_HEADER;
+        if at_head {
             let len = (&src[..LENGTH_HEADER]).get_u32() as usize;
-            if len > self.max {
-                return Err(CodecError::FrameTooLarge { len, max: self.max });
+            if len > self.max_in {
+                return Err(CodecError::FrameTooLarge {
+                    len,
+                    max: self.max_in,
+                });
             }
         }
-        match self.frames.decode(src)? {
-            None => Ok(None),
-            Some(frame) => decode_body(&frame).map(Some),
-        }
+        let frame = self.frames.decode(src)?;
+        // A complete frame brings the stream back to a header; a consumed header leaves it in a body.
+        self.at_head = frame.is_some() || (self.at_head && !at_head);
+        frame.map(|f| decode_body(&f)).transpose()
     }
 }
 
@@ -107,15 +127,19 @@ impl<Rx, Tx: Serialize> Encoder<Tx> for MessageCodec<Rx, Tx> {
     fn encode(&mut self, item: Tx, dst: &mut BytesMut) -> Result<(), CodecError> {
         let start = dst.len();
         dst.put_u32(0);
-        let written = bincode::serde::encode_into_std_write(&item, &mut (&mut *dst).writer(), config());
+        let written =
+            bincode::serde::encode_into_std_write(&item, &mut (&mut *dst).writer(), config());
         let len = dst.len() - start - LENGTH_HEADER;
         if let Err(e) = written {
             dst.truncate(start);
             return Err(CodecError::Encode(e.to_string()));
         }
-        if len > self.max {
+        if len > self.max_out {
             dst.truncate(start);
-            return Err(CodecError::FrameTooLarge { len, max: self.max });
+            return Err(CodecError::FrameTooLarge {
+                len,
+                max: self.max_out,
+            });
         }
         dst[start..start + LENGTH_HEADER].copy_from_slice(&(len as u32).to_be_bytes());
         Ok(())
@@ -147,7 +171,9 @@ fn config() -> bincode::config::Configuration {
 }
 
 fn decode_prefix<T: DeserializeOwned>(bytes: &[u8]) -> Option<T> {
-    bincode::serde::decode_from_slice(bytes, config()).ok().map(|(v, _)| v)
+    bincode::serde::decode_from_slice(bytes, config())
+        .ok()
+        .map(|(v, _)| v)
 }
 
 fn decode_body<T: Incoming>(frame: &[u8]) -> Result<T, CodecError> {

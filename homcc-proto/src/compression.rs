@@ -15,15 +15,31 @@ pub enum Compression {
     Lzma,
 }
 
+/// The most memory the LZMA decoder may use (preset 6 needs about 9 MiB).
+const LZMA_MEMORY_LIMIT: u64 = 64 << 20;
+/// Output buffers grow past this size only as data really arrives.
+const PREALLOCATE_LIMIT: u64 = 16 << 20;
+
 /// A blob whose bytes do not decompress to what its header says.
 #[derive(Debug, thiserror::Error)]
 pub enum CompressionError {
     #[error("{compression} data is corrupt: {detail}")]
-    Corrupt { compression: Compression, detail: String },
+    Corrupt {
+        compression: Compression,
+        detail: String,
+    },
     #[error("{compression} data decompresses to {actual} bytes, but {expected} were announced")]
-    SizeMismatch { compression: Compression, expected: u64, actual: u64 },
+    SizeMismatch {
+        compression: Compression,
+        expected: u64,
+        actual: u64,
+    },
     #[error("{compression} data announces {size} bytes, more than the limit of {max}")]
-    TooLarge { compression: Compression, size: u64, max: u64 },
+    TooLarge {
+        compression: Compression,
+        size: u64,
+        max: u64,
+    },
 }
 
 impl Compression {
@@ -42,7 +58,8 @@ impl Compression {
             Compression::Lzma => {
                 let mut out = Vec::new();
                 let mut enc = xz2::read::XzEncoder::new(data, 6);
-                enc.read_to_end(&mut out).expect("xz encoding into memory cannot fail");
+                enc.read_to_end(&mut out)
+                    .expect("xz encoding into memory cannot fail");
                 if out.len() < data.len() {
                     (Compression::Lzma, out)
                 } else {
@@ -56,18 +73,30 @@ impl Compression {
     /// before anything is allocated.
     pub fn decompress(self, data: &[u8], size: u64, max: u64) -> Result<Vec<u8>, CompressionError> {
         if size > max {
-            return Err(CompressionError::TooLarge { compression: self, size, max });
+            return Err(CompressionError::TooLarge {
+                compression: self,
+                size,
+                max,
+            });
         }
-        let corrupt = |detail: String| CompressionError::Corrupt { compression: self, detail };
+        let corrupt = |detail: String| CompressionError::Corrupt {
+            compression: self,
+            detail,
+        };
         let out = match self {
             Compression::None => data.to_vec(),
-            Compression::Lzo if size == 0 => Vec::new(),
-            Compression::Lzo => lzokay_native::decompress_all(data, Some(size as usize))
-                .map_err(|e| corrupt(e.to_string()))?,
+            // lzokay-native panics on some malformed streams: a corrupt blob must stay an error.
+            Compression::Lzo => std::panic::catch_unwind(|| {
+                lzokay_native::decompress_all(data, Some(size as usize))
+            })
+            .map_err(|_| corrupt("invalid LZO stream".into()))?
+            .map_err(|e| corrupt(e.to_string()))?,
             Compression::Lzma => {
-                let mut out = Vec::with_capacity(size as usize);
-                xz2::read::XzDecoder::new(data)
-                    .take(size + 1)
+                let stream = xz2::stream::Stream::new_stream_decoder(LZMA_MEMORY_LIMIT, 0)
+                    .map_err(|e| corrupt(e.to_string()))?;
+                let mut out = Vec::with_capacity(size.min(PREALLOCATE_LIMIT) as usize);
+                xz2::read::XzDecoder::new_stream(data, stream)
+                    .take(size.saturating_add(1))
                     .read_to_end(&mut out)
                     .map_err(|e| corrupt(e.to_string()))?;
                 out
@@ -111,14 +140,18 @@ mod tests {
 
     fn round_trip(c: Compression, data: &[u8]) {
         let (used, packed) = c.compress(data);
-        let back = used.decompress(&packed, data.len() as u64, u64::MAX).unwrap();
+        let back = used
+            .decompress(&packed, data.len() as u64, u64::MAX)
+            .unwrap();
         assert_eq!(back, data, "{c} round trip");
     }
 
     #[test]
     fn every_algorithm_round_trips() {
         let text = b"#include <stdio.h>\nint main() { return 0; }\n".repeat(100);
-        let random: Vec<u8> = (0..5000u32).map(|i| (i.wrapping_mul(2654435761) >> 13) as u8).collect();
+        let random: Vec<u8> = (0..5000u32)
+            .map(|i| (i.wrapping_mul(2654435761) >> 13) as u8)
+            .collect();
         for c in Compression::ALL {
             round_trip(c, b"");
             round_trip(c, b"x");
@@ -130,8 +163,12 @@ mod tests {
     #[test]
     fn compressible_data_shrinks() {
         let text = b"int x;\n".repeat(1000);
-        assert!(matches!(Compression::Lzo.compress(&text), (Compression::Lzo, v) if v.len() < 1000));
-        assert!(matches!(Compression::Lzma.compress(&text), (Compression::Lzma, v) if v.len() < 1000));
+        assert!(
+            matches!(Compression::Lzo.compress(&text), (Compression::Lzo, v) if v.len() < 1000)
+        );
+        assert!(
+            matches!(Compression::Lzma.compress(&text), (Compression::Lzma, v) if v.len() < 1000)
+        );
     }
 
     #[test]
@@ -146,8 +183,20 @@ mod tests {
             used.decompress(&packed, 700, 100),
             Err(CompressionError::TooLarge { .. })
         ));
-        assert!(Compression::Lzma.decompress(b"not xz at all", 5, 100).is_err());
+        assert!(Compression::Lzma
+            .decompress(b"not xz at all", 5, 100)
+            .is_err());
         assert!(Compression::None.decompress(b"abc", 4, 100).is_err());
+    }
+
+    #[test]
+    fn malformed_lzo_is_an_error_not_a_panic() {
+        // Found by mutating streams: lzokay-native indexes out of bounds on it.
+        let bad = [0x12, 0x61, 0x2f, 0xff, 0xff, 0x11, 0, 0];
+        assert!(matches!(
+            Compression::Lzo.decompress(&bad, 100, 1000),
+            Err(CompressionError::Corrupt { .. })
+        ));
     }
 
     #[test]
@@ -155,6 +204,9 @@ mod tests {
         assert_eq!("lzo".parse(), Ok(Compression::Lzo));
         assert_eq!("LZMA".parse(), Ok(Compression::Lzma));
         assert_eq!("none".parse(), Ok(Compression::None));
-        assert!("zip".parse::<Compression>().unwrap_err().contains("none, lzo, lzma"));
+        assert!("zip"
+            .parse::<Compression>()
+            .unwrap_err()
+            .contains("none, lzo, lzma"));
     }
 }

@@ -21,7 +21,9 @@ impl Digest {
 
     /// Parses 64 hex characters; `None` for anything else.
     pub fn from_hex(hex: &str) -> Option<Self> {
-        blake3::Hash::from_hex(hex).ok().map(|h| Digest(*h.as_bytes()))
+        blake3::Hash::from_hex(hex)
+            .ok()
+            .map(|h| Digest(*h.as_bytes()))
     }
 }
 

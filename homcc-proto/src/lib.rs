@@ -1,5 +1,6 @@
 //! homcc's wire protocol: the messages of one compile, their framing codec, blob compression and
-//! content digests. This crate does no I/O: no sockets, files or processes.
+//! content digests. This crate does no I/O of its own: no sockets, files or processes
+//! (`counted` only wraps a stream the caller owns).
 //!
 //! One compile per TCP connection (see `docs/protocol.md`):
 //! client `Compile` → server `Need` → client `Chunks`/`Blob`s → server `Heartbeat`s → `Result`,
@@ -7,6 +8,7 @@
 
 pub mod codec;
 pub mod compression;
+pub mod counted;
 pub mod digest;
 pub mod manifest;
 pub mod message;

@@ -75,7 +75,10 @@ pub fn chunk_entries(entries: &[ManifestEntry]) -> Result<Vec<Chunk>, PathBuf> {
         .map(|(dir, mut files)| {
             files.sort_by(|a, b| a.name.cmp(&b.name));
             files.dedup_by(|a, b| a.name == b.name);
-            Chunk { dir: dir.to_owned(), files }
+            Chunk {
+                dir: dir.to_owned(),
+                files,
+            }
         })
         .collect())
 }
@@ -85,18 +88,37 @@ mod tests {
     use super::*;
 
     fn entry(path: &str, content: &[u8]) -> ManifestEntry {
-        ManifestEntry { path: path.into(), digest: Digest::of(content), size: content.len() as u64 }
+        ManifestEntry {
+            path: path.into(),
+            digest: Digest::of(content),
+            size: content.len() as u64,
+        }
     }
 
     #[test]
     fn groups_by_directory_in_a_stable_order() {
-        let a = [entry("/p/b.h", b"b"), entry("/usr/x.h", b"x"), entry("/p/a.c", b"a")];
-        let b = [entry("/usr/x.h", b"x"), entry("/p/a.c", b"a"), entry("/p/b.h", b"b")];
+        let a = [
+            entry("/p/b.h", b"b"),
+            entry("/usr/x.h", b"x"),
+            entry("/p/a.c", b"a"),
+        ];
+        let b = [
+            entry("/usr/x.h", b"x"),
+            entry("/p/a.c", b"a"),
+            entry("/p/b.h", b"b"),
+        ];
         let (ca, cb) = (chunk_entries(&a).unwrap(), chunk_entries(&b).unwrap());
         assert_eq!(ca, cb);
         assert_eq!(ca.len(), 2);
         assert_eq!(ca[0].dir, "/p");
-        assert_eq!(ca[0].files.iter().map(|f| f.name.as_str()).collect::<Vec<_>>(), ["a.c", "b.h"]);
+        assert_eq!(
+            ca[0]
+                .files
+                .iter()
+                .map(|f| f.name.as_str())
+                .collect::<Vec<_>>(),
+            ["a.c", "b.h"]
+        );
         assert_eq!(ca[0].digest(), cb[0].digest());
         assert_ne!(ca[0].digest(), ca[1].digest());
     }

@@ -46,15 +46,33 @@ pub struct CompileRequest {
     /// The compiler's built-in include search list, in order, spelt as the compiler prints it
     /// (`-E -v`), e.g. `/usr/lib/gcc/x86_64-linux-gnu/12/../../../../include/c++/12`.
     pub include_dirs: Vec<PathBuf>,
+    /// Files the compiler includes before the source on its own (gcc's `stdc-predef.h`), which
+    /// `-nostdinc` turns off: the server includes them explicitly, first.
+    pub implicit_includes: Vec<PathBuf>,
     /// Every file the compile reads, grouped into chunks (one per directory).
     pub manifest: Vec<ChunkRef>,
-    /// Absolute client paths of the files the compile writes; the server sends back those that exist.
+    /// Absolute client paths of the files the compile writes (object, split DWARF); the server
+    /// sends back those that exist.
     pub outputs: Vec<PathBuf>,
+    /// The client's variables that change what the compiler prints or writes (locale,
+    /// `SOURCE_DATE_EPOCH`); the server keeps only names in [`FORWARDED_ENV`].
+    pub env: Vec<(String, String)>,
     /// How the server compresses the output files.
     pub compression: Compression,
 }
 
-/// Which compiler the client would have run. The server runs a compiler only if all three match.
+/// Environment variables that travel with a request: the locale decides the language and the
+/// quote characters of diagnostics, `SOURCE_DATE_EPOCH` the value of `__DATE__` and `__TIME__`.
+pub const FORWARDED_ENV: &[&str] = &[
+    "LANG",
+    "LANGUAGE",
+    "LC_ALL",
+    "LC_CTYPE",
+    "LC_MESSAGES",
+    "SOURCE_DATE_EPOCH",
+];
+
+/// Which compiler the client would have run. The server runs a compiler only if all four match.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub struct CompilerIdentity {
     /// The file name the user invoked (`g++`, `clang-14`, `x86_64-linux-gnu-gcc-12`).
@@ -66,6 +84,37 @@ pub struct CompilerIdentity {
     pub build: String,
     /// The target triple (`x86_64-linux-gnu`).
     pub target: String,
+}
+
+impl CompilerIdentity {
+    /// Reads the version and target from what `cc -v` prints on stderr, e.g. gcc's
+    /// `Target: x86_64-linux-gnu` / `gcc version 12.2.0 (Debian 12.2.0-14)` or clang's
+    /// `Debian clang version 14.0.6` / `Target: x86_64-pc-linux-gnu`.
+    pub fn from_verbose_output(name: &str, text: &str) -> Option<Self> {
+        let target = text
+            .lines()
+            .find_map(|l| l.strip_prefix("Target: "))?
+            .trim();
+        let build = text
+            .lines()
+            .find(|l| l.contains(" version ") && !l.starts_with(' '))?
+            .trim();
+        let version = build
+            .split_whitespace()
+            .skip_while(|w| *w != "version")
+            .nth(1)?;
+        Some(CompilerIdentity {
+            name: name.to_owned(),
+            version: version.to_owned(),
+            build: build.to_owned(),
+            target: target.to_owned(),
+        })
+    }
+
+    /// Whether this is clang (rather than gcc), from its version line.
+    pub fn is_clang(&self) -> bool {
+        self.build.contains("clang")
+    }
 }
 
 impl fmt::Display for CompilerIdentity {
@@ -118,7 +167,11 @@ impl Payload {
     /// Compresses `bytes` with `compression` (stored as-is when that does not shrink them).
     pub fn pack(compression: Compression, bytes: &[u8]) -> Self {
         let (compression, data) = compression.compress(bytes);
-        Payload { compression, size: bytes.len() as u64, data }
+        Payload {
+            compression,
+            size: bytes.len() as u64,
+            data,
+        }
     }
 
     /// The original bytes, if they are at most `max` long.
@@ -129,7 +182,13 @@ impl Payload {
 
 impl fmt::Debug for Payload {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "Payload({}, {} -> {} bytes)", self.compression, self.size, self.data.len())
+        write!(
+            f,
+            "Payload({}, {} -> {} bytes)",
+            self.compression,
+            self.size,
+            self.data.len()
+        )
     }
 }
 
@@ -160,6 +219,8 @@ pub enum RefusalReason {
     InvalidRequest,
     /// The server is shutting down.
     ShuttingDown,
+    /// The compile ran past the server's time limit and was killed.
+    Timeout,
     /// The server failed on its side (disk full, ...).
     Internal,
 }
@@ -181,4 +242,42 @@ pub struct CompileResult {
 pub struct OutputFile {
     pub path: PathBuf,
     pub payload: Payload,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn check(text: &str, expected: Option<(&str, &str, &str)>) {
+        let got = CompilerIdentity::from_verbose_output("cc", text);
+        let got = got
+            .as_ref()
+            .map(|i| (i.version.as_str(), i.build.as_str(), i.target.as_str()));
+        assert_eq!(got, expected, "{text}");
+    }
+
+    #[test]
+    fn reads_compiler_identity() {
+        let gcc = "Using built-in specs.\nCOLLECT_GCC=gcc\nTarget: x86_64-linux-gnu\nConfigured with: ../src/configure -v --with-pkgversion='Debian 12.2.0-14'\nThread model: posix\ngcc version 12.2.0 (Debian 12.2.0-14) \n";
+        check(
+            gcc,
+            Some((
+                "12.2.0",
+                "gcc version 12.2.0 (Debian 12.2.0-14)",
+                "x86_64-linux-gnu",
+            )),
+        );
+        let clang = "Debian clang version 14.0.6\nTarget: x86_64-pc-linux-gnu\nThread model: posix\nInstalledDir: /usr/bin\n";
+        check(
+            clang,
+            Some((
+                "14.0.6",
+                "Debian clang version 14.0.6",
+                "x86_64-pc-linux-gnu",
+            )),
+        );
+        check("Target: x86_64-linux-gnu\n", None);
+        check("gcc version 12\n", None);
+        check("", None);
+    }
 }

@@ -1,4 +1,18 @@
 //! homccd, the build server: accept compile requests, fill the job root from the content-addressed
 //! cache (asking the client only for what is missing), run the compiler hermetically.
+//!
+//! Data flow: `server` (accept) → `session` (one compile) → `fill` + `cache` (job root contents)
+//! → `args` + `compile` (hermetic compiler run) → result.
 
+pub mod args;
 pub mod cache;
+pub mod cli;
+pub mod compile;
+pub mod compilers;
+
+pub mod fill;
+pub mod jobroot;
+pub mod server;
+pub mod session;
+
+pub use server::{Server, ServerConfig, Stats};

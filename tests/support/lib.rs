@@ -1,1 +1,372 @@
-//! Test support: starting homccd, running homcc and plain compilers, comparing outputs.
+//! Test support: a real homccd (in-process on 127.0.0.1:0, or the `homccd` binary), the `homcc`
+//! binary, plain compiler runs, and the comparison of a remote compile with a local one.
+
+use std::{
+    ffi::OsStr,
+    io::{BufRead, BufReader},
+    net::SocketAddr,
+    path::{Path, PathBuf},
+    process::{Child, Command, Output, Stdio},
+    sync::Arc,
+    time::{Duration, Instant},
+};
+
+use homcc_server::{server::Record, Server, ServerConfig, Stats};
+use tokio_util::sync::CancellationToken;
+
+/// A built binary of the workspace (`homcc`, `homccd`), next to the test executable's directory.
+pub fn bin(name: &str) -> PathBuf {
+    let exe = std::env::current_exe().expect("test executable path");
+    let path = exe
+        .parent()
+        .and_then(Path::parent)
+        .expect("target/<profile>/deps")
+        .join(name);
+    assert!(
+        path.exists(),
+        "{} is missing: run `cargo build --workspace --bins` before the tests",
+        path.display()
+    );
+    path
+}
+
+/// Whether `program` can be run (clang may be missing on a bare machine).
+pub fn have(program: &str) -> bool {
+    Command::new(program)
+        .arg("--version")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success())
+}
+
+/// Polls `condition` every 10 ms until it holds; panics with `what` after `limit`.
+pub fn wait_for(what: &str, limit: Duration, mut condition: impl FnMut() -> bool) {
+    let deadline = Instant::now() + limit;
+    while !condition() {
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
+/// homccd running in this process (the library's `Server::run`) on its own runtime thread.
+#[derive(Debug)]
+pub struct TestServer {
+    pub addr: SocketAddr,
+    pub stats: Arc<Stats>,
+    pub cache_dir: PathBuf,
+    shutdown: CancellationToken,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl TestServer {
+    /// Starts a server on 127.0.0.1:0 with a cache in `cache_dir`, after `adjust` changes the
+    /// default configuration.
+    pub fn start(cache_dir: &Path, adjust: impl FnOnce(&mut ServerConfig)) -> TestServer {
+        let mut config = ServerConfig::new(cache_dir.to_owned());
+        config.limit = 4;
+        adjust(&mut config);
+        let shutdown = CancellationToken::new();
+        let (tx, rx) = std::sync::mpsc::channel();
+        let token = shutdown.clone();
+        let thread = std::thread::spawn(move || {
+            let runtime = tokio::runtime::Builder::new_multi_thread()
+                .worker_threads(2)
+                .enable_all()
+                .build()
+                .unwrap();
+            runtime.block_on(async move {
+                let server = Server::bind("127.0.0.1:0".parse().unwrap(), config)
+                    .await
+                    .expect("bind homccd");
+                tx.send((server.local_addr(), server.stats())).unwrap();
+                server.run(token).await.unwrap();
+            });
+        });
+        let (addr, stats) = rx.recv().expect("homccd started");
+        TestServer {
+            addr,
+            stats,
+            cache_dir: cache_dir.to_owned(),
+            shutdown,
+            thread: Some(thread),
+        }
+    }
+
+    /// `127.0.0.1:PORT`, for `--host`.
+    pub fn host(&self) -> String {
+        self.addr.to_string()
+    }
+
+    pub fn records(&self) -> Vec<Record> {
+        self.stats.records()
+    }
+
+    /// The last finished connection.
+    pub fn last(&self) -> Record {
+        self.records().pop().expect("the server saw a connection")
+    }
+
+    /// Stops the server and waits for it (running compiles finish first).
+    pub fn stop(mut self) {
+        self.shutdown.cancel();
+        if let Some(t) = self.thread.take() {
+            t.join().unwrap();
+        }
+    }
+}
+
+impl Drop for TestServer {
+    fn drop(&mut self) {
+        self.shutdown.cancel();
+    }
+}
+
+/// The real `homccd` binary, started with `--port 0`; its address read from its stderr.
+#[derive(Debug)]
+pub struct Daemon {
+    pub child: Child,
+    pub addr: SocketAddr,
+}
+
+impl Daemon {
+    pub fn start(cache_dir: &Path, extra: &[&str]) -> Daemon {
+        let mut child = Command::new(bin("homccd"))
+            .args(["--listen", "127.0.0.1", "--port", "0", "--cache-dir"])
+            .arg(cache_dir)
+            .args(extra)
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("start homccd");
+        let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
+        let addr = loop {
+            let line = lines
+                .next()
+                .expect("homccd exited before listening")
+                .unwrap();
+            if let Some(addr) = line.strip_prefix("listening on ") {
+                break addr.parse().unwrap();
+            }
+        };
+        // Keep draining its log so that it never blocks on a full pipe.
+        std::thread::spawn(move || lines.for_each(drop));
+        Daemon { child, addr }
+    }
+
+    pub fn host(&self) -> String {
+        self.addr.to_string()
+    }
+}
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// A project directory with sources, and the client's own cache dir beside it.
+#[derive(Debug)]
+pub struct Project {
+    pub dir: tempfile::TempDir,
+    pub client_cache: tempfile::TempDir,
+}
+
+impl Default for Project {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Project {
+    pub fn new() -> Project {
+        Project {
+            dir: tempfile::tempdir().unwrap(),
+            client_cache: tempfile::tempdir().unwrap(),
+        }
+    }
+
+    pub fn path(&self) -> &Path {
+        self.dir.path()
+    }
+
+    /// Writes `content` at `rel`, creating directories.
+    pub fn write(&self, rel: &str, content: &str) -> &Self {
+        let path = self.path().join(rel);
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        std::fs::write(path, content).unwrap();
+        self
+    }
+
+    /// `compiler args` run plainly in the project.
+    pub fn local(&self, compiler: &str, args: &[&str]) -> Output {
+        Command::new(compiler)
+            .args(args)
+            .current_dir(self.path())
+            .output()
+            .unwrap()
+    }
+
+    /// `homcc [homcc_args] compiler args` in the project, with no hosts from the environment.
+    pub fn homcc(&self, homcc_args: &[&str], compiler: &str, args: &[&str]) -> Output {
+        self.homcc_command(homcc_args, compiler, args)
+            .output()
+            .unwrap()
+    }
+
+    pub fn homcc_command(&self, homcc_args: &[&str], compiler: &str, args: &[&str]) -> Command {
+        let mut cmd = Command::new(bin("homcc"));
+        cmd.args(homcc_args)
+            .arg(compiler)
+            .args(args)
+            .current_dir(self.path())
+            .env("XDG_CACHE_HOME", self.client_cache.path())
+            .env_remove("HOMCC_HOSTS")
+            .env_remove("HOMCC_NO_LOCAL_COMPILATION")
+            .env_remove("HOMCC_VERBOSE");
+        cmd
+    }
+
+    /// Reads and removes the project files `outputs` (absent ones as `None`).
+    pub fn take(&self, outputs: &[&str]) -> Vec<Option<Vec<u8>>> {
+        outputs
+            .iter()
+            .map(|o| {
+                let path = self.path().join(o);
+                let bytes = std::fs::read(&path).ok();
+                let _ = std::fs::remove_file(&path);
+                bytes
+            })
+            .collect()
+    }
+}
+
+/// What a compile did: exit code, stdout, stderr, output files.
+#[derive(Debug, PartialEq, Eq)]
+pub struct Observed {
+    pub code: Option<i32>,
+    pub stdout: String,
+    pub stderr: String,
+    pub files: Vec<Option<Vec<u8>>>,
+}
+
+impl Observed {
+    fn new(out: Output, files: Vec<Option<Vec<u8>>>) -> Self {
+        Observed {
+            code: out.status.code(),
+            stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+            files,
+        }
+    }
+}
+
+/// Runs `compiler args` locally and then through homcc against `server`, in the same directory,
+/// and asserts that exit code, stdout, stderr and every file of `outputs` are identical and that
+/// the server ran the compile. Returns what the local compile did.
+pub fn assert_same_as_local(
+    project: &Project,
+    server: &TestServer,
+    compiler: &str,
+    args: &[&str],
+    outputs: &[&str],
+) -> Observed {
+    project.take(outputs);
+    let local = Observed::new(project.local(compiler, args), project.take(outputs));
+    let before = server.records().len();
+    let remote = Observed::new(
+        project.homcc(&["--host", &server.host()], compiler, args),
+        project.take(outputs),
+    );
+    let records = server.records();
+    assert_eq!(
+        records.len(),
+        before + 1,
+        "{compiler} {args:?}: the server saw no compile; homcc's stderr: {}",
+        remote.stderr
+    );
+    let record = records.last().unwrap();
+    assert!(
+        record.outcome.starts_with("exit "),
+        "{compiler} {args:?}: server: {}",
+        record.outcome
+    );
+    for (name, (l, r)) in outputs.iter().zip(local.files.iter().zip(&remote.files)) {
+        assert!(
+            l == r,
+            "{compiler} {args:?}: {name} differs (local {:?} bytes, remote {:?} bytes)",
+            l.as_ref().map(Vec::len),
+            r.as_ref().map(Vec::len)
+        );
+    }
+    assert_eq!(local, remote, "{compiler} {args:?}");
+    local
+}
+
+/// Polls until a process of the compiler runs in a job root of `cache_dir` (its `tmp` dir has
+/// files: cc1 writes its assembly there).
+pub fn wait_for_running_compile(cache_dir: &Path) {
+    wait_for(
+        "a compiler running in a job root",
+        Duration::from_secs(60),
+        || job_tmp_files(cache_dir) > 0,
+    );
+}
+
+/// Job roots currently in `cache_dir`.
+pub fn job_roots(cache_dir: &Path) -> usize {
+    std::fs::read_dir(cache_dir.join("jobs")).map_or(0, |d| d.count())
+}
+
+fn job_tmp_files(cache_dir: &Path) -> usize {
+    let Ok(jobs) = std::fs::read_dir(cache_dir.join("jobs")) else {
+        return 0;
+    };
+    jobs.flatten()
+        .map(|j| std::fs::read_dir(j.path().join("tmp")).map_or(0, |d| d.count()))
+        .sum()
+}
+
+/// Total bytes of the files under `dir`.
+pub fn disk_usage(dir: &Path) -> u64 {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return 0;
+    };
+    entries
+        .flatten()
+        .map(|e| match e.file_type() {
+            Ok(t) if t.is_dir() => disk_usage(&e.path()),
+            Ok(t) if t.is_file() => e.metadata().map_or(0, |m| m.len()),
+            _ => 0,
+        })
+        .sum()
+}
+
+/// A C++ source that takes the compiler a few seconds at -O2 (for tests that need a compile to
+/// be running): many distinct template instantiations.
+pub fn slow_cxx_source(functions: usize) -> String {
+    let mut s = String::from(
+        "#include <map>\n#include <string>\n#include <vector>\n#include <algorithm>\n",
+    );
+    for i in 0..functions {
+        s.push_str(&format!(
+            "std::map<std::string, std::vector<int>> f{i}(int n) {{ std::map<std::string, std::vector<int>> m; \
+             for (int k = 0; k < n; ++k) {{ auto& v = m[std::to_string(k * {i})]; v.push_back(k); std::sort(v.begin(), v.end()); }} return m; }}\n"
+        ));
+    }
+    s
+}
+
+/// Lines homcc itself wrote to stderr.
+pub fn homcc_lines(stderr: &[u8]) -> Vec<String> {
+    String::from_utf8_lossy(stderr)
+        .lines()
+        .filter(|l| l.starts_with("homcc:"))
+        .map(str::to_owned)
+        .collect()
+}
+
+/// `OsStr` helper for commands.
+pub fn os(s: &str) -> &OsStr {
+    OsStr::new(s)
+}

@@ -1,0 +1,511 @@
+//! Classifies a compiler command line: a single-source compile that can run remotely (with its
+//! outputs and the arguments of its dependency scan), or a local run with the reason why.
+//!
+//! The table names each flag, how its value is attached and what it means for homcc; a small
+//! matcher walks the arguments with it.
+
+use std::{
+    ffi::{OsStr, OsString},
+    os::unix::ffi::OsStrExt,
+    path::{Path, PathBuf},
+};
+
+use crate::paths::absolute;
+
+/// How a flag's value is given.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Takes {
+    /// No value: `-c`.
+    Nothing,
+    /// `-o file` or `-ofile`.
+    NextOrJoined,
+    /// Only `-Wp,...`-style joined values, matched as a prefix.
+    Joined,
+    /// Only the next argument: `-Xclang x`.
+    Next,
+}
+
+/// What a flag means for homcc.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Role {
+    CompileOnly,
+    Output,
+    Language,
+    /// `-MD`, `-MMD`: write a dependency file while compiling.
+    DepWhileCompiling,
+    DepFile,
+    /// `-MT`, `-MQ`, `-MP`: shape the dependency file.
+    DepShape,
+    SplitDwarf,
+    /// Changes the compiler's built-in include dirs or target: part of the identity probe.
+    Target,
+    /// Cannot be made identical remotely (yet).
+    Local(&'static str),
+    /// Passed through unchanged, to the scan and the server.
+    Pass,
+}
+
+struct Flag {
+    name: &'static str,
+    takes: Takes,
+    role: Role,
+}
+
+const fn flag(name: &'static str, takes: Takes, role: Role) -> Flag {
+    Flag { name, takes, role }
+}
+
+use Role::*;
+use Takes::*;
+
+/// Specific entries before general prefixes (`-march=native` before `-m`).
+const FLAGS: &[Flag] = &[
+    flag("-c", Nothing, CompileOnly),
+    flag("-o", NextOrJoined, Output),
+    flag("-x", NextOrJoined, Language),
+    flag("-E", Nothing, Local("preprocessing only (-E)")),
+    flag("-S", Nothing, Local("assembly output (-S)")),
+    flag("-M", Nothing, Local("dependency output only (-M)")),
+    flag("-MM", Nothing, Local("dependency output only (-MM)")),
+    flag("-MD", Nothing, DepWhileCompiling),
+    flag("-MMD", Nothing, DepWhileCompiling),
+    flag("-MF", NextOrJoined, DepFile),
+    flag("-MT", NextOrJoined, DepShape),
+    flag("-MQ", NextOrJoined, DepShape),
+    flag("-MP", Nothing, DepShape),
+    flag(
+        "-MG",
+        Nothing,
+        Local("-MG treats missing headers as generated files"),
+    ),
+    flag("-Wp,", Joined, Local("preprocessor options through -Wp,")),
+    flag("-gsplit-dwarf", Nothing, SplitDwarf),
+    flag(
+        "-march=native",
+        Nothing,
+        Local("-march=native depends on the machine"),
+    ),
+    flag(
+        "-mtune=native",
+        Nothing,
+        Local("-mtune=native depends on the machine"),
+    ),
+    flag(
+        "-mcpu=native",
+        Nothing,
+        Local("-mcpu=native depends on the machine"),
+    ),
+    flag("--sysroot", NextOrJoined, Target),
+    flag("-isysroot", NextOrJoined, Target),
+    flag("--target=", Joined, Target),
+    flag("-target", Next, Target),
+    flag("-nostdinc", Nothing, Target),
+    flag("-nostdinc++", Nothing, Target),
+    flag("-nostdlibinc", Nothing, Target),
+    flag("-ffreestanding", Nothing, Target),
+    flag("-fhosted", Nothing, Target),
+    flag("-undef", Nothing, Target),
+    flag("-stdlib=", Joined, Target),
+    flag("-m", Joined, Target),
+    flag(
+        "-B",
+        NextOrJoined,
+        Local("-B changes where the compiler finds its programs"),
+    ),
+    flag(
+        "-specs",
+        NextOrJoined,
+        Local("-specs changes the compiler's configuration"),
+    ),
+    flag(
+        "--coverage",
+        Nothing,
+        Local("coverage data embeds build paths"),
+    ),
+    flag(
+        "-ftest-coverage",
+        Nothing,
+        Local("coverage data embeds build paths"),
+    ),
+    flag(
+        "-fprofile-",
+        Joined,
+        Local("profile flags read or write files beside the build"),
+    ),
+    flag(
+        "-save-temps",
+        Joined,
+        Local("-save-temps writes intermediate files"),
+    ),
+    flag("-fdump-", Joined, Local("-fdump-* writes dump files")),
+    flag("-fplugin", Joined, Local("compiler plugins")),
+    flag(
+        "-fsyntax-only",
+        Nothing,
+        Local("-fsyntax-only writes nothing"),
+    ),
+    flag("-v", Nothing, Local("verbose compiler run (-v)")),
+    flag("-###", Nothing, Local("-### only prints commands")),
+    flag("-I", NextOrJoined, Pass),
+    flag("-isystem", NextOrJoined, Pass),
+    flag("-iquote", NextOrJoined, Pass),
+    flag("-idirafter", NextOrJoined, Pass),
+    flag("-include", NextOrJoined, Pass),
+    flag("-imacros", NextOrJoined, Pass),
+    flag("-iprefix", NextOrJoined, Pass),
+    flag("-iwithprefix", NextOrJoined, Pass),
+    flag("-iwithprefixbefore", NextOrJoined, Pass),
+    flag("-D", NextOrJoined, Pass),
+    flag("-U", NextOrJoined, Pass),
+    flag("-Xclang", Next, Pass),
+    flag("-Xpreprocessor", Next, Pass),
+    flag("-Xassembler", Next, Pass),
+];
+
+/// Source languages homcc compiles remotely.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Language {
+    C,
+    Cxx,
+}
+
+impl Language {
+    /// The `-x` name.
+    pub fn name(self) -> &'static str {
+        match self {
+            Language::C => "c",
+            Language::Cxx => "c++",
+        }
+    }
+
+    fn from_x(name: &OsStr) -> Option<Self> {
+        match name.as_bytes() {
+            b"c" => Some(Language::C),
+            b"c++" => Some(Language::Cxx),
+            _ => None,
+        }
+    }
+
+    fn from_extension(path: &Path) -> Option<Self> {
+        match path.extension()?.as_bytes() {
+            b"c" => Some(Language::C),
+            b"cc" | b"cp" | b"cxx" | b"cpp" | b"CPP" | b"c++" | b"C" => Some(Language::Cxx),
+            _ => None,
+        }
+    }
+}
+
+/// A dependency file the user asked for (`-MD`/`-MMD`). The client writes it with the local
+/// compiler during the dependency scan, which gives the local bytes by construction.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Depfile {
+    /// Where it goes (`-MF`, else the object with `.d`), absolute.
+    pub path: PathBuf,
+    /// `-MMD`: system headers are left out.
+    pub user_headers_only: bool,
+    /// The user's `-MT`, `-MQ`, `-MP`, plus `-MQ <-o value>` when no target is given, as the
+    /// compiler driver adds for `-MD`.
+    pub shape_args: Vec<OsString>,
+}
+
+/// A compile that can run remotely.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RemoteJob {
+    /// The source as written on the command line.
+    pub source: PathBuf,
+    pub language: Language,
+    /// The object file, absolute.
+    pub object: PathBuf,
+    /// The files the server writes (object, split DWARF), absolute.
+    pub outputs: Vec<PathBuf>,
+    pub depfile: Option<Depfile>,
+    /// The arguments the server compiles with: the user's, without dependency-file flags.
+    pub compile_args: Vec<OsString>,
+    /// The arguments of the dependency scan: the command without its outputs; `-M` is added.
+    pub scan_args: Vec<OsString>,
+    /// The flags that change the built-in include dirs or the target.
+    pub target_args: Vec<OsString>,
+    /// `-gsplit-dwarf`: identical remotely only with clang.
+    pub split_dwarf: bool,
+}
+
+/// What to do with a command line.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Plan {
+    Remote(RemoteJob),
+    /// Run the compiler locally, for this reason.
+    Local(String),
+}
+
+fn local(reason: impl Into<String>) -> Plan {
+    Plan::Local(reason.into())
+}
+
+/// Finds the table entry for `arg`: exact names first, then joined prefixes; with the value.
+fn lookup(arg: &[u8]) -> Option<(&'static Flag, Option<&[u8]>)> {
+    if let Some(f) = FLAGS.iter().find(|f| f.name.as_bytes() == arg) {
+        return Some((f, None));
+    }
+    FLAGS
+        .iter()
+        .filter(|f| matches!(f.takes, NextOrJoined | Joined))
+        .filter(|f| arg.starts_with(f.name.as_bytes()))
+        .max_by_key(|f| f.name.len())
+        .map(|f| (f, Some(&arg[f.name.len()..])))
+}
+
+/// Classifies `args` (the compiler's arguments) run in `cwd`.
+pub fn classify(args: &[OsString], cwd: &Path) -> Plan {
+    let mut compile_only = false;
+    let mut output: Option<PathBuf> = None;
+    let mut language: Option<Language> = None;
+    let mut dep_while_compiling = false;
+    let mut dep_file: Option<PathBuf> = None;
+    let mut dep_user_only = false;
+    let mut dep_shape: Vec<OsString> = Vec::new();
+    let mut output_arg: Option<OsString> = None;
+    let mut split_dwarf = false;
+    let mut compile_args = Vec::new();
+    let mut sources: Vec<(PathBuf, Option<Language>)> = Vec::new();
+    let mut scan_args = Vec::new();
+    let mut target_args = Vec::new();
+
+    let mut i = 0;
+    while i < args.len() {
+        let arg = &args[i];
+        let bytes = arg.as_bytes();
+        i += 1;
+        if bytes == b"-" {
+            return local("reads the source from standard input");
+        }
+        if bytes.starts_with(b"@") {
+            return local("response files (@file) run locally for now");
+        }
+        if !bytes.starts_with(b"-") || bytes.len() == 1 {
+            sources.push((PathBuf::from(arg), language));
+            scan_args.push(arg.clone());
+            compile_args.push(arg.clone());
+            continue;
+        }
+        let Some((flag, joined)) = lookup(bytes) else {
+            scan_args.push(arg.clone());
+            compile_args.push(arg.clone());
+            continue;
+        };
+        let mut taken = vec![arg.clone()];
+        let value: Option<OsString> = match (flag.takes, joined) {
+            (Nothing, _) => None,
+            (NextOrJoined, Some(v)) if !v.is_empty() => Some(OsStr::from_bytes(v).to_owned()),
+            (Joined, Some(v)) => Some(OsStr::from_bytes(v).to_owned()),
+            (NextOrJoined | Next, _) => {
+                let Some(next) = args.get(i) else {
+                    return local(format!("{} lacks its value", arg.to_string_lossy()));
+                };
+                i += 1;
+                taken.push(next.clone());
+                Some(next.clone())
+            }
+            (Joined, None) => None,
+        };
+        if !matches!(flag.role, DepWhileCompiling | DepFile | DepShape) {
+            compile_args.extend(taken.iter().cloned());
+        }
+        match flag.role {
+            CompileOnly => compile_only = true,
+            Output => {
+                output = value.clone().map(PathBuf::from);
+                output_arg = value;
+            }
+            Language => {
+                let v = value.unwrap_or_default();
+                if v.as_bytes() == b"none" {
+                    language = None;
+                } else {
+                    match Language::from_x(&v) {
+                        Some(l) => language = Some(l),
+                        None => {
+                            return local(format!(
+                                "language '{}' is compiled locally",
+                                v.to_string_lossy()
+                            ))
+                        }
+                    }
+                }
+                scan_args.extend(taken);
+            }
+            DepWhileCompiling => {
+                dep_while_compiling = true;
+                dep_user_only = bytes == b"-MMD";
+            }
+            DepFile => dep_file = value.map(PathBuf::from),
+            DepShape => dep_shape.extend(taken),
+            SplitDwarf => {
+                split_dwarf = true;
+                scan_args.extend(taken);
+            }
+            Target => {
+                target_args.extend(taken.iter().cloned());
+                scan_args.extend(taken);
+            }
+            Local(reason) => return local(reason),
+            Pass => scan_args.extend(taken),
+        }
+    }
+
+    if !compile_only {
+        return local("not a compile-only (-c) command: linking runs locally");
+    }
+    let (source, explicit) = match sources.as_slice() {
+        [] => return local("no source file"),
+        [one] => one.clone(),
+        _ => return local("several source files in one command run locally for now"),
+    };
+    let Some(language) = explicit.or_else(|| Language::from_extension(&source)) else {
+        return local(format!("{} is not a C or C++ source", source.display()));
+    };
+    let object = absolute(cwd, &output.unwrap_or_else(|| default_object(&source)));
+    let mut outputs = vec![object.clone()];
+    if split_dwarf {
+        outputs.push(object.with_extension("dwo"));
+    }
+    let depfile = dep_while_compiling.then(|| {
+        let has_target = dep_shape
+            .iter()
+            .any(|a| a.as_bytes().starts_with(b"-MT") || a.as_bytes().starts_with(b"-MQ"));
+        if let (false, Some(o)) = (has_target, output_arg) {
+            dep_shape.extend(["-MQ".into(), o]);
+        }
+        Depfile {
+            path: dep_file.map_or_else(|| object.with_extension("d"), |f| absolute(cwd, &f)),
+            user_headers_only: dep_user_only,
+            shape_args: dep_shape,
+        }
+    });
+    for path in outputs.iter().chain(depfile.as_ref().map(|d| &d.path)) {
+        if !path.parent().is_some_and(Path::is_dir) {
+            return local(format!(
+                "output directory of {} does not exist",
+                path.display()
+            ));
+        }
+    }
+    Plan::Remote(RemoteJob {
+        source,
+        language,
+        object,
+        outputs,
+        depfile,
+        compile_args,
+        scan_args,
+        target_args,
+        split_dwarf,
+    })
+}
+
+/// `dir/foo.cpp` → `foo.o` (in the working directory, as the compiler does).
+fn default_object(source: &Path) -> PathBuf {
+    PathBuf::from(source.file_name().unwrap_or(source.as_os_str())).with_extension("o")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn args(line: &str) -> Vec<OsString> {
+        line.split_whitespace().map(OsString::from).collect()
+    }
+
+    /// Expects a remote job with this object and these scan args.
+    fn remote(line: &str, object: &str, scan: &str) {
+        match classify(&args(line), Path::new("/tmp")) {
+            Plan::Remote(job) => {
+                assert_eq!(job.object, Path::new(object), "{line}");
+                assert_eq!(job.scan_args, args(scan), "{line}");
+            }
+            Plan::Local(why) => panic!("{line}: local because {why}"),
+        }
+    }
+
+    fn local_because(line: &str, reason: &str) {
+        match classify(&args(line), Path::new("/tmp")) {
+            Plan::Local(why) => assert!(why.contains(reason), "{line}: {why}"),
+            Plan::Remote(job) => panic!("{line}: remote {job:?}"),
+        }
+    }
+
+    #[test]
+    fn compile_only_forms() {
+        remote("-c a.c -o a.o", "/tmp/a.o", "a.c");
+        remote("-c a.c -oout.o", "/tmp/out.o", "a.c");
+        remote("-c src/a.cpp", "/tmp/a.o", "src/a.cpp");
+        remote("-O2 -g -c a.cc -o /tmp/x/../b.o", "/tmp/b.o", "-O2 -g a.cc");
+        remote(
+            "-c -I inc -Iinc2 -DX=1 -D Y a.c",
+            "/tmp/a.o",
+            "-I inc -Iinc2 -DX=1 -D Y a.c",
+        );
+        remote("-c -MD -MF a.d -MT t -MP a.c -o a.o", "/tmp/a.o", "a.c");
+        remote("-c -x c++ a.txt -o a.o", "/tmp/a.o", "-x c++ a.txt");
+        remote(
+            "-c -m64 --sysroot=/ a.c",
+            "/tmp/a.o",
+            "-m64 --sysroot=/ a.c",
+        );
+    }
+
+    #[test]
+    fn outputs() {
+        let Plan::Remote(job) =
+            classify(&args("-c -gsplit-dwarf -MD a.c -o a.o"), Path::new("/tmp"))
+        else {
+            panic!()
+        };
+        assert_eq!(
+            job.outputs,
+            [PathBuf::from("/tmp/a.o"), PathBuf::from("/tmp/a.dwo")]
+        );
+        let dep = job.depfile.unwrap();
+        assert_eq!(
+            (dep.path.to_str().unwrap(), dep.user_headers_only),
+            ("/tmp/a.d", false)
+        );
+        assert_eq!(dep.shape_args, args("-MQ a.o"));
+        assert_eq!(job.compile_args, args("-c -gsplit-dwarf a.c -o a.o"));
+        assert_eq!(job.target_args, Vec::<OsString>::new());
+        let Plan::Remote(job) = classify(
+            &args("-c -MMD -MF deps/../a.dep -MT t -MP a.c -m32"),
+            Path::new("/tmp"),
+        ) else {
+            panic!()
+        };
+        let dep = job.depfile.unwrap();
+        assert_eq!(
+            (dep.path.to_str().unwrap(), dep.user_headers_only),
+            ("/tmp/a.dep", true)
+        );
+        assert_eq!(dep.shape_args, args("-MT t -MP"));
+        assert_eq!(job.compile_args, args("-c a.c -m32"));
+        assert_eq!(job.target_args, args("-m32"));
+    }
+
+    #[test]
+    fn local_forms() {
+        local_because("a.c -o app", "linking");
+        local_because("a.o b.o -o app", "linking");
+        local_because("-c", "no source");
+        local_because("-E a.c", "preprocessing");
+        local_because("-M a.c", "dependency output only");
+        local_because("-c a.c b.c", "several");
+        local_because("-c -", "standard input");
+        local_because("-c a.s", "not a C or C++ source");
+        local_because("-c -march=native a.c", "machine");
+        local_because("-c --coverage a.c", "coverage");
+        local_because("-c -fprofile-generate a.c", "profile");
+        local_because("-c @args", "response files");
+        local_because("-c a.c -o", "lacks its value");
+        local_because("-c -x fortran a.f", "language 'fortran'");
+        local_because("-c a.c -o /nonexistent-dir/a.o", "does not exist");
+        local_because("-c a.c -MD -MF /nonexistent-dir/a.d", "does not exist");
+        local_because("-c a.c -MD -MG", "generated");
+    }
+}

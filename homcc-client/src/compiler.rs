@@ -1,0 +1,229 @@
+//! The local compiler: where it is, what it is (name, version, target) and its built-in include
+//! search list, probed once with `-E -v` and cached on disk per binary and target flags.
+
+use std::{
+    ffi::{OsStr, OsString},
+    os::unix::{ffi::OsStrExt, fs::MetadataExt},
+    path::{Path, PathBuf},
+    process::{Command, Stdio},
+};
+
+use anyhow::{bail, Context};
+use homcc_proto::{
+    codec::{decode_record, encode_record},
+    CompilerIdentity, Digest,
+};
+use serde::{Deserialize, Serialize};
+
+use crate::classify::Language;
+
+/// What the probe found.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CompilerInfo {
+    pub identity: CompilerIdentity,
+    /// The `#include <...>` search list, spelt as printed.
+    pub include_dirs: Vec<PathBuf>,
+    /// Files the compiler includes before any source on its own (gcc: `stdc-predef.h`).
+    pub implicit_includes: Vec<PathBuf>,
+}
+
+/// Finds `compiler` as the shell would: a path as given, a bare name on `PATH`.
+pub fn resolve(compiler: &OsStr) -> anyhow::Result<PathBuf> {
+    let path = Path::new(compiler);
+    if compiler.as_bytes().contains(&b'/') {
+        return Ok(path.to_owned());
+    }
+    let search = std::env::var_os("PATH").unwrap_or_default();
+    std::env::split_paths(&search)
+        .map(|dir| dir.join(path))
+        .find(|p| is_executable(p))
+        .with_context(|| format!("compiler '{}' not found on PATH", path.display()))
+}
+
+fn is_executable(path: &Path) -> bool {
+    path.metadata()
+        .is_ok_and(|m| m.is_file() && m.mode() & 0o111 != 0)
+}
+
+/// The compiler's identity and include dirs for `language` and `target_args`, from the on-disk
+/// cache in `cache_dir` when the binary is unchanged, else probed and stored.
+pub fn info(
+    invoked: &OsStr,
+    binary: &Path,
+    language: Language,
+    target_args: &[OsString],
+    cache_dir: Option<&Path>,
+) -> anyhow::Result<CompilerInfo> {
+    let meta = binary
+        .metadata()
+        .with_context(|| format!("cannot stat {}", binary.display()))?;
+    let name = Path::new(invoked)
+        .file_name()
+        .unwrap_or(invoked)
+        .to_string_lossy()
+        .into_owned();
+    let mut key = Vec::new();
+    for part in [
+        binary.as_os_str().as_bytes(),
+        name.as_bytes(),
+        language.name().as_bytes(),
+    ] {
+        key.extend_from_slice(part);
+        key.push(0);
+    }
+    key.extend_from_slice(&meta.size().to_le_bytes());
+    key.extend_from_slice(&meta.mtime().to_le_bytes());
+    key.extend_from_slice(&meta.mtime_nsec().to_le_bytes());
+    for arg in target_args {
+        key.extend_from_slice(arg.as_bytes());
+        key.push(0);
+    }
+    let file = cache_dir.map(|d| d.join("compilers").join(Digest::of(&key).to_hex()));
+    if let Some(info) = file
+        .as_ref()
+        .and_then(|f| std::fs::read(f).ok())
+        .and_then(|b| decode_record(&b).ok())
+    {
+        return Ok(info);
+    }
+    let info = probe(&name, binary, language, target_args)?;
+    if let Some(file) = file {
+        // A cache that cannot be written only costs a probe next time.
+        let _ = store(&file, &encode_record(&info)?);
+    }
+    Ok(info)
+}
+
+fn store(file: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    let dir = file.parent().expect("cache files live in a directory");
+    std::fs::create_dir_all(dir)?;
+    let tmp = tempfile::NamedTempFile::new_in(dir)?;
+    std::fs::write(tmp.path(), bytes)?;
+    tmp.persist(file).map_err(|e| e.error)?;
+    Ok(())
+}
+
+/// Runs `cc <target args> -E -v -M -x <lang> /dev/null` in the C locale: stderr has the version,
+/// target and search list; stdout the dependencies of an empty source, i.e. the implicit includes.
+fn probe(
+    name: &str,
+    binary: &Path,
+    language: Language,
+    target_args: &[OsString],
+) -> anyhow::Result<CompilerInfo> {
+    let out = Command::new(binary)
+        .args(target_args)
+        .args(["-E", "-v", "-M", "-x", language.name(), "/dev/null"])
+        .env("LC_ALL", "C")
+        .stdin(Stdio::null())
+        .output()
+        .with_context(|| format!("cannot run {}", binary.display()))?;
+    let text = String::from_utf8_lossy(&out.stderr);
+    if !out.status.success() {
+        bail!(
+            "{} -E -v failed: {}",
+            binary.display(),
+            text.lines().last().unwrap_or("")
+        );
+    }
+    let identity = CompilerIdentity::from_verbose_output(name, &text)
+        .with_context(|| format!("cannot read the version and target of {}", binary.display()))?;
+    let implicit_includes = crate::depfile::parse_dependencies(&out.stdout)
+        .with_context(|| format!("cannot read the implicit includes of {}", binary.display()))?
+        .into_iter()
+        .filter(|p| p != Path::new("/dev/null"))
+        .collect();
+    Ok(CompilerInfo {
+        identity,
+        include_dirs: parse_search_list(&text),
+        implicit_includes,
+    })
+}
+
+/// The lines between `#include <...> search starts here:` and `End of search list.`.
+fn parse_search_list(text: &str) -> Vec<PathBuf> {
+    text.lines()
+        .skip_while(|l| !l.starts_with("#include <...> search starts here:"))
+        .skip(1)
+        .take_while(|l| !l.starts_with("End of search list."))
+        .filter_map(|l| l.strip_prefix(' '))
+        .map(|l| PathBuf::from(l.trim_end_matches(" (framework directory)")))
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reads_the_search_list() {
+        let text = "ignoring nonexistent directory \"/x\"\n#include \"...\" search starts here:\n /quote\n#include <...> search starts here:\n /usr/lib/gcc/x86_64-linux-gnu/12/include\n /usr/local/include\n /usr/include\nEnd of search list.\n";
+        assert_eq!(
+            parse_search_list(text),
+            [
+                "/usr/lib/gcc/x86_64-linux-gnu/12/include",
+                "/usr/local/include",
+                "/usr/include"
+            ]
+            .map(PathBuf::from)
+        );
+        assert!(parse_search_list("nothing").is_empty());
+    }
+
+    #[test]
+    fn probes_the_real_gcc() {
+        let gcc = resolve(OsStr::new("gcc")).unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        let first = info(
+            OsStr::new("gcc"),
+            &gcc,
+            Language::Cxx,
+            &[],
+            Some(dir.path()),
+        )
+        .unwrap();
+        assert!(first.identity.target.contains("linux"), "{first:?}");
+        assert!(
+            first
+                .include_dirs
+                .iter()
+                .any(|d| d.to_string_lossy().contains("c++")),
+            "{first:?}"
+        );
+        let cached = info(
+            OsStr::new("gcc"),
+            &gcc,
+            Language::Cxx,
+            &[],
+            Some(dir.path()),
+        )
+        .unwrap();
+        assert_eq!(first, cached);
+        assert_eq!(
+            std::fs::read_dir(dir.path().join("compilers"))
+                .unwrap()
+                .count(),
+            1
+        );
+        let c = info(OsStr::new("gcc"), &gcc, Language::C, &[], Some(dir.path())).unwrap();
+        assert!(
+            !c.include_dirs
+                .iter()
+                .any(|d| d.to_string_lossy().contains("c++")),
+            "{c:?}"
+        );
+        assert_eq!(
+            c.implicit_includes,
+            [PathBuf::from("/usr/include/stdc-predef.h")]
+        );
+        let free = info(
+            OsStr::new("gcc"),
+            &gcc,
+            Language::C,
+            &["-ffreestanding".into()],
+            Some(dir.path()),
+        )
+        .unwrap();
+        assert!(free.implicit_includes.is_empty(), "{free:?}");
+    }
+}

@@ -1,0 +1,57 @@
+//! Writing a remote result as a local compile would have: output files at their paths (atomically:
+//! temp file + rename, with the permissions a compiler's file gets), then stdout and stderr.
+
+use std::{
+    fs::Permissions,
+    io::Write,
+    os::unix::fs::PermissionsExt,
+    path::{Path, PathBuf},
+};
+
+use anyhow::{bail, Context};
+use homcc_proto::CompileResult;
+
+/// The largest output file accepted.
+const MAX_OUTPUT: u64 = 4 << 30;
+
+/// Writes the result's files. On a failed compile, expected outputs that did not come back are
+/// removed, as the compiler removes its partial outputs.
+pub fn write_outputs(result: &CompileResult, expected: &[PathBuf]) -> anyhow::Result<()> {
+    for file in &result.outputs {
+        if !expected.contains(&file.path) {
+            bail!("server returned an unexpected file {}", file.path.display());
+        }
+        let bytes = file
+            .payload
+            .unpack(MAX_OUTPUT)
+            .with_context(|| format!("output {}", file.path.display()))?;
+        write_atomically(&file.path, &bytes)
+            .with_context(|| format!("cannot write {}", file.path.display()))?;
+    }
+    if result.exit_code != 0 {
+        for e in expected {
+            if !result.outputs.iter().any(|f| &f.path == e) {
+                let _ = std::fs::remove_file(e);
+            }
+        }
+    }
+    Ok(())
+}
+
+fn write_atomically(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    let dir = path.parent().unwrap_or(Path::new("."));
+    let mut tmp = tempfile::Builder::new()
+        .prefix(".homcc-")
+        .permissions(Permissions::from_mode(0o666))
+        .tempfile_in(dir)?;
+    tmp.write_all(bytes)?;
+    tmp.persist(path).map_err(|e| e.error)?;
+    Ok(())
+}
+
+/// Replays the compiler's stdout and stderr.
+pub fn replay(result: &CompileResult) {
+    let _ = std::io::stdout().write_all(&result.stdout);
+    let _ = std::io::stdout().flush();
+    let _ = std::io::stderr().write_all(&result.stderr);
+}

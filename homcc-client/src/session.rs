@@ -1,0 +1,253 @@
+//! One remote compile on one host: connect, send the request, upload what the server asks for,
+//! wait (heartbeats) for the result. Every way this can fail is a `Failure` naming what happened.
+
+use std::{
+    collections::HashMap,
+    fmt,
+    path::PathBuf,
+    sync::{atomic::Ordering, Arc},
+    time::{Duration, Instant},
+};
+
+use futures_util::{SinkExt, StreamExt};
+use homcc_proto::{
+    codec::DEFAULT_MAX_SERVER_FRAME,
+    counted::{ByteCounts, Counted},
+    Blob, Chunk, ChunkRef, ClientCodec, ClientMessage, CompileRequest, CompileResult, Compression,
+    Digest, Need, Payload, Refusal, RefusalReason, ServerMessage,
+};
+use rayon::prelude::*;
+use tokio::net::TcpStream;
+use tokio_util::codec::Framed;
+
+use crate::{hosts::Host, known::KnownChunks};
+
+/// The request, minus the manifest refs (which depend on what the host is known to have).
+#[derive(Debug)]
+pub struct Prepared {
+    pub request: CompileRequest,
+    pub chunks: Vec<(Digest, Chunk)>,
+    /// Where to read each file, by digest.
+    pub files: HashMap<Digest, PathBuf>,
+}
+
+/// Time limits of one remote compile.
+#[derive(Debug, Clone, Copy)]
+pub struct Timeouts {
+    pub connect: Duration,
+    /// The whole remote compile, from connecting to the result.
+    pub request: Duration,
+    /// The longest silence from the server.
+    pub heartbeat: Duration,
+}
+
+/// What crossed the wire.
+#[derive(Debug, Default, Clone)]
+pub struct Traffic {
+    pub files: usize,
+    pub chunks: usize,
+    pub chunks_inline: usize,
+    pub blobs: usize,
+    pub blob_bytes: u64,
+    pub blob_bytes_compressed: u64,
+    pub sent: u64,
+    pub received: u64,
+}
+
+/// Why a host did not compile.
+#[derive(Debug)]
+pub enum Failure {
+    Refused(Refusal),
+    Unreachable(String),
+    TimedOut {
+        what: &'static str,
+        after: Duration,
+    },
+    Lost(String),
+    Protocol(String),
+    /// A problem on this side (a file changed or vanished during the compile).
+    Client(String),
+}
+
+impl Failure {
+    /// Whether another host may do better (rather than the compile itself being unfit).
+    pub fn is_busy(&self) -> bool {
+        matches!(
+            self,
+            Failure::Refused(Refusal {
+                reason: RefusalReason::Busy,
+                ..
+            })
+        )
+    }
+}
+
+impl fmt::Display for Failure {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Failure::Refused(r) if r.reason == RefusalReason::Busy => write!(f, "{}", r.detail),
+            Failure::Refused(r) => write!(f, "refused: {}", r.detail),
+            Failure::Unreachable(e) => write!(f, "unreachable: {e}"),
+            Failure::TimedOut { what, after } => {
+                write!(f, "timed out: {what} after {} s", after.as_secs_f32())
+            }
+            Failure::Lost(e) => write!(f, "connection lost: {e}"),
+            Failure::Protocol(e) => write!(f, "protocol error: {e}"),
+            Failure::Client(e) => write!(f, "{e}"),
+        }
+    }
+}
+
+type Conn = Framed<Counted<TcpStream>, ClientCodec>;
+
+/// Runs the compile on `host`.
+pub async fn compile_on(
+    host: &Host,
+    prepared: &Prepared,
+    known: &KnownChunks,
+    compression: Compression,
+    timeouts: Timeouts,
+    traffic: &mut Traffic,
+) -> Result<CompileResult, Failure> {
+    let started = Instant::now();
+    let deadline = started + timeouts.request;
+    let stream = tokio::time::timeout(timeouts.connect, TcpStream::connect(host.address()))
+        .await
+        .map_err(|_| Failure::TimedOut {
+            what: "connect",
+            after: timeouts.connect,
+        })?
+        .map_err(|e| Failure::Unreachable(e.to_string()))?;
+    let _ = stream.set_nodelay(true);
+    let counts = Arc::new(ByteCounts::default());
+    let mut conn = Framed::new(
+        Counted::new(stream, counts.clone()),
+        ClientCodec::new(DEFAULT_MAX_SERVER_FRAME),
+    );
+
+    let mut request = prepared.request.clone();
+    request.manifest = prepared
+        .chunks
+        .iter()
+        .map(|(digest, chunk)| ChunkRef {
+            digest: *digest,
+            inline: (!known.contains(digest)).then(|| chunk.clone()),
+        })
+        .collect();
+    traffic.files = prepared.files.len();
+    traffic.chunks = request.manifest.len();
+    traffic.chunks_inline = request
+        .manifest
+        .iter()
+        .filter(|c| c.inline.is_some())
+        .count();
+    send(&mut conn, ClientMessage::Compile(request)).await?;
+
+    let result = loop {
+        let gap = timeouts
+            .heartbeat
+            .min(deadline.saturating_duration_since(Instant::now()));
+        let message = match tokio::time::timeout(gap, conn.next()).await {
+            Err(_) if Instant::now() >= deadline => {
+                return Err(Failure::TimedOut {
+                    what: "compilation request",
+                    after: timeouts.request,
+                })
+            }
+            Err(_) => {
+                return Err(Failure::TimedOut {
+                    what: "no heartbeat from the server",
+                    after: timeouts.heartbeat,
+                })
+            }
+            Ok(None) => return Err(Failure::Lost("the server closed the connection".into())),
+            Ok(Some(Err(e))) => return Err(Failure::Protocol(e.to_string())),
+            Ok(Some(Ok(message))) => message,
+        };
+        match message {
+            ServerMessage::Need(need) => {
+                upload(&mut conn, prepared, &need, compression, traffic).await?
+            }
+            ServerMessage::Heartbeat => {}
+            ServerMessage::Result(result) => break result,
+            ServerMessage::Refused(refusal) => return Err(Failure::Refused(refusal)),
+        }
+    };
+    known.insert_all(prepared.chunks.iter().map(|(d, _)| d));
+    traffic.sent = counts.written.load(Ordering::Relaxed);
+    traffic.received = counts.read.load(Ordering::Relaxed);
+    Ok(result)
+}
+
+async fn send(conn: &mut Conn, message: ClientMessage) -> Result<(), Failure> {
+    conn.send(message).await.map_err(|e| match e {
+        homcc_proto::CodecError::Io(e) => Failure::Lost(e.to_string()),
+        e => Failure::Protocol(e.to_string()),
+    })
+}
+
+/// Sends the chunks and files the server asked for; files are read, checked against the digest
+/// they were scanned with, and compressed in parallel.
+async fn upload(
+    conn: &mut Conn,
+    prepared: &Prepared,
+    need: &Need,
+    compression: Compression,
+    traffic: &mut Traffic,
+) -> Result<(), Failure> {
+    if !need.chunks.is_empty() {
+        let by_digest: HashMap<&Digest, &Chunk> =
+            prepared.chunks.iter().map(|(d, c)| (d, c)).collect();
+        let chunks =
+            need.chunks
+                .iter()
+                .map(|d| {
+                    by_digest.get(d).map(|c| (*c).clone()).ok_or_else(|| {
+                        Failure::Protocol(format!("server asked for unknown chunk {d}"))
+                    })
+                })
+                .collect::<Result<Vec<_>, _>>()?;
+        send(conn, ClientMessage::Chunks(chunks)).await?;
+    }
+    if need.blobs.is_empty() {
+        return Ok(());
+    }
+    let mut paths = Vec::with_capacity(need.blobs.len());
+    for digest in &need.blobs {
+        let path = prepared
+            .files
+            .get(digest)
+            .ok_or_else(|| Failure::Protocol(format!("server asked for unknown file {digest}")))?;
+        paths.push((*digest, path.clone()));
+    }
+    let blobs = tokio::task::spawn_blocking(move || {
+        paths
+            .par_iter()
+            .map(|(digest, path)| {
+                let bytes = std::fs::read(path)
+                    .map_err(|e| Failure::Client(format!("cannot read {}: {e}", path.display())))?;
+                if Digest::of(&bytes) != *digest {
+                    return Err(Failure::Client(format!(
+                        "{} changed during the compile",
+                        path.display()
+                    )));
+                }
+                Ok(Blob {
+                    digest: *digest,
+                    payload: Payload::pack(compression, &bytes),
+                })
+            })
+            .collect::<Result<Vec<_>, Failure>>()
+    })
+    .await
+    .map_err(|e| Failure::Client(e.to_string()))??;
+    for blob in blobs {
+        traffic.blobs += 1;
+        traffic.blob_bytes += blob.payload.size;
+        traffic.blob_bytes_compressed += blob.payload.data.len() as u64;
+        conn.feed(ClientMessage::Blob(blob))
+            .await
+            .map_err(|e| Failure::Lost(e.to_string()))?;
+    }
+    conn.flush().await.map_err(|e| Failure::Lost(e.to_string()))
+}

@@ -1,0 +1,283 @@
+//! The hermetic command line (DESIGN.md §2): the client's arguments with every absolute path moved
+//! into the job root, `-nostdinc` plus the client's built-in include dirs as `-isystem R<dir>`, and
+//! `-ffile-prefix-map=R=` so that the root never shows in what the compiler writes.
+
+use std::{
+    ffi::{OsStr, OsString},
+    os::unix::ffi::OsStrExt,
+    path::Path,
+};
+
+use homcc_proto::CompileRequest;
+
+use crate::jobroot::{JobRoot, PathError};
+
+/// Flags whose value is a path, given as the next argument or joined (`-I/x`, `--sysroot=/x`);
+/// longest first, so that a joined `-iwithprefixbefore/x` is not read as `-iwithprefix`.
+const PATH_FLAGS: &[&str] = &[
+    "-iwithprefixbefore",
+    "-iwithprefix",
+    "-idirafter",
+    "-isysroot",
+    "--sysroot",
+    "-isystem",
+    "-imacros",
+    "-include",
+    "-iprefix",
+    "-iquote",
+    "-MF",
+    "-I",
+    "-o",
+];
+
+/// Prefix maps whose old prefix is a path: `-ffile-prefix-map=OLD=NEW`.
+const PREFIX_MAPS: &[&str] = &[
+    "-ffile-prefix-map=",
+    "-fdebug-prefix-map=",
+    "-fmacro-prefix-map=",
+];
+
+/// Flags whose next argument is a value that is not a path.
+const VALUE_FLAGS: &[&str] = &[
+    "-x",
+    "-MT",
+    "-MQ",
+    "-D",
+    "-U",
+    "-Xclang",
+    "-target",
+    "-arch",
+    "-Xpreprocessor",
+    "-Xassembler",
+    "-Xlinker",
+];
+
+/// Builds the server's argument list for `req`, whose include dirs the caller has created in the
+/// root (`JobRoot::create_dir_spelt`).
+pub fn hermetic_args(req: &CompileRequest, job: &JobRoot) -> Result<Vec<OsString>, PathError> {
+    let (args, cwd, include_dirs) = (&req.args, req.cwd.as_path(), &req.include_dirs);
+    let root = job.path().as_os_str();
+    let mut out = Vec::with_capacity(args.len() + 2 * include_dirs.len() + 2);
+    out.push(concat(&[
+        OsStr::new("-ffile-prefix-map="),
+        root,
+        OsStr::new("="),
+    ]));
+    for file in &req.implicit_includes {
+        out.push("-include".into());
+        out.push(implicit_include(file, cwd, job)?);
+    }
+    let mut iter = args.iter();
+    while let Some(arg) = iter.next() {
+        let bytes = arg.as_bytes();
+        if PATH_FLAGS.iter().any(|f| f.as_bytes() == bytes) {
+            out.push(arg.clone());
+            if let Some(value) = iter.next() {
+                out.push(map_path(value, cwd, job)?);
+            }
+        } else if VALUE_FLAGS.iter().any(|f| f.as_bytes() == bytes) {
+            out.push(arg.clone());
+            out.extend(iter.next().cloned());
+        } else if let Some(rest) = PREFIX_MAPS
+            .iter()
+            .find_map(|p| bytes.strip_prefix(p.as_bytes()).map(|r| (p, r)))
+        {
+            out.push(map_prefix_map(rest.0, rest.1, job)?);
+        } else if let Some((flag, value)) = joined_path(bytes) {
+            out.push(concat(&[
+                OsStr::from_bytes(flag),
+                &map_path(OsStr::from_bytes(value), cwd, job)?,
+            ]));
+        } else if !bytes.starts_with(b"-") {
+            out.push(map_path(arg, cwd, job)?);
+        } else {
+            out.push(arg.clone());
+        }
+    }
+    out.push("-nostdinc".into());
+    for dir in include_dirs {
+        out.push("-isystem".into());
+        out.push(job.map_spelt(dir)?.into_os_string());
+    }
+    Ok(out)
+}
+
+/// How to name an implicit include (`/usr/include/stdc-predef.h`) so that gcc treats it as its own
+/// pre-include: by its bare name, found through the same `-isystem` dir that later `#include`s of
+/// it use, so include guards skip those (an absolute path makes gcc enter the file again, which
+/// shows in `-g3` macro debug info). `-include` looks in the working directory first, so a file of
+/// that name there forces the absolute path.
+fn implicit_include(file: &Path, cwd: &Path, job: &JobRoot) -> Result<OsString, PathError> {
+    let mapped = job.map_spelt(file)?;
+    match file.file_name() {
+        Some(name) if !job.map_spelt(cwd)?.join(name).exists() => Ok(name.to_owned()),
+        _ => Ok(mapped.into_os_string()),
+    }
+}
+
+/// `-I/x` → (`-I`, `/x`); `--sysroot=/x` → (`--sysroot=`, `/x`).
+fn joined_path(arg: &[u8]) -> Option<(&[u8], &[u8])> {
+    PATH_FLAGS.iter().find_map(|flag| {
+        let rest = arg.strip_prefix(flag.as_bytes())?;
+        let rest = if flag.starts_with("--") {
+            rest.strip_prefix(b"=")?
+        } else {
+            rest
+        };
+        (!rest.is_empty()).then(|| arg.split_at(arg.len() - rest.len()))
+    })
+}
+
+/// An absolute path goes into the root; a relative one stays (the compiler runs in `R/cwd`), but
+/// neither may leave the root.
+fn map_path(value: &OsStr, cwd: &Path, job: &JobRoot) -> Result<OsString, PathError> {
+    let path = Path::new(value);
+    if path.is_absolute() {
+        Ok(job.map_spelt(path)?.into_os_string())
+    } else {
+        job.check_relative(cwd, path)?;
+        Ok(value.to_owned())
+    }
+}
+
+/// `-ffile-prefix-map=/old=/new` → `-ffile-prefix-map=R/old=/new`: after ours, so the user's more
+/// specific map still applies to the paths the compiler sees.
+fn map_prefix_map(flag: &str, value: &[u8], job: &JobRoot) -> Result<OsString, PathError> {
+    let (old, new) = match value.iter().position(|b| *b == b'=') {
+        Some(at) => (&value[..at], &value[at..]),
+        None => (value, &b""[..]),
+    };
+    let old = Path::new(OsStr::from_bytes(old));
+    let old = if old.is_absolute() {
+        job.map_spelt(old)?.into_os_string()
+    } else {
+        old.as_os_str().to_owned()
+    };
+    Ok(concat(&[OsStr::new(flag), &old, OsStr::from_bytes(new)]))
+}
+
+fn concat(parts: &[&OsStr]) -> OsString {
+    let mut s = OsString::new();
+    for p in parts {
+        s.push(p);
+    }
+    s
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    use std::path::PathBuf;
+
+    use homcc_proto::{CompilerIdentity, Compression, PROTOCOL_VERSION};
+
+    fn request(
+        args: &[&str],
+        cwd: &str,
+        include_dirs: &[&str],
+        implicit: &[&str],
+    ) -> CompileRequest {
+        CompileRequest {
+            version: PROTOCOL_VERSION,
+            compiler: CompilerIdentity {
+                name: "gcc".into(),
+                version: "12".into(),
+                build: "gcc version 12".into(),
+                target: "x".into(),
+            },
+            args: args.iter().map(OsString::from).collect(),
+            cwd: cwd.into(),
+            include_dirs: include_dirs.iter().map(PathBuf::from).collect(),
+            implicit_includes: implicit.iter().map(PathBuf::from).collect(),
+            manifest: vec![],
+            outputs: vec![],
+            env: vec![],
+            compression: Compression::Lzo,
+        }
+    }
+
+    fn check(args: &[&str], expected: &[&str]) {
+        let jobs = tempfile::tempdir().unwrap();
+        let job = JobRoot::create(jobs.path()).unwrap();
+        let r = job.path().display().to_string();
+        let req = request(
+            args,
+            "/home/u/p",
+            &["/usr/include"],
+            &["/usr/include/stdc-predef.h"],
+        );
+        let got = hermetic_args(&req, &job).unwrap();
+        let got: Vec<String> = got
+            .iter()
+            .map(|a| a.to_string_lossy().replace(&r, "R"))
+            .collect();
+        let mut want = vec![
+            "-ffile-prefix-map=R=".to_owned(),
+            "-include".into(),
+            "stdc-predef.h".into(),
+        ];
+        want.extend(expected.iter().map(|s| s.to_string()));
+        want.extend(["-nostdinc", "-isystem", "R/usr/include"].map(String::from));
+        assert_eq!(got, want, "{args:?}");
+    }
+
+    #[test]
+    fn maps_paths() {
+        check(&["-c", "a.c", "-o", "a.o"], &["-c", "a.c", "-o", "a.o"]);
+        check(
+            &["-c", "/src/a.c", "-o", "/out/a.o"],
+            &["-c", "R/src/a.c", "-o", "R/out/a.o"],
+        );
+        check(
+            &["-I/inc", "-I", "/inc2", "-Irel"],
+            &["-IR/inc", "-I", "R/inc2", "-Irel"],
+        );
+        check(
+            &["-isystem", "/s", "-idirafter/d", "-iquote", "/q"],
+            &["-isystem", "R/s", "-idirafterR/d", "-iquote", "R/q"],
+        );
+        check(
+            &["-include", "/p/pre.h", "--sysroot=/sys", "-MF", "/d/a.d"],
+            &["-include", "R/p/pre.h", "--sysroot=R/sys", "-MF", "R/d/a.d"],
+        );
+        check(
+            &["-DX=/not/a/path", "-D", "Y=/z", "-MT", "/t.o"],
+            &["-DX=/not/a/path", "-D", "Y=/z", "-MT", "/t.o"],
+        );
+        check(
+            &["-ffile-prefix-map=/home/u=/x", "-fdebug-prefix-map=rel=y"],
+            &["-ffile-prefix-map=R/home/u=/x", "-fdebug-prefix-map=rel=y"],
+        );
+        check(&["-x", "c++", "/a.txt"], &["-x", "c++", "R/a.txt"]);
+    }
+
+    #[test]
+    fn implicit_include_in_the_working_directory_is_named_absolutely() {
+        let jobs = tempfile::tempdir().unwrap();
+        let job = JobRoot::create(jobs.path()).unwrap();
+        let cwd = job.create_dir_spelt(Path::new("/home/u")).unwrap();
+        std::fs::write(cwd.join("stdc-predef.h"), "").unwrap();
+        let req = request(&[], "/home/u", &[], &["/usr/include/stdc-predef.h"]);
+        let args = hermetic_args(&req, &job).unwrap();
+        assert_eq!(
+            args[2],
+            job.path()
+                .join("usr/include/stdc-predef.h")
+                .into_os_string()
+        );
+    }
+
+    #[test]
+    fn refuses_escapes() {
+        let jobs = tempfile::tempdir().unwrap();
+        let job = JobRoot::create(jobs.path()).unwrap();
+        let bad = |a: &[&str]| hermetic_args(&request(a, "/home/u", &[], &[]), &job).is_err();
+        assert!(bad(&["-I/../../etc"]));
+        assert!(bad(&["-o", "../../../x.o"]));
+        assert!(bad(&["/a/../../b.c"]));
+        assert!(!bad(&["-o", "../x.o"]));
+        assert!(hermetic_args(&request(&[], "/", &["/../x"], &[]), &job).is_err());
+        assert!(hermetic_args(&request(&[], "/", &[], &["/../x.h"]), &job).is_err());
+    }
+}

@@ -1,0 +1,114 @@
+//! Runs the compiler in a job root: its own process group, a clean environment, stdout and stderr
+//! collected, killed (the whole group) when it runs too long or the caller gives up on it.
+
+use std::{
+    ffi::OsString,
+    path::{Path, PathBuf},
+    process::Stdio,
+    time::Duration,
+};
+
+use homcc_proto::FORWARDED_ENV;
+
+/// What the compiler did.
+#[derive(Debug)]
+pub struct Finished {
+    pub exit_code: i32,
+    pub stdout: Vec<u8>,
+    pub stderr: Vec<u8>,
+}
+
+/// Why a compile produced no verdict.
+#[derive(Debug, thiserror::Error)]
+pub enum CompileError {
+    #[error("cannot start {compiler}: {source}")]
+    Spawn {
+        compiler: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("compile exceeded the server's time limit of {} s and was killed", .0.as_secs())]
+    TimedOut(Duration),
+    #[error("waiting for the compiler failed: {0}")]
+    Wait(std::io::Error),
+}
+
+/// One compiler invocation.
+#[derive(Debug)]
+pub struct Invocation<'a> {
+    pub compiler: &'a Path,
+    pub args: Vec<OsString>,
+    /// `R/<client cwd>`.
+    pub cwd: PathBuf,
+    /// A directory inside the root for the compiler's temporary files.
+    pub tmp: PathBuf,
+    /// The client's variables; only names in `FORWARDED_ENV` are used.
+    pub env: &'a [(String, String)],
+}
+
+/// Runs the compile to its end or to `limit`. Dropping the returned future kills the compiler's
+/// whole process group (the driver and `cc1`, `as`, ...).
+pub async fn run(inv: Invocation<'_>, limit: Duration) -> Result<Finished, CompileError> {
+    let mut cmd = tokio::process::Command::new(inv.compiler);
+    cmd.args(&inv.args)
+        .current_dir(&inv.cwd)
+        .env_clear()
+        .env(
+            "PATH",
+            std::env::var_os("PATH").unwrap_or_else(|| "/usr/bin:/bin".into()),
+        )
+        .env("TMPDIR", &inv.tmp)
+        .envs(
+            inv.env
+                .iter()
+                .filter(|(k, _)| FORWARDED_ENV.contains(&k.as_str()))
+                .map(|(k, v)| (k, v)),
+        )
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .process_group(0)
+        .kill_on_drop(true);
+    let child = cmd.spawn().map_err(|source| CompileError::Spawn {
+        compiler: inv.compiler.to_owned(),
+        source,
+    })?;
+    let group = GroupKill(child.id());
+    let output = tokio::time::timeout(limit, child.wait_with_output())
+        .await
+        .map_err(|_| CompileError::TimedOut(limit))?
+        .map_err(CompileError::Wait)?;
+    group.disarm();
+    Ok(Finished {
+        exit_code: exit_code(&output.status),
+        stdout: output.stdout,
+        stderr: output.stderr,
+    })
+}
+
+/// The shell's convention: the exit code, or 128 + the signal that ended the process.
+fn exit_code(status: &std::process::ExitStatus) -> i32 {
+    use std::os::unix::process::ExitStatusExt;
+    status
+        .code()
+        .unwrap_or_else(|| 128 + status.signal().unwrap_or(0))
+}
+
+/// Kills a process group when dropped, unless disarmed.
+struct GroupKill(Option<u32>);
+
+impl GroupKill {
+    fn disarm(mut self) {
+        self.0 = None;
+    }
+}
+
+impl Drop for GroupKill {
+    fn drop(&mut self) {
+        if let Some(pid) = self.0.and_then(|p| i32::try_from(p).ok()) {
+            // SAFETY: kill(2) with a negative pid signals that process group; it has no memory effects.
+            unsafe {
+                libc::kill(-pid, libc::SIGKILL);
+            }
+        }
+    }
+}

@@ -1,0 +1,230 @@
+//! Filling a job root: every manifest file is hard-linked from the cache when it is there, and
+//! otherwise claimed for upload by this job's client, or awaited from the job already uploading it.
+
+use std::{
+    collections::HashMap,
+    io,
+    path::{Path, PathBuf},
+};
+
+use homcc_proto::{Chunk, Digest, ManifestEntry};
+
+use crate::{
+    cache::{Cache, Claim, UploadGuard, UploadWaiter},
+    jobroot::{JobRoot, PathError},
+};
+
+/// A manifest the server cannot use.
+#[derive(Debug, thiserror::Error)]
+pub enum FillError {
+    #[error(transparent)]
+    Path(#[from] PathError),
+    #[error("manifest lists '{0}' twice or as both a file and a directory")]
+    Conflict(PathBuf),
+    #[error("job root: {0}")]
+    Io(#[from] io::Error),
+}
+
+/// A file this job still needs.
+#[derive(Debug)]
+struct Pending {
+    /// Where it goes in the root (one file may sit at several paths).
+    dests: Vec<PathBuf>,
+    size: u64,
+    source: Source,
+}
+
+#[derive(Debug)]
+enum Source {
+    /// This job's client must upload it; `requested` once a `Need` has named it.
+    Client {
+        _guard: UploadGuard,
+        requested: bool,
+    },
+    /// Another job is uploading it.
+    OtherJob(UploadWaiter),
+}
+
+/// Places the files of one job root.
+#[derive(Debug)]
+pub struct Filler<'a> {
+    job: &'a JobRoot,
+    cache: &'a Cache,
+    placed: HashMap<Digest, PathBuf>,
+    pending: HashMap<Digest, Pending>,
+    pub files: usize,
+}
+
+impl<'a> Filler<'a> {
+    pub fn new(job: &'a JobRoot, cache: &'a Cache) -> Self {
+        Filler {
+            job,
+            cache,
+            placed: HashMap::new(),
+            pending: HashMap::new(),
+            files: 0,
+        }
+    }
+
+    /// Places every file of `chunk`.
+    pub fn add_chunk(&mut self, chunk: &Chunk) -> Result<(), FillError> {
+        for entry in chunk.entries() {
+            self.add(&entry)?;
+        }
+        Ok(())
+    }
+
+    fn add(&mut self, entry: &ManifestEntry) -> Result<(), FillError> {
+        let dest = self.job.map_normal(&entry.path)?;
+        self.files += 1;
+        if let Some(dir) = dest.parent() {
+            std::fs::create_dir_all(dir).map_err(|_| FillError::Conflict(entry.path.clone()))?;
+        }
+        if let Some(pending) = self.pending.get_mut(&entry.digest) {
+            pending.dests.push(dest);
+            return Ok(());
+        }
+        if let Some(first) = self.placed.get(&entry.digest) {
+            std::fs::hard_link(first, &dest)
+                .map_err(|_| FillError::Conflict(entry.path.clone()))?;
+            return Ok(());
+        }
+        self.place(entry.digest, vec![dest], entry.size)
+    }
+
+    /// Links `dests` from the cache, or records who will bring the file.
+    fn place(&mut self, digest: Digest, dests: Vec<PathBuf>, size: u64) -> Result<(), FillError> {
+        loop {
+            let linked = self
+                .cache
+                .link_into(&digest, &dests[0])
+                .map_err(|e| match e.kind() {
+                    io::ErrorKind::AlreadyExists => FillError::Conflict(dests[0].clone()),
+                    _ => FillError::Io(e),
+                })?;
+            if linked {
+                for other in &dests[1..] {
+                    std::fs::hard_link(&dests[0], other)
+                        .map_err(|_| FillError::Conflict(other.clone()))?;
+                }
+                self.placed.insert(digest, dests[0].clone());
+                return Ok(());
+            }
+            let source = match self.cache.claim(&digest) {
+                Claim::Present => continue,
+                Claim::Upload(guard) => Source::Client {
+                    _guard: guard,
+                    requested: false,
+                },
+                Claim::Wait(waiter) => Source::OtherJob(waiter),
+            };
+            self.pending.insert(
+                digest,
+                Pending {
+                    dests,
+                    size,
+                    source,
+                },
+            );
+            return Ok(());
+        }
+    }
+
+    /// Files to ask this job's client for that no `Need` has named yet; marks them named.
+    pub fn take_unrequested(&mut self) -> Vec<Digest> {
+        let mut out = Vec::new();
+        for (digest, p) in &mut self.pending {
+            if let Source::Client { requested, .. } = &mut p.source {
+                if !*requested {
+                    *requested = true;
+                    out.push(*digest);
+                }
+            }
+        }
+        out.sort();
+        out
+    }
+
+    /// Whether some file must come from this job's client but no `Need` named it yet.
+    pub fn has_unrequested(&self) -> bool {
+        self.pending.values().any(|p| {
+            matches!(
+                p.source,
+                Source::Client {
+                    requested: false,
+                    ..
+                }
+            )
+        })
+    }
+
+    /// The size the manifest gave for a file this job's client must upload.
+    pub fn expected_size(&self, digest: &Digest) -> Option<u64> {
+        match self.pending.get(digest) {
+            Some(Pending {
+                size,
+                source: Source::Client {
+                    requested: true, ..
+                },
+                ..
+            }) => Some(*size),
+            _ => None,
+        }
+    }
+
+    /// Stores an uploaded, verified file: written once in the root, linked to its other paths,
+    /// added to the cache (which wakes other jobs waiting for it).
+    pub fn complete_upload(&mut self, digest: &Digest, bytes: &[u8]) -> Result<(), FillError> {
+        let Some(pending) = self.pending.remove(digest) else {
+            return Ok(());
+        };
+        let first = &pending.dests[0];
+        write_new(first, bytes)?;
+        for other in &pending.dests[1..] {
+            std::fs::hard_link(first, other).map_err(|_| FillError::Conflict(other.clone()))?;
+        }
+        self.cache.insert_file(digest, first, pending.size)?;
+        self.placed.insert(*digest, first.clone());
+        Ok(())
+    }
+
+    /// Whether files are still expected from other jobs.
+    pub fn waiting_on_others(&self) -> bool {
+        self.pending
+            .values()
+            .any(|p| matches!(p.source, Source::OtherJob(_)))
+    }
+
+    /// Waits for the uploads of other jobs, then places those files again: linked if the upload
+    /// succeeded, claimed for this job's client if it failed.
+    pub async fn await_other_jobs(&mut self) -> Result<(), FillError> {
+        let waiting: Vec<Digest> = self
+            .pending
+            .iter()
+            .filter(|(_, p)| matches!(p.source, Source::OtherJob(_)))
+            .map(|(d, _)| *d)
+            .collect();
+        for digest in waiting {
+            let Some(Pending {
+                dests,
+                size,
+                source: Source::OtherJob(waiter),
+            }) = self.pending.remove(&digest)
+            else {
+                continue;
+            };
+            waiter.wait().await;
+            self.place(digest, dests, size)?;
+        }
+        Ok(())
+    }
+}
+
+fn write_new(path: &Path, bytes: &[u8]) -> io::Result<()> {
+    use std::io::Write;
+    let mut file = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .open(path)?;
+    file.write_all(bytes)
+}

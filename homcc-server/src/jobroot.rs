@@ -1,0 +1,258 @@
+//! The job root `R`: a fresh directory per compile in which each client path `/p` lives at `R/p`.
+//! Every path that comes from a client is checked here, lexically, never to leave `R`.
+
+use std::{
+    ffi::OsStr,
+    io,
+    os::unix::ffi::OsStrExt,
+    path::{Component, Path, PathBuf},
+};
+
+use tempfile::TempDir;
+
+/// The longest client path accepted, in bytes (Linux's PATH_MAX).
+pub const MAX_PATH_LEN: usize = 4096;
+
+/// A client path the server will not use.
+#[derive(Debug, thiserror::Error)]
+pub enum PathError {
+    #[error("path '{0}' is not absolute")]
+    NotAbsolute(PathBuf),
+    #[error("path '{0}' is not normal: no '.', '..' or empty components are allowed")]
+    NotNormal(PathBuf),
+    #[error("path '{0}' leaves the job root through '..'")]
+    Escapes(PathBuf),
+    #[error("path '{}...' is longer than {MAX_PATH_LEN} bytes or contains a NUL byte", .0.display().to_string().chars().take(60).collect::<String>())]
+    Unusable(PathBuf),
+    #[error("cannot create '{path}' in the job root: {source}")]
+    Io { path: PathBuf, source: io::Error },
+}
+
+/// A job: the root `R` (`<jobs dir>/job-XXXX/root`) and a directory for the compiler's temporary
+/// files beside it; deleted with everything in them when dropped.
+#[derive(Debug)]
+pub struct JobRoot {
+    _dir: TempDir,
+    root: PathBuf,
+    tmp: PathBuf,
+}
+
+impl JobRoot {
+    /// Creates a fresh job under `jobs_dir` (on the cache's filesystem, for hard links).
+    pub fn create(jobs_dir: &Path) -> io::Result<JobRoot> {
+        let dir = tempfile::Builder::new()
+            .prefix("job-")
+            .tempdir_in(jobs_dir)?;
+        let (root, tmp) = (dir.path().join("root"), dir.path().join("tmp"));
+        std::fs::create_dir(&root)?;
+        std::fs::create_dir(&tmp)?;
+        Ok(JobRoot {
+            _dir: dir,
+            root,
+            tmp,
+        })
+    }
+
+    /// The root `R`.
+    pub fn path(&self) -> &Path {
+        &self.root
+    }
+
+    /// The compiler's `TMPDIR`, outside `R`.
+    pub fn tmp(&self) -> &Path {
+        &self.tmp
+    }
+
+    /// `R/p` for an absolute, normal client path `p` (a manifest or output path).
+    pub fn map_normal(&self, client: &Path) -> Result<PathBuf, PathError> {
+        check_usable(client)?;
+        let mut parts = client.components();
+        if parts.next() != Some(Component::RootDir) {
+            return Err(PathError::NotAbsolute(client.to_owned()));
+        }
+        if !parts.all(|c| matches!(c, Component::Normal(_))) || has_dot_component(client) {
+            return Err(PathError::NotNormal(client.to_owned()));
+        }
+        Ok(self.join(client))
+    }
+
+    /// `R/p` for an absolute client path that may contain `..` (as compilers spell include dirs,
+    /// `/usr/lib/gcc/x86_64-linux-gnu/12/../../../../include`), keeping its spelling; it may not
+    /// climb above `/`.
+    pub fn map_spelt(&self, client: &Path) -> Result<PathBuf, PathError> {
+        check_usable(client)?;
+        if !client.is_absolute() {
+            return Err(PathError::NotAbsolute(client.to_owned()));
+        }
+        check_stays_inside(Path::new("/"), client)?;
+        Ok(self.join(client))
+    }
+
+    /// Checks that `path`, relative to the client directory `cwd`, stays inside the root.
+    pub fn check_relative(&self, cwd: &Path, path: &Path) -> Result<(), PathError> {
+        check_usable(path)?;
+        check_stays_inside(cwd, path)
+    }
+
+    /// Creates `R/p` and every directory along its spelling (so that the `..` in it resolve in `R`
+    /// as they did on the client), returning `R/p`.
+    pub fn create_dir_spelt(&self, client: &Path) -> Result<PathBuf, PathError> {
+        let mapped = self.map_spelt(client)?;
+        let mut current = self.path().to_owned();
+        for part in client.components() {
+            match part {
+                Component::Normal(name) => {
+                    current.push(name);
+                    match std::fs::create_dir(&current) {
+                        Err(e) if e.kind() != io::ErrorKind::AlreadyExists => {
+                            return Err(PathError::Io {
+                                path: client.to_owned(),
+                                source: e,
+                            })
+                        }
+                        _ => {}
+                    }
+                }
+                Component::ParentDir => current.push(".."),
+                Component::RootDir | Component::CurDir | Component::Prefix(_) => {}
+            }
+        }
+        Ok(mapped)
+    }
+
+    /// Removes every occurrence of the root's path from `text` (stdout, stderr, dependency files),
+    /// which turns `R/home/u/a.c` back into `/home/u/a.c`.
+    pub fn unmap_text(&self, text: &[u8]) -> Vec<u8> {
+        let root = self.path().as_os_str().as_bytes();
+        let mut out = Vec::with_capacity(text.len());
+        let mut rest = text;
+        while let Some(at) = find(rest, root) {
+            out.extend_from_slice(&rest[..at]);
+            rest = &rest[at + root.len()..];
+        }
+        out.extend_from_slice(rest);
+        out
+    }
+
+    fn join(&self, client: &Path) -> PathBuf {
+        let mut bytes = self.path().as_os_str().as_bytes().to_vec();
+        bytes.extend_from_slice(client.as_os_str().as_bytes());
+        PathBuf::from(OsStr::from_bytes(&bytes))
+    }
+}
+
+fn has_dot_component(path: &Path) -> bool {
+    path.as_os_str()
+        .as_bytes()
+        .split(|b| *b == b'/')
+        .skip(1)
+        .any(|c| c.is_empty() || c == b"." || c == b"..")
+}
+
+fn check_usable(path: &Path) -> Result<(), PathError> {
+    let bytes = path.as_os_str().as_bytes();
+    if bytes.len() > MAX_PATH_LEN || bytes.contains(&0) {
+        return Err(PathError::Unusable(path.to_owned()));
+    }
+    Ok(())
+}
+
+/// Walks `path` from `base` lexically; fails if a `..` climbs above `/`.
+fn check_stays_inside(base: &Path, path: &Path) -> Result<(), PathError> {
+    let mut depth: usize = 0;
+    for part in base.join(path).components() {
+        match part {
+            Component::Normal(_) => depth += 1,
+            Component::ParentDir => {
+                depth = depth
+                    .checked_sub(1)
+                    .ok_or_else(|| PathError::Escapes(path.to_owned()))?
+            }
+            Component::RootDir => depth = 0,
+            Component::CurDir | Component::Prefix(_) => {}
+        }
+    }
+    Ok(())
+}
+
+fn find(haystack: &[u8], needle: &[u8]) -> Option<usize> {
+    if needle.is_empty() || haystack.len() < needle.len() {
+        return None;
+    }
+    haystack.windows(needle.len()).position(|w| w == needle)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn root() -> (TempDir, JobRoot) {
+        let jobs = tempfile::tempdir().unwrap();
+        let job = JobRoot::create(jobs.path()).unwrap();
+        (jobs, job)
+    }
+
+    #[test]
+    fn maps_normal_paths_and_refuses_others() {
+        let (_jobs, job) = root();
+        let check = |p: &str, ok: bool| assert_eq!(job.map_normal(Path::new(p)).is_ok(), ok, "{p}");
+        check("/usr/include/stdio.h", true);
+        check("/home/u/a b/ü.c", true);
+        check("/home/u/.hidden/a.h", true);
+        check("relative/a.h", false);
+        check("/../../etc/passwd", false);
+        check("/usr/./include/a.h", false);
+        check("/usr//include/a.h", false);
+        check("/usr/include/..", false);
+        check("/a\0b", false);
+        check(&format!("/{}", "a".repeat(5000)), false);
+        assert_eq!(
+            job.map_normal(Path::new("/usr/x.h")).unwrap(),
+            PathBuf::from(format!("{}/usr/x.h", job.path().display()))
+        );
+    }
+
+    #[test]
+    fn spelt_dirs_keep_their_dots_but_stay_inside() {
+        let (_jobs, job) = root();
+        let dir = Path::new("/usr/lib/gcc/x86_64-linux-gnu/12/../../../../include/c++/12");
+        let mapped = job.create_dir_spelt(dir).unwrap();
+        assert!(mapped.ends_with("12/../../../../include/c++/12"));
+        assert!(mapped.is_dir());
+        assert!(job.path().join("usr/include/c++/12").is_dir());
+        assert!(job.map_spelt(Path::new("/usr/../../etc")).is_err());
+        assert!(job.map_spelt(Path::new("usr/include")).is_err());
+    }
+
+    #[test]
+    fn relative_paths_may_not_climb_out() {
+        let (_jobs, job) = root();
+        let cwd = Path::new("/home/u/p");
+        assert!(job.check_relative(cwd, Path::new("../inc")).is_ok());
+        assert!(job.check_relative(cwd, Path::new("../../../inc")).is_ok());
+        assert!(job
+            .check_relative(cwd, Path::new("../../../../etc"))
+            .is_err());
+    }
+
+    #[test]
+    fn unmaps_text() {
+        let (_jobs, job) = root();
+        let r = job.path().display().to_string();
+        let text = format!("{r}/home/u/a.c:1:2: error\nIn file included from {r}/usr/x.h:3\n");
+        assert_eq!(
+            job.unmap_text(text.as_bytes()),
+            b"/home/u/a.c:1:2: error\nIn file included from /usr/x.h:3\n"
+        );
+        assert_eq!(job.unmap_text(b"no root here"), b"no root here");
+    }
+
+    #[test]
+    fn deleted_on_drop() {
+        let (_jobs, job) = root();
+        let path = job.path().parent().unwrap().to_owned();
+        job.create_dir_spelt(Path::new("/a/b")).unwrap();
+        drop(job);
+        assert!(!path.exists());
+    }
+}

@@ -1,0 +1,220 @@
+//! The listener: accepts connections (one task each), holds the state they share (cache, compile
+//! slots, compilers, statistics) and shuts down gracefully, letting running compiles finish.
+
+use std::{
+    net::SocketAddr,
+    path::PathBuf,
+    sync::{
+        atomic::{AtomicUsize, Ordering},
+        Arc, Mutex,
+    },
+    time::Duration,
+};
+
+use anyhow::Context;
+use tokio::{net::TcpListener, sync::Semaphore};
+use tokio_util::{sync::CancellationToken, task::TaskTracker};
+
+use crate::{cache::Cache, compilers::Compilers, session};
+
+/// Everything homccd needs to run, resolved from flags and environment.
+#[derive(Debug, Clone)]
+pub struct ServerConfig {
+    /// Concurrent compiles; more are refused as busy.
+    pub limit: usize,
+    pub cache_dir: PathBuf,
+    pub max_cache_bytes: u64,
+    /// The largest frame accepted from a client (and output file sent back).
+    pub max_frame: usize,
+    /// A compile running longer is killed.
+    pub compile_timeout: Duration,
+    pub heartbeat_interval: Duration,
+    /// The longest wait for a client's next frame before its compile starts.
+    pub idle_timeout: Duration,
+    /// How long running compiles may take to finish after SIGTERM/SIGINT.
+    pub shutdown_grace: Duration,
+}
+
+impl ServerConfig {
+    /// The defaults, with the given cache directory.
+    pub fn new(cache_dir: PathBuf) -> Self {
+        ServerConfig {
+            limit: default_limit(),
+            cache_dir,
+            max_cache_bytes: 10 << 30,
+            max_frame: homcc_proto::codec::DEFAULT_MAX_CLIENT_FRAME,
+            compile_timeout: Duration::from_secs(300),
+            heartbeat_interval: Duration::from_secs(2),
+            idle_timeout: Duration::from_secs(60),
+            shutdown_grace: Duration::from_secs(60),
+        }
+    }
+}
+
+/// Number of CPUs + 2, as the Python homccd.
+pub fn default_limit() -> usize {
+    std::thread::available_parallelism().map_or(1, |n| n.get()) + 2
+}
+
+/// What one connection did, kept for `Stats` (and the tests that read it).
+#[derive(Debug, Clone, Default)]
+pub struct Record {
+    pub peer: Option<SocketAddr>,
+    pub compiler: String,
+    /// The compile's first output (its object file).
+    pub output: String,
+    pub outcome: String,
+    pub files: usize,
+    pub chunks_in: usize,
+    pub blobs_in: usize,
+    /// Bytes read from the client, framing included.
+    pub bytes_in: u64,
+    pub bytes_out: u64,
+    /// How long the compiler ran.
+    pub compile_ms: u64,
+}
+
+/// Counters shared by all sessions.
+#[derive(Debug, Default)]
+pub struct Stats {
+    records: Mutex<Vec<Record>>,
+    active: AtomicUsize,
+    peak: AtomicUsize,
+}
+
+impl Stats {
+    /// Every finished connection, oldest first.
+    pub fn records(&self) -> Vec<Record> {
+        self.records.lock().unwrap().clone()
+    }
+
+    /// The most compiles that ran at once.
+    pub fn peak_active(&self) -> usize {
+        self.peak.load(Ordering::SeqCst)
+    }
+
+    pub(crate) fn record(&self, record: Record) {
+        let mut records = self.records.lock().unwrap();
+        if records.len() >= 10_000 {
+            records.remove(0);
+        }
+        records.push(record);
+    }
+
+    pub(crate) fn compile_started(self: &Arc<Self>) -> ActiveCompile {
+        let now = self.active.fetch_add(1, Ordering::SeqCst) + 1;
+        self.peak.fetch_max(now, Ordering::SeqCst);
+        ActiveCompile(self.clone())
+    }
+}
+
+/// Counts one running compile until dropped.
+#[derive(Debug)]
+pub(crate) struct ActiveCompile(Arc<Stats>);
+
+impl Drop for ActiveCompile {
+    fn drop(&mut self) {
+        self.0.active.fetch_sub(1, Ordering::SeqCst);
+    }
+}
+
+/// State shared by every session.
+#[derive(Debug)]
+pub struct State {
+    pub config: ServerConfig,
+    pub cache: Cache,
+    pub compilers: Compilers,
+    pub slots: Arc<Semaphore>,
+    pub jobs_dir: PathBuf,
+    pub stats: Arc<Stats>,
+    pub shutdown: CancellationToken,
+}
+
+/// A bound homccd, ready to run.
+#[derive(Debug)]
+pub struct Server {
+    listener: TcpListener,
+    state: Arc<State>,
+}
+
+impl Server {
+    /// Opens the cache and binds `addr` (port 0 picks a free port).
+    pub async fn bind(addr: SocketAddr, config: ServerConfig) -> anyhow::Result<Server> {
+        let listener = TcpListener::bind(addr)
+            .await
+            .with_context(|| format!("cannot listen on {addr}"))?;
+        Server::with_listener(listener, config)
+    }
+
+    /// Uses an already bound listener.
+    pub fn with_listener(listener: TcpListener, config: ServerConfig) -> anyhow::Result<Server> {
+        let cache = Cache::open(&config.cache_dir, config.max_cache_bytes)
+            .with_context(|| format!("cannot open the cache in {}", config.cache_dir.display()))?;
+        let jobs_dir = config.cache_dir.join("jobs");
+        if jobs_dir.exists() {
+            std::fs::remove_dir_all(&jobs_dir).with_context(|| {
+                format!("cannot remove old job roots in {}", jobs_dir.display())
+            })?;
+        }
+        std::fs::create_dir_all(&jobs_dir)
+            .with_context(|| format!("cannot create {}", jobs_dir.display()))?;
+        tracing::info!(blobs = cache.len(), bytes = cache.total_bytes(), dir = %config.cache_dir.display(), "cache opened");
+        let state = State {
+            slots: Arc::new(Semaphore::new(config.limit)),
+            config,
+            cache,
+            compilers: Compilers::default(),
+            jobs_dir,
+            stats: Arc::default(),
+            shutdown: CancellationToken::new(),
+        };
+        Ok(Server {
+            listener,
+            state: Arc::new(state),
+        })
+    }
+
+    pub fn local_addr(&self) -> SocketAddr {
+        self.listener
+            .local_addr()
+            .expect("a bound listener has an address")
+    }
+
+    pub fn stats(&self) -> Arc<Stats> {
+        self.state.stats.clone()
+    }
+
+    /// Serves until `shutdown` is cancelled, then stops accepting and waits (at most the grace
+    /// period) for running compiles.
+    pub async fn run(self, shutdown: CancellationToken) -> anyhow::Result<()> {
+        let tracker = TaskTracker::new();
+        loop {
+            tokio::select! {
+                _ = shutdown.cancelled() => break,
+                accepted = self.listener.accept() => match accepted {
+                    Ok((stream, peer)) => {
+                        let _ = stream.set_nodelay(true);
+                        tracker.spawn(session::serve(stream, peer, self.state.clone()));
+                    }
+                    Err(e) => tracing::warn!(error = %e, "accept failed"),
+                },
+            }
+        }
+        drop(self.listener);
+        self.state.shutdown.cancel();
+        tracker.close();
+        let running = tracker.len();
+        if running > 0 {
+            tracing::info!(running, "waiting for running compiles");
+        }
+        if tokio::time::timeout(self.state.config.shutdown_grace, tracker.wait())
+            .await
+            .is_err()
+        {
+            tracing::warn!(
+                "running compiles did not finish within the grace period; stopping anyway"
+            );
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,386 @@
+//! One connection, one compile: read the request, reserve a slot or refuse at once, negotiate the
+//! missing files, run the compiler hermetically while sending heartbeats, send the result.
+
+use std::{collections::HashSet, net::SocketAddr, sync::Arc, time::Instant};
+
+use futures_util::{SinkExt, StreamExt};
+use homcc_proto::{
+    codec::{decode_chunk, encode_chunk, DEFAULT_MAX_SERVER_FRAME},
+    counted::{ByteCounts, Counted},
+    ClientMessage, CodecError, CompileRequest, CompileResult, Digest, Need, OutputFile, Payload,
+    Refusal, RefusalReason, ServerCodec, ServerMessage, PROTOCOL_VERSION,
+};
+use tokio::net::TcpStream;
+use tokio_util::codec::Framed;
+
+use crate::{
+    args::hermetic_args,
+    compile::{self, CompileError, Invocation},
+    fill::Filler,
+    jobroot::JobRoot,
+    server::{Record, State},
+};
+
+type Conn = Framed<Counted<TcpStream>, ServerCodec>;
+
+/// The largest output file sent back (all outputs travel in one result frame).
+const MAX_OUTPUT: u64 = (DEFAULT_MAX_SERVER_FRAME / 2) as u64;
+
+/// How a session ended without a result.
+#[derive(Debug)]
+enum Ending {
+    /// Tell the client why (it will compile elsewhere).
+    Refuse(Refusal),
+    /// The connection is gone or unusable; nothing more can be sent.
+    Lost(String),
+}
+
+fn refuse(reason: RefusalReason, detail: impl Into<String>) -> Ending {
+    Ending::Refuse(Refusal {
+        reason,
+        detail: detail.into(),
+    })
+}
+
+fn invalid(detail: impl std::fmt::Display) -> Ending {
+    refuse(
+        RefusalReason::InvalidRequest,
+        format!("invalid request: {detail}"),
+    )
+}
+
+fn internal(detail: impl std::fmt::Display) -> Ending {
+    refuse(RefusalReason::Internal, format!("server error: {detail}"))
+}
+
+/// Serves one connection to its end; never fails the caller.
+pub async fn serve(stream: TcpStream, peer: SocketAddr, state: Arc<State>) {
+    let started = Instant::now();
+    let counts = Arc::new(ByteCounts::default());
+    let codec = ServerCodec::with_limits(state.config.max_frame, DEFAULT_MAX_SERVER_FRAME);
+    let mut conn = Framed::new(Counted::new(stream, counts.clone()), codec);
+    let mut record = Record {
+        peer: Some(peer),
+        ..Record::default()
+    };
+    let ending = match handle(&mut conn, &state, &mut record).await {
+        Ok((result, job)) => {
+            record.outcome = format!("exit {}", result.exit_code);
+            let sent = conn
+                .send(ServerMessage::Result(result))
+                .await
+                .err()
+                .map(|e| e.to_string());
+            // Deleting the job root takes a while; the client has its result already.
+            tokio::task::spawn_blocking(move || drop(job));
+            sent
+        }
+        Err(Ending::Refuse(refusal)) => {
+            record.outcome = format!("refused: {refusal}");
+            conn.send(ServerMessage::Refused(refusal))
+                .await
+                .err()
+                .map(|e| e.to_string())
+        }
+        Err(Ending::Lost(why)) => {
+            record.outcome = format!("lost: {why}");
+            None
+        }
+    };
+    if let Some(e) = ending {
+        record.outcome = format!("{} (reply not sent: {e})", record.outcome);
+    }
+    record.bytes_in = counts.read.load(std::sync::atomic::Ordering::Relaxed);
+    record.bytes_out = counts.written.load(std::sync::atomic::Ordering::Relaxed);
+    tracing::info!(
+        client = %peer, compiler = %record.compiler, output = %record.output, result = %record.outcome,
+        files = record.files, blobs_in = record.blobs_in, bytes_in = record.bytes_in,
+        bytes_out = record.bytes_out, compile_ms = record.compile_ms, ms = started.elapsed().as_millis() as u64, "compile"
+    );
+    state.stats.record(record);
+}
+
+/// Runs the compile; returns its result and the job root, which the caller deletes after replying.
+async fn handle(
+    conn: &mut Conn,
+    state: &State,
+    record: &mut Record,
+) -> Result<(CompileResult, JobRoot), Ending> {
+    let req = read_request(conn, state).await?;
+    record.compiler = req.compiler.to_string();
+    record.output = req
+        .outputs
+        .first()
+        .map(|o| o.display().to_string())
+        .unwrap_or_default();
+    if state.shutdown.is_cancelled() {
+        return Err(refuse(
+            RefusalReason::ShuttingDown,
+            "server is shutting down",
+        ));
+    }
+    let _slot = state.slots.clone().try_acquire_owned().map_err(|_| {
+        refuse(
+            RefusalReason::Busy,
+            format!("busy: all {} compile slots are taken", state.config.limit),
+        )
+    })?;
+    let _active = state.stats.compile_started();
+    let compiler = state
+        .compilers
+        .resolve(&req.compiler)
+        .await
+        .map_err(|m| refuse(RefusalReason::CompilerMismatch, m))?;
+    let job = JobRoot::create(&state.jobs_dir).map_err(internal)?;
+    let cwd = job.create_dir_spelt(&req.cwd).map_err(invalid)?;
+    for dir in &req.include_dirs {
+        job.create_dir_spelt(dir).map_err(invalid)?;
+    }
+    negotiate(conn, state, &req, &job, record).await?;
+    let mut outputs = Vec::with_capacity(req.outputs.len());
+    for out in &req.outputs {
+        let path = job.map_normal(out).map_err(invalid)?;
+        prepare_output(&path).map_err(internal)?;
+        outputs.push((out, path));
+    }
+    let args = hermetic_args(&req, &job).map_err(invalid)?;
+    let invocation = Invocation {
+        compiler: &compiler,
+        args,
+        cwd,
+        tmp: job.tmp().to_owned(),
+        env: &req.env,
+    };
+    let compile_started = Instant::now();
+    let finished = run_with_heartbeats(conn, state, invocation).await?;
+    record.compile_ms = compile_started.elapsed().as_millis() as u64;
+    let compression = req.compression;
+    let mut files = Vec::new();
+    for (out, path) in outputs {
+        let Ok(meta) = std::fs::symlink_metadata(&path) else {
+            continue;
+        };
+        if !meta.is_file() {
+            continue;
+        }
+        if meta.len() > MAX_OUTPUT {
+            return Err(internal(format!(
+                "output {} is larger than {MAX_OUTPUT} bytes",
+                out.display()
+            )));
+        }
+        files.push((out.clone(), std::fs::read(&path).map_err(internal)?));
+    }
+    let outputs = tokio::task::spawn_blocking(move || {
+        files
+            .into_iter()
+            .map(|(path, bytes)| OutputFile {
+                path,
+                payload: Payload::pack(compression, &bytes),
+            })
+            .collect()
+    })
+    .await
+    .map_err(internal)?;
+    let result = CompileResult {
+        exit_code: finished.exit_code,
+        stdout: job.unmap_text(&finished.stdout),
+        stderr: job.unmap_text(&finished.stderr),
+        outputs,
+    };
+    Ok((result, job))
+}
+
+async fn read_request(conn: &mut Conn, state: &State) -> Result<CompileRequest, Ending> {
+    let first = tokio::time::timeout(state.config.idle_timeout, conn.next())
+        .await
+        .map_err(|_| Ending::Lost("no request in time".into()))?;
+    let req = match first {
+        None => return Err(Ending::Lost("closed before sending a request".into())),
+        Some(Err(CodecError::VersionMismatch { peer })) => return Err(version_refusal(peer)),
+        Some(Err(e)) => return Err(invalid(e)),
+        Some(Ok(ClientMessage::Compile(req))) => req,
+        Some(Ok(_)) => return Err(invalid("the first frame must be a Compile request")),
+    };
+    if req.version != PROTOCOL_VERSION {
+        return Err(version_refusal(req.version));
+    }
+    Ok(req)
+}
+
+fn version_refusal(client: u32) -> Ending {
+    refuse(
+        RefusalReason::Version { server: PROTOCOL_VERSION },
+        format!("protocol version {client} not spoken there (server speaks {PROTOCOL_VERSION}): use the same homcc release on both sides"),
+    )
+}
+
+/// Places every manifest file, asking the client for what the cache lacks, until the root is full.
+async fn negotiate(
+    conn: &mut Conn,
+    state: &State,
+    req: &CompileRequest,
+    job: &JobRoot,
+    record: &mut Record,
+) -> Result<(), Ending> {
+    let cache = &state.cache;
+    let mut filler = Filler::new(job, cache);
+    let mut unknown_chunks = Vec::new();
+    for chunk_ref in &req.manifest {
+        match &chunk_ref.inline {
+            Some(chunk) => {
+                let bytes = encode_chunk(chunk);
+                if Digest::of(&bytes) != chunk_ref.digest {
+                    return Err(invalid(format!(
+                        "chunk {} does not match its digest",
+                        chunk.dir
+                    )));
+                }
+                cache.insert(&chunk_ref.digest, &bytes).map_err(internal)?;
+                filler.add_chunk(chunk).map_err(invalid)?;
+            }
+            None => match cache.read(&chunk_ref.digest).map_err(internal)? {
+                Some(bytes) => filler
+                    .add_chunk(&decode_chunk(&bytes).map_err(internal)?)
+                    .map_err(invalid)?,
+                None => unknown_chunks.push(chunk_ref.digest),
+            },
+        }
+    }
+    let mut first = true;
+    loop {
+        let need = Need {
+            chunks: std::mem::take(&mut unknown_chunks),
+            blobs: filler.take_unrequested(),
+        };
+        if first || !need.is_empty() {
+            conn.send(ServerMessage::Need(need.clone()))
+                .await
+                .map_err(|e| Ending::Lost(e.to_string()))?;
+            first = false;
+        }
+        receive(conn, state, &need, &mut filler, record).await?;
+        if filler.waiting_on_others() {
+            filler.await_other_jobs().await.map_err(invalid)?;
+        }
+        if !filler.waiting_on_others() && filler_is_done(&mut filler, &mut unknown_chunks) {
+            break;
+        }
+    }
+    record.files = filler.files;
+    Ok(())
+}
+
+/// Whether nothing remains to ask for; leaves the state untouched otherwise.
+fn filler_is_done(filler: &mut Filler<'_>, unknown_chunks: &mut [Digest]) -> bool {
+    unknown_chunks.is_empty() && !filler.has_unrequested()
+}
+
+/// Reads the client's uploads until everything `need` named has arrived.
+async fn receive(
+    conn: &mut Conn,
+    state: &State,
+    need: &Need,
+    filler: &mut Filler<'_>,
+    record: &mut Record,
+) -> Result<(), Ending> {
+    let mut chunks: HashSet<Digest> = need.chunks.iter().copied().collect();
+    let mut blobs: HashSet<Digest> = need.blobs.iter().copied().collect();
+    while !chunks.is_empty() || !blobs.is_empty() {
+        let frame = tokio::time::timeout(state.config.idle_timeout, conn.next())
+            .await
+            .map_err(|_| {
+                Ending::Lost(format!(
+                    "no upload for {} s",
+                    state.config.idle_timeout.as_secs()
+                ))
+            })?;
+        match frame {
+            None => {
+                return Err(Ending::Lost(
+                    "client closed the connection during the upload".into(),
+                ))
+            }
+            Some(Err(e)) => return Err(invalid(e)),
+            Some(Ok(ClientMessage::Chunks(list))) => {
+                for chunk in list {
+                    let bytes = encode_chunk(&chunk);
+                    let digest = Digest::of(&bytes);
+                    if !chunks.remove(&digest) {
+                        return Err(invalid(format!("chunk {} was not asked for", chunk.dir)));
+                    }
+                    state.cache.insert(&digest, &bytes).map_err(internal)?;
+                    filler.add_chunk(&chunk).map_err(invalid)?;
+                    record.chunks_in += 1;
+                }
+            }
+            Some(Ok(ClientMessage::Blob(blob))) => {
+                if !blobs.remove(&blob.digest) {
+                    return Err(invalid(format!("blob {} was not asked for", blob.digest)));
+                }
+                let size = filler.expected_size(&blob.digest).unwrap_or(0);
+                if blob.payload.size != size {
+                    return Err(invalid(format!(
+                        "blob {} is {} bytes, the manifest says {size}",
+                        blob.digest, blob.payload.size
+                    )));
+                }
+                let digest = blob.digest;
+                let bytes = tokio::task::spawn_blocking(move || {
+                    let bytes = blob.payload.unpack(size)?;
+                    Ok::<_, homcc_proto::CompressionError>(
+                        (Digest::of(&bytes) == digest).then_some(bytes),
+                    )
+                })
+                .await
+                .map_err(internal)?
+                .map_err(invalid)?
+                .ok_or_else(|| invalid(format!("blob {digest} does not match its digest")))?;
+                filler.complete_upload(&digest, &bytes).map_err(invalid)?;
+                record.blobs_in += 1;
+            }
+            Some(Ok(ClientMessage::Compile(_))) => {
+                return Err(invalid("a second Compile request on one connection"))
+            }
+        }
+    }
+    Ok(())
+}
+
+/// An output path in the root must not exist before the compile: it could be a hard link into the
+/// cache, which the compiler would then overwrite.
+fn prepare_output(path: &std::path::Path) -> std::io::Result<()> {
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir)?;
+    }
+    match std::fs::remove_file(path) {
+        Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(e),
+        _ => Ok(()),
+    }
+}
+
+/// Runs the compile, sending a heartbeat every interval; a client that goes away kills it.
+async fn run_with_heartbeats(
+    conn: &mut Conn,
+    state: &State,
+    inv: Invocation<'_>,
+) -> Result<compile::Finished, Ending> {
+    let compile = compile::run(inv, state.config.compile_timeout);
+    tokio::pin!(compile);
+    let mut beat = tokio::time::interval(state.config.heartbeat_interval);
+    beat.tick().await;
+    loop {
+        tokio::select! {
+            done = &mut compile => {
+                return done.map_err(|e| match e {
+                    CompileError::TimedOut(_) => refuse(RefusalReason::Timeout, e.to_string()),
+                    _ => internal(e),
+                });
+            }
+            _ = beat.tick() => {
+                conn.send(ServerMessage::Heartbeat).await.map_err(|e| Ending::Lost(format!("client gone during the compile: {e}")))?;
+            }
+            _ = conn.next() => return Err(Ending::Lost("client went away during the compile".into())),
+        }
+    }
+}
