@@ -220,8 +220,14 @@ fn warm_compile_uploads_nothing_and_fits_in_2_kib() {
         "uploads are LZO-compressed by default: {summary}"
     );
 
-    let warm = p.homcc(&["--verbose", "--host", &server.host()], "g++", &args);
+    // HOMCC_VERBOSE takes the usual spellings of true, like every boolean variable.
+    let warm = p
+        .homcc_command(&["--host", &server.host()], "g++", &args)
+        .env("HOMCC_VERBOSE", "yes")
+        .output()
+        .unwrap();
     assert!(warm.status.success());
+    assert_eq!(homcc_lines(&warm.stderr).len(), 1, "the verbose summary");
     let warm_record = server.last();
     assert_eq!(warm_record.blobs_in, 0, "a warm compile uploads no file");
     assert_eq!(warm_record.chunks_in, 0);

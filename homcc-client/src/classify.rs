@@ -372,8 +372,8 @@ pub fn classify(args: &[OsString], cwd: &Path) -> Plan {
         let has_target = dep_shape
             .iter()
             .any(|a| a.as_bytes().starts_with(b"-MT") || a.as_bytes().starts_with(b"-MQ"));
-        if let (false, Some(o)) = (has_target, output_arg) {
-            dep_shape.extend(["-MQ".into(), o]);
+        if let (false, Some(o)) = (has_target, &output_arg) {
+            dep_shape.extend(["-MQ".into(), o.clone()]);
         }
         Depfile {
             path: dep_file.map_or_else(|| object.with_extension("d"), |f| absolute(cwd, &f)),
@@ -381,12 +381,20 @@ pub fn classify(args: &[OsString], cwd: &Path) -> Plan {
             shape_args: dep_shape,
         }
     });
+    if output_arg.as_ref().is_some_and(|o| o.as_bytes() == b"-") {
+        return local("writes the object to standard output (-o -)");
+    }
     for path in outputs.iter().chain(depfile.as_ref().map(|d| &d.path)) {
         if !path.parent().is_some_and(Path::is_dir) {
             return local(format!(
                 "output directory of {} does not exist",
                 path.display()
             ));
+        }
+        // homcc replaces outputs by renaming; the compiler writes into what is there (a device, a
+        // symlink's target), so only regular files and new files can be written remotely.
+        if std::fs::symlink_metadata(path).is_ok_and(|m| !m.is_file()) {
+            return local(format!("output {} is not a regular file", path.display()));
         }
     }
     Plan::Remote(RemoteJob {
@@ -507,5 +515,7 @@ mod tests {
         local_because("-c a.c -o /nonexistent-dir/a.o", "does not exist");
         local_because("-c a.c -MD -MF /nonexistent-dir/a.d", "does not exist");
         local_because("-c a.c -MD -MG", "generated");
+        local_because("-c a.c -o /dev/null", "not a regular file");
+        local_because("-c a.c -o -", "standard output");
     }
 }

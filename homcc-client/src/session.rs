@@ -11,7 +11,7 @@ use std::{
 
 use futures_util::{SinkExt, StreamExt};
 use homcc_proto::{
-    codec::DEFAULT_MAX_SERVER_FRAME,
+    codec::{DEFAULT_MAX_CLIENT_FRAME, DEFAULT_MAX_SERVER_FRAME},
     counted::{ByteCounts, Counted},
     Blob, Chunk, ChunkRef, ClientCodec, ClientMessage, CompileRequest, CompileResult, Compression,
     Digest, Need, Payload, Refusal, RefusalReason, ServerMessage,
@@ -122,10 +122,11 @@ pub async fn compile_on(
     let counts = Arc::new(ByteCounts::default());
     let mut conn = Framed::new(
         Counted::new(stream, counts.clone()),
-        ClientCodec::new(DEFAULT_MAX_SERVER_FRAME),
+        ClientCodec::with_limits(DEFAULT_MAX_SERVER_FRAME, DEFAULT_MAX_CLIENT_FRAME),
     );
 
     let mut request = prepared.request.clone();
+    request.compression = compression;
     request.manifest = prepared
         .chunks
         .iter()
@@ -161,6 +162,9 @@ pub async fn compile_on(
                 })
             }
             Ok(None) => return Err(Failure::Lost("the server closed the connection".into())),
+            Ok(Some(Err(homcc_proto::CodecError::Io(e)))) => {
+                return Err(Failure::Lost(e.to_string()))
+            }
             Ok(Some(Err(e))) => return Err(Failure::Protocol(e.to_string())),
             Ok(Some(Ok(message))) => message,
         };

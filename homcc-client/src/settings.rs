@@ -3,7 +3,7 @@
 
 use std::{ffi::OsString, path::PathBuf, time::Duration};
 
-use clap::Parser;
+use clap::{builder::BoolishValueParser, Parser};
 use homcc_proto::Compression;
 
 use crate::hosts::{parse_hosts, Host};
@@ -51,10 +51,10 @@ pub struct Cli {
     )]
     pub remote_compilation_tries: usize,
     /// Never compile locally after a remote failure: exit with an error instead
-    #[arg(long, env = "HOMCC_NO_LOCAL_COMPILATION")]
+    #[arg(long, env = "HOMCC_NO_LOCAL_COMPILATION", value_parser = BoolishValueParser::new())]
     pub no_local_compilation: bool,
     /// Print what homcc does (why a compile runs locally, what was sent) to stderr
-    #[arg(long, env = "HOMCC_VERBOSE")]
+    #[arg(long, env = "HOMCC_VERBOSE", value_parser = BoolishValueParser::new())]
     pub verbose: bool,
     /// The compiler and its arguments
     #[arg(

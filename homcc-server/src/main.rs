@@ -24,22 +24,18 @@ fn main() -> ExitCode {
 }
 
 async fn serve(cli: Cli) -> anyhow::Result<()> {
-    let server = Server::bind(SocketAddr::new(cli.listen, cli.port), cli.config()).await?;
-    eprintln!("listening on {}", server.local_addr());
-    let shutdown = CancellationToken::new();
-    tokio::spawn(stop_on_signal(shutdown.clone()));
-    server.run(shutdown).await
-}
-
-async fn stop_on_signal(shutdown: CancellationToken) {
     use tokio::signal::unix::{signal, SignalKind};
-    let (Ok(mut term), Ok(mut int)) = (
-        signal(SignalKind::terminate()),
-        signal(SignalKind::interrupt()),
-    ) else {
-        return;
-    };
-    tokio::select! { _ = term.recv() => {}, _ = int.recv() => {} }
-    tracing::info!("stopping: no new compiles, waiting for running ones");
-    shutdown.cancel();
+    let server = Server::bind(SocketAddr::new(cli.listen, cli.port), cli.config()).await?;
+    // Handlers first: a SIGTERM right after the address is printed must stop gracefully too.
+    let mut term = signal(SignalKind::terminate())?;
+    let mut int = signal(SignalKind::interrupt())?;
+    let shutdown = CancellationToken::new();
+    let token = shutdown.clone();
+    tokio::spawn(async move {
+        tokio::select! { _ = term.recv() => {}, _ = int.recv() => {} }
+        tracing::info!("stopping: no new compiles, waiting for running ones");
+        token.cancel();
+    });
+    eprintln!("listening on {}", server.local_addr());
+    server.run(shutdown).await
 }

@@ -24,7 +24,7 @@ pub struct ServerConfig {
     pub limit: usize,
     pub cache_dir: PathBuf,
     pub max_cache_bytes: u64,
-    /// The largest frame accepted from a client (and output file sent back).
+    /// The largest frame accepted from a client (one request or one uploaded file).
     pub max_frame: usize,
     /// A compile running longer is killed.
     pub compile_timeout: Duration,

@@ -1,0 +1,571 @@
+//! What happens when a remote compile cannot run: every failure before the compiler's verdict
+//! ends in a local compile with identical outputs and one `homcc:` line naming the host and the
+//! reason; the server never leaves a compiler or a job root behind.
+
+use std::{
+    ffi::OsString,
+    net::SocketAddr,
+    path::Path,
+    process::{Output, Stdio},
+    time::{Duration, Instant},
+};
+
+use futures_util::{SinkExt, StreamExt};
+use homcc_client::{classify::Language, compiler};
+use homcc_proto::{
+    codec::DEFAULT_MAX_SERVER_FRAME, Chunk, ChunkFile, ChunkRef, ClientCodec, ClientMessage,
+    CompileRequest, CompilerIdentity, Compression, Digest, Refusal, RefusalReason, ServerMessage,
+    PROTOCOL_VERSION,
+};
+use homcc_tests::{
+    assert_same_as_local, homcc_lines, job_roots, os, slow_cxx_source, wait_for,
+    wait_for_running_compile, Daemon, Project, TestServer,
+};
+use tokio::net::TcpStream;
+use tokio_util::codec::Framed;
+
+/// A quick compile with a warning, so that the compiler's own stderr is not empty.
+const QUICK_SOURCE: &str = "int main() { int unused; return 0; }\n";
+const QUICK_ARGS: &[&str] = &["-Wall", "-c", "quick.cpp", "-o", "quick.o"];
+const QUICK_OUTPUTS: &[&str] = &["quick.o"];
+
+/// `slow_cxx_source(120)` takes g++ -O2 about 2.1 s on an idle 2-core machine.
+const SLOW_FUNCTIONS: usize = 120;
+const SLOW_ARGS: &[&str] = &["-O2", "-c", "slow.cpp", "-o", "slow.o"];
+const SLOW_OUTPUTS: &[&str] = &["slow.o"];
+
+/// How long a compile or a cleanup may take on a loaded machine.
+const LIMIT: Duration = Duration::from_secs(60);
+/// How long SIGKILLed compiler processes may take to disappear: far less than the second or more
+/// that `slow.cpp` still needs one second into its compile.
+const KILLED: Duration = Duration::from_millis(500);
+
+/// How long a killed stuck compile may take to be gone, well below its natural 40 s.
+const STUCK_KILLED: Duration = Duration::from_secs(10);
+
+/// A C++ source whose compile runs about 40 s (32 constant evaluations of about 1.3 s each; gcc's
+/// default `-fconstexpr-ops-limit` allows each), for a compile that must be killed, not finish.
+fn stuck_cxx_source() -> String {
+    let mut s = String::from(
+        "constexpr long spin(long n) { long x = 0; for (long i = 0; i < n; ++i) for (long j = 0; j < 1000; ++j) x += i ^ j; return x; }\n",
+    );
+    for k in 0..32 {
+        s.push_str(&format!("constexpr long spun{k} = spin({});\n", 1500 + k));
+    }
+    s
+}
+
+fn quick_project() -> Project {
+    let project = Project::new();
+    project.write("quick.cpp", QUICK_SOURCE);
+    project
+}
+
+fn slow_project() -> Project {
+    let project = Project::new();
+    project.write("slow.cpp", &slow_cxx_source(SLOW_FUNCTIONS));
+    project
+}
+
+/// What a plain local compile did.
+struct Local {
+    out: Output,
+    files: Vec<Option<Vec<u8>>>,
+}
+
+/// Runs `compiler args` locally in the project and takes its outputs.
+fn compile_locally(project: &Project, compiler: &str, args: &[&str], outputs: &[&str]) -> Local {
+    project.take(outputs);
+    let out = project.local(compiler, args);
+    assert!(
+        out.status.success(),
+        "local {compiler} {args:?} failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let files = project.take(outputs);
+    assert!(
+        files.iter().all(Option::is_some),
+        "local {compiler} {args:?} wrote no {outputs:?}"
+    );
+    Local { out, files }
+}
+
+fn assert_same_files(project: &Project, local: &Local, outputs: &[&str]) {
+    for (name, (l, r)) in outputs
+        .iter()
+        .zip(local.files.iter().zip(project.take(outputs)))
+    {
+        assert!(
+            *l == r,
+            "{name} differs (local {:?} bytes, homcc {:?} bytes)",
+            l.as_ref().map(Vec::len),
+            r.as_ref().map(Vec::len)
+        );
+    }
+}
+
+/// Asserts that homcc compiled locally, exactly as `local`, after one `homcc:` line that contains
+/// every one of `mentions` and ends in `; compiling locally`. Returns that line.
+fn assert_fell_back(
+    project: &Project,
+    local: &Local,
+    homcc: &Output,
+    outputs: &[&str],
+    mentions: &[&str],
+) -> String {
+    let stderr = String::from_utf8_lossy(&homcc.stderr);
+    let lines = homcc_lines(&homcc.stderr);
+    assert_eq!(
+        lines.len(),
+        1,
+        "expected one homcc: line, stderr:\n{stderr}"
+    );
+    let line = lines[0].clone();
+    for m in mentions {
+        assert!(line.contains(m), "{line:?} does not mention {m:?}");
+    }
+    assert!(line.ends_with("; compiling locally"), "{line:?}");
+    assert_eq!(
+        homcc.status.code(),
+        local.out.status.code(),
+        "stderr:\n{stderr}"
+    );
+    assert_eq!(
+        String::from_utf8_lossy(&homcc.stdout),
+        String::from_utf8_lossy(&local.out.stdout)
+    );
+    assert_eq!(
+        stderr,
+        format!("{line}\n{}", String::from_utf8_lossy(&local.out.stderr))
+    );
+    assert_same_files(project, local, outputs);
+    line
+}
+
+/// Asserts that homcc compiled remotely (no line of its own) with the local compile's result.
+fn assert_compiled_remotely(project: &Project, local: &Local, homcc: &Output, outputs: &[&str]) {
+    let stderr = String::from_utf8_lossy(&homcc.stderr);
+    assert_eq!(
+        homcc_lines(&homcc.stderr),
+        Vec::<String>::new(),
+        "stderr:\n{stderr}"
+    );
+    assert_eq!(
+        homcc.status.code(),
+        local.out.status.code(),
+        "stderr:\n{stderr}"
+    );
+    assert_eq!(
+        String::from_utf8_lossy(&homcc.stdout),
+        String::from_utf8_lossy(&local.out.stdout)
+    );
+    assert_eq!(stderr, String::from_utf8_lossy(&local.out.stderr));
+    assert_same_files(project, local, outputs);
+}
+
+/// `127.0.0.1:PORT` with nothing listening (a port that was just free).
+fn unreachable_host() -> String {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    drop(listener);
+    addr.to_string()
+}
+
+/// Processes (pid and name) whose working directory is under `dir`.
+fn processes_in(dir: &Path) -> Vec<(u32, String)> {
+    let dir = dir.canonicalize().unwrap();
+    std::fs::read_dir("/proc")
+        .unwrap()
+        .flatten()
+        .filter_map(|entry| {
+            let pid: u32 = entry.file_name().to_str()?.parse().ok()?;
+            let cwd = std::fs::read_link(entry.path().join("cwd")).ok()?;
+            let name = std::fs::read_to_string(entry.path().join("comm")).unwrap_or_default();
+            cwd.starts_with(&dir).then(|| (pid, name.trim().to_owned()))
+        })
+        .collect()
+}
+
+/// Polls until no process runs under `dir`; after `limit`, panics naming those that still do.
+fn wait_for_no_process_in(dir: &Path, limit: Duration) {
+    let deadline = Instant::now() + limit;
+    loop {
+        let running = processes_in(dir);
+        if running.is_empty() {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "after {limit:?}, still running in {}: {running:?}",
+            dir.display()
+        );
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
+// --- A raw protocol client, for what homcc itself never sends. ---
+
+type Raw = Framed<TcpStream, ClientCodec>;
+
+fn runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap()
+}
+
+/// The identity homcc sends for `g++`.
+fn gxx_identity() -> CompilerIdentity {
+    let binary = compiler::resolve(os("g++")).expect("g++ on PATH");
+    compiler::info(os("g++"), &binary, Language::Cxx, &[], None)
+        .expect("probe g++")
+        .identity
+}
+
+/// The file the raw request lists (the server's fresh cache lacks it).
+const HELD_SOURCE: &[u8] = b"int held_slot_marker;\n";
+
+/// A compile of `held.cpp` in `dir`, its manifest one inline chunk.
+fn raw_request(dir: &Path, version: u32, compiler: CompilerIdentity) -> CompileRequest {
+    let chunk = Chunk {
+        dir: dir.to_str().expect("a UTF-8 temp dir").to_owned(),
+        files: vec![ChunkFile {
+            name: "held.cpp".into(),
+            digest: Digest::of(HELD_SOURCE),
+            size: HELD_SOURCE.len() as u64,
+        }],
+    };
+    CompileRequest {
+        version,
+        compiler,
+        args: ["-c", "held.cpp", "-o", "held.o"]
+            .map(OsString::from)
+            .to_vec(),
+        cwd: dir.to_owned(),
+        include_dirs: Vec::new(),
+        implicit_includes: Vec::new(),
+        manifest: vec![ChunkRef {
+            digest: chunk.digest(),
+            inline: Some(chunk),
+        }],
+        outputs: vec![dir.join("held.o")],
+        env: Vec::new(),
+        compression: Compression::default(),
+    }
+}
+
+/// Connects, sends `request` and returns the connection with the server's first reply.
+async fn send_request(addr: SocketAddr, request: CompileRequest) -> (Raw, ServerMessage) {
+    let stream = TcpStream::connect(addr).await.expect("connect to homccd");
+    let mut conn = Framed::new(stream, ClientCodec::new(DEFAULT_MAX_SERVER_FRAME));
+    conn.send(ClientMessage::Compile(request))
+        .await
+        .expect("send the request");
+    let reply = tokio::time::timeout(LIMIT, conn.next())
+        .await
+        .expect("a reply in time")
+        .expect("a reply before the connection closed")
+        .expect("a reply that decodes");
+    (conn, reply)
+}
+
+// --- The tests. ---
+
+#[test]
+fn unreachable_host_compiles_locally() {
+    let project = quick_project();
+    let local = compile_locally(&project, "g++", QUICK_ARGS, QUICK_OUTPUTS);
+    let host = unreachable_host();
+    let out = project.homcc(&["--host", &host], "g++", QUICK_ARGS);
+    assert_fell_back(
+        &project,
+        &local,
+        &out,
+        QUICK_OUTPUTS,
+        &[&host, "unreachable"],
+    );
+}
+
+#[test]
+fn busy_host_compiles_locally() {
+    let cache = tempfile::tempdir().unwrap();
+    let server = TestServer::start(cache.path(), |c| c.limit = 1);
+    let project = quick_project();
+    let local = compile_locally(&project, "g++", QUICK_ARGS, QUICK_OUTPUTS);
+
+    // Hold the only slot: the server asks for the file only after reserving it.
+    let rt = runtime();
+    let (holder, reply) = rt.block_on(send_request(
+        server.addr,
+        raw_request(project.path(), PROTOCOL_VERSION, gxx_identity()),
+    ));
+    match reply {
+        ServerMessage::Need(need) => assert_eq!(need.blobs, [Digest::of(HELD_SOURCE)], "{need:?}"),
+        other => panic!("expected Need, got {other:?}"),
+    }
+
+    let out = project.homcc(&["--host", &server.host()], "g++", QUICK_ARGS);
+    assert_fell_back(
+        &project,
+        &local,
+        &out,
+        QUICK_OUTPUTS,
+        &[&server.host(), "busy"],
+    );
+    let refused = server.last();
+    assert!(
+        refused.outcome.starts_with("refused: busy"),
+        "server: {}",
+        refused.outcome
+    );
+
+    // Once the holder goes away, its slot is free for the next compile.
+    {
+        let _context = rt.enter();
+        drop(holder);
+    }
+    wait_for("the server to drop the holder's session", LIMIT, || {
+        server
+            .records()
+            .iter()
+            .any(|r| r.outcome.starts_with("lost:"))
+    });
+    assert_same_as_local(&project, &server, "g++", QUICK_ARGS, QUICK_OUTPUTS);
+}
+
+#[test]
+fn compiler_mismatch_is_refused_and_compiles_locally() {
+    let cache = tempfile::tempdir().unwrap();
+    let server = TestServer::start(cache.path(), |_| {});
+    let project = quick_project();
+
+    // The server side, with a version no compiler has.
+    let mut identity = gxx_identity();
+    identity.version = "0.0.0".into();
+    let (_conn, reply) = runtime().block_on(send_request(
+        server.addr,
+        raw_request(project.path(), PROTOCOL_VERSION, identity),
+    ));
+    match reply {
+        ServerMessage::Refused(Refusal {
+            reason: RefusalReason::CompilerMismatch,
+            detail,
+        }) => {
+            assert!(detail.contains("not available there"), "{detail}")
+        }
+        other => panic!("expected a CompilerMismatch refusal, got {other:?}"),
+    }
+
+    // Through homcc: a compiler name the client has (a link to g++) and the server's PATH lacks.
+    let bin = tempfile::tempdir().unwrap();
+    let linked = bin.path().join("homcc-test-g++");
+    std::os::unix::fs::symlink(compiler::resolve(os("g++")).unwrap(), &linked).unwrap();
+    let linked = linked.to_str().unwrap();
+    let local = compile_locally(&project, linked, QUICK_ARGS, QUICK_OUTPUTS);
+    let out = project.homcc(&["--host", &server.host()], linked, QUICK_ARGS);
+    assert_fell_back(
+        &project,
+        &local,
+        &out,
+        QUICK_OUTPUTS,
+        &[&server.host(), "homcc-test-g++", "not available there"],
+    );
+}
+
+#[test]
+fn wrong_protocol_version_is_refused() {
+    let cache = tempfile::tempdir().unwrap();
+    let server = TestServer::start(cache.path(), |_| {});
+    let project = Project::new();
+    let (_conn, reply) = runtime().block_on(send_request(
+        server.addr,
+        raw_request(project.path(), 999, gxx_identity()),
+    ));
+    match reply {
+        ServerMessage::Refused(Refusal {
+            reason: RefusalReason::Version {
+                server: PROTOCOL_VERSION,
+            },
+            detail,
+        }) => {
+            assert!(detail.contains("999"), "{detail}")
+        }
+        other => panic!("expected a Version refusal, got {other:?}"),
+    }
+}
+
+#[test]
+fn killed_server_mid_compile_compiles_locally() {
+    let cache = tempfile::tempdir().unwrap();
+    let mut daemon = Daemon::start(cache.path(), &[]);
+    let project = slow_project();
+    let local = compile_locally(&project, "g++", SLOW_ARGS, SLOW_OUTPUTS);
+
+    let homcc = project
+        .homcc_command(&["--host", &daemon.host()], "g++", SLOW_ARGS)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    wait_for_running_compile(cache.path());
+    daemon.child.kill().unwrap();
+    daemon.child.wait().unwrap();
+    let out = homcc.wait_with_output().unwrap();
+    assert_fell_back(
+        &project,
+        &local,
+        &out,
+        SLOW_OUTPUTS,
+        &[&daemon.host(), "connection lost"],
+    );
+
+    // The killed daemon's compiler (its own process group) runs on to its end: let it finish
+    // before the cache dir goes.
+    wait_for_no_process_in(cache.path(), LIMIT);
+}
+
+#[test]
+fn compile_time_limit_kills_and_compiles_locally() {
+    let cache = tempfile::tempdir().unwrap();
+    let server = TestServer::start(cache.path(), |c| c.compile_timeout = Duration::from_secs(1));
+    let project = slow_project();
+    let local = compile_locally(&project, "g++", SLOW_ARGS, SLOW_OUTPUTS);
+
+    let homcc = project
+        .homcc_command(&["--host", &server.host()], "g++", SLOW_ARGS)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    wait_for_running_compile(cache.path());
+    // At the limit the server kills the compiler's process group, then removes the job root; a
+    // compiler left alive would run on for another second or more.
+    wait_for("the job root to be removed", LIMIT, || {
+        job_roots(cache.path()) == 0
+    });
+    wait_for_no_process_in(cache.path(), KILLED);
+
+    let out = homcc.wait_with_output().unwrap();
+    assert_fell_back(
+        &project,
+        &local,
+        &out,
+        SLOW_OUTPUTS,
+        &[&server.host(), "time limit"],
+    );
+    let record = server.last();
+    assert!(
+        record.outcome.starts_with("refused:") && record.outcome.contains("time limit"),
+        "server: {}",
+        record.outcome
+    );
+}
+
+#[test]
+fn client_disconnect_kills_the_compile() {
+    let cache = tempfile::tempdir().unwrap();
+    let server = TestServer::start(cache.path(), |_| {});
+    let project = Project::new();
+    project.write("stuck.cpp", &stuck_cxx_source());
+
+    let mut homcc = project
+        .homcc_command(
+            &["--host", &server.host()],
+            "g++",
+            &["-c", "stuck.cpp", "-o", "stuck.o"],
+        )
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    wait_for_running_compile(cache.path());
+    assert!(
+        !processes_in(cache.path()).is_empty(),
+        "no compiler runs in the cache dir"
+    );
+    homcc.kill().unwrap();
+    homcc.wait().unwrap();
+
+    // Well before the compile could end on its own.
+    wait_for("the job root to be removed", STUCK_KILLED, || {
+        job_roots(cache.path()) == 0
+    });
+    wait_for_no_process_in(cache.path(), STUCK_KILLED);
+    wait_for("the server to record the session", LIMIT, || {
+        !server.records().is_empty()
+    });
+    let record = server.last();
+    assert!(
+        record.outcome.starts_with("lost:"),
+        "server: {}",
+        record.outcome
+    );
+}
+
+#[test]
+fn no_local_compilation_fails_with_the_reason() {
+    let project = quick_project();
+    let host = unreachable_host();
+    let by_flag = project.homcc(
+        &["--host", &host, "--no-local-compilation"],
+        "g++",
+        QUICK_ARGS,
+    );
+    let by_env = project
+        .homcc_command(&["--host", &host], "g++", QUICK_ARGS)
+        .env("HOMCC_NO_LOCAL_COMPILATION", "1")
+        .output()
+        .unwrap();
+    for (how, out) in [("flag", by_flag), ("environment", by_env)] {
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(100), "{how}: stderr:\n{stderr}");
+        let lines = homcc_lines(&out.stderr);
+        assert_eq!(lines.len(), 1, "{how}: stderr:\n{stderr}");
+        let line = &lines[0];
+        assert!(
+            line.contains(&host) && line.contains("not compiling locally"),
+            "{how}: {line:?}"
+        );
+        assert_eq!(stderr, format!("{line}\n"), "{how}");
+        assert!(
+            out.stdout.is_empty(),
+            "{how}: stdout: {}",
+            String::from_utf8_lossy(&out.stdout)
+        );
+        assert!(
+            !project.path().join("quick.o").exists(),
+            "{how}: an object file was written"
+        );
+    }
+}
+
+#[test]
+fn no_hosts_compiles_locally() {
+    let project = quick_project();
+    let local = compile_locally(&project, "g++", QUICK_ARGS, QUICK_OUTPUTS);
+    let out = project.homcc(&[], "g++", QUICK_ARGS);
+    assert_fell_back(&project, &local, &out, QUICK_OUTPUTS, &["no build hosts"]);
+}
+
+#[test]
+fn graceful_shutdown_lets_running_compiles_finish() {
+    let cache = tempfile::tempdir().unwrap();
+    let mut daemon = Daemon::start(cache.path(), &[]);
+    let project = slow_project();
+    let local = compile_locally(&project, "g++", SLOW_ARGS, SLOW_OUTPUTS);
+
+    let homcc = project
+        .homcc_command(&["--host", &daemon.host()], "g++", SLOW_ARGS)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    wait_for_running_compile(cache.path());
+    let pid = libc::pid_t::try_from(daemon.child.id()).unwrap();
+    // SAFETY: kill(2) on the daemon this test started; no memory is involved.
+    assert_eq!(unsafe { libc::kill(pid, libc::SIGTERM) }, 0);
+    let out = homcc.wait_with_output().unwrap();
+    assert_compiled_remotely(&project, &local, &out, SLOW_OUTPUTS);
+    let status = daemon.child.wait().unwrap();
+    assert!(status.success(), "homccd after SIGTERM: {status}");
+}
