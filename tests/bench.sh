@@ -10,15 +10,8 @@
 set -euo pipefail
 runs=${1:-20}
 cd "$(dirname "$0")/.."
-cargo build --release --bins --quiet
-bin=$PWD/target/release
-work=$(mktemp -d)
-server=""
-trap '[ -n "$server" ] && kill "$server" 2>/dev/null; rm -rf "$work"' EXIT
-"$bin/homccd" --listen 127.0.0.1 --port 0 --cache-dir "$work/cache" --log-level info 2>"$work/homccd.log" &
-server=$!
-until grep -q '^listening on' "$work/homccd.log"; do sleep 0.05; done
-host=$(sed -n 's/^listening on //p' "$work/homccd.log")
+source tests/homccd.sh
+start_homccd info
 cd "$work"
 printf '#include <%s>\n' map string iostream vector algorithm memory functional unordered_map sstream >tu.cpp
 echo 'int main() { std::map<std::string, int> m{{"a", 1}}; std::cout << m.size() << "\n"; }' >>tu.cpp

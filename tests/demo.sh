@@ -4,19 +4,8 @@
 # warm) showing what crossed the wire each time, and checks the object against a local compile.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-cargo build --release --bins --quiet
-bin=$PWD/target/release
-
-work=$(mktemp -d)
-server=""
-trap '[ -n "$server" ] && kill "$server" 2>/dev/null; rm -rf "$work"' EXIT
-"$bin/homccd" --listen 127.0.0.1 --port 0 --cache-dir "$work/server-cache" --log-level warn 2>"$work/homccd.log" &
-server=$!
-until grep -q '^listening on' "$work/homccd.log"; do
-  kill -0 "$server" 2>/dev/null || { cat "$work/homccd.log"; exit 1; }
-  sleep 0.05
-done
-host=$(sed -n 's/^listening on //p' "$work/homccd.log")
+source tests/homccd.sh
+start_homccd warn
 echo "homccd listening on $host (cache: $work/server-cache)"
 
 mkdir -p "$work/project/include"

@@ -74,6 +74,16 @@ struct Local {
 }
 
 /// Runs `compiler args` locally in the project and takes its outputs.
+/// homcc compiling the slow source against `host`, in the background, its output captured.
+fn spawn_slow_homcc(project: &Project, host: &str) -> std::process::Child {
+    project
+        .homcc_command(&["--host", host], "g++", SLOW_ARGS)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap()
+}
+
 fn compile_locally(project: &Project, compiler: &str, args: &[&str], outputs: &[&str]) -> Local {
     project.take(outputs);
     let out = project.local(compiler, args);
@@ -401,12 +411,7 @@ fn killed_server_mid_compile_compiles_locally() {
     let project = slow_project();
     let local = compile_locally(&project, "g++", SLOW_ARGS, SLOW_OUTPUTS);
 
-    let homcc = project
-        .homcc_command(&["--host", &daemon.host()], "g++", SLOW_ARGS)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
+    let homcc = spawn_slow_homcc(&project, &daemon.host());
     wait_for_running_compile(cache.path());
     daemon.child.kill().unwrap();
     daemon.child.wait().unwrap();
@@ -431,12 +436,7 @@ fn compile_time_limit_kills_and_compiles_locally() {
     let project = slow_project();
     let local = compile_locally(&project, "g++", SLOW_ARGS, SLOW_OUTPUTS);
 
-    let homcc = project
-        .homcc_command(&["--host", &server.host()], "g++", SLOW_ARGS)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
+    let homcc = spawn_slow_homcc(&project, &server.host());
     wait_for_running_compile(cache.path());
     // At the limit the server kills the compiler's process group, then removes the job root; a
     // compiler left alive would run on for another second or more.
@@ -554,12 +554,7 @@ fn graceful_shutdown_lets_running_compiles_finish() {
     let project = slow_project();
     let local = compile_locally(&project, "g++", SLOW_ARGS, SLOW_OUTPUTS);
 
-    let homcc = project
-        .homcc_command(&["--host", &daemon.host()], "g++", SLOW_ARGS)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
+    let homcc = spawn_slow_homcc(&project, &daemon.host());
     wait_for_running_compile(cache.path());
     let pid = libc::pid_t::try_from(daemon.child.id()).unwrap();
     // SAFETY: kill(2) on the daemon this test started; no memory is involved.

@@ -17,7 +17,13 @@ pub mod scan;
 pub mod session;
 pub mod settings;
 
-use std::{collections::HashMap, ffi::OsString, path::Path, process::ExitCode, time::Instant};
+use std::{
+    collections::HashMap,
+    ffi::OsString,
+    path::Path,
+    process::ExitCode,
+    time::{Duration, Instant},
+};
 
 use clap::Parser;
 use homcc_proto::{manifest::chunk_entries, CompileRequest, FORWARDED_ENV, PROTOCOL_VERSION};
@@ -88,6 +94,7 @@ async fn remote(
     if settings.hosts.is_empty() {
         return fail("no build hosts: set --host or HOMCC_HOSTS");
     }
+    let prepare_started = Instant::now();
     let binary = match compiler::resolve(compiler) {
         Ok(b) => b,
         Err(_) => return local::exec(compiler, args),
@@ -157,6 +164,7 @@ async fn remote(
     };
     let mut failures = Vec::new();
     for host in settings.hosts.iter().take(settings.tries) {
+        let prepared_in = prepare_started.elapsed();
         let started = Instant::now();
         let known = KnownChunks::new(settings.cache_dir.as_deref(), &host.to_string());
         let mut traffic = Traffic::default();
@@ -168,7 +176,13 @@ async fn remote(
                 }
                 verbose(
                     settings,
-                    &summary(host, &traffic, result.exit_code, started),
+                    &summary(
+                        host,
+                        &traffic,
+                        result.exit_code,
+                        prepared_in,
+                        started.elapsed(),
+                    ),
                 );
                 output::replay(&result);
                 return u8::try_from(result.exit_code).unwrap_or(1);
@@ -195,10 +209,18 @@ fn verbose(settings: &Settings, line: &str) {
     }
 }
 
-fn summary(host: &hosts::Host, t: &Traffic, exit_code: i32, started: Instant) -> String {
+/// The `--verbose` line of a remote compile: what crossed the wire and where the time went
+/// (`local`: probe, scan and hashing; `remote`: connecting to receiving the result).
+fn summary(
+    host: &hosts::Host,
+    t: &Traffic,
+    exit_code: i32,
+    local: Duration,
+    remote: Duration,
+) -> String {
     format!(
         "{host}: {} files in {} chunks ({} sent inline); uploaded {} files ({} bytes, {} compressed); \
-         request {} bytes sent, {} bytes received; exit {exit_code} in {:.2} s",
+         request {} bytes sent, {} bytes received; exit {exit_code}; local {} ms, remote {} ms",
         t.files,
         t.chunks,
         t.chunks_inline,
@@ -207,6 +229,7 @@ fn summary(host: &hosts::Host, t: &Traffic, exit_code: i32, started: Instant) ->
         t.blob_bytes_compressed,
         t.sent,
         t.received,
-        started.elapsed().as_secs_f64()
+        local.as_millis(),
+        remote.as_millis()
     )
 }

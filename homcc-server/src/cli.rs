@@ -33,8 +33,8 @@ pub struct Cli {
     /// A compile running longer than this many seconds is killed
     #[arg(long, env = "HOMCCD_COMPILE_TIMEOUT", default_value_t = 300)]
     pub compile_timeout: u64,
-    /// Log level: error, warn, info, debug or trace
-    #[arg(long, env = "HOMCCD_LOG_LEVEL", default_value = "info")]
+    /// Log level: trace, debug, info, warning (warn), error or critical, in any case
+    #[arg(long, env = "HOMCCD_LOG_LEVEL", default_value = "info", value_parser = parse_log_level)]
     pub log_level: tracing::Level,
 }
 
@@ -62,6 +62,21 @@ pub fn default_cache_dir() -> PathBuf {
         .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cache")))
         .unwrap_or_else(std::env::temp_dir);
     base.join("homccd")
+}
+
+/// The Python homcc's level names (`DEBUG`, `INFO`, `WARNING`, `ERROR`, `CRITICAL`) and tracing's.
+pub fn parse_log_level(text: &str) -> Result<tracing::Level, String> {
+    use tracing::Level;
+    match text.to_ascii_lowercase().as_str() {
+        "trace" => Ok(Level::TRACE),
+        "debug" => Ok(Level::DEBUG),
+        "info" => Ok(Level::INFO),
+        "warning" | "warn" => Ok(Level::WARN),
+        "error" | "critical" => Ok(Level::ERROR),
+        _ => Err(format!(
+            "unknown log level '{text}': use trace, debug, info, warning, error or critical"
+        )),
+    }
 }
 
 /// `10G`, `512M`, `64K`, `1T` or a number of bytes.
@@ -110,6 +125,18 @@ mod tests {
         check("G", Err(()));
         check("-1G", Err(()));
         check("99999999999T", Err(()));
+    }
+
+    #[test]
+    fn log_levels() {
+        use tracing::Level;
+        let check = |t: &str, want: Option<Level>| assert_eq!(parse_log_level(t).ok(), want, "{t}");
+        check("DEBUG", Some(Level::DEBUG));
+        check("WARNING", Some(Level::WARN));
+        check("warn", Some(Level::WARN));
+        check("CRITICAL", Some(Level::ERROR));
+        check("Info", Some(Level::INFO));
+        check("loud", None);
     }
 
     #[test]
