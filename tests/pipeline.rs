@@ -261,11 +261,15 @@ fn warm_after_restart_uploads_nothing() {
     let args = ["-Iinclude", "-c", "src/main.cpp", "-o", "main.o"];
     let first = TestServer::start(server_cache.path(), |_| {});
     assert_same_as_local(&p, &first, "g++", &args, &["main.o"]);
-    assert!(first.last().blobs_in > 200);
+    assert!(first.records()[0].blobs_in > 200);
     first.stop();
     let second = TestServer::start(server_cache.path(), |_| {});
     assert_same_as_local(&p, &second, "g++", &args, &["main.o"]);
-    assert_eq!(second.last().blobs_in, 0, "the cache was rebuilt from disk");
+    assert_eq!(
+        second.records()[0].blobs_in,
+        0,
+        "the cache was rebuilt from disk"
+    );
 }
 
 #[test]

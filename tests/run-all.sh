@@ -1,19 +1,20 @@
 #!/usr/bin/env bash
-# Runs every test of the workspace: installs the compilers the tests use (gcc, g++, clang) when
-# they are missing, builds the binaries the whole-pipeline tests run, then `cargo test`.
+# Runs every test of the workspace: installs what the tests use when it is missing (gcc, g++,
+# clang; iproute2 for the thin-link test's network namespace), builds the binaries the
+# whole-pipeline tests run, then `cargo test`.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 missing=()
-for tool in gcc g++ clang clang++; do
+for tool in gcc g++ clang clang++ ip tc; do
   command -v "$tool" >/dev/null || missing+=("$tool")
 done
 if ((${#missing[@]})); then
-  echo "installing compilers for the tests (missing: ${missing[*]})"
+  echo "installing what the tests need (missing: ${missing[*]})"
   sudo=""
   [ "$(id -u)" = 0 ] || sudo=sudo
   $sudo apt-get update -qq
-  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq gcc g++ clang >/dev/null
+  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq gcc g++ clang iproute2 >/dev/null
 fi
 
 cargo build --workspace --bins

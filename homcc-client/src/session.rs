@@ -4,15 +4,15 @@
 use std::{
     collections::HashMap,
     fmt,
-    path::PathBuf,
+    path::{Path, PathBuf},
     sync::{atomic::Ordering, Arc},
     time::{Duration, Instant},
 };
 
-use futures_util::{SinkExt, StreamExt};
+use futures_util::SinkExt;
 use homcc_proto::{
     codec::{DEFAULT_MAX_CLIENT_FRAME, DEFAULT_MAX_SERVER_FRAME},
-    counted::{ByteCounts, Counted},
+    counted::{next_while_receiving, ByteCounts, Counted, Silent},
     Blob, Chunk, ChunkRef, ClientCodec, ClientMessage, CompileRequest, CompileResult, Compression,
     Digest, Need, Payload, Refusal, RefusalReason, ServerMessage,
 };
@@ -145,28 +145,27 @@ pub async fn compile_on(
     send(&mut conn, ClientMessage::Compile(request)).await?;
 
     let result = loop {
-        let gap = timeouts
-            .heartbeat
-            .min(deadline.saturating_duration_since(Instant::now()));
-        let message = match tokio::time::timeout(gap, conn.next()).await {
-            Err(_) if Instant::now() >= deadline => {
+        // Silence ends the wait, not a slow frame: a large result on a thin link keeps arriving.
+        let next = next_while_receiving(&mut conn, &counts, timeouts.heartbeat);
+        let message = match tokio::time::timeout_at(deadline.into(), next).await {
+            Err(_) => {
                 return Err(Failure::TimedOut {
                     what: "compilation request",
                     after: timeouts.request,
                 })
             }
-            Err(_) => {
+            Ok(Err(Silent)) => {
                 return Err(Failure::TimedOut {
                     what: "no heartbeat from the server",
                     after: timeouts.heartbeat,
                 })
             }
-            Ok(None) => return Err(Failure::Lost("the server closed the connection".into())),
-            Ok(Some(Err(homcc_proto::CodecError::Io(e)))) => {
+            Ok(Ok(None)) => return Err(Failure::Lost("the server closed the connection".into())),
+            Ok(Ok(Some(Err(homcc_proto::CodecError::Io(e))))) => {
                 return Err(Failure::Lost(e.to_string()))
             }
-            Ok(Some(Err(e))) => return Err(Failure::Protocol(e.to_string())),
-            Ok(Some(Ok(message))) => message,
+            Ok(Ok(Some(Err(e)))) => return Err(Failure::Protocol(e.to_string())),
+            Ok(Ok(Some(Ok(message)))) => message,
         };
         match message {
             ServerMessage::Need(need) => {
@@ -224,34 +223,44 @@ async fn upload(
             .ok_or_else(|| Failure::Protocol(format!("server asked for unknown file {digest}")))?;
         paths.push((*digest, path.clone()));
     }
-    let blobs = tokio::task::spawn_blocking(move || {
-        paths
-            .par_iter()
-            .map(|(digest, path)| {
-                let bytes = std::fs::read(path)
-                    .map_err(|e| Failure::Client(format!("cannot read {}: {e}", path.display())))?;
-                if Digest::of(&bytes) != *digest {
-                    return Err(Failure::Client(format!(
-                        "{} changed during the compile",
-                        path.display()
-                    )));
-                }
-                Ok(Blob {
-                    digest: *digest,
-                    payload: Payload::pack(compression, &bytes),
-                })
-            })
-            .collect::<Result<Vec<_>, Failure>>()
-    })
-    .await
-    .map_err(|e| Failure::Client(e.to_string()))??;
-    for blob in blobs {
+    // Files are read and compressed in parallel and each is sent as soon as it is ready, so the
+    // link is busy while the CPU works (and the server never waits for the slowest file first).
+    let (tx, mut rx) = tokio::sync::mpsc::channel::<Result<Blob, Failure>>(8);
+    tokio::task::spawn_blocking(move || {
+        paths.par_iter().try_for_each(|(digest, path)| {
+            let blob = read_blob(*digest, path, compression);
+            let failed = blob.is_err();
+            // A closed channel means the upload was given up: stop reading files.
+            tx.blocking_send(blob).map_err(drop)?;
+            if failed {
+                Err(())
+            } else {
+                Ok(())
+            }
+        })
+    });
+    while let Some(blob) = rx.recv().await {
+        let blob = blob?;
         traffic.blobs += 1;
         traffic.blob_bytes += blob.payload.size;
         traffic.blob_bytes_compressed += blob.payload.data.len() as u64;
-        conn.feed(ClientMessage::Blob(blob))
-            .await
-            .map_err(|e| Failure::Lost(e.to_string()))?;
+        send(conn, ClientMessage::Blob(blob)).await?;
     }
-    conn.flush().await.map_err(|e| Failure::Lost(e.to_string()))
+    Ok(())
+}
+
+/// A file's content, checked against the digest it was scanned with, and compressed.
+fn read_blob(digest: Digest, path: &Path, compression: Compression) -> Result<Blob, Failure> {
+    let bytes = std::fs::read(path)
+        .map_err(|e| Failure::Client(format!("cannot read {}: {e}", path.display())))?;
+    if Digest::of(&bytes) != digest {
+        return Err(Failure::Client(format!(
+            "{} changed during the compile",
+            path.display()
+        )));
+    }
+    Ok(Blob {
+        digest,
+        payload: Payload::pack(compression, &bytes),
+    })
 }

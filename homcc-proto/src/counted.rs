@@ -1,4 +1,5 @@
-//! A stream wrapper that counts the bytes read and written: what a compile cost on the wire.
+//! A stream wrapper that counts the bytes read and written: what a compile cost on the wire, and
+//! whether a slow peer is still sending (timeouts measure silence, not the size of a frame).
 
 use std::{
     io,
@@ -10,6 +11,7 @@ use std::{
     task::{Context, Poll},
 };
 
+use futures_util::{Stream, StreamExt};
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 
 /// Bytes that crossed one connection.
@@ -17,6 +19,35 @@ use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 pub struct ByteCounts {
     pub read: AtomicU64,
     pub written: AtomicU64,
+}
+
+impl ByteCounts {
+    /// Bytes read so far.
+    pub fn read_total(&self) -> u64 {
+        self.read.load(Ordering::Relaxed)
+    }
+}
+
+/// Silence from the peer that lasted the whole allowed time.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Silent;
+
+/// The next item of `frames`, waiting as long as bytes keep arriving: only `idle` without a
+/// single byte (counted in `counts`) gives up. A large frame on a thin link takes as long as
+/// it takes. Reading a framed stream is cancel-safe, so waiting again loses nothing.
+pub async fn next_while_receiving<S: Stream + Unpin>(
+    frames: &mut S,
+    counts: &ByteCounts,
+    idle: std::time::Duration,
+) -> Result<Option<S::Item>, Silent> {
+    loop {
+        let before = counts.read_total();
+        match tokio::time::timeout(idle, frames.next()).await {
+            Ok(item) => return Ok(item),
+            Err(_) if counts.read_total() > before => continue,
+            Err(_) => return Err(Silent),
+        }
+    }
 }
 
 /// `S`, counting into shared [`ByteCounts`].
@@ -65,5 +96,58 @@ impl<S: AsyncWrite + Unpin> AsyncWrite for Counted<S> {
 
     fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         Pin::new(&mut self.inner).poll_shutdown(cx)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use bytes::Bytes;
+    use futures_util::SinkExt;
+    use tokio::io::AsyncWriteExt;
+    use tokio_util::codec::{FramedRead, FramedWrite, LengthDelimitedCodec};
+
+    use super::*;
+
+    /// A frame whose bytes arrive one by one, `gap` apart, over a reader counted into `counts`.
+    fn trickled(
+        gap: Duration,
+        counts: Arc<ByteCounts>,
+    ) -> FramedRead<Counted<tokio::io::DuplexStream>, LengthDelimitedCodec> {
+        let (mut tx, rx) = tokio::io::duplex(64);
+        tokio::spawn(async move {
+            let mut frame = Vec::new();
+            let mut framed = FramedWrite::new(&mut frame, LengthDelimitedCodec::new());
+            framed
+                .send(Bytes::from_static(b"0123456789"))
+                .await
+                .unwrap();
+            for byte in frame {
+                tokio::time::sleep(gap).await;
+                tx.write_all(&[byte]).await.unwrap();
+            }
+        });
+        FramedRead::new(Counted::new(rx, counts), LengthDelimitedCodec::new())
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_slow_frame_is_waited_for_while_bytes_arrive() {
+        let counts = Arc::new(ByteCounts::default());
+        let mut frames = trickled(Duration::from_millis(600), counts.clone());
+        // 14 bytes, 600 ms apart: 8.4 s for a frame, never 1 s of silence.
+        let started = tokio::time::Instant::now();
+        let got = next_while_receiving(&mut frames, &counts, Duration::from_secs(1)).await;
+        assert_eq!(got.unwrap().unwrap().unwrap(), &b"0123456789"[..]);
+        assert!(started.elapsed() > Duration::from_secs(8));
+        assert_eq!(counts.read_total(), 14);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn silence_ends_the_wait() {
+        let counts = Arc::new(ByteCounts::default());
+        let mut frames = trickled(Duration::from_secs(3), counts.clone());
+        let got = next_while_receiving(&mut frames, &counts, Duration::from_secs(1)).await;
+        assert_eq!(got.unwrap_err(), Silent);
     }
 }

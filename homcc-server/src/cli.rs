@@ -33,6 +33,9 @@ pub struct Cli {
     /// A compile running longer than this many seconds is killed
     #[arg(long, env = "HOMCCD_COMPILE_TIMEOUT", default_value_t = 300)]
     pub compile_timeout: u64,
+    /// A client silent this many seconds (no byte of its request or uploads) is dropped
+    #[arg(long, env = "HOMCCD_IDLE_TIMEOUT", default_value_t = 60, value_parser = clap::value_parser!(u64).range(1..))]
+    pub idle_timeout: u64,
     /// Log level: trace, debug, info, warning (warn), error or critical, in any case
     #[arg(long, env = "HOMCCD_LOG_LEVEL", default_value = "info", value_parser = parse_log_level)]
     pub log_level: tracing::Level,
@@ -46,6 +49,7 @@ impl Cli {
         config.limit = self.limit.map_or_else(default_limit, |l| l as usize);
         config.max_cache_bytes = self.max_dependency_cache_size;
         config.compile_timeout = Duration::from_secs(self.compile_timeout);
+        config.idle_timeout = Duration::from_secs(self.idle_timeout);
         config
     }
 }

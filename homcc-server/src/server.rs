@@ -29,7 +29,8 @@ pub struct ServerConfig {
     /// A compile running longer is killed.
     pub compile_timeout: Duration,
     pub heartbeat_interval: Duration,
-    /// The longest wait for a client's next frame before its compile starts.
+    /// The longest silence from a client (not a single byte) before its compile starts; a large
+    /// upload on a thin link may take longer as long as bytes keep arriving.
     pub idle_timeout: Duration,
     /// How long running compiles may take to finish after SIGTERM/SIGINT.
     pub shutdown_grace: Duration,

@@ -3,25 +3,21 @@
 
 use std::{collections::HashSet, net::SocketAddr, sync::Arc, time::Instant};
 
-use futures_util::{SinkExt, StreamExt};
 use homcc_proto::{
     codec::{decode_chunk, encode_chunk, DEFAULT_MAX_SERVER_FRAME},
-    counted::{ByteCounts, Counted},
     ClientMessage, CodecError, CompileRequest, CompileResult, Digest, Need, OutputFile, Payload,
-    Refusal, RefusalReason, ServerCodec, ServerMessage, PROTOCOL_VERSION,
+    Refusal, RefusalReason, ServerMessage, PROTOCOL_VERSION,
 };
 use tokio::net::TcpStream;
-use tokio_util::codec::Framed;
 
 use crate::{
     args::hermetic_args,
     compile::{self, CompileError, Invocation},
+    conn::{ClientGone, Conn},
     fill::Filler,
     jobroot::JobRoot,
     server::{Record, State},
 };
-
-type Conn = Framed<Counted<TcpStream>, ServerCodec>;
 
 /// The largest output file sent back (all outputs travel in one result frame).
 const MAX_OUTPUT: u64 = (DEFAULT_MAX_SERVER_FRAME / 2) as u64;
@@ -53,12 +49,22 @@ fn internal(detail: impl std::fmt::Display) -> Ending {
     refuse(RefusalReason::Internal, format!("server error: {detail}"))
 }
 
+impl From<ClientGone> for Ending {
+    fn from(gone: ClientGone) -> Self {
+        Ending::Lost(gone.0)
+    }
+}
+
 /// Serves one connection to its end; never fails the caller.
 pub async fn serve(stream: TcpStream, peer: SocketAddr, state: Arc<State>) {
     let started = Instant::now();
-    let counts = Arc::new(ByteCounts::default());
-    let codec = ServerCodec::with_limits(state.config.max_frame, DEFAULT_MAX_SERVER_FRAME);
-    let mut conn = Framed::new(Counted::new(stream, counts.clone()), codec);
+    let config = &state.config;
+    let mut conn = Conn::new(
+        stream,
+        config.max_frame,
+        config.idle_timeout,
+        config.heartbeat_interval,
+    );
     let mut record = Record {
         peer: Some(peer),
         ..Record::default()
@@ -90,8 +96,7 @@ pub async fn serve(stream: TcpStream, peer: SocketAddr, state: Arc<State>) {
     if let Some(e) = ending {
         record.outcome = format!("{} (reply not sent: {e})", record.outcome);
     }
-    record.bytes_in = counts.read.load(std::sync::atomic::Ordering::Relaxed);
-    record.bytes_out = counts.written.load(std::sync::atomic::Ordering::Relaxed);
+    (record.bytes_in, record.bytes_out) = conn.bytes();
     tracing::info!(
         client = %peer, compiler = %record.compiler, output = %record.output, result = %record.outcome,
         files = record.files, blobs_in = record.blobs_in, bytes_in = record.bytes_in,
@@ -106,7 +111,7 @@ async fn handle(
     state: &State,
     record: &mut Record,
 ) -> Result<(CompileResult, JobRoot), Ending> {
-    let req = read_request(conn, state).await?;
+    let req = read_request(conn).await?;
     record.compiler = req.compiler.to_string();
     record.output = req
         .outputs
@@ -191,10 +196,11 @@ async fn handle(
     Ok((result, job))
 }
 
-async fn read_request(conn: &mut Conn, state: &State) -> Result<CompileRequest, Ending> {
-    let first = tokio::time::timeout(state.config.idle_timeout, conn.next())
+async fn read_request(conn: &mut Conn) -> Result<CompileRequest, Ending> {
+    let first = conn
+        .next()
         .await
-        .map_err(|_| Ending::Lost("no request in time".into()))?;
+        .map_err(|_| Ending::Lost(format!("no request for {} s", conn.idle().as_secs())))?;
     let req = match first {
         None => return Err(Ending::Lost("closed before sending a request".into())),
         Some(Err(CodecError::VersionMismatch { peer })) => return Err(version_refusal(peer)),
@@ -261,7 +267,10 @@ async fn negotiate(
         }
         receive(conn, state, &need, &mut filler, record).await?;
         if filler.waiting_on_others() {
-            filler.await_other_jobs().await.map_err(invalid)?;
+            // Other clients' uploads may take long on thin links: heartbeats keep ours waiting.
+            conn.with_heartbeats(filler.await_other_jobs())
+                .await?
+                .map_err(invalid)?;
         }
         if !filler.waiting_on_others() && filler_is_done(&mut filler, &mut unknown_chunks) {
             break;
@@ -287,14 +296,10 @@ async fn receive(
     let mut chunks: HashSet<Digest> = need.chunks.iter().copied().collect();
     let mut blobs: HashSet<Digest> = need.blobs.iter().copied().collect();
     while !chunks.is_empty() || !blobs.is_empty() {
-        let frame = tokio::time::timeout(state.config.idle_timeout, conn.next())
+        let frame = conn
+            .next()
             .await
-            .map_err(|_| {
-                Ending::Lost(format!(
-                    "no upload for {} s",
-                    state.config.idle_timeout.as_secs()
-                ))
-            })?;
+            .map_err(|_| Ending::Lost(format!("upload silent for {} s", conn.idle().as_secs())))?;
         match frame {
             None => {
                 return Err(Ending::Lost(
@@ -359,28 +364,15 @@ fn prepare_output(path: &std::path::Path) -> std::io::Result<()> {
     }
 }
 
-/// Runs the compile, sending a heartbeat every interval; a client that goes away kills it.
+/// Runs the compile, sending heartbeats; a client that goes away kills it.
 async fn run_with_heartbeats(
     conn: &mut Conn,
     state: &State,
     inv: Invocation<'_>,
 ) -> Result<compile::Finished, Ending> {
     let compile = compile::run(inv, state.config.compile_timeout);
-    tokio::pin!(compile);
-    let mut beat = tokio::time::interval(state.config.heartbeat_interval);
-    beat.tick().await;
-    loop {
-        tokio::select! {
-            done = &mut compile => {
-                return done.map_err(|e| match e {
-                    CompileError::TimedOut(_) => refuse(RefusalReason::Timeout, e.to_string()),
-                    _ => internal(e),
-                });
-            }
-            _ = beat.tick() => {
-                conn.send(ServerMessage::Heartbeat).await.map_err(|e| Ending::Lost(format!("client gone during the compile: {e}")))?;
-            }
-            _ = conn.next() => return Err(Ending::Lost("client went away during the compile".into())),
-        }
-    }
+    conn.with_heartbeats(compile).await?.map_err(|e| match e {
+        CompileError::TimedOut(_) => refuse(RefusalReason::Timeout, e.to_string()),
+        _ => internal(e),
+    })
 }

@@ -41,10 +41,23 @@ pub fn have(program: &str) -> bool {
 }
 
 /// Polls `condition` every 10 ms until it holds; panics with `what` after `limit`.
-pub fn wait_for(what: &str, limit: Duration, mut condition: impl FnMut() -> bool) {
+pub fn wait_for(what: &str, limit: Duration, condition: impl FnMut() -> bool) {
+    assert!(
+        wait_for_or(limit, condition),
+        "timed out waiting for {what}"
+    );
+}
+
+/// Polls `condition` every 10 ms until it holds or `limit` passes; returns whether it held.
+pub fn wait_for_or(limit: Duration, mut condition: impl FnMut() -> bool) -> bool {
     let deadline = Instant::now() + limit;
-    while !condition() {
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+    loop {
+        if condition() {
+            return true;
+        }
+        if Instant::now() >= deadline {
+            return false;
+        }
         std::thread::sleep(Duration::from_millis(10));
     }
 }
@@ -55,6 +68,8 @@ pub struct TestServer {
     pub addr: SocketAddr,
     pub stats: Arc<Stats>,
     pub cache_dir: PathBuf,
+    /// Records already handed out by `last` or a comparison.
+    observed: std::sync::atomic::AtomicUsize,
     shutdown: CancellationToken,
     thread: Option<std::thread::JoinHandle<()>>,
 }
@@ -88,6 +103,7 @@ impl TestServer {
             addr,
             stats,
             cache_dir: cache_dir.to_owned(),
+            observed: Default::default(),
             shutdown,
             thread: Some(thread),
         }
@@ -102,9 +118,25 @@ impl TestServer {
         self.stats.records()
     }
 
-    /// The last finished connection.
+    /// The record of the next connection not handed out yet. homccd records a connection after
+    /// its reply (the record counts the reply's bytes), so a client may finish first: this waits.
     pub fn last(&self) -> Record {
-        self.records().pop().expect("the server saw a connection")
+        let observed = self.observed.load(std::sync::atomic::Ordering::SeqCst);
+        self.wait_for_records(observed + 1);
+        let records = self.records();
+        self.observed
+            .store(records.len(), std::sync::atomic::Ordering::SeqCst);
+        records.last().unwrap().clone()
+    }
+
+    /// Waits (10 s at most) until the server has recorded `count` connections.
+    pub fn wait_for_records(&self, count: usize) -> Vec<Record> {
+        wait_for(
+            &format!("{count} connections recorded by the server"),
+            Duration::from_secs(10),
+            || self.records().len() >= count,
+        );
+        self.records()
     }
 
     /// Stops the server and waits for it (running compiles finish first).
@@ -278,6 +310,7 @@ pub fn assert_same_as_local(
         project.homcc(&["--host", &server.host()], compiler, args),
         project.take(outputs),
     );
+    wait_for_or(Duration::from_secs(10), || server.records().len() > before);
     let records = server.records();
     assert_eq!(
         records.len(),
@@ -285,6 +318,9 @@ pub fn assert_same_as_local(
         "{compiler} {args:?}: the server saw no compile; homcc's stderr: {}",
         remote.stderr
     );
+    server
+        .observed
+        .store(records.len(), std::sync::atomic::Ordering::SeqCst);
     let record = records.last().unwrap();
     assert!(
         record.outcome.starts_with("exit "),

@@ -1,0 +1,84 @@
+//! A client connection as a session sees it: frames in and out with the bytes they cost, reads
+//! that wait as long as the client keeps sending (a thin link may take minutes for one large
+//! frame), and heartbeats while the server works on the client's behalf.
+
+use std::{future::Future, sync::Arc, time::Duration};
+
+use futures_util::{SinkExt, StreamExt};
+use homcc_proto::{
+    codec::DEFAULT_MAX_SERVER_FRAME,
+    counted::{next_while_receiving, ByteCounts, Counted, Silent},
+    ClientMessage, CodecError, ServerCodec, ServerMessage,
+};
+use tokio::net::TcpStream;
+use tokio_util::codec::Framed;
+
+/// One client connection.
+#[derive(Debug)]
+pub struct Conn {
+    frames: Framed<Counted<TcpStream>, ServerCodec>,
+    counts: Arc<ByteCounts>,
+    /// The longest silence accepted while waiting for the client.
+    idle: Duration,
+    heartbeat: Duration,
+}
+
+/// What the client did while the server worked: left (or sent something it should not have).
+#[derive(Debug)]
+pub struct ClientGone(pub String);
+
+impl Conn {
+    /// Reads client frames of at most `max_frame` bytes.
+    pub fn new(stream: TcpStream, max_frame: usize, idle: Duration, heartbeat: Duration) -> Conn {
+        let counts = Arc::new(ByteCounts::default());
+        let codec = ServerCodec::with_limits(max_frame, DEFAULT_MAX_SERVER_FRAME);
+        let frames = Framed::new(Counted::new(stream, counts.clone()), codec);
+        Conn {
+            frames,
+            counts,
+            idle,
+            heartbeat,
+        }
+    }
+
+    /// The next frame (`None`: the client closed), or `Silent` after `idle` without a byte.
+    pub async fn next(&mut self) -> Result<Option<Result<ClientMessage, CodecError>>, Silent> {
+        next_while_receiving(&mut self.frames, &self.counts, self.idle).await
+    }
+
+    pub async fn send(&mut self, message: ServerMessage) -> Result<(), CodecError> {
+        self.frames.send(message).await
+    }
+
+    /// The longest silence accepted, for messages.
+    pub fn idle(&self) -> Duration {
+        self.idle
+    }
+
+    /// (bytes read, bytes written) so far.
+    pub fn bytes(&self) -> (u64, u64) {
+        use std::sync::atomic::Ordering::Relaxed;
+        (
+            self.counts.read.load(Relaxed),
+            self.counts.written.load(Relaxed),
+        )
+    }
+
+    /// Awaits `work`, sending a heartbeat every interval so the client knows the server is alive.
+    /// A client that closes the connection or sends anything meanwhile ends the wait (and drops
+    /// `work`, which kills a running compiler).
+    pub async fn with_heartbeats<F: Future>(&mut self, work: F) -> Result<F::Output, ClientGone> {
+        tokio::pin!(work);
+        let mut beat = tokio::time::interval(self.heartbeat);
+        beat.tick().await;
+        loop {
+            tokio::select! {
+                done = &mut work => return Ok(done),
+                _ = beat.tick() => {
+                    self.frames.send(ServerMessage::Heartbeat).await.map_err(|e| ClientGone(e.to_string()))?;
+                }
+                _ = self.frames.next() => return Err(ClientGone("the client went away".into())),
+            }
+        }
+    }
+}

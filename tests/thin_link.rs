@@ -1,0 +1,159 @@
+//! homcc over a thin link: homccd and homcc run in a network namespace of this test's own whose
+//! loopback is limited to 8 Mbit/s, and homccd drops a client after 1 s of silence. A cold
+//! compile whose upload takes several seconds still runs remotely: timeouts measure silence, not
+//! the size of a frame. Needs root and iproute2 (`ip netns`, `tc`), as CI has.
+
+use std::{
+    io::{BufRead, BufReader},
+    path::Path,
+    process::{Child, Command, Stdio},
+};
+
+use homcc_tests::{bin, homcc_lines, Project};
+
+/// A network namespace with a rate-limited loopback; deleted on drop.
+struct ThinNet {
+    name: String,
+}
+
+impl ThinNet {
+    fn new(rate: &str) -> ThinNet {
+        let name = format!("homcc-thin-{}", std::process::id());
+        let net = ThinNet { name };
+        net.ip(&["netns", "add", &net.name]);
+        net.exec_ok(&["ip", "link", "set", "lo", "mtu", "1500", "up"]);
+        // tbf drops packets larger than its burst: the MTU above keeps them smaller.
+        net.exec_ok(&[
+            "tc", "qdisc", "add", "dev", "lo", "root", "tbf", "rate", rate, "burst", "16kb",
+            "latency", "200ms",
+        ]);
+        net
+    }
+
+    fn ip(&self, args: &[&str]) {
+        let status = Command::new("ip")
+            .args(args)
+            .status()
+            .expect("iproute2 is installed");
+        assert!(
+            status.success(),
+            "ip {args:?} failed: this test needs root and iproute2"
+        );
+    }
+
+    fn exec_ok(&self, command: &[&str]) {
+        let mut args = vec!["netns", "exec", &self.name];
+        args.extend(command);
+        self.ip(&args);
+    }
+
+    /// `program` run inside the namespace.
+    fn command(&self, program: &Path) -> Command {
+        let mut cmd = Command::new("ip");
+        cmd.args(["netns", "exec", &self.name]).arg(program);
+        cmd
+    }
+}
+
+impl Drop for ThinNet {
+    fn drop(&mut self) {
+        let _ = Command::new("ip")
+            .args(["netns", "del", &self.name])
+            .status();
+    }
+}
+
+/// A C source of `bytes` size that LZO cannot shrink much: an array of pseudo-random numbers.
+fn incompressible_source(bytes: usize) -> String {
+    let mut s = String::from("const unsigned data[] = {\n");
+    let mut x: u32 = 2463534242;
+    while s.len() < bytes {
+        x ^= x << 13;
+        x ^= x >> 17;
+        x ^= x << 5;
+        s.push_str(&format!("{x}u,"));
+        if s.len() % 120 < 12 {
+            s.push('\n');
+        }
+    }
+    s.push_str("0};\nunsigned first(void) { return data[0]; }\n");
+    s
+}
+
+#[test]
+fn a_slow_upload_is_not_an_idle_client() {
+    let net = ThinNet::new("8mbit");
+    let cache = tempfile::tempdir().unwrap();
+    let mut daemon: Child = net
+        .command(&bin("homccd"))
+        .args([
+            "--listen",
+            "127.0.0.1",
+            "--port",
+            "0",
+            "--idle-timeout",
+            "1",
+            "--cache-dir",
+        ])
+        .arg(cache.path())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut log = BufReader::new(daemon.stderr.take().unwrap()).lines();
+    let host = loop {
+        let line = log.next().expect("homccd exited before listening").unwrap();
+        if let Some(addr) = line.strip_prefix("listening on ") {
+            break addr.to_owned();
+        }
+    };
+    std::thread::spawn(move || log.for_each(drop));
+
+    let project = Project::new();
+    project.write("big.c", &incompressible_source(4 << 20));
+    let args = ["-O0", "-c", "big.c", "-o", "big.o"];
+    let local = project.local("gcc", &args);
+    assert!(local.status.success());
+    let local_object = project.take(&["big.o"]);
+
+    let out = net
+        .command(&bin("homcc"))
+        // Uncompressed, so that the time goes to the link, not to LZO in a debug build.
+        .args(["--verbose", "--compression", "none", "--host", &host, "gcc"])
+        .args(args)
+        .current_dir(project.path())
+        .env("XDG_CACHE_HOME", project.client_cache.path())
+        .env_remove("HOMCC_HOSTS")
+        .output()
+        .unwrap();
+    let _ = daemon.kill();
+    let _ = daemon.wait();
+    let lines = homcc_lines(&out.stderr);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(
+        lines.len(),
+        1,
+        "only the verbose summary, no fallback: {lines:?}"
+    );
+    assert!(!lines[0].contains("compiling locally"), "{}", lines[0]);
+    let remote_ms: u64 = lines[0]
+        .split("remote ")
+        .nth(1)
+        .and_then(|r| r.split(' ').next())
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!(
+        remote_ms > 2500,
+        "the link was meant to be slow: {}",
+        lines[0]
+    );
+    assert_eq!(
+        project.take(&["big.o"]),
+        local_object,
+        "object differs from the local one"
+    );
+}
