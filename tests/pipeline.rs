@@ -4,11 +4,22 @@
 
 use homcc_tests::{assert_same_as_local, have, homcc_lines, Project, TestServer};
 
+/// The standard headers of a typical C++ translation unit: ~230 files with what they include.
+macro_rules! typical_cxx_headers {
+    () => {
+        "#include <map>\n#include <string>\n#include <iostream>\n#include <vector>\n\
+         #include <algorithm>\n#include <memory>\n#include <functional>\n#include <unordered_map>\n\
+         #include <sstream>\n"
+    };
+}
+const TYPICAL_CXX_HEADERS: &str = typical_cxx_headers!();
+
 /// A C++ translation unit that reads ~230 files, almost all system headers.
-const TYPICAL_CXX: &str = "#include <map>\n#include <string>\n#include <iostream>\n#include <vector>\n\
-#include <algorithm>\n#include <memory>\n#include <functional>\n#include <unordered_map>\n#include <sstream>\n\
-#include \"util.hpp\"\n#include <config.h>\n\
-int main() { std::map<std::string, int> m{{greet(), VALUE}}; std::cout << m.size() << __FILE__ << '\\n'; }\n";
+const TYPICAL_CXX: &str = concat!(
+    typical_cxx_headers!(),
+    "#include \"util.hpp\"\n#include <config.h>\n\
+     int main() { std::map<std::string, int> m{{greet(), VALUE}}; std::cout << m.size() << __FILE__ << '\\n'; }\n"
+);
 
 const C_SOURCE: &str = "#include <stdio.h>\n#include <string.h>\n#include \"local.h\"\n#include <config.h>\n\
 static int twice(int x) { return 2 * x; }\n\
@@ -312,5 +323,57 @@ fn eviction_keeps_the_cache_under_its_bound() {
     assert!(
         uploaded > files / 2,
         "a cache smaller than the working set evicts and asks again ({uploaded} of {files})"
+    );
+}
+
+#[test]
+fn concurrent_compiles_upload_each_file_once() {
+    let p = Project::new();
+    let tus = 4;
+    for i in 0..tus {
+        p.write(
+            &format!("tu{i}.cpp"),
+            &format!("{TYPICAL_CXX_HEADERS}int f{i}() {{ return {i}; }}\n"),
+        );
+    }
+    let server_cache = tempfile::tempdir().unwrap();
+    let server = TestServer::start(server_cache.path(), |c| c.limit = tus);
+    // Every client starts at once against a cold cache: they all miss the shared headers.
+    let children: Vec<_> = (0..tus)
+        .map(|i| {
+            let source = format!("tu{i}.cpp");
+            let object = format!("tu{i}.o");
+            p.homcc_command(
+                &["--host", &server.host()],
+                "g++",
+                &["-c", &source, "-o", &object],
+            )
+            .spawn()
+            .unwrap()
+        })
+        .collect();
+    for mut child in children {
+        assert!(child.wait().unwrap().success());
+    }
+    let records = server.wait_for_records(tus);
+    assert!(
+        records.iter().all(|r| r.outcome.starts_with("exit 0")),
+        "{records:?}"
+    );
+    // The distinct file contents all the compiles read, by the compiler's own account.
+    let mut distinct = std::collections::HashSet::new();
+    for i in 0..tus {
+        let deps = p.local("g++", &["-M", &format!("tu{i}.cpp")]);
+        for path in homcc_client::depfile::parse_dependencies(&deps.stdout).unwrap() {
+            distinct.insert(homcc_proto::Digest::of(
+                &std::fs::read(p.path().join(path)).unwrap(),
+            ));
+        }
+    }
+    let uploaded: usize = records.iter().map(|r| r.blobs_in).sum();
+    assert_eq!(
+        uploaded,
+        distinct.len(),
+        "each distinct file is uploaded exactly once in all"
     );
 }

@@ -50,7 +50,7 @@ pub struct Cli {
         default_value_t = 3
     )]
     pub remote_compilation_tries: usize,
-    /// Never compile locally after a remote failure: exit with an error instead
+    /// Never compile locally after a remote failure: exit with status 100 and the reason instead
     #[arg(long, env = "HOMCC_NO_LOCAL_COMPILATION", value_parser = BoolishValueParser::new())]
     pub no_local_compilation: bool,
     /// Print what homcc does (why a compile runs locally, what was sent) to stderr
