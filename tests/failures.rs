@@ -322,7 +322,7 @@ fn busy_host_compiles_locally() {
         QUICK_OUTPUTS,
         &[&server.host(), "busy"],
     );
-    let refused = server.last();
+    let refused = server.next_record();
     assert!(
         refused.outcome.starts_with("refused: busy"),
         "server: {}",
@@ -453,7 +453,7 @@ fn compile_time_limit_kills_and_compiles_locally() {
         SLOW_OUTPUTS,
         &[&server.host(), "time limit"],
     );
-    let record = server.last();
+    let record = server.next_record();
     assert!(
         record.outcome.starts_with("refused:") && record.outcome.contains("time limit"),
         "server: {}",
@@ -494,7 +494,7 @@ fn client_disconnect_kills_the_compile() {
     wait_for("the server to record the session", LIMIT, || {
         !server.records().is_empty()
     });
-    let record = server.last();
+    let record = server.next_record();
     assert!(
         record.outcome.starts_with("lost:"),
         "server: {}",

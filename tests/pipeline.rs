@@ -213,7 +213,7 @@ fn warm_compile_uploads_nothing_and_fits_in_2_kib() {
         "{}",
         String::from_utf8_lossy(&cold.stderr)
     );
-    let cold_record = server.last();
+    let cold_record = server.next_record();
     assert!(
         cold_record.files >= 220,
         "a typical C++ TU reads ~230 files, this one {}",
@@ -239,7 +239,7 @@ fn warm_compile_uploads_nothing_and_fits_in_2_kib() {
         .unwrap();
     assert!(warm.status.success());
     assert_eq!(homcc_lines(&warm.stderr).len(), 1, "the verbose summary");
-    let warm_record = server.last();
+    let warm_record = server.next_record();
     assert_eq!(warm_record.blobs_in, 0, "a warm compile uploads no file");
     assert_eq!(warm_record.chunks_in, 0);
     assert!(

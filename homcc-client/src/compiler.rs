@@ -27,17 +27,48 @@ pub struct CompilerInfo {
     pub implicit_includes: Vec<PathBuf>,
 }
 
-/// Finds `compiler` as the shell would: a path as given, a bare name on `PATH`.
-pub fn resolve(compiler: &OsStr) -> anyhow::Result<PathBuf> {
+/// Why the compiler to run cannot be found.
+#[derive(Debug, thiserror::Error)]
+pub enum ResolveError {
+    #[error("compiler '{0}' not found on PATH: install it, or name it by its path")]
+    NotFound(String),
+    #[error(
+        "'{0}' is homcc itself, not a compiler: name the real compiler after homcc \
+         (homcc g++ ...), or keep the real compilers on PATH after homcc's compiler symlinks"
+    )]
+    IsHomcc(PathBuf),
+}
+
+/// Finds `compiler` as the shell would (a path as given, a bare name on `PATH`), except that a
+/// candidate that is homcc itself (a symlink named `g++` pointing at homcc, used to masquerade
+/// as the compiler) is skipped: homcc never runs itself.
+pub fn resolve(compiler: &OsStr) -> Result<PathBuf, ResolveError> {
+    let me = std::env::current_exe().and_then(|p| p.canonicalize()).ok();
+    let is_me = |p: &Path| me.is_some() && p.canonicalize().ok() == me;
     let path = Path::new(compiler);
     if compiler.as_bytes().contains(&b'/') {
-        return Ok(path.to_owned());
+        return if is_me(path) {
+            Err(ResolveError::IsHomcc(path.to_owned()))
+        } else {
+            Ok(path.to_owned())
+        };
     }
     let search = std::env::var_os("PATH").unwrap_or_default();
-    std::env::split_paths(&search)
+    let mut skipped = None;
+    for candidate in std::env::split_paths(&search)
         .map(|dir| dir.join(path))
-        .find(|p| is_executable(p))
-        .with_context(|| format!("compiler '{}' not found on PATH", path.display()))
+        .filter(|p| is_executable(p))
+    {
+        if is_me(&candidate) {
+            skipped = Some(candidate);
+        } else {
+            return Ok(candidate);
+        }
+    }
+    Err(match skipped {
+        Some(me) => ResolveError::IsHomcc(me),
+        None => ResolveError::NotFound(path.display().to_string()),
+    })
 }
 
 fn is_executable(path: &Path) -> bool {

@@ -19,8 +19,8 @@ pub mod settings;
 
 use std::{
     collections::HashMap,
-    ffi::OsString,
-    path::Path,
+    ffi::{OsStr, OsString},
+    path::{Path, PathBuf},
     process::ExitCode,
     time::{Duration, Instant},
 };
@@ -30,6 +30,7 @@ use homcc_proto::{manifest::chunk_entries, CompileRequest, FORWARDED_ENV, PROTOC
 
 use crate::{
     classify::{classify, Plan, RemoteJob},
+    compiler::ResolveError,
     known::KnownChunks,
     scan::ScanError,
     session::{compile_on, Prepared, Timeouts, Traffic},
@@ -39,9 +40,18 @@ use crate::{
 /// Exit code when homcc itself fails and local compilation is disabled (as distcc's).
 pub const EXIT_HOMCC_FAILED: u8 = 100;
 
-/// `homcc`'s main: parses `args` (argv) and runs.
+/// `homcc`'s main: parses `args` (argv) and runs. Called through a symlink named after a
+/// compiler (`g++ -> homcc`), homcc masquerades as that compiler: every argument is the
+/// compiler's, and homcc's own settings come from its variables.
 pub fn main_with_args(args: Vec<OsString>) -> ExitCode {
-    let cli = Cli::try_parse_from(args).unwrap_or_else(|e| e.exit());
+    let parsed = match masquerade_name(&args) {
+        Some(name) => {
+            let command = std::iter::once(name).chain(args.into_iter().skip(1));
+            Cli::try_parse_from(["homcc".into(), "--".into()].into_iter().chain(command))
+        }
+        None => Cli::try_parse_from(args),
+    };
+    let cli = parsed.unwrap_or_else(|e| e.exit());
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -49,27 +59,51 @@ pub fn main_with_args(args: Vec<OsString>) -> ExitCode {
     ExitCode::from(runtime.block_on(run(cli)))
 }
 
+/// The compiler name homcc was invoked as, unless it was invoked as `homcc`.
+fn masquerade_name(args: &[OsString]) -> Option<OsString> {
+    let name = Path::new(args.first()?).file_name()?;
+    (name != "homcc").then(|| name.to_owned())
+}
+
+/// The compiler command: the name as invoked (its identity on servers), the binary it resolves
+/// to (never homcc itself), and its arguments as given.
+struct Command<'a> {
+    name: &'a OsStr,
+    binary: PathBuf,
+    args: &'a [OsString],
+}
+
+impl Command<'_> {
+    /// Runs the compiler locally, as the user asked.
+    fn local(&self) -> u8 {
+        local::exec(&self.binary, self.args)
+    }
+}
+
 /// Runs one compiler invocation; returns the exit code.
 pub async fn run(cli: Cli) -> u8 {
-    let (compiler, args) = cli.command.split_first().expect("clap requires COMPILER");
+    let (name, args) = cli.command.split_first().expect("clap requires COMPILER");
+    let binary = match compiler::resolve(name) {
+        Ok(binary) => binary,
+        Err(e) => {
+            eprintln!("homcc: {e}");
+            return match e {
+                ResolveError::NotFound(_) => 127,
+                ResolveError::IsHomcc(_) => EXIT_HOMCC_FAILED,
+            };
+        }
+    };
+    let cmd = Command { name, binary, args };
     let settings = match Settings::from_cli(&cli) {
         Ok(s) => s,
-        Err(e) => {
-            return fallback(
-                &cli.no_local_compilation,
-                compiler,
-                args,
-                &format!("bad setting: {e}"),
-            )
-        }
+        Err(e) => return fallback(cli.no_local_compilation, &cmd, &format!("bad setting: {e}")),
     };
     let cwd = match std::env::current_dir() {
         Ok(cwd) => cwd,
         Err(e) => {
             return fallback(
-                &settings.no_local,
-                compiler,
-                args,
+                settings.no_local,
+                &cmd,
                 &format!("no working directory: {e}"),
             )
         }
@@ -77,31 +111,21 @@ pub async fn run(cli: Cli) -> u8 {
     match classify(args, &cwd) {
         Plan::Local(reason) => {
             verbose(&settings, &format!("compiling locally: {reason}"));
-            local::exec(compiler, args)
+            cmd.local()
         }
-        Plan::Remote(job) => remote(&settings, compiler, args, &cwd, job).await,
+        Plan::Remote(job) => remote(&settings, &cmd, &cwd, job).await,
     }
 }
 
-async fn remote(
-    settings: &Settings,
-    compiler: &OsString,
-    args: &[OsString],
-    cwd: &Path,
-    job: RemoteJob,
-) -> u8 {
-    let fail = |reason: &str| fallback(&settings.no_local, compiler, args, reason);
+async fn remote(settings: &Settings, cmd: &Command<'_>, cwd: &Path, job: RemoteJob) -> u8 {
+    let fail = |reason: &str| fallback(settings.no_local, cmd, reason);
     if settings.hosts.is_empty() {
         return fail("no build hosts: set --host or HOMCC_HOSTS");
     }
     let prepare_started = Instant::now();
-    let binary = match compiler::resolve(compiler) {
-        Ok(b) => b,
-        Err(_) => return local::exec(compiler, args),
-    };
     let info = match compiler::info(
-        compiler,
-        &binary,
+        cmd.name,
+        &cmd.binary,
         job.language,
         &job.target_args,
         settings.cache_dir.as_deref(),
@@ -114,13 +138,13 @@ async fn remote(
             settings,
             "compiling locally: gcc's -gsplit-dwarf output depends on the build directory",
         );
-        return local::exec(compiler, args);
+        return cmd.local();
     }
-    let files = match scan::scan(&binary, &job, cwd) {
+    let files = match scan::scan(&cmd.binary, &job, cwd) {
         Ok(files) => files,
         Err(ScanError::CompilerFailed) => {
             verbose(settings, "compiling locally: the dependency scan failed");
-            return local::exec(compiler, args);
+            return cmd.local();
         }
         Err(e) => return fail(&e.to_string()),
     };
@@ -132,7 +156,7 @@ async fn remote(
                 settings,
                 &format!("compiling locally: path {} is not UTF-8", path.display()),
             );
-            return local::exec(compiler, args);
+            return cmd.local();
         }
     };
     let prepared = Prepared {
@@ -194,13 +218,13 @@ async fn remote(
 }
 
 /// After a failure before the compiler's verdict: compile locally, or (fallback disabled) exit.
-fn fallback(no_local: &bool, compiler: &OsString, args: &[OsString], reason: &str) -> u8 {
-    if *no_local {
+fn fallback(no_local: bool, cmd: &Command<'_>, reason: &str) -> u8 {
+    if no_local {
         eprintln!("homcc: {reason}; not compiling locally (local compilation is disabled)");
         return EXIT_HOMCC_FAILED;
     }
     eprintln!("homcc: {reason}; compiling locally");
-    local::exec(compiler, args)
+    cmd.local()
 }
 
 fn verbose(settings: &Settings, line: &str) {

@@ -118,15 +118,23 @@ impl TestServer {
         self.stats.records()
     }
 
-    /// The record of the next connection not handed out yet. homccd records a connection after
-    /// its reply (the record counts the reply's bytes), so a client may finish first: this waits.
-    pub fn last(&self) -> Record {
+    /// The record of the next connection not handed out yet (by this or a comparison). homccd
+    /// records a connection after its reply (the record counts the reply's bytes), so a client
+    /// may finish first: this waits.
+    pub fn next_record(&self) -> Record {
         let observed = self.observed.load(std::sync::atomic::Ordering::SeqCst);
         self.wait_for_records(observed + 1);
         let records = self.records();
         self.observed
             .store(records.len(), std::sync::atomic::Ordering::SeqCst);
         records.last().unwrap().clone()
+    }
+
+    /// The newest record already there (e.g. of a compile a comparison has waited for).
+    pub fn latest(&self) -> Record {
+        self.records()
+            .pop()
+            .expect("the server recorded a connection")
     }
 
     /// Waits (10 s at most) until the server has recorded `count` connections.

@@ -1,0 +1,124 @@
+//! Command lines as build tools write them, each run through homcc against a real homccd and
+//! compared with the plain compiler in the same directory: compiler names in every form, homcc
+//! masquerading as the compiler through a symlink, and homcc refusing to run itself.
+
+use std::{os::unix::fs::symlink, process::Command};
+
+use homcc_tests::{assert_same_as_local, bin, homcc_lines, Project, TestServer};
+
+fn project() -> Project {
+    let p = Project::new();
+    p.write(
+        "a.c",
+        "#include <stdio.h>\nint main(void) { puts(__FILE__); return 0; }\n",
+    )
+    .write(
+        "a.cpp",
+        "#include <string>\nstd::string f() { return __FILE__; }\n",
+    );
+    p
+}
+
+#[test]
+fn every_compiler_name_form_compiles_remotely() {
+    let p = project();
+    let cache = tempfile::tempdir().unwrap();
+    let server = TestServer::start(cache.path(), |_| {});
+    for (compiler, source) in [
+        ("cc", "a.c"),
+        ("c++", "a.cpp"),
+        ("gcc-12", "a.c"),
+        ("g++-12", "a.cpp"),
+        ("x86_64-linux-gnu-gcc-12", "a.c"),
+        ("x86_64-linux-gnu-g++-12", "a.cpp"),
+        ("/usr/bin/gcc", "a.c"),
+        ("clang-14", "a.c"),
+        ("/usr/bin/clang++-14", "a.cpp"),
+    ] {
+        assert_same_as_local(
+            &p,
+            &server,
+            compiler,
+            &["-O2", "-g", "-c", source, "-o", "out.o"],
+            &["out.o"],
+        );
+        let name = std::path::Path::new(compiler)
+            .file_name()
+            .unwrap()
+            .to_str()
+            .unwrap();
+        assert!(
+            server.latest().compiler.starts_with(name),
+            "{compiler}: the server ran {}",
+            server.latest().compiler
+        );
+    }
+}
+
+/// A directory holding `name -> homcc`, as a masquerade setup does (`/usr/lib/homcc`).
+fn masquerade_dir(name: &str) -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    symlink(bin("homcc"), dir.path().join(name)).unwrap();
+    dir
+}
+
+fn path_with_first(dir: &std::path::Path) -> std::ffi::OsString {
+    let mut path = dir.as_os_str().to_owned();
+    path.push(":");
+    path.push(std::env::var_os("PATH").unwrap());
+    path
+}
+
+#[test]
+fn a_symlink_named_after_the_compiler_masquerades_as_it() {
+    let p = project();
+    let cache = tempfile::tempdir().unwrap();
+    let server = TestServer::start(cache.path(), |_| {});
+    let dir = masquerade_dir("g++");
+    let args = ["-O2", "-c", "a.cpp", "-o", "a.o"];
+    let local = p.local("g++", &args);
+    assert!(local.status.success());
+    let local_object = p.take(&["a.o"]);
+    // `g++ ...` with the symlink first on PATH: homcc runs, finds the real g++ after itself.
+    let out = Command::new("g++")
+        .args(args)
+        .current_dir(p.path())
+        .env("PATH", path_with_first(dir.path()))
+        .env("HOMCC_HOSTS", server.host())
+        .env("XDG_CACHE_HOME", p.client_cache.path())
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(out.stderr, local.stderr);
+    assert_eq!(p.take(&["a.o"]), local_object);
+    assert!(
+        server.latest().outcome.starts_with("exit 0"),
+        "compiled remotely"
+    );
+}
+
+#[test]
+fn homcc_never_runs_itself() {
+    let p = project();
+    // Named as the compiler directly.
+    let out = p.homcc(&[], bin("homcc").to_str().unwrap(), &["-c", "a.c"]);
+    assert_eq!(out.status.code(), Some(100));
+    let lines = homcc_lines(&out.stderr);
+    assert_eq!(lines.len(), 1, "{lines:?}");
+    assert!(lines[0].contains("is homcc itself"), "{}", lines[0]);
+    // A masquerade symlink with no real compiler of that name after it on PATH.
+    let dir = masquerade_dir("gcc");
+    let out = Command::new(dir.path().join("gcc"))
+        .args(["-c", "a.c"])
+        .current_dir(p.path())
+        .env("PATH", dir.path())
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(100));
+    assert!(homcc_lines(&out.stderr)[0].contains("is homcc itself"));
+    assert!(!p.path().join("a.o").exists());
+}
