@@ -122,3 +122,28 @@ fn homcc_never_runs_itself() {
     assert!(homcc_lines(&out.stderr)[0].contains("is homcc itself"));
     assert!(!p.path().join("a.o").exists());
 }
+
+#[test]
+fn assembly_output_compiles_remotely() {
+    let p = project();
+    let src = p.path().join("a.c").display().to_string();
+    let cache = tempfile::tempdir().unwrap();
+    let server = TestServer::start(cache.path(), |_| {});
+    for compiler in ["gcc", "clang"] {
+        assert_same_as_local(&p, &server, compiler, &["-S", "a.c"], &["a.s"]);
+        assert_same_as_local(
+            &p,
+            &server,
+            compiler,
+            &["-O2", "-g", "-S", &src, "-o", "out.asm"],
+            &["out.asm"],
+        );
+        assert_same_as_local(
+            &p,
+            &server,
+            compiler,
+            &["-c", "-S", "a.c", "-MD"],
+            &["a.s", "a.d"],
+        );
+    }
+}

@@ -28,7 +28,10 @@ enum Takes {
 /// What a flag means for homcc.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Role {
+    /// `-c`: stop at the object file.
     CompileOnly,
+    /// `-S`: stop at the assembly file (wins over `-c`, as in the compiler).
+    AssemblyOnly,
     Output,
     Language,
     /// `-MD`, `-MMD`: write a dependency file while compiling.
@@ -64,7 +67,7 @@ const FLAGS: &[Flag] = &[
     flag("-o", NextOrJoined, Output),
     flag("-x", NextOrJoined, Language),
     flag("-E", Nothing, Local("preprocessing only (-E)")),
-    flag("-S", Nothing, Local("assembly output (-S)")),
+    flag("-S", Nothing, AssemblyOnly),
     flag("-M", Nothing, Local("dependency output only (-M)")),
     flag("-MM", Nothing, Local("dependency output only (-MM)")),
     flag("-MD", Nothing, DepWhileCompiling),
@@ -257,6 +260,7 @@ fn lookup(arg: &[u8]) -> Option<(&'static Flag, Option<&[u8]>)> {
 /// Classifies `args` (the compiler's arguments) run in `cwd`.
 pub fn classify(args: &[OsString], cwd: &Path) -> Plan {
     let mut compile_only = false;
+    let mut assembly_only = false;
     let mut output: Option<PathBuf> = None;
     let mut language: Option<Language> = None;
     let mut dep_while_compiling = false;
@@ -312,6 +316,7 @@ pub fn classify(args: &[OsString], cwd: &Path) -> Plan {
         }
         match flag.role {
             CompileOnly => compile_only = true,
+            AssemblyOnly => assembly_only = true,
             Output => {
                 output = value.clone().map(PathBuf::from);
                 output_arg = value;
@@ -352,8 +357,8 @@ pub fn classify(args: &[OsString], cwd: &Path) -> Plan {
         }
     }
 
-    if !compile_only {
-        return local("not a compile-only (-c) command: linking runs locally");
+    if !compile_only && !assembly_only {
+        return local("not a compile-only (-c or -S) command: linking runs locally");
     }
     let (source, explicit) = match sources.as_slice() {
         [] => return local("no source file"),
@@ -363,7 +368,11 @@ pub fn classify(args: &[OsString], cwd: &Path) -> Plan {
     let Some(language) = explicit.or_else(|| Language::from_extension(&source)) else {
         return local(format!("{} is not a C or C++ source", source.display()));
     };
-    let object = absolute(cwd, &output.unwrap_or_else(|| default_object(&source)));
+    let suffix = if assembly_only { "s" } else { "o" };
+    let object = absolute(
+        cwd,
+        &output.unwrap_or_else(|| default_output(&source, suffix)),
+    );
     let mut outputs = vec![object.clone()];
     if split_dwarf {
         outputs.push(object.with_extension("dwo"));
@@ -410,9 +419,9 @@ pub fn classify(args: &[OsString], cwd: &Path) -> Plan {
     })
 }
 
-/// `dir/foo.cpp` → `foo.o` (in the working directory, as the compiler does).
-fn default_object(source: &Path) -> PathBuf {
-    PathBuf::from(source.file_name().unwrap_or(source.as_os_str())).with_extension("o")
+/// `dir/foo.cpp` → `foo.o` (or `foo.s`), in the working directory, as the compiler does.
+fn default_output(source: &Path, suffix: &str) -> PathBuf {
+    PathBuf::from(source.file_name().unwrap_or(source.as_os_str())).with_extension(suffix)
 }
 
 #[cfg(test)]
@@ -454,6 +463,9 @@ mod tests {
         );
         remote("-c -MD -MF a.d -MT t -MP a.c -o a.o", "/tmp/a.o", "a.c");
         remote("-c -x c++ a.txt -o a.o", "/tmp/a.o", "-x c++ a.txt");
+        remote("-S a.c", "/tmp/a.s", "a.c");
+        remote("-S src/a.cpp -o out.asm", "/tmp/out.asm", "src/a.cpp");
+        remote("-c -S a.c", "/tmp/a.s", "a.c");
         remote(
             "-c -m64 --sysroot=/ a.c",
             "/tmp/a.o",
