@@ -147,3 +147,37 @@ fn assembly_output_compiles_remotely() {
         );
     }
 }
+
+#[test]
+fn scan_includes_lists_what_would_be_sent() {
+    let p = project();
+    p.write("inc/own.h", "#define OWN 1\n")
+        .write("b.c", "#include <stdio.h>\n#include \"own.h\"\n");
+    let out = p.homcc(
+        &["--scan-includes"],
+        "gcc",
+        &["-Iinc", "-MD", "-c", "b.c", "-o", "b.o"],
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let listed = String::from_utf8(out.stdout).unwrap();
+    let listed: Vec<&str> = listed.lines().collect();
+    let root = p.path().display().to_string();
+    assert_eq!(listed[0], format!("{root}/b.c"));
+    assert!(
+        listed.contains(&format!("{root}/inc/own.h").as_str()),
+        "{listed:?}"
+    );
+    assert!(listed.contains(&"/usr/include/stdio.h"), "{listed:?}");
+    assert!(
+        !p.path().join("b.d").exists() && !p.path().join("b.o").exists(),
+        "nothing is written"
+    );
+    let out = p.homcc(&["--scan-includes"], "gcc", &["b.c", "-o", "app"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(homcc_lines(&out.stderr)[0].contains("runs locally"));
+    assert!(!p.path().join("app").exists());
+}

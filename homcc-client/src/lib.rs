@@ -20,6 +20,7 @@ pub mod settings;
 use std::{
     collections::HashMap,
     ffi::{OsStr, OsString},
+    io::Write,
     path::{Path, PathBuf},
     process::ExitCode,
     time::{Duration, Instant},
@@ -109,11 +110,35 @@ pub async fn run(cli: Cli) -> u8 {
         }
     };
     match classify(args, &cwd) {
+        Plan::Local(reason) if cli.scan_includes => {
+            eprintln!("homcc: {reason}: this command runs locally, nothing would be sent");
+            1
+        }
         Plan::Local(reason) => {
             verbose(&settings, &format!("compiling locally: {reason}"));
             cmd.local()
         }
+        Plan::Remote(job) if cli.scan_includes => scan_includes(&cmd, &cwd, job),
         Plan::Remote(job) => remote(&settings, &cmd, &cwd, job).await,
+    }
+}
+
+/// `--scan-includes`: the files the compile would send, one per line (no dependency file is
+/// written on the way).
+fn scan_includes(cmd: &Command<'_>, cwd: &Path, mut job: RemoteJob) -> u8 {
+    job.depfile = None;
+    match scan::scan(&cmd.binary, &job, cwd) {
+        Ok(files) => {
+            let mut out = std::io::stdout().lock();
+            for file in files {
+                let _ = writeln!(out, "{}", file.entry.path.display());
+            }
+            0
+        }
+        Err(e) => {
+            eprintln!("homcc: {e}");
+            1
+        }
     }
 }
 

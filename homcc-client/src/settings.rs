@@ -56,6 +56,9 @@ pub struct Cli {
     /// Print what homcc does (why a compile runs locally, what was sent) to stderr
     #[arg(long, env = "HOMCC_VERBOSE", value_parser = BoolishValueParser::new())]
     pub verbose: bool,
+    /// Print the files the compile would send (every file it reads), one per line, and exit
+    #[arg(long)]
+    pub scan_includes: bool,
     /// The compiler and its arguments
     #[arg(
         value_name = "COMPILER",
