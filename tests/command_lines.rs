@@ -4,7 +4,9 @@
 
 use std::{os::unix::fs::symlink, process::Command};
 
-use homcc_tests::{assert_same_as_local, bin, homcc_lines, Project, TestServer};
+use homcc_tests::{
+    assert_same_as_local, assert_same_as_local_with, bin, homcc_lines, Project, TestServer,
+};
 
 fn project() -> Project {
     let p = Project::new();
@@ -180,4 +182,39 @@ fn scan_includes_lists_what_would_be_sent() {
     assert_eq!(out.status.code(), Some(1));
     assert!(homcc_lines(&out.stderr)[0].contains("runs locally"));
     assert!(!p.path().join("app").exists());
+}
+
+#[test]
+fn several_sources_compile_remotely_in_parallel() {
+    let p = project();
+    p.write("w.c", "int w(void) { int unused; return 0; }\n")
+        .write("e.c", "int e(void) { return missing; }\n")
+        .write("c.txt", "int from_text(void) { return 3; }\n");
+    let cache = tempfile::tempdir().unwrap();
+    let server = TestServer::start(cache.path(), |_| {});
+    for compiler in ["gcc", "clang"] {
+        // Warnings of each source in command-line order, objects at their default names.
+        let local = assert_same_as_local_with(
+            &p,
+            &server,
+            compiler,
+            &[
+                "-Wall", "-O2", "-c", "a.c", "w.c", "-MD", "-x", "c", "c.txt",
+            ],
+            &["a.o", "w.o", "c.o", "a.d", "w.d", "c.d"],
+            3,
+        );
+        assert!(local.stderr.contains("unused"), "{}", local.stderr);
+        // One source fails: the others still compile, the exit code is the failure's.
+        let local = assert_same_as_local_with(
+            &p,
+            &server,
+            compiler,
+            &["-c", "a.c", "e.c", "w.c"],
+            &["a.o", "e.o", "w.o"],
+            3,
+        );
+        assert_ne!(local.code, Some(0));
+        assert!(local.files[0].is_some() && local.files[2].is_some());
+    }
 }

@@ -42,6 +42,8 @@ enum Role {
     SplitDwarf,
     /// Changes the compiler's built-in include dirs or target: part of the identity probe.
     Target,
+    /// Only for the linker (`-lm`, `-L dir`, `-Wl,...`): not for the scan.
+    LinkOnly,
     /// Cannot be made identical remotely (yet).
     Local(&'static str),
     /// Passed through unchanged, to the scan and the server.
@@ -163,6 +165,10 @@ const FLAGS: &[Flag] = &[
     flag("-Xclang", Next, Pass),
     flag("-Xpreprocessor", Next, Pass),
     flag("-Xassembler", Next, Pass),
+    flag("-l", NextOrJoined, LinkOnly),
+    flag("-L", NextOrJoined, LinkOnly),
+    flag("-Wl,", Joined, LinkOnly),
+    flag("-Xlinker", Next, LinkOnly),
 ];
 
 /// Source languages homcc compiles remotely.
@@ -211,18 +217,19 @@ pub struct Depfile {
     pub shape_args: Vec<OsString>,
 }
 
-/// A compile that can run remotely.
+/// A compile that can run remotely: one source of the command.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RemoteJob {
     /// The source as written on the command line.
     pub source: PathBuf,
     pub language: Language,
-    /// The object file, absolute.
+    /// The object (or assembly) file, absolute.
     pub object: PathBuf,
     /// The files the server writes (object, split DWARF), absolute.
     pub outputs: Vec<PathBuf>,
     pub depfile: Option<Depfile>,
-    /// The arguments the server compiles with: the user's, without dependency-file flags.
+    /// The arguments the server compiles with: the user's for this source, without
+    /// dependency-file flags.
     pub compile_args: Vec<OsString>,
     /// The arguments of the dependency scan: the command without its outputs; `-M` is added.
     pub scan_args: Vec<OsString>,
@@ -235,7 +242,8 @@ pub struct RemoteJob {
 /// What to do with a command line.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Plan {
-    Remote(RemoteJob),
+    /// One remote compile per source (several run in parallel).
+    Remote(Vec<RemoteJob>),
     /// Run the compiler locally, for this reason.
     Local(String),
 }
@@ -257,11 +265,27 @@ fn lookup(arg: &[u8]) -> Option<(&'static Flag, Option<&[u8]>)> {
         .map(|f| (f, Some(&arg[f.name.len()..])))
 }
 
+/// One argument (with its value) of the command, by what each job's commands do with it.
+#[derive(Debug, Clone)]
+enum Part {
+    /// A source file: index into the sources.
+    Source(usize),
+    /// `-o FILE`: the compile's output (only with a single source).
+    Output(Vec<OsString>),
+    /// `-c`, `-S`: for the compile, not the scan.
+    Stop(Vec<OsString>),
+    /// `-x LANG`: applies to the sources after it, so a job keeps only those before its source.
+    Language(Vec<OsString>),
+    /// Dependency-file flags: the client's scan writes that file.
+    Dependency,
+    /// Everything else: the scan (if `scan`) and the compile.
+    Common { args: Vec<OsString>, scan: bool },
+}
+
 /// Classifies `args` (the compiler's arguments) run in `cwd`.
 pub fn classify(args: &[OsString], cwd: &Path) -> Plan {
     let mut compile_only = false;
     let mut assembly_only = false;
-    let mut output: Option<PathBuf> = None;
     let mut language: Option<Language> = None;
     let mut dep_while_compiling = false;
     let mut dep_file: Option<PathBuf> = None;
@@ -269,9 +293,9 @@ pub fn classify(args: &[OsString], cwd: &Path) -> Plan {
     let mut dep_shape: Vec<OsString> = Vec::new();
     let mut output_arg: Option<OsString> = None;
     let mut split_dwarf = false;
-    let mut compile_args = Vec::new();
-    let mut sources: Vec<(PathBuf, Option<Language>)> = Vec::new();
-    let mut scan_args = Vec::new();
+    let mut sources: Vec<(PathBuf, Language)> = Vec::new();
+    let mut not_source: Option<PathBuf> = None;
+    let mut parts: Vec<Part> = Vec::new();
     let mut target_args = Vec::new();
 
     let mut i = 0;
@@ -285,15 +309,22 @@ pub fn classify(args: &[OsString], cwd: &Path) -> Plan {
         if bytes.starts_with(b"@") {
             return local("response files (@file) run locally for now");
         }
-        if !bytes.starts_with(b"-") || bytes.len() == 1 {
-            sources.push((PathBuf::from(arg), language));
-            scan_args.push(arg.clone());
-            compile_args.push(arg.clone());
+        if !bytes.starts_with(b"-") {
+            let path = PathBuf::from(arg);
+            match language.or_else(|| Language::from_extension(&path)) {
+                Some(lang) => {
+                    parts.push(Part::Source(sources.len()));
+                    sources.push((path, lang));
+                }
+                None => not_source = not_source.or(Some(path)),
+            }
             continue;
         }
         let Some((flag, joined)) = lookup(bytes) else {
-            scan_args.push(arg.clone());
-            compile_args.push(arg.clone());
+            parts.push(Part::Common {
+                args: vec![arg.clone()],
+                scan: true,
+            });
             continue;
         };
         let mut taken = vec![arg.clone()];
@@ -311,15 +342,18 @@ pub fn classify(args: &[OsString], cwd: &Path) -> Plan {
             }
             (Joined, None) => None,
         };
-        if !matches!(flag.role, DepWhileCompiling | DepFile | DepShape) {
-            compile_args.extend(taken.iter().cloned());
-        }
-        match flag.role {
-            CompileOnly => compile_only = true,
-            AssemblyOnly => assembly_only = true,
+        let part = match flag.role {
+            CompileOnly => {
+                compile_only = true;
+                Part::Stop(taken)
+            }
+            AssemblyOnly => {
+                assembly_only = true;
+                Part::Stop(taken)
+            }
             Output => {
-                output = value.clone().map(PathBuf::from);
                 output_arg = value;
+                Part::Output(taken)
             }
             Language => {
                 let v = value.unwrap_or_default();
@@ -336,87 +370,148 @@ pub fn classify(args: &[OsString], cwd: &Path) -> Plan {
                         }
                     }
                 }
-                scan_args.extend(taken);
+                Part::Language(taken)
             }
             DepWhileCompiling => {
                 dep_while_compiling = true;
                 dep_user_only = bytes == b"-MMD";
+                Part::Dependency
             }
-            DepFile => dep_file = value.map(PathBuf::from),
-            DepShape => dep_shape.extend(taken),
+            DepFile => {
+                dep_file = value.map(PathBuf::from);
+                Part::Dependency
+            }
+            DepShape => {
+                dep_shape.extend(taken);
+                Part::Dependency
+            }
             SplitDwarf => {
                 split_dwarf = true;
-                scan_args.extend(taken);
+                Part::Common {
+                    args: taken,
+                    scan: true,
+                }
             }
             Target => {
                 target_args.extend(taken.iter().cloned());
-                scan_args.extend(taken);
+                Part::Common {
+                    args: taken,
+                    scan: true,
+                }
             }
+            // The server's compiler prints the same "unused" warnings the local one would.
+            LinkOnly => Part::Common {
+                args: taken,
+                scan: false,
+            },
             Local(reason) => return local(reason),
-            Pass => scan_args.extend(taken),
-        }
+            Pass => Part::Common {
+                args: taken,
+                scan: true,
+            },
+        };
+        parts.push(part);
     }
 
     if !compile_only && !assembly_only {
         return local("not a compile-only (-c or -S) command: linking runs locally");
     }
-    let (source, explicit) = match sources.as_slice() {
-        [] => return local("no source file"),
-        [one] => one.clone(),
-        _ => return local("several source files in one command run locally for now"),
-    };
-    let Some(language) = explicit.or_else(|| Language::from_extension(&source)) else {
-        return local(format!("{} is not a C or C++ source", source.display()));
-    };
-    let suffix = if assembly_only { "s" } else { "o" };
-    let object = absolute(
-        cwd,
-        &output.unwrap_or_else(|| default_output(&source, suffix)),
-    );
-    let mut outputs = vec![object.clone()];
-    if split_dwarf {
-        outputs.push(object.with_extension("dwo"));
+    if let Some(path) = not_source {
+        return local(format!("input {} is not a C or C++ source", path.display()));
     }
-    let depfile = dep_while_compiling.then(|| {
-        let has_target = dep_shape
-            .iter()
-            .any(|a| a.as_bytes().starts_with(b"-MT") || a.as_bytes().starts_with(b"-MQ"));
-        if let (false, Some(o)) = (has_target, &output_arg) {
-            dep_shape.extend(["-MQ".into(), o.clone()]);
-        }
-        Depfile {
-            path: dep_file.map_or_else(|| object.with_extension("d"), |f| absolute(cwd, &f)),
-            user_headers_only: dep_user_only,
-            shape_args: dep_shape,
-        }
-    });
+    if sources.is_empty() {
+        return local("no source file");
+    }
+    if sources.len() > 1 && (output_arg.is_some() || dep_file.is_some()) {
+        return local("-o or -MF with several sources: the compiler reports it");
+    }
     if output_arg.as_ref().is_some_and(|o| o.as_bytes() == b"-") {
         return local("writes the object to standard output (-o -)");
     }
-    for path in outputs.iter().chain(depfile.as_ref().map(|d| &d.path)) {
-        if !path.parent().is_some_and(Path::is_dir) {
-            return local(format!(
-                "output directory of {} does not exist",
-                path.display()
-            ));
+    let suffix = if assembly_only { "s" } else { "o" };
+    let mut jobs = Vec::with_capacity(sources.len());
+    for (index, (source, language)) in sources.iter().enumerate() {
+        let object = match &output_arg {
+            Some(o) => absolute(cwd, Path::new(o)),
+            None => absolute(cwd, &default_output(source, suffix)),
+        };
+        let mut outputs = vec![object.clone()];
+        if split_dwarf {
+            outputs.push(object.with_extension("dwo"));
         }
-        // homcc replaces outputs by renaming; the compiler writes into what is there (a device, a
-        // symlink's target), so only regular files and new files can be written remotely.
-        if std::fs::symlink_metadata(path).is_ok_and(|m| !m.is_file()) {
-            return local(format!("output {} is not a regular file", path.display()));
+        let depfile = dep_while_compiling.then(|| {
+            let mut shape = dep_shape.clone();
+            let has_target = shape
+                .iter()
+                .any(|a| a.as_bytes().starts_with(b"-MT") || a.as_bytes().starts_with(b"-MQ"));
+            if let (false, Some(o)) = (has_target, &output_arg) {
+                shape.extend(["-MQ".into(), o.clone()]);
+            }
+            Depfile {
+                path: dep_file
+                    .as_ref()
+                    .map_or_else(|| object.with_extension("d"), |f| absolute(cwd, f)),
+                user_headers_only: dep_user_only,
+                shape_args: shape,
+            }
+        });
+        for path in outputs.iter().chain(depfile.as_ref().map(|d| &d.path)) {
+            if let Some(reason) = unwritable(path) {
+                return local(reason);
+            }
         }
+        let (mut compile_args, mut scan_args) = (Vec::new(), Vec::new());
+        let mut before_source = true;
+        for part in &parts {
+            match part {
+                Part::Source(j) if *j == index => {
+                    compile_args.push(source.clone().into_os_string());
+                    scan_args.push(source.clone().into_os_string());
+                    before_source = false;
+                }
+                Part::Language(a) if before_source => {
+                    compile_args.extend(a.iter().cloned());
+                    scan_args.extend(a.iter().cloned());
+                }
+                Part::Source(_) | Part::Language(_) | Part::Dependency => {}
+                Part::Output(a) | Part::Stop(a) => compile_args.extend(a.iter().cloned()),
+                Part::Common { args, scan } => {
+                    compile_args.extend(args.iter().cloned());
+                    if *scan {
+                        scan_args.extend(args.iter().cloned());
+                    }
+                }
+            }
+        }
+        jobs.push(RemoteJob {
+            source: source.clone(),
+            language: *language,
+            object,
+            outputs,
+            depfile,
+            compile_args,
+            scan_args,
+            target_args: target_args.clone(),
+            split_dwarf,
+        });
     }
-    Plan::Remote(RemoteJob {
-        source,
-        language,
-        object,
-        outputs,
-        depfile,
-        compile_args,
-        scan_args,
-        target_args,
-        split_dwarf,
-    })
+    Plan::Remote(jobs)
+}
+
+/// Why homcc cannot write `path` as the compiler would, if it cannot.
+fn unwritable(path: &Path) -> Option<String> {
+    if !path.parent().is_some_and(Path::is_dir) {
+        return Some(format!(
+            "output directory of {} does not exist",
+            path.display()
+        ));
+    }
+    // homcc replaces outputs by renaming; the compiler writes into what is there (a device, a
+    // symlink's target), so only regular files and new files can be written remotely.
+    if std::fs::symlink_metadata(path).is_ok_and(|m| !m.is_file()) {
+        return Some(format!("output {} is not a regular file", path.display()));
+    }
+    None
 }
 
 /// `dir/foo.cpp` → `foo.o` (or `foo.s`), in the working directory, as the compiler does.
@@ -432,21 +527,26 @@ mod tests {
         line.split_whitespace().map(OsString::from).collect()
     }
 
-    /// Expects a remote job with this object and these scan args.
-    fn remote(line: &str, object: &str, scan: &str) {
+    /// The jobs of a command that must run remotely.
+    fn jobs(line: &str) -> Vec<RemoteJob> {
         match classify(&args(line), Path::new("/tmp")) {
-            Plan::Remote(job) => {
-                assert_eq!(job.object, Path::new(object), "{line}");
-                assert_eq!(job.scan_args, args(scan), "{line}");
-            }
+            Plan::Remote(jobs) => jobs,
             Plan::Local(why) => panic!("{line}: local because {why}"),
         }
+    }
+
+    /// Expects a single remote job with this object and these scan args.
+    fn remote(line: &str, object: &str, scan: &str) {
+        let jobs = jobs(line);
+        assert_eq!(jobs.len(), 1, "{line}");
+        assert_eq!(jobs[0].object, Path::new(object), "{line}");
+        assert_eq!(jobs[0].scan_args, args(scan), "{line}");
     }
 
     fn local_because(line: &str, reason: &str) {
         match classify(&args(line), Path::new("/tmp")) {
             Plan::Local(why) => assert!(why.contains(reason), "{line}: {why}"),
-            Plan::Remote(job) => panic!("{line}: remote {job:?}"),
+            Plan::Remote(jobs) => panic!("{line}: remote {jobs:?}"),
         }
     }
 
@@ -475,11 +575,7 @@ mod tests {
 
     #[test]
     fn outputs() {
-        let Plan::Remote(job) =
-            classify(&args("-c -gsplit-dwarf -MD a.c -o a.o"), Path::new("/tmp"))
-        else {
-            panic!()
-        };
+        let job = jobs("-c -gsplit-dwarf -MD a.c -o a.o").remove(0);
         assert_eq!(
             job.outputs,
             [PathBuf::from("/tmp/a.o"), PathBuf::from("/tmp/a.dwo")]
@@ -492,12 +588,7 @@ mod tests {
         assert_eq!(dep.shape_args, args("-MQ a.o"));
         assert_eq!(job.compile_args, args("-c -gsplit-dwarf a.c -o a.o"));
         assert_eq!(job.target_args, Vec::<OsString>::new());
-        let Plan::Remote(job) = classify(
-            &args("-c -MMD -MF deps/../a.dep -MT t -MP a.c -m32"),
-            Path::new("/tmp"),
-        ) else {
-            panic!()
-        };
+        let job = jobs("-c -MMD -MF deps/../a.dep -MT t -MP a.c -m32").remove(0);
         let dep = job.depfile.unwrap();
         assert_eq!(
             (dep.path.to_str().unwrap(), dep.user_headers_only),
@@ -509,15 +600,47 @@ mod tests {
     }
 
     #[test]
+    fn several_sources_are_one_job_each() {
+        let jobs = jobs("-O2 -c a.c -Iinc sub/b.cpp -DX -MD -x c c.txt");
+        let objects: Vec<_> = jobs.iter().map(|j| j.object.to_str().unwrap()).collect();
+        assert_eq!(objects, ["/tmp/a.o", "/tmp/b.o", "/tmp/c.o"]);
+        assert_eq!(jobs[1].compile_args, args("-O2 -c -Iinc sub/b.cpp -DX"));
+        assert_eq!(jobs[2].compile_args, args("-O2 -c -Iinc -DX -x c c.txt"));
+        assert_eq!(jobs[2].scan_args, args("-O2 -Iinc -DX -x c c.txt"));
+        let depfiles: Vec<_> = jobs
+            .iter()
+            .map(|j| j.depfile.as_ref().unwrap().path.to_str().unwrap())
+            .collect();
+        assert_eq!(depfiles, ["/tmp/a.d", "/tmp/b.d", "/tmp/c.d"]);
+        assert_eq!(
+            (jobs[0].language, jobs[1].language, jobs[2].language),
+            (Language::C, Language::Cxx, Language::C)
+        );
+    }
+
+    #[test]
+    fn linker_flags_go_to_the_compile_not_the_scan() {
+        let job = jobs("-c a.c -lm -L/lib -Wl,-O1 -Xlinker -x").remove(0);
+        assert_eq!(
+            job.compile_args,
+            args("-c a.c -lm -L/lib -Wl,-O1 -Xlinker -x")
+        );
+        assert_eq!(job.scan_args, args("a.c"));
+    }
+
+    #[test]
     fn local_forms() {
         local_because("a.c -o app", "linking");
         local_because("a.o b.o -o app", "linking");
         local_because("-c", "no source");
         local_because("-E a.c", "preprocessing");
         local_because("-M a.c", "dependency output only");
-        local_because("-c a.c b.c", "several");
+        local_because("-c a.c b.c -o x.o", "several sources");
+        local_because("-c a.c b.c -MD -MF x.d", "several sources");
+        local_because("-c a.c b.o", "not a C or C++ source");
         local_because("-c -", "standard input");
         local_because("-c a.s", "not a C or C++ source");
+        local_because("a.c b.c -o app", "linking");
         local_because("-c -march=native a.c", "machine");
         local_because("-c --coverage a.c", "coverage");
         local_because("-c -fprofile-generate a.c", "profile");

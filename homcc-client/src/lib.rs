@@ -9,32 +9,30 @@ pub mod classify;
 pub mod compiler;
 pub mod depfile;
 pub mod hosts;
+pub mod job;
 pub mod known;
 pub mod local;
 pub mod output;
 pub mod paths;
+pub mod respfile;
 pub mod scan;
 pub mod session;
 pub mod settings;
 
 use std::{
-    collections::HashMap,
     ffi::{OsStr, OsString},
     io::Write,
     path::{Path, PathBuf},
     process::ExitCode,
-    time::{Duration, Instant},
 };
 
 use clap::Parser;
-use homcc_proto::{manifest::chunk_entries, CompileRequest, FORWARDED_ENV, PROTOCOL_VERSION};
+use futures_util::StreamExt;
 
 use crate::{
     classify::{classify, Plan, RemoteJob},
     compiler::ResolveError,
-    known::KnownChunks,
-    scan::ScanError,
-    session::{compile_on, Prepared, Timeouts, Traffic},
+    job::Outcome,
     settings::{Cli, Settings},
 };
 
@@ -118,128 +116,71 @@ pub async fn run(cli: Cli) -> u8 {
             verbose(&settings, &format!("compiling locally: {reason}"));
             cmd.local()
         }
-        Plan::Remote(job) if cli.scan_includes => scan_includes(&cmd, &cwd, job),
-        Plan::Remote(job) => remote(&settings, &cmd, &cwd, job).await,
+        Plan::Remote(jobs) if cli.scan_includes => scan_includes(&cmd, &cwd, jobs),
+        Plan::Remote(jobs) => remote(&settings, &cmd, &cwd, jobs).await,
     }
 }
 
-/// `--scan-includes`: the files the compile would send, one per line (no dependency file is
-/// written on the way).
-fn scan_includes(cmd: &Command<'_>, cwd: &Path, mut job: RemoteJob) -> u8 {
-    job.depfile = None;
-    match scan::scan(&cmd.binary, &job, cwd) {
-        Ok(files) => {
-            let mut out = std::io::stdout().lock();
-            for file in files {
-                let _ = writeln!(out, "{}", file.entry.path.display());
-            }
-            0
-        }
-        Err(e) => {
-            eprintln!("homcc: {e}");
-            1
-        }
-    }
-}
-
-async fn remote(settings: &Settings, cmd: &Command<'_>, cwd: &Path, job: RemoteJob) -> u8 {
-    let fail = |reason: &str| fallback(settings.no_local, cmd, reason);
-    if settings.hosts.is_empty() {
-        return fail("no build hosts: set --host or HOMCC_HOSTS");
-    }
-    let prepare_started = Instant::now();
-    let info = match compiler::info(
-        cmd.name,
-        &cmd.binary,
-        job.language,
-        &job.target_args,
-        settings.cache_dir.as_deref(),
-    ) {
-        Ok(info) => info,
-        Err(e) => return fail(&format!("{e:#}")),
-    };
-    if job.split_dwarf && !info.identity.is_clang() {
-        verbose(
-            settings,
-            "compiling locally: gcc's -gsplit-dwarf output depends on the build directory",
-        );
-        return cmd.local();
-    }
-    let files = match scan::scan(&cmd.binary, &job, cwd) {
-        Ok(files) => files,
-        Err(ScanError::CompilerFailed) => {
-            verbose(settings, "compiling locally: the dependency scan failed");
-            return cmd.local();
-        }
-        Err(e) => return fail(&e.to_string()),
-    };
-    let entries: Vec<_> = files.iter().map(|f| f.entry.clone()).collect();
-    let chunks = match chunk_entries(&entries) {
-        Ok(chunks) => chunks,
-        Err(path) => {
-            verbose(
-                settings,
-                &format!("compiling locally: path {} is not UTF-8", path.display()),
-            );
-            return cmd.local();
-        }
-    };
-    let prepared = Prepared {
-        request: CompileRequest {
-            version: PROTOCOL_VERSION,
-            compiler: info.identity,
-            args: job.compile_args.clone(),
-            cwd: cwd.to_owned(),
-            include_dirs: info.include_dirs,
-            implicit_includes: info.implicit_includes,
-            manifest: Vec::new(),
-            outputs: job.outputs.clone(),
-            env: FORWARDED_ENV
-                .iter()
-                .filter_map(|k| Some((k.to_string(), std::env::var(k).ok()?)))
-                .collect(),
-            compression: settings.compression,
-        },
-        chunks: chunks.into_iter().map(|c| (c.digest(), c)).collect(),
-        files: files
-            .iter()
-            .map(|f| (f.entry.digest, f.read_from.clone()))
-            .collect::<HashMap<_, _>>(),
-    };
-    let timeouts = Timeouts {
-        connect: settings.connect_timeout,
-        request: settings.request_timeout,
-        heartbeat: settings.heartbeat_timeout,
-    };
-    let mut failures = Vec::new();
-    for host in settings.hosts.iter().take(settings.tries) {
-        let prepared_in = prepare_started.elapsed();
-        let started = Instant::now();
-        let known = KnownChunks::new(settings.cache_dir.as_deref(), &host.to_string());
-        let mut traffic = Traffic::default();
-        let compression = host.compression.unwrap_or(settings.compression);
-        match compile_on(host, &prepared, &known, compression, timeouts, &mut traffic).await {
-            Ok(result) => {
-                if let Err(e) = output::write_outputs(&result, &job.outputs) {
-                    return fail(&format!("{host} {e:#}"));
+/// `--scan-includes`: the files the compile would send, one per line, each once (no dependency
+/// file is written on the way).
+fn scan_includes(cmd: &Command<'_>, cwd: &Path, jobs: Vec<RemoteJob>) -> u8 {
+    let mut seen = std::collections::HashSet::new();
+    let mut out = std::io::stdout().lock();
+    for mut job in jobs {
+        job.depfile = None;
+        match scan::scan(&cmd.binary, &job, cwd) {
+            Ok(files) => {
+                for file in files
+                    .into_iter()
+                    .filter(|f| seen.insert(f.entry.path.clone()))
+                {
+                    let _ = writeln!(out, "{}", file.entry.path.display());
                 }
-                verbose(
-                    settings,
-                    &summary(
-                        host,
-                        &traffic,
-                        result.exit_code,
-                        prepared_in,
-                        started.elapsed(),
-                    ),
-                );
-                output::replay(&result);
-                return u8::try_from(result.exit_code).unwrap_or(1);
             }
-            Err(failure) => failures.push(format!("{host} {failure}")),
+            Err(e) => {
+                eprintln!("homcc: {e}");
+                return 1;
+            }
         }
     }
-    fail(&failures.join("; "))
+    0
+}
+
+/// Runs `jobs` (one per source) on the build hosts, in parallel up to the hosts' limits, and
+/// replays their results in command-line order; any failure before a verdict, or a job that
+/// must run locally, runs the whole command locally.
+async fn remote(settings: &Settings, cmd: &Command<'_>, cwd: &Path, jobs: Vec<RemoteJob>) -> u8 {
+    if settings.hosts.is_empty() {
+        return fallback(
+            settings.no_local,
+            cmd,
+            "no build hosts: set --host or HOMCC_HOSTS",
+        );
+    }
+    let parallel = settings
+        .hosts
+        .iter()
+        .map(|h| h.limit as usize)
+        .sum::<usize>()
+        .max(1);
+    let outcomes: Vec<Outcome> = futures_util::stream::iter(&jobs)
+        .map(|job| job::compile(settings, cmd.name, &cmd.binary, cwd, job))
+        .buffered(parallel)
+        .collect()
+        .await;
+    let mut results = Vec::with_capacity(outcomes.len());
+    for outcome in outcomes {
+        match outcome {
+            Outcome::Compiled(result) => results.push(result),
+            Outcome::Local => return cmd.local(),
+            Outcome::Failed(reason) => return fallback(settings.no_local, cmd, &reason),
+        }
+    }
+    for result in &results {
+        output::replay(result);
+    }
+    let failed = results.iter().map(|r| r.exit_code).find(|code| *code != 0);
+    failed.map_or(0, |code| u8::try_from(code).unwrap_or(1))
 }
 
 /// After a failure before the compiler's verdict: compile locally, or (fallback disabled) exit.
@@ -252,33 +193,9 @@ fn fallback(no_local: bool, cmd: &Command<'_>, reason: &str) -> u8 {
     cmd.local()
 }
 
-fn verbose(settings: &Settings, line: &str) {
+/// Prints `line` with `--verbose`.
+pub(crate) fn verbose(settings: &Settings, line: &str) {
     if settings.verbose {
         eprintln!("homcc: {line}");
     }
-}
-
-/// The `--verbose` line of a remote compile: what crossed the wire and where the time went
-/// (`local`: probe, scan and hashing; `remote`: connecting to receiving the result).
-fn summary(
-    host: &hosts::Host,
-    t: &Traffic,
-    exit_code: i32,
-    local: Duration,
-    remote: Duration,
-) -> String {
-    format!(
-        "{host}: {} files in {} chunks ({} sent inline); uploaded {} files ({} bytes, {} compressed); \
-         request {} bytes sent, {} bytes received; exit {exit_code}; local {} ms, remote {} ms",
-        t.files,
-        t.chunks,
-        t.chunks_inline,
-        t.blobs,
-        t.blob_bytes,
-        t.blob_bytes_compressed,
-        t.sent,
-        t.received,
-        local.as_millis(),
-        remote.as_millis()
-    )
 }

@@ -311,6 +311,19 @@ pub fn assert_same_as_local(
     args: &[&str],
     outputs: &[&str],
 ) -> Observed {
+    assert_same_as_local_with(project, server, compiler, args, outputs, 1)
+}
+
+/// As [`assert_same_as_local`], for a command that is `remote_compiles` remote compiles (one per
+/// source).
+pub fn assert_same_as_local_with(
+    project: &Project,
+    server: &TestServer,
+    compiler: &str,
+    args: &[&str],
+    outputs: &[&str],
+    remote_compiles: usize,
+) -> Observed {
     project.take(outputs);
     let local = Observed::new(project.local(compiler, args), project.take(outputs));
     let before = server.records().len();
@@ -318,23 +331,28 @@ pub fn assert_same_as_local(
         project.homcc(&["--host", &server.host()], compiler, args),
         project.take(outputs),
     );
-    wait_for_or(Duration::from_secs(10), || server.records().len() > before);
+    let expected = before + remote_compiles;
+    wait_for_or(Duration::from_secs(10), || {
+        server.records().len() >= expected
+    });
     let records = server.records();
     assert_eq!(
         records.len(),
-        before + 1,
-        "{compiler} {args:?}: the server saw no compile; homcc's stderr: {}",
+        expected,
+        "{compiler} {args:?}: the server saw {} compiles, not {remote_compiles}; homcc's stderr: {}",
+        records.len() - before,
         remote.stderr
     );
     server
         .observed
         .store(records.len(), std::sync::atomic::Ordering::SeqCst);
-    let record = records.last().unwrap();
-    assert!(
-        record.outcome.starts_with("exit "),
-        "{compiler} {args:?}: server: {}",
-        record.outcome
-    );
+    for record in &records[before..] {
+        assert!(
+            record.outcome.starts_with("exit "),
+            "{compiler} {args:?}: server: {}",
+            record.outcome
+        );
+    }
     for (name, (l, r)) in outputs.iter().zip(local.files.iter().zip(&remote.files)) {
         assert!(
             l == r,

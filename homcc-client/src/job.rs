@@ -1,0 +1,169 @@
+//! One remote job (one source of the command): probe the compiler, scan and hash the files,
+//! then try the hosts in turn; the outcome is the compiler's verdict with its outputs written,
+//! or why the command must run locally.
+
+use std::{
+    collections::HashMap,
+    ffi::OsStr,
+    path::Path,
+    time::{Duration, Instant},
+};
+
+use homcc_proto::{
+    manifest::chunk_entries, CompileRequest, CompileResult, FORWARDED_ENV, PROTOCOL_VERSION,
+};
+
+use crate::{
+    classify::RemoteJob,
+    compiler,
+    hosts::Host,
+    known::KnownChunks,
+    output,
+    scan::{self, ScanError},
+    session::{compile_on, Prepared, Timeouts, Traffic},
+    settings::Settings,
+    verbose,
+};
+
+/// How one job ended.
+#[derive(Debug)]
+pub enum Outcome {
+    /// The compiler's verdict; its output files are written.
+    Compiled(CompileResult),
+    /// The command must run locally, quietly: the compiler will speak for itself (a failed
+    /// dependency scan) or remote output could differ (`--verbose` said why).
+    Local,
+    /// A failure before the compiler's verdict: run locally, saying this.
+    Failed(String),
+}
+
+/// Runs `job` of the compiler `name` (resolved to `binary`) on the first host that takes it.
+pub async fn compile(
+    settings: &Settings,
+    name: &OsStr,
+    binary: &Path,
+    cwd: &Path,
+    job: &RemoteJob,
+) -> Outcome {
+    let started = Instant::now();
+    let work = (
+        settings.clone(),
+        name.to_owned(),
+        binary.to_owned(),
+        cwd.to_owned(),
+        job.clone(),
+    );
+    // Probing and scanning run processes and read files: off the runtime, so jobs overlap.
+    let prepared = tokio::task::spawn_blocking(move || {
+        let (settings, name, binary, cwd, job) = work;
+        prepare(&settings, &name, &binary, &cwd, &job)
+    })
+    .await;
+    let prepared = match prepared {
+        Ok(Ok(prepared)) => prepared,
+        Ok(Err(outcome)) => return outcome,
+        Err(e) => return Outcome::Failed(format!("preparing the compile failed: {e}")),
+    };
+    let prepared_in = started.elapsed();
+    let timeouts = Timeouts {
+        connect: settings.connect_timeout,
+        request: settings.request_timeout,
+        heartbeat: settings.heartbeat_timeout,
+    };
+    let mut failures = Vec::new();
+    for host in settings.hosts.iter().take(settings.tries) {
+        let started = Instant::now();
+        let known = KnownChunks::new(settings.cache_dir.as_deref(), &host.to_string());
+        let mut traffic = Traffic::default();
+        let compression = host.compression.unwrap_or(settings.compression);
+        match compile_on(host, &prepared, &known, compression, timeouts, &mut traffic).await {
+            Ok(result) => {
+                if let Err(e) = output::write_outputs(&result, &job.outputs) {
+                    return Outcome::Failed(format!("{host} {e:#}"));
+                }
+                let line = summary(
+                    host,
+                    &traffic,
+                    result.exit_code,
+                    prepared_in,
+                    started.elapsed(),
+                );
+                verbose(settings, &line);
+                return Outcome::Compiled(result);
+            }
+            Err(failure) => failures.push(format!("{host} {failure}")),
+        }
+    }
+    Outcome::Failed(failures.join("; "))
+}
+
+/// Everything the request needs: compiler identity, every file hashed, chunks.
+fn prepare(
+    settings: &Settings,
+    name: &OsStr,
+    binary: &Path,
+    cwd: &Path,
+    job: &RemoteJob,
+) -> Result<Prepared, Outcome> {
+    let cache_dir = settings.cache_dir.as_deref();
+    let info = compiler::info(name, binary, job.language, &job.target_args, cache_dir)
+        .map_err(|e| Outcome::Failed(format!("{e:#}")))?;
+    let quietly_local = |reason: &str| {
+        verbose(settings, &format!("compiling locally: {reason}"));
+        Outcome::Local
+    };
+    if job.split_dwarf && !info.identity.is_clang() {
+        return Err(quietly_local(
+            "gcc's -gsplit-dwarf output depends on the build directory",
+        ));
+    }
+    let files = match scan::scan(binary, job, cwd) {
+        Ok(files) => files,
+        Err(ScanError::CompilerFailed) => return Err(quietly_local("the dependency scan failed")),
+        Err(e) => return Err(Outcome::Failed(e.to_string())),
+    };
+    let entries: Vec<_> = files.iter().map(|f| f.entry.clone()).collect();
+    let chunks = chunk_entries(&entries)
+        .map_err(|path| quietly_local(&format!("path {} is not UTF-8", path.display())))?;
+    Ok(Prepared {
+        request: CompileRequest {
+            version: PROTOCOL_VERSION,
+            compiler: info.identity,
+            args: job.compile_args.clone(),
+            cwd: cwd.to_owned(),
+            include_dirs: info.include_dirs,
+            implicit_includes: info.implicit_includes,
+            manifest: Vec::new(),
+            outputs: job.outputs.clone(),
+            env: FORWARDED_ENV
+                .iter()
+                .filter_map(|k| Some((k.to_string(), std::env::var(k).ok()?)))
+                .collect(),
+            compression: settings.compression,
+        },
+        chunks: chunks.into_iter().map(|c| (c.digest(), c)).collect(),
+        files: files
+            .iter()
+            .map(|f| (f.entry.digest, f.read_from.clone()))
+            .collect::<HashMap<_, _>>(),
+    })
+}
+
+/// The `--verbose` line of a remote compile: what crossed the wire and where the time went
+/// (`local`: probe, scan and hashing; `remote`: connecting to receiving the result).
+fn summary(host: &Host, t: &Traffic, exit_code: i32, local: Duration, remote: Duration) -> String {
+    format!(
+        "{host}: {} files in {} chunks ({} sent inline); uploaded {} files ({} bytes, {} compressed); \
+         request {} bytes sent, {} bytes received; exit {exit_code}; local {} ms, remote {} ms",
+        t.files,
+        t.chunks,
+        t.chunks_inline,
+        t.blobs,
+        t.blob_bytes,
+        t.blob_bytes_compressed,
+        t.sent,
+        t.received,
+        local.as_millis(),
+        remote.as_millis()
+    )
+}
