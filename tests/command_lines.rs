@@ -218,3 +218,26 @@ fn several_sources_compile_remotely_in_parallel() {
         assert!(local.files[0].is_some() && local.files[2].is_some());
     }
 }
+
+#[test]
+fn response_files_are_expanded_on_the_client() {
+    let p = project();
+    p.write(
+        "src dir/b c.c",
+        "#include <defs.h>\nint f(void) { return VALUE; }\n",
+    )
+    .write("inc/defs.h", "#define VALUE 7\n")
+    .write("flags.rsp", "-O2 -Iinc\n-DNAME=\"quoted value\"\n")
+    .write("all.rsp", "@flags.rsp -c 'src dir/b c.c'\n-o out.o\n");
+    let cache = tempfile::tempdir().unwrap();
+    let server = TestServer::start(cache.path(), |_| {});
+    for compiler in ["gcc", "clang"] {
+        assert_same_as_local(&p, &server, compiler, &["@all.rsp", "-g"], &["out.o"]);
+    }
+    // A response file that is not there stays an argument: the compiler reports it.
+    let out = p.homcc(&["--host", &server.host()], "gcc", &["-c", "@missing.rsp"]);
+    assert_eq!(
+        out.status.code(),
+        p.local("gcc", &["-c", "@missing.rsp"]).status.code()
+    );
+}

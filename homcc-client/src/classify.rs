@@ -307,7 +307,11 @@ pub fn classify(args: &[OsString], cwd: &Path) -> Plan {
             return local("reads the source from standard input");
         }
         if bytes.starts_with(b"@") {
-            return local("response files (@file) run locally for now");
+            // What remains after expansion: a file that does not exist, kept as the compiler does.
+            return local(format!(
+                "response file {} cannot be read",
+                arg.to_string_lossy()
+            ));
         }
         if !bytes.starts_with(b"-") {
             let path = PathBuf::from(arg);
@@ -644,7 +648,7 @@ mod tests {
         local_because("-c -march=native a.c", "machine");
         local_because("-c --coverage a.c", "coverage");
         local_because("-c -fprofile-generate a.c", "profile");
-        local_because("-c @args", "response files");
+        local_because("-c @args", "response file @args cannot be read");
         local_because("-c a.c -o", "lacks its value");
         local_because("-c -x fortran a.f", "language 'fortran'");
         local_because("-c a.c -o /nonexistent-dir/a.o", "does not exist");

@@ -107,6 +107,23 @@ pub async fn run(cli: Cli) -> u8 {
             )
         }
     };
+    // Response files are expanded here, as the compiler would, so that every argument is seen;
+    // a local run still gets the original arguments.
+    let expanded;
+    let args = if respfile::has_response_files(args) {
+        match respfile::expand(args, &cwd, respfile::Dialect::from_compiler_name(name)) {
+            Ok(all) => {
+                expanded = all;
+                &expanded
+            }
+            Err(e) => {
+                verbose(&settings, &format!("compiling locally: {e}"));
+                return cmd.local();
+            }
+        }
+    } else {
+        args
+    };
     match classify(args, &cwd) {
         Plan::Local(reason) if cli.scan_includes => {
             eprintln!("homcc: {reason}: this command runs locally, nothing would be sent");
