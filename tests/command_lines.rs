@@ -241,3 +241,81 @@ fn response_files_are_expanded_on_the_client() {
         p.local("gcc", &["-c", "@missing.rsp"]).status.code()
     );
 }
+
+#[test]
+fn compile_and_link_compiles_remotely_and_links_locally() {
+    let p = project();
+    p.write("main.cpp", "#include <cstdio>\nextern \"C\" int twice(int);\nint main() { std::printf(\"%d\\n\", twice(21)); }\n")
+        .write("twice.c", "int twice(int x) { return 2 * x; }\n")
+        .write("main.c", "#include <stdio.h>\nint twice(int);\nint main(void) { printf(\"%d\\n\", twice(21)); return 0; }\n");
+    let cache = tempfile::tempdir().unwrap();
+    let server = TestServer::start(cache.path(), |_| {});
+    let cases: &[(&str, &[&str], &[&str], usize)] = &[
+        ("gcc", &["a.c"], &["a.out"], 1),
+        (
+            "gcc",
+            &["-O2", "-g", "main.c", "twice.c", "-o", "app", "-lm"],
+            &["app"],
+            2,
+        ),
+        (
+            "gcc",
+            &["-O2", "-flto", "main.c", "twice.c", "-o", "app"],
+            &["app"],
+            2,
+        ),
+        (
+            "g++",
+            &[
+                "-O2", "main.cpp", "-x", "c", "twice.c", "-x", "none", "-o", "app",
+            ],
+            &["app"],
+            2,
+        ),
+        (
+            "clang",
+            &["-O2", "-g", "main.c", "twice.c", "-o", "app"],
+            &["app"],
+            2,
+        ),
+    ];
+    for (compiler, args, outputs, compiles) in cases {
+        assert_same_as_local_with(&p, &server, compiler, args, outputs, *compiles);
+    }
+    // An object among the inputs goes to the link as it is; no temporary object stays behind.
+    assert!(p
+        .local("gcc", &["-c", "twice.c", "-o", "twice.o"])
+        .status
+        .success());
+    let tmp = tempfile::tempdir().unwrap();
+    let out = p
+        .homcc_command(
+            &["--host", &server.host()],
+            "gcc",
+            &["main.c", "twice.o", "-o", "app"],
+        )
+        .env("TMPDIR", tmp.path())
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let run = Command::new(p.path().join("app")).output().unwrap();
+    assert_eq!(run.stdout, b"42\n");
+    assert_eq!(
+        std::fs::read_dir(tmp.path()).unwrap().count(),
+        0,
+        "temporary objects left behind"
+    );
+    // A link error: the linker's verdict, with the same exit code as locally.
+    let local = p.local("gcc", &["main.c", "-o", "broken"]);
+    let remote = p.homcc(
+        &["--host", &server.host()],
+        "gcc",
+        &["main.c", "-o", "broken"],
+    );
+    assert_eq!(remote.status.code(), local.status.code());
+    assert!(String::from_utf8_lossy(&remote.stderr).contains("undefined reference to `twice'"));
+}

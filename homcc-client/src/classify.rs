@@ -244,9 +244,53 @@ pub struct RemoteJob {
 pub enum Plan {
     /// One remote compile per source (several run in parallel).
     Remote(Vec<RemoteJob>),
+    /// Compile and link (`gcc a.c b.c -o app`): each source remotely into a temporary object
+    /// (the jobs' objects are relative names, to be placed with [`RemoteJob::place_object`]),
+    /// then the original link locally on those objects.
+    CompileAndLink {
+        jobs: Vec<RemoteJob>,
+        link: Vec<LinkArg>,
+    },
     /// Run the compiler locally, for this reason.
     Local(String),
 }
+
+/// One argument of the local link of a compile+link command.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum LinkArg {
+    Arg(OsString),
+    /// The object of job `n`.
+    Object(usize),
+}
+
+/// The link command: `link` with each job's object in place of its source.
+pub fn link_args(link: &[LinkArg], objects: &[PathBuf]) -> Vec<OsString> {
+    link.iter()
+        .map(|a| match a {
+            LinkArg::Arg(arg) => arg.clone(),
+            LinkArg::Object(n) => objects[*n].clone().into_os_string(),
+        })
+        .collect()
+}
+
+impl RemoteJob {
+    /// Puts the temporary object of a compile+link job into `dir`.
+    pub fn place_object(&mut self, dir: &Path) {
+        self.object = dir.join(&self.object);
+        self.outputs = vec![self.object.clone()];
+        if let Some(last) = self.compile_args.last_mut() {
+            *last = self.object.clone().into_os_string();
+        }
+    }
+}
+
+/// Extensions of the languages other than C and C++ that the compiler driver compiles or
+/// assembles itself; any other input of a link is for the linker.
+const OTHER_LANGUAGES: &[&str] = &[
+    "i", "ii", "m", "mi", "mm", "M", "mii", "h", "hh", "H", "hp", "hxx", "hpp", "HPP", "h++",
+    "tcc", "s", "S", "sx", "f", "for", "ftn", "F", "FOR", "fpp", "FPP", "FTN", "f90", "f95", "f03",
+    "f08", "F90", "F95", "F03", "F08", "go", "d", "di", "dd", "ads", "adb", "cu", "cl",
+];
 
 fn local(reason: impl Into<String>) -> Plan {
     Plan::Local(reason.into())
@@ -278,7 +322,9 @@ enum Part {
     Language(Vec<OsString>),
     /// Dependency-file flags: the client's scan writes that file.
     Dependency,
-    /// Everything else: the scan (if `scan`) and the compile.
+    /// An input that is not a source (an object, a library): only for a link.
+    LinkInput(OsString),
+    /// Everything else: the scan (if `scan`), the compile and the link.
     Common { args: Vec<OsString>, scan: bool },
 }
 
@@ -295,6 +341,7 @@ pub fn classify(args: &[OsString], cwd: &Path) -> Plan {
     let mut split_dwarf = false;
     let mut sources: Vec<(PathBuf, Language)> = Vec::new();
     let mut not_source: Option<PathBuf> = None;
+    let mut other_language: Option<PathBuf> = None;
     let mut parts: Vec<Part> = Vec::new();
     let mut target_args = Vec::new();
 
@@ -320,7 +367,17 @@ pub fn classify(args: &[OsString], cwd: &Path) -> Plan {
                     parts.push(Part::Source(sources.len()));
                     sources.push((path, lang));
                 }
-                None => not_source = not_source.or(Some(path)),
+                None => {
+                    let other = path
+                        .extension()
+                        .and_then(OsStr::to_str)
+                        .is_some_and(|e| OTHER_LANGUAGES.contains(&e));
+                    if other {
+                        other_language = other_language.or(Some(path.clone()));
+                    }
+                    not_source = not_source.or(Some(path));
+                    parts.push(Part::LinkInput(arg.clone()));
+                }
             }
             continue;
         }
@@ -418,7 +475,18 @@ pub fn classify(args: &[OsString], cwd: &Path) -> Plan {
     }
 
     if !compile_only && !assembly_only {
-        return local("not a compile-only (-c or -S) command: linking runs locally");
+        if sources.is_empty() {
+            return local("linking only: runs locally");
+        }
+        if let Some(path) = other_language {
+            return local(format!("input {} is compiled locally", path.display()));
+        }
+        if dep_while_compiling || split_dwarf {
+            return local(
+                "dependency files and split DWARF of a compile+link command are written locally",
+            );
+        }
+        return compile_and_link(&parts, &sources, &target_args);
     }
     if let Some(path) = not_source {
         return local(format!("input {} is not a C or C++ source", path.display()));
@@ -464,29 +532,7 @@ pub fn classify(args: &[OsString], cwd: &Path) -> Plan {
                 return local(reason);
             }
         }
-        let (mut compile_args, mut scan_args) = (Vec::new(), Vec::new());
-        let mut before_source = true;
-        for part in &parts {
-            match part {
-                Part::Source(j) if *j == index => {
-                    compile_args.push(source.clone().into_os_string());
-                    scan_args.push(source.clone().into_os_string());
-                    before_source = false;
-                }
-                Part::Language(a) if before_source => {
-                    compile_args.extend(a.iter().cloned());
-                    scan_args.extend(a.iter().cloned());
-                }
-                Part::Source(_) | Part::Language(_) | Part::Dependency => {}
-                Part::Output(a) | Part::Stop(a) => compile_args.extend(a.iter().cloned()),
-                Part::Common { args, scan } => {
-                    compile_args.extend(args.iter().cloned());
-                    if *scan {
-                        scan_args.extend(args.iter().cloned());
-                    }
-                }
-            }
-        }
+        let (compile_args, scan_args) = job_args(&parts, index, source, false);
         jobs.push(RemoteJob {
             source: source.clone(),
             language: *language,
@@ -500,6 +546,89 @@ pub fn classify(args: &[OsString], cwd: &Path) -> Plan {
         });
     }
     Plan::Remote(jobs)
+}
+
+/// The compile and scan arguments of the job of source `index`: the command's parts in order,
+/// with only this source, only the `-x` before it, no dependency-file flags; in a compile+link
+/// command (`linking`) without the linker's arguments and the link's `-o`.
+fn job_args(
+    parts: &[Part],
+    index: usize,
+    source: &Path,
+    linking: bool,
+) -> (Vec<OsString>, Vec<OsString>) {
+    let (mut compile_args, mut scan_args) = (Vec::new(), Vec::new());
+    let mut before_source = true;
+    for part in parts {
+        match part {
+            Part::Source(j) if *j == index => {
+                compile_args.push(source.as_os_str().to_owned());
+                scan_args.push(source.as_os_str().to_owned());
+                before_source = false;
+            }
+            Part::Language(a) if before_source => {
+                compile_args.extend(a.iter().cloned());
+                scan_args.extend(a.iter().cloned());
+            }
+            Part::Source(_) | Part::Language(_) | Part::Dependency | Part::LinkInput(_) => {}
+            Part::Output(a) | Part::Stop(a) => {
+                if !linking {
+                    compile_args.extend(a.iter().cloned())
+                }
+            }
+            Part::Common { args, scan } => {
+                if *scan || !linking {
+                    compile_args.extend(args.iter().cloned());
+                }
+                if *scan {
+                    scan_args.extend(args.iter().cloned());
+                }
+            }
+        }
+    }
+    (compile_args, scan_args)
+}
+
+/// A compile+link command: one job per source into a temporary object (`<n>-<stem>.o`, placed
+/// later), and the link with the objects in place of the sources (`-x` dropped: objects need none).
+fn compile_and_link(
+    parts: &[Part],
+    sources: &[(PathBuf, Language)],
+    target_args: &[OsString],
+) -> Plan {
+    let mut jobs = Vec::with_capacity(sources.len());
+    for (index, (source, language)) in sources.iter().enumerate() {
+        let stem = source
+            .file_stem()
+            .unwrap_or(source.as_os_str())
+            .to_string_lossy();
+        let object = PathBuf::from(format!("{index}-{stem}.o"));
+        let (mut compile_args, scan_args) = job_args(parts, index, source, true);
+        compile_args.extend(["-c".into(), "-o".into(), object.clone().into_os_string()]);
+        jobs.push(RemoteJob {
+            source: source.clone(),
+            language: *language,
+            outputs: vec![object.clone()],
+            object,
+            depfile: None,
+            compile_args,
+            scan_args,
+            target_args: target_args.to_vec(),
+            split_dwarf: false,
+        });
+    }
+    let mut link = Vec::new();
+    for part in parts {
+        match part {
+            Part::Source(n) => link.push(LinkArg::Object(*n)),
+            Part::LinkInput(a) => link.push(LinkArg::Arg(a.clone())),
+            Part::Output(a) | Part::Stop(a) | Part::Common { args: a, .. } => {
+                link.extend(a.iter().cloned().map(LinkArg::Arg))
+            }
+            Part::Language(_) | Part::Dependency => {}
+        }
+    }
+    Plan::CompileAndLink { jobs, link }
 }
 
 /// Why homcc cannot write `path` as the compiler would, if it cannot.
@@ -535,7 +664,7 @@ mod tests {
     fn jobs(line: &str) -> Vec<RemoteJob> {
         match classify(&args(line), Path::new("/tmp")) {
             Plan::Remote(jobs) => jobs,
-            Plan::Local(why) => panic!("{line}: local because {why}"),
+            other => panic!("{line}: {other:?}"),
         }
     }
 
@@ -550,7 +679,7 @@ mod tests {
     fn local_because(line: &str, reason: &str) {
         match classify(&args(line), Path::new("/tmp")) {
             Plan::Local(why) => assert!(why.contains(reason), "{line}: {why}"),
-            Plan::Remote(jobs) => panic!("{line}: remote {jobs:?}"),
+            other => panic!("{line}: {other:?}"),
         }
     }
 
@@ -633,9 +762,32 @@ mod tests {
     }
 
     #[test]
+    fn compile_and_link_compiles_each_source_then_links_the_objects() {
+        let Plan::CompileAndLink { mut jobs, link } = classify(
+            &args("a.c -x c++ b.txt -x none -o app -lm -O2 lib.a"),
+            Path::new("/tmp"),
+        ) else {
+            panic!("not a compile+link plan")
+        };
+        assert_eq!(jobs[0].compile_args, args("a.c -O2 -c -o 0-a.o"));
+        assert_eq!(jobs[1].compile_args, args("-x c++ b.txt -O2 -c -o 1-b.o"));
+        assert_eq!(jobs[1].language, Language::Cxx);
+        jobs[0].place_object(Path::new("/t"));
+        assert_eq!(jobs[0].compile_args.last().unwrap(), "/t/0-a.o");
+        assert_eq!(jobs[0].outputs, [PathBuf::from("/t/0-a.o")]);
+        let objects = [PathBuf::from("/t/0-a.o"), PathBuf::from("/t/1-b.o")];
+        assert_eq!(
+            link_args(&link, &objects),
+            args("/t/0-a.o /t/1-b.o -o app -lm -O2 lib.a")
+        );
+    }
+
+    #[test]
     fn local_forms() {
-        local_because("a.c -o app", "linking");
-        local_because("a.o b.o -o app", "linking");
+        local_because("a.o b.o -o app", "linking only");
+        local_because("a.c x.s -o app", "x.s is compiled locally");
+        local_because("a.c -MD -o app", "compile+link");
+        local_because("a.c -gsplit-dwarf -o app", "compile+link");
         local_because("-c", "no source");
         local_because("-E a.c", "preprocessing");
         local_because("-M a.c", "dependency output only");
@@ -644,7 +796,7 @@ mod tests {
         local_because("-c a.c b.o", "not a C or C++ source");
         local_because("-c -", "standard input");
         local_because("-c a.s", "not a C or C++ source");
-        local_because("a.c b.c -o app", "linking");
+
         local_because("-c -march=native a.c", "machine");
         local_because("-c --coverage a.c", "coverage");
         local_because("-c -fprofile-generate a.c", "profile");

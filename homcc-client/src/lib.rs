@@ -28,9 +28,10 @@ use std::{
 
 use clap::Parser;
 use futures_util::StreamExt;
+use homcc_proto::CompileResult;
 
 use crate::{
-    classify::{classify, Plan, RemoteJob},
+    classify::{classify, link_args, LinkArg, Plan, RemoteJob},
     compiler::ResolveError,
     job::Outcome,
     settings::{Cli, Settings},
@@ -133,8 +134,13 @@ pub async fn run(cli: Cli) -> u8 {
             verbose(&settings, &format!("compiling locally: {reason}"));
             cmd.local()
         }
-        Plan::Remote(jobs) if cli.scan_includes => scan_includes(&cmd, &cwd, jobs),
+        Plan::Remote(jobs) | Plan::CompileAndLink { jobs, .. } if cli.scan_includes => {
+            scan_includes(&cmd, &cwd, jobs)
+        }
         Plan::Remote(jobs) => remote(&settings, &cmd, &cwd, jobs).await,
+        Plan::CompileAndLink { jobs, link } => {
+            compile_and_link(&settings, &cmd, &cwd, jobs, &link).await
+        }
     }
 }
 
@@ -163,16 +169,35 @@ fn scan_includes(cmd: &Command<'_>, cwd: &Path, jobs: Vec<RemoteJob>) -> u8 {
     0
 }
 
-/// Runs `jobs` (one per source) on the build hosts, in parallel up to the hosts' limits, and
-/// replays their results in command-line order; any failure before a verdict, or a job that
-/// must run locally, runs the whole command locally.
-async fn remote(settings: &Settings, cmd: &Command<'_>, cwd: &Path, jobs: Vec<RemoteJob>) -> u8 {
+/// How to end a command whose remote jobs did not all reach a verdict.
+enum Instead {
+    /// Run it locally, quietly (`--verbose` said why).
+    Local,
+    /// Run it locally after saying this (or exit, if local compilation is disabled).
+    Fallback(String),
+}
+
+impl Instead {
+    fn run(self, settings: &Settings, cmd: &Command<'_>) -> u8 {
+        match self {
+            Instead::Local => cmd.local(),
+            Instead::Fallback(reason) => fallback(settings.no_local, cmd, &reason),
+        }
+    }
+}
+
+/// Runs `jobs` (one per source) on the build hosts, in parallel up to the hosts' limits; their
+/// outputs are written. Any job that does not reach a verdict makes the whole command local.
+async fn run_jobs(
+    settings: &Settings,
+    cmd: &Command<'_>,
+    cwd: &Path,
+    jobs: &[RemoteJob],
+) -> Result<Vec<CompileResult>, Instead> {
     if settings.hosts.is_empty() {
-        return fallback(
-            settings.no_local,
-            cmd,
-            "no build hosts: set --host or HOMCC_HOSTS",
-        );
+        return Err(Instead::Fallback(
+            "no build hosts: set --host or HOMCC_HOSTS".into(),
+        ));
     }
     let parallel = settings
         .hosts
@@ -180,7 +205,7 @@ async fn remote(settings: &Settings, cmd: &Command<'_>, cwd: &Path, jobs: Vec<Re
         .map(|h| h.limit as usize)
         .sum::<usize>()
         .max(1);
-    let outcomes: Vec<Outcome> = futures_util::stream::iter(&jobs)
+    let outcomes: Vec<Outcome> = futures_util::stream::iter(jobs)
         .map(|job| job::compile(settings, cmd.name, &cmd.binary, cwd, job))
         .buffered(parallel)
         .collect()
@@ -189,15 +214,83 @@ async fn remote(settings: &Settings, cmd: &Command<'_>, cwd: &Path, jobs: Vec<Re
     for outcome in outcomes {
         match outcome {
             Outcome::Compiled(result) => results.push(result),
-            Outcome::Local => return cmd.local(),
-            Outcome::Failed(reason) => return fallback(settings.no_local, cmd, &reason),
+            Outcome::Local => return Err(Instead::Local),
+            Outcome::Failed(reason) => return Err(Instead::Fallback(reason)),
         }
     }
-    for result in &results {
+    Ok(results)
+}
+
+/// Replays the compilers' stdout and stderr in command-line order; the exit code is the first
+/// failure's, as the compiler driver's.
+fn replay_all(results: &[CompileResult]) -> u8 {
+    for result in results {
         output::replay(result);
     }
     let failed = results.iter().map(|r| r.exit_code).find(|code| *code != 0);
     failed.map_or(0, |code| u8::try_from(code).unwrap_or(1))
+}
+
+/// A compile-only command: every source remotely.
+async fn remote(settings: &Settings, cmd: &Command<'_>, cwd: &Path, jobs: Vec<RemoteJob>) -> u8 {
+    match run_jobs(settings, cmd, cwd, &jobs).await {
+        Ok(results) => replay_all(&results),
+        Err(instead) => instead.run(settings, cmd),
+    }
+}
+
+/// A compile+link command: every source remotely into a temporary object, then the original link
+/// locally on those objects; the temporary directory is gone whatever happens.
+async fn compile_and_link(
+    settings: &Settings,
+    cmd: &Command<'_>,
+    cwd: &Path,
+    mut jobs: Vec<RemoteJob>,
+    link: &[LinkArg],
+) -> u8 {
+    let dir = match tempfile::Builder::new().prefix("homcc-").tempdir() {
+        Ok(dir) => dir,
+        Err(e) => {
+            return fallback(
+                settings.no_local,
+                cmd,
+                &format!("no temporary directory: {e}"),
+            )
+        }
+    };
+    for job in &mut jobs {
+        job.place_object(dir.path());
+    }
+    let results = match run_jobs(settings, cmd, cwd, &jobs).await {
+        Ok(results) => results,
+        Err(instead) => {
+            drop(dir);
+            return instead.run(settings, cmd);
+        }
+    };
+    let code = replay_all(&results);
+    if code != 0 {
+        return code;
+    }
+    let objects: Vec<PathBuf> = jobs.iter().map(|j| j.object.clone()).collect();
+    let status = std::process::Command::new(&cmd.binary)
+        .args(link_args(link, &objects))
+        .current_dir(cwd)
+        .status();
+    drop(dir);
+    match status {
+        Ok(status) => {
+            use std::os::unix::process::ExitStatusExt;
+            let code = status
+                .code()
+                .unwrap_or_else(|| 128 + status.signal().unwrap_or(0));
+            u8::try_from(code).unwrap_or(1)
+        }
+        Err(e) => {
+            eprintln!("homcc: cannot run {} to link: {e}", cmd.binary.display());
+            EXIT_HOMCC_FAILED
+        }
+    }
 }
 
 /// After a failure before the compiler's verdict: compile locally, or (fallback disabled) exit.
