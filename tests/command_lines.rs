@@ -178,7 +178,24 @@ fn scan_includes_lists_what_would_be_sent() {
         !p.path().join("b.d").exists() && !p.path().join("b.o").exists(),
         "nothing is written"
     );
-    let out = p.homcc(&["--scan-includes"], "gcc", &["b.c", "-o", "app"]);
+    // A compile+link command sends its sources too; a link of objects only sends nothing.
+    let out = p.homcc(
+        &["--scan-includes"],
+        "gcc",
+        &["a.c", "b.c", "-Iinc", "-o", "app"],
+    );
+    assert!(out.status.success());
+    let listed = String::from_utf8(out.stdout).unwrap();
+    assert!(
+        listed.starts_with(&format!("{root}/a.c\n")) && listed.contains("/b.c\n"),
+        "{listed}"
+    );
+    assert_eq!(
+        listed.lines().filter(|l| l.ends_with("/stdio.h")).count(),
+        1,
+        "each file once"
+    );
+    let out = p.homcc(&["--scan-includes"], "gcc", &["b.o", "-o", "app"]);
     assert_eq!(out.status.code(), Some(1));
     assert!(homcc_lines(&out.stderr)[0].contains("runs locally"));
     assert!(!p.path().join("app").exists());
