@@ -366,6 +366,26 @@ fn compiler_mismatch_is_refused_and_compiles_locally() {
         other => panic!("expected a CompilerMismatch refusal, got {other:?}"),
     }
 
+    // The same gcc with another assembler (binutils) is another compiler: it writes the object.
+    let mut identity = gxx_identity();
+    assert!(
+        identity.build.contains("; GNU assembler"),
+        "{}",
+        identity.build
+    );
+    identity.build = identity.build.replace("GNU assembler", "GNU assembler 0.1");
+    let (_conn, reply) = runtime().block_on(send_request(
+        server.addr,
+        raw_request(project.path(), PROTOCOL_VERSION, identity),
+    ));
+    match reply {
+        ServerMessage::Refused(Refusal {
+            reason: RefusalReason::CompilerMismatch,
+            detail,
+        }) => assert!(detail.contains("built differently there"), "{detail}"),
+        other => panic!("expected a CompilerMismatch refusal, got {other:?}"),
+    }
+
     // Through homcc: a compiler name the client has (a link to g++) and the server's PATH lacks.
     let bin = tempfile::tempdir().unwrap();
     let linked = bin.path().join("homcc-test-g++");

@@ -157,8 +157,13 @@ fn probe(
             text.lines().last().unwrap_or("")
         );
     }
-    let identity = CompilerIdentity::from_verbose_output(name, &text)
+    let mut identity = CompilerIdentity::from_verbose_output(name, &text)
         .with_context(|| format!("cannot read the version and target of {}", binary.display()))?;
+    if !identity.is_clang() {
+        let assembler = assembler_version(binary)
+            .with_context(|| format!("cannot find the assembler {} runs", binary.display()))?;
+        identity = identity.with_assembler(&assembler);
+    }
     let implicit_includes = crate::depfile::parse_dependencies(&out.stdout)
         .with_context(|| format!("cannot read the implicit includes of {}", binary.display()))?
         .into_iter()
@@ -169,6 +174,24 @@ fn probe(
         include_dirs: parse_search_list(&text),
         implicit_includes,
     })
+}
+
+/// The first line of `as --version` for the assembler gcc runs (`gcc -print-prog-name=as`).
+fn assembler_version(binary: &Path) -> Option<String> {
+    let run = |program: &OsStr, arg: &str| {
+        let out = Command::new(program)
+            .arg(arg)
+            .env("LC_ALL", "C")
+            .stdin(Stdio::null())
+            .output()
+            .ok()?;
+        let text = String::from_utf8(out.stdout).ok()?;
+        out.status
+            .success()
+            .then(|| text.lines().next().unwrap_or_default().trim().to_owned())
+    };
+    let assembler = run(binary.as_os_str(), "-print-prog-name=as")?;
+    run(OsStr::new(&assembler), "--version").filter(|line| !line.is_empty())
 }
 
 /// The lines between `#include <...> search starts here:` and `End of search list.`.
@@ -214,6 +237,10 @@ mod tests {
         )
         .unwrap();
         assert!(first.identity.target.contains("linux"), "{first:?}");
+        assert!(
+            first.identity.build.contains("; GNU assembler"),
+            "{first:?}"
+        );
         assert!(
             first
                 .include_dirs

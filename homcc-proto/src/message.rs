@@ -111,6 +111,14 @@ impl CompilerIdentity {
         })
     }
 
+    /// Adds the version line of the assembler the compiler runs (gcc runs binutils' `as`; clang
+    /// assembles itself), so that a server with other binutils does not pass for the same
+    /// compiler: the assembler writes the object file's bytes.
+    pub fn with_assembler(mut self, version_line: &str) -> Self {
+        self.build = format!("{}; {}", self.build, version_line.trim());
+        self
+    }
+
     /// Whether this is clang (rather than gcc), from its version line.
     pub fn is_clang(&self) -> bool {
         self.build.contains("clang")

@@ -38,16 +38,19 @@ impl Compilers {
         };
         let not_here = || format!("compiler {wanted} not available there");
         let (path, have) = found.ok_or_else(not_here)?;
-        if have.version != wanted.version
-            || have.target != wanted.target
-            || have.build != wanted.build
-        {
+        if have.version != wanted.version || have.target != wanted.target {
             return Err(format!(
                 "{}; it has {} {} ({})",
                 not_here(),
                 name,
                 have.version,
                 have.target
+            ));
+        }
+        if have.build != wanted.build {
+            return Err(format!(
+                "compiler {wanted} is built differently there: '{}' instead of '{}'",
+                have.build, wanted.build
             ));
         }
         Ok(path)
@@ -64,9 +67,35 @@ async fn probe(name: &str) -> Option<(PathBuf, CompilerIdentity)> {
         .await
         .ok()?;
     let text = String::from_utf8_lossy(&out.stderr);
-    let identity = CompilerIdentity::from_verbose_output(name, &text)?;
+    let mut identity = CompilerIdentity::from_verbose_output(name, &text)?;
+    if !identity.is_clang() {
+        identity = identity.with_assembler(&assembler_version(&path).await?);
+    }
     tracing::info!(compiler = %path.display(), %identity, "found compiler");
     Some((path, identity))
+}
+
+/// The first line of `as --version` for the assembler gcc runs (`gcc -print-prog-name=as`),
+/// which is part of a gcc's identity (see `CompilerIdentity::with_assembler`).
+async fn assembler_version(compiler: &Path) -> Option<String> {
+    async fn first_line(program: &std::ffi::OsStr, arg: &str) -> Option<String> {
+        let out = tokio::process::Command::new(program)
+            .arg(arg)
+            .env("LC_ALL", "C")
+            .stdin(std::process::Stdio::null())
+            .output()
+            .await
+            .ok()?;
+        let line = String::from_utf8(out.stdout)
+            .ok()?
+            .lines()
+            .next()?
+            .trim()
+            .to_owned();
+        (out.status.success() && !line.is_empty()).then_some(line)
+    }
+    let assembler = first_line(compiler.as_os_str(), "-print-prog-name=as").await?;
+    first_line(assembler.as_ref(), "--version").await
 }
 
 fn find_on_path(name: &str) -> Option<PathBuf> {
