@@ -27,6 +27,10 @@ pub struct CompilerInfo {
     pub implicit_includes: Vec<PathBuf>,
 }
 
+/// Part of every probe record's key: a new homcc release, or a new way of probing, never reads
+/// records an older one wrote.
+const PROBE_FORMAT: &str = concat!(env!("CARGO_PKG_VERSION"), "/probe-2");
+
 /// Why the compiler to run cannot be found.
 #[derive(Debug, thiserror::Error)]
 pub enum ResolveError {
@@ -95,6 +99,7 @@ pub fn info(
         .into_owned();
     let mut key = Vec::new();
     for part in [
+        PROBE_FORMAT.as_bytes(),
         binary.as_os_str().as_bytes(),
         name.as_bytes(),
         language.name().as_bytes(),
