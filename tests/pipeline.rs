@@ -190,15 +190,23 @@ fn errors_match_local_with_client_paths() {
             local.stderr
         );
     }
-    // A failed compile removes a stale object, as the compiler does.
-    std::fs::write(p.path().join("bad.o"), b"stale").unwrap();
-    let out = p.homcc(
-        &["--host", &server.host()],
-        "gcc",
-        &["-c", "bad.c", inc.as_str(), "-o", "bad.o"],
-    );
-    assert_ne!(out.status.code(), Some(0));
-    assert!(!p.path().join("bad.o").exists());
+    // A stale object after a failed compile: clang removes it, gcc leaves it (as never ran).
+    for compiler in ["gcc", "clang"] {
+        let stale = |out: std::process::Output| {
+            assert_ne!(out.status.code(), Some(0));
+            let kept = p.path().join("bad.o").exists();
+            std::fs::write(p.path().join("bad.o"), b"stale").unwrap();
+            kept
+        };
+        std::fs::write(p.path().join("bad.o"), b"stale").unwrap();
+        let args = ["-c", "bad.c", inc.as_str(), "-o", "bad.o"];
+        let local = stale(p.local(compiler, &args));
+        let remote = stale(p.homcc(&["--host", &server.host()], compiler, &args));
+        assert_eq!(
+            local, remote,
+            "{compiler}: stale object kept locally: {local}"
+        );
+    }
 }
 
 #[test]

@@ -237,6 +237,8 @@ pub struct RemoteJob {
     pub target_args: Vec<OsString>,
     /// `-gsplit-dwarf`: identical remotely only with clang.
     pub split_dwarf: bool,
+    /// `-S`: the compiler proper writes the output itself (gcc removes it after an error).
+    pub assembly: bool,
 }
 
 /// What to do with a command line.
@@ -328,8 +330,28 @@ enum Part {
     Common { args: Vec<OsString>, scan: bool },
 }
 
-/// Classifies `args` (the compiler's arguments) run in `cwd`.
-pub fn classify(args: &[OsString], cwd: &Path) -> Plan {
+/// Which compiler driver runs the command: a C++ driver (`g++`, `c++`, `clang++-14`) compiles
+/// `.c` files as C++.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Driver {
+    C,
+    Cxx,
+}
+
+impl Driver {
+    /// From the compiler's file name: `++` in it means a C++ driver.
+    pub fn from_name(name: &OsStr) -> Driver {
+        let file = Path::new(name).file_name().unwrap_or(name);
+        if file.as_bytes().windows(2).any(|w| w == b"++") {
+            Driver::Cxx
+        } else {
+            Driver::C
+        }
+    }
+}
+
+/// Classifies `args` (the compiler's arguments) run by `driver` in `cwd`.
+pub fn classify(args: &[OsString], cwd: &Path, driver: Driver) -> Plan {
     let mut compile_only = false;
     let mut assembly_only = false;
     let mut language: Option<Language> = None;
@@ -362,7 +384,11 @@ pub fn classify(args: &[OsString], cwd: &Path) -> Plan {
         }
         if !bytes.starts_with(b"-") {
             let path = PathBuf::from(arg);
-            match language.or_else(|| Language::from_extension(&path)) {
+            let by_name = Language::from_extension(&path).map(|l| match (l, driver) {
+                (Language::C, Driver::Cxx) => Language::Cxx,
+                (l, _) => l,
+            });
+            match language.or(by_name) {
                 Some(lang) => {
                     parts.push(Part::Source(sources.len()));
                     sources.push((path, lang));
@@ -543,6 +569,7 @@ pub fn classify(args: &[OsString], cwd: &Path) -> Plan {
             scan_args,
             target_args: target_args.clone(),
             split_dwarf,
+            assembly: assembly_only,
         });
     }
     Plan::Remote(jobs)
@@ -615,6 +642,7 @@ fn compile_and_link(
             scan_args,
             target_args: target_args.to_vec(),
             split_dwarf: false,
+            assembly: false,
         });
     }
     let mut link = Vec::new();
@@ -662,7 +690,7 @@ mod tests {
 
     /// The jobs of a command that must run remotely.
     fn jobs(line: &str) -> Vec<RemoteJob> {
-        match classify(&args(line), Path::new("/tmp")) {
+        match classify(&args(line), Path::new("/tmp"), Driver::C) {
             Plan::Remote(jobs) => jobs,
             other => panic!("{line}: {other:?}"),
         }
@@ -677,7 +705,7 @@ mod tests {
     }
 
     fn local_because(line: &str, reason: &str) {
-        match classify(&args(line), Path::new("/tmp")) {
+        match classify(&args(line), Path::new("/tmp"), Driver::C) {
             Plan::Local(why) => assert!(why.contains(reason), "{line}: {why}"),
             other => panic!("{line}: {other:?}"),
         }
@@ -766,6 +794,7 @@ mod tests {
         let Plan::CompileAndLink { mut jobs, link } = classify(
             &args("a.c -x c++ b.txt -x none -o app -lm -O2 lib.a"),
             Path::new("/tmp"),
+            Driver::C,
         ) else {
             panic!("not a compile+link plan")
         };
@@ -780,6 +809,29 @@ mod tests {
             link_args(&link, &objects),
             args("/t/0-a.o /t/1-b.o -o app -lm -O2 lib.a")
         );
+    }
+
+    #[test]
+    fn a_cxx_driver_compiles_c_files_as_cxx() {
+        let plan = |name: &str| match classify(
+            &args("-c a.c"),
+            Path::new("/tmp"),
+            Driver::from_name(OsStr::new(name)),
+        ) {
+            Plan::Remote(jobs) => jobs[0].language,
+            other => panic!("{other:?}"),
+        };
+        assert_eq!(plan("gcc"), Language::C);
+        assert_eq!(plan("/usr/bin/clang-14"), Language::C);
+        for name in [
+            "g++",
+            "c++",
+            "clang++",
+            "/usr/bin/clang++-14",
+            "x86_64-linux-gnu-g++-12",
+        ] {
+            assert_eq!(plan(name), Language::Cxx, "{name}");
+        }
     }
 
     #[test]

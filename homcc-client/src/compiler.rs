@@ -114,6 +114,11 @@ pub fn info(
         key.extend_from_slice(arg.as_bytes());
         key.push(0);
     }
+    if names_relative_path(target_args) {
+        // The compiler prints a relative sysroot's dirs made absolute from where it runs.
+        let cwd = std::env::current_dir().context("no working directory")?;
+        key.extend_from_slice(cwd.as_os_str().as_bytes());
+    }
     let file = cache_dir.map(|d| d.join("compilers").join(Digest::of(&key).to_hex()));
     if let Some(info) = file
         .as_ref()
@@ -128,6 +133,28 @@ pub fn info(
         let _ = store(&file, &encode_record(&info)?);
     }
     Ok(info)
+}
+
+/// Whether a target flag names a relative path (`--sysroot=dir`, `-isysroot dir`).
+fn names_relative_path(target_args: &[OsString]) -> bool {
+    const PATH_FLAGS: [&str; 3] = ["--sysroot=", "--sysroot", "-isysroot"];
+    let mut next_is_path = false;
+    for arg in target_args {
+        let bytes = arg.as_bytes();
+        let value = if next_is_path {
+            Some(bytes)
+        } else {
+            PATH_FLAGS
+                .iter()
+                .find_map(|f| bytes.strip_prefix(f.as_bytes()))
+                .filter(|v| !v.is_empty())
+        };
+        next_is_path = PATH_FLAGS[1..].iter().any(|f| f.as_bytes() == bytes);
+        if value.is_some_and(|v| !v.starts_with(b"/")) {
+            return true;
+        }
+    }
+    false
 }
 
 fn store(file: &Path, bytes: &[u8]) -> std::io::Result<()> {
@@ -227,6 +254,22 @@ mod tests {
             .map(PathBuf::from)
         );
         assert!(parse_search_list("nothing").is_empty());
+    }
+
+    #[test]
+    fn relative_sysroots_depend_on_the_working_directory() {
+        let check = |line: &str, want: bool| {
+            let args: Vec<OsString> = line.split_whitespace().map(OsString::from).collect();
+            assert_eq!(names_relative_path(&args), want, "{line}");
+        };
+        check("--sysroot=sys", true);
+        check("--sysroot sys", true);
+        check("-isysroot sys", true);
+        check("-isysrootsys", true);
+        check("--sysroot=/sys -m64", false);
+        check("-isysroot /sys", false);
+        check("-m64 --target=x86_64-linux-gnu", false);
+        check("", false);
     }
 
     #[test]

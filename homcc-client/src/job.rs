@@ -78,7 +78,8 @@ pub async fn compile(
         let compression = host.compression.unwrap_or(settings.compression);
         match compile_on(host, &prepared, &known, compression, timeouts, &mut traffic).await {
             Ok(result) => {
-                if let Err(e) = output::write_outputs(&result, &job.outputs) {
+                let remove_stale = prepared.request.compiler.is_clang() || job.assembly;
+                if let Err(e) = output::write_outputs(&result, &job.outputs, remove_stale) {
                     return Outcome::Failed(format!("{host} {e:#}"));
                 }
                 let line = summary(

@@ -31,7 +31,7 @@ use futures_util::StreamExt;
 use homcc_proto::CompileResult;
 
 use crate::{
-    classify::{classify, link_args, LinkArg, Plan, RemoteJob},
+    classify::{classify, link_args, Driver, LinkArg, Plan, RemoteJob},
     compiler::ResolveError,
     job::Outcome,
     settings::{Cli, Settings},
@@ -125,7 +125,7 @@ pub async fn run(cli: Cli) -> u8 {
     } else {
         args
     };
-    match classify(args, &cwd) {
+    match classify(args, &cwd, Driver::from_name(name)) {
         Plan::Local(reason) if cli.scan_includes => {
             eprintln!("homcc: {reason}: this command runs locally, nothing would be sent");
             1

@@ -14,9 +14,14 @@ use homcc_proto::CompileResult;
 /// The largest output file accepted.
 const MAX_OUTPUT: u64 = 4 << 30;
 
-/// Writes the result's files. On a failed compile, expected outputs that did not come back are
-/// removed, as the compiler removes its partial outputs.
-pub fn write_outputs(result: &CompileResult, expected: &[PathBuf]) -> anyhow::Result<()> {
+/// Writes the result's files. On a failed compile, if `remove_stale`, expected outputs that did
+/// not come back are removed, as the compiler removes what it had opened (clang always; gcc only
+/// what cc1 itself writes, the `-S` output: after cc1 fails, `as` never touches the object).
+pub fn write_outputs(
+    result: &CompileResult,
+    expected: &[PathBuf],
+    remove_stale: bool,
+) -> anyhow::Result<()> {
     for file in &result.outputs {
         if !expected.contains(&file.path) {
             bail!("server returned an unexpected file {}", file.path.display());
@@ -28,7 +33,7 @@ pub fn write_outputs(result: &CompileResult, expected: &[PathBuf]) -> anyhow::Re
         write_atomically(&file.path, &bytes)
             .with_context(|| format!("cannot write {}", file.path.display()))?;
     }
-    if result.exit_code != 0 {
+    if result.exit_code != 0 && remove_stale {
         for e in expected {
             if !result.outputs.iter().any(|f| &f.path == e) {
                 let _ = std::fs::remove_file(e);

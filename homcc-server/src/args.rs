@@ -1,6 +1,7 @@
 //! The hermetic command line (DESIGN.md §2): the client's arguments with every absolute path moved
 //! into the job root, `-nostdinc` plus the client's built-in include dirs as `-isystem R<dir>`, and
-//! `-ffile-prefix-map=R=` so that the root never shows in what the compiler writes.
+//! `-fdebug-prefix-map=R= -fmacro-prefix-map=R=` so that the root never shows in what the
+//! compiler writes.
 
 use std::{
     ffi::{OsStr, OsString},
@@ -58,11 +59,11 @@ pub fn hermetic_args(req: &CompileRequest, job: &JobRoot) -> Result<Vec<OsString
     let (args, cwd, include_dirs) = (&req.args, req.cwd.as_path(), &req.include_dirs);
     let root = job.path().as_os_str();
     let mut out = Vec::with_capacity(args.len() + 2 * include_dirs.len() + 2);
-    out.push(concat(&[
-        OsStr::new("-ffile-prefix-map="),
-        root,
-        OsStr::new("="),
-    ]));
+    // The two maps that `-ffile-prefix-map` stands for, given separately: gcc lets a
+    // `-ffile-prefix-map` win over a user's later `-fmacro-prefix-map`, which must still apply.
+    for map in ["-fdebug-prefix-map=", "-fmacro-prefix-map="] {
+        out.push(concat(&[OsStr::new(map), root, OsStr::new("=")]));
+    }
     for file in &req.implicit_includes {
         out.push("-include".into());
         out.push(implicit_include(file, cwd, job)?);
@@ -213,7 +214,8 @@ mod tests {
             .map(|a| a.to_string_lossy().replace(&r, "R"))
             .collect();
         let mut want = vec![
-            "-ffile-prefix-map=R=".to_owned(),
+            "-fdebug-prefix-map=R=".to_owned(),
+            "-fmacro-prefix-map=R=".to_owned(),
             "-include".into(),
             "stdc-predef.h".into(),
         ];
@@ -261,7 +263,7 @@ mod tests {
         let req = request(&[], "/home/u", &[], &["/usr/include/stdc-predef.h"]);
         let args = hermetic_args(&req, &job).unwrap();
         assert_eq!(
-            args[2],
+            args[3],
             job.path()
                 .join("usr/include/stdc-predef.h")
                 .into_os_string()
