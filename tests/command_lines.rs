@@ -336,3 +336,124 @@ fn compile_and_link_compiles_remotely_and_links_locally() {
     assert_eq!(remote.status.code(), local.status.code());
     assert!(String::from_utf8_lossy(&remote.stderr).contains("undefined reference to `twice'"));
 }
+
+/// A small multi-file project with a Makefile whose compiler is `$(CXX)`.
+fn make_project() -> Project {
+    let p = Project::new();
+    for i in 1..=6 {
+        p.write(
+            &format!("src/f{i}.cpp"),
+            &format!("#include <string>\n#include <vector>\n#include \"common.h\"\nint f{i}() {{ std::vector<std::string> v{{\"a\"}}; return int(v.size()) * BASE + {i}; }}\n"),
+        );
+    }
+    p.write("src/common.h", "#pragma once\n#define BASE 10\n")
+        .write("src/main.cpp", "int f1();\nint main() { return f1() == 11 ? 0 : 1; }\n")
+        .write(
+            "Makefile",
+            "OBJS := $(patsubst %.cpp,%.o,$(wildcard src/*.cpp))\napp: $(OBJS)\n\t$(CXX) $(OBJS) -o app\n%.o: %.cpp\n\t$(CXX) -O2 -g -MMD -c $< -o $@\n",
+        );
+    p
+}
+
+/// Every file under `dir` (path relative to it → bytes), for comparing two builds.
+fn tree(dir: &std::path::Path) -> std::collections::BTreeMap<String, Vec<u8>> {
+    let mut files = std::collections::BTreeMap::new();
+    let mut stack = vec![dir.to_owned()];
+    while let Some(d) = stack.pop() {
+        for entry in std::fs::read_dir(&d).unwrap().flatten() {
+            let path = entry.path();
+            if path.is_dir() {
+                stack.push(path);
+            } else {
+                let rel = path.strip_prefix(dir).unwrap().display().to_string();
+                files.insert(rel, std::fs::read(&path).unwrap());
+            }
+        }
+    }
+    files
+}
+
+#[test]
+fn make_j_builds_the_same_project_remotely() {
+    let p = make_project();
+    let cache = tempfile::tempdir().unwrap();
+    let server = TestServer::start(cache.path(), |_| {});
+    let make = |cxx: &str| {
+        let out = Command::new("make")
+            .args(["-j4", "-B", &format!("CXX={cxx}")])
+            .current_dir(p.path())
+            .env("HOMCC_HOSTS", format!("{}/4", server.host()))
+            .env("XDG_CACHE_HOME", p.client_cache.path())
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        out.stderr
+    };
+    make("g++");
+    let local = tree(p.path());
+    let stderr = make(&format!("{} g++", bin("homcc").display()));
+    assert!(
+        homcc_lines(&stderr).is_empty(),
+        "{}",
+        String::from_utf8_lossy(&stderr)
+    );
+    assert_eq!(
+        tree(p.path()),
+        local,
+        "objects, dependency files and the app match"
+    );
+    assert_eq!(
+        server.wait_for_records(7).len(),
+        7,
+        "each of the 7 sources compiled remotely"
+    );
+    assert!(Command::new(p.path().join("app"))
+        .status()
+        .unwrap()
+        .success());
+}
+
+#[test]
+fn ccache_with_ccache_prefix_compiles_its_misses_remotely() {
+    let p = project();
+    let cache = tempfile::tempdir().unwrap();
+    let server = TestServer::start(cache.path(), |_| {});
+    let ccache_dir = tempfile::tempdir().unwrap();
+    let args = ["g++", "-O2", "-g", "-c", "a.cpp", "-o", "a.o"];
+    let local = p.local("g++", &args[1..]);
+    let local_object = p.take(&["a.o"]);
+    let ccache = || {
+        Command::new("ccache")
+            .args(args)
+            .current_dir(p.path())
+            .env("CCACHE_DIR", ccache_dir.path())
+            .env("CCACHE_PREFIX", bin("homcc"))
+            .env("HOMCC_HOSTS", server.host())
+            .env("XDG_CACHE_HOME", p.client_cache.path())
+            .output()
+            .expect("ccache is installed (tests/run-all.sh installs it)")
+    };
+    let miss = ccache();
+    assert!(
+        miss.status.success(),
+        "{}",
+        String::from_utf8_lossy(&miss.stderr)
+    );
+    assert_eq!(
+        (miss.stderr, p.take(&["a.o"])),
+        (local.stderr.clone(), local_object.clone())
+    );
+    assert_eq!(
+        server.next_record().outcome,
+        "exit 0",
+        "the miss compiled remotely"
+    );
+    let hit = ccache();
+    assert!(hit.status.success());
+    assert_eq!(p.take(&["a.o"]), local_object);
+    assert_eq!(server.records().len(), 1, "a ccache hit sends nothing");
+}
