@@ -221,7 +221,9 @@ const NAMES: &[Scenario] = &[
 
 #[rustfmt::skip]
 const LOCAL_FORMS: &[Scenario] = &[
-    sc("asm_with_cpp", "gcc", &["-c", "asm.S"], Local),
+    sc("asm_with_cpp", "gcc", &["-c", "asm.S"], Remote(1)),
+    sc("asm_with_cpp_g", "gcc", &["-g", "-c", "asm.S", "-o", "asm_g.o"], Remote(1)),
+    sc("asm_with_cpp_clang", "clang", &["-g", "-c", "asm.S", "-o", "asm_c.o"], Local),
     sc("preprocessed_i", "gcc", &["-c", "pre.i"], Local),
     sc("preprocess_e", "gcc", &["-E", "a.c"], Local),
     sc("preprocess_e_clang", "clang", &["-E", "-P", "a.c", "-o", "a.pp"], Local),
@@ -831,8 +833,9 @@ const FILES: &[(&str, &str)] = &[
     ),
     (
         "work/asm.S",
-        "#define VALUE 42\n\t.text\n\t.globl f\nf:\n\tmovl $VALUE, %eax\n\tret\n",
+        "#include \"asmdefs.h\"\n\t.text\n\t.globl f\nf:\n\tmovl $VALUE, %eax\n\tret\n",
     ),
+    ("work/asmdefs.h", "#define VALUE 42\n"),
     (
         "work/pre.i",
         "# 1 \"pre.c\"\nint preprocessed(void) { return 9; }\n",

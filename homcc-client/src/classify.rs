@@ -176,6 +176,8 @@ const FLAGS: &[Flag] = &[
 pub enum Language {
     C,
     Cxx,
+    /// Assembler with C preprocessor directives (`.S`, `.sx`).
+    AsmCpp,
 }
 
 impl Language {
@@ -184,21 +186,21 @@ impl Language {
         match self {
             Language::C => "c",
             Language::Cxx => "c++",
+            Language::AsmCpp => "assembler-with-cpp",
         }
     }
 
     fn from_x(name: &OsStr) -> Option<Self> {
-        match name.as_bytes() {
-            b"c" => Some(Language::C),
-            b"c++" => Some(Language::Cxx),
-            _ => None,
-        }
+        [Language::C, Language::Cxx, Language::AsmCpp]
+            .into_iter()
+            .find(|l| l.name().as_bytes() == name.as_bytes())
     }
 
     fn from_extension(path: &Path) -> Option<Self> {
         match path.extension()?.as_bytes() {
             b"c" => Some(Language::C),
             b"cc" | b"cp" | b"cxx" | b"cpp" | b"CPP" | b"c++" | b"C" => Some(Language::Cxx),
+            b"S" | b"sx" => Some(Language::AsmCpp),
             _ => None,
         }
     }
@@ -290,8 +292,8 @@ impl RemoteJob {
 /// assembles itself; any other input of a link is for the linker.
 const OTHER_LANGUAGES: &[&str] = &[
     "i", "ii", "m", "mi", "mm", "M", "mii", "h", "hh", "H", "hp", "hxx", "hpp", "HPP", "h++",
-    "tcc", "s", "S", "sx", "f", "for", "ftn", "F", "FOR", "fpp", "FPP", "FTN", "f90", "f95", "f03",
-    "f08", "F90", "F95", "F03", "F08", "go", "d", "di", "dd", "ads", "adb", "cu", "cl",
+    "tcc", "s", "f", "for", "ftn", "F", "FOR", "fpp", "FPP", "FTN", "f90", "f95", "f03", "f08",
+    "F90", "F95", "F03", "F08", "go", "d", "di", "dd", "ads", "adb", "cu", "cl",
 ];
 
 fn local(reason: impl Into<String>) -> Plan {
@@ -848,6 +850,12 @@ mod tests {
         local_because("-c a.c b.o", "not a C or C++ source");
         local_because("-c -", "standard input");
         local_because("-c a.s", "not a C or C++ source");
+        remote("-c a.S -o a.o", "/tmp/a.o", "a.S");
+        remote(
+            "-c -x assembler-with-cpp a.asm",
+            "/tmp/a.o",
+            "-x assembler-with-cpp a.asm",
+        );
 
         local_because("-c -march=native a.c", "machine");
         local_because("-c --coverage a.c", "coverage");

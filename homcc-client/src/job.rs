@@ -14,7 +14,7 @@ use homcc_proto::{
 };
 
 use crate::{
-    classify::RemoteJob,
+    classify::{Language, RemoteJob},
     compiler,
     hosts::Host,
     known::KnownChunks,
@@ -116,6 +116,11 @@ fn prepare(
     if job.split_dwarf && !info.identity.is_clang() {
         return Err(quietly_local(
             "gcc's -gsplit-dwarf output depends on the build directory",
+        ));
+    }
+    if job.language == Language::AsmCpp && info.identity.is_clang() {
+        return Err(quietly_local(
+            "clang's integrated assembler writes the real build directory into debug info",
         ));
     }
     let files = match scan::scan(binary, job, cwd) {
