@@ -44,6 +44,8 @@ enum Role {
     Target,
     /// Only for the linker (`-lm`, `-L dir`, `-Wl,...`): not for the scan.
     LinkOnly,
+    /// `-Wp,...`: only `-Wp,-MD,file` and `-Wp,-MMD,file` (kbuild) are understood.
+    PreprocessorPassThrough,
     /// Cannot be made identical remotely (yet).
     Local(&'static str),
     /// Passed through unchanged, to the scan and the server.
@@ -83,7 +85,7 @@ const FLAGS: &[Flag] = &[
         Nothing,
         Local("-MG treats missing headers as generated files"),
     ),
-    flag("-Wp,", Joined, Local("preprocessor options through -Wp,")),
+    flag("-Wp,", Joined, PreprocessorPassThrough),
     flag("-gsplit-dwarf", Nothing, SplitDwarf),
     flag(
         "-march=native",
@@ -332,22 +334,23 @@ enum Part {
     Common { args: Vec<OsString>, scan: bool },
 }
 
-/// Which compiler driver runs the command: a C++ driver (`g++`, `c++`, `clang++-14`) compiles
-/// `.c` files as C++.
+/// Which compiler driver runs the command, as far as its meaning depends on it: a C++ driver
+/// (`g++`, `c++`, `clang++-14`) compiles `.c` files as C++; clang's driver reads `-Wp,-MD,file`
+/// as `-MD -MF file` (targeting the object), gcc passes it to the preprocessor as it is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Driver {
-    C,
-    Cxx,
+pub struct Driver {
+    pub cxx: bool,
+    pub clang: bool,
 }
 
 impl Driver {
-    /// From the compiler's file name: `++` in it means a C++ driver.
+    /// From the compiler's file name: `++` in it means a C++ driver, `clang` a clang one.
     pub fn from_name(name: &OsStr) -> Driver {
-        let file = Path::new(name).file_name().unwrap_or(name);
-        if file.as_bytes().windows(2).any(|w| w == b"++") {
-            Driver::Cxx
-        } else {
-            Driver::C
+        let file = Path::new(name).file_name().unwrap_or(name).as_bytes();
+        let has = |part: &[u8]| file.windows(part.len()).any(|w| w == part);
+        Driver {
+            cxx: has(b"++"),
+            clang: has(b"clang"),
         }
     }
 }
@@ -361,6 +364,8 @@ pub fn classify(args: &[OsString], cwd: &Path, driver: Driver) -> Plan {
     let mut dep_file: Option<PathBuf> = None;
     let mut dep_user_only = false;
     let mut dep_shape: Vec<OsString> = Vec::new();
+    // gcc's preprocessor, given `-Wp,-MD,file` directly, targets `<source>.o`, not the object.
+    let mut dep_targets_object = true;
     let mut output_arg: Option<OsString> = None;
     let mut split_dwarf = false;
     let mut sources: Vec<(PathBuf, Language)> = Vec::new();
@@ -387,7 +392,7 @@ pub fn classify(args: &[OsString], cwd: &Path, driver: Driver) -> Plan {
         if !bytes.starts_with(b"-") {
             let path = PathBuf::from(arg);
             let by_name = Language::from_extension(&path).map(|l| match (l, driver) {
-                (Language::C, Driver::Cxx) => Language::Cxx,
+                (Language::C, Driver { cxx: true, .. }) => Language::Cxx,
                 (l, _) => l,
             });
             match language.or(by_name) {
@@ -470,6 +475,20 @@ pub fn classify(args: &[OsString], cwd: &Path, driver: Driver) -> Plan {
                 dep_file = value.map(PathBuf::from);
                 Part::Dependency
             }
+            PreprocessorPassThrough => {
+                let value = value.unwrap_or_default();
+                let mut items = value.as_bytes().splitn(2, |b| *b == b',');
+                match (items.next(), items.next()) {
+                    (Some(kind @ (b"-MD" | b"-MMD")), Some(file)) if !file.is_empty() => {
+                        dep_while_compiling = true;
+                        dep_user_only = kind == b"-MMD";
+                        dep_file = Some(PathBuf::from(OsStr::from_bytes(file)));
+                        dep_targets_object = driver.clang;
+                        Part::Dependency
+                    }
+                    _ => return local("preprocessor options through -Wp, other than -MD/-MMD"),
+                }
+            }
             DepShape => {
                 dep_shape.extend(taken);
                 Part::Dependency
@@ -544,7 +563,7 @@ pub fn classify(args: &[OsString], cwd: &Path, driver: Driver) -> Plan {
             let has_target = shape
                 .iter()
                 .any(|a| a.as_bytes().starts_with(b"-MT") || a.as_bytes().starts_with(b"-MQ"));
-            if let (false, Some(o)) = (has_target, &output_arg) {
+            if let (false, true, Some(o)) = (has_target, dep_targets_object, &output_arg) {
                 shape.extend(["-MQ".into(), o.clone()]);
             }
             Depfile {
@@ -692,7 +711,11 @@ mod tests {
 
     /// The jobs of a command that must run remotely.
     fn jobs(line: &str) -> Vec<RemoteJob> {
-        match classify(&args(line), Path::new("/tmp"), Driver::C) {
+        match classify(
+            &args(line),
+            Path::new("/tmp"),
+            Driver::from_name(OsStr::new("gcc")),
+        ) {
             Plan::Remote(jobs) => jobs,
             other => panic!("{line}: {other:?}"),
         }
@@ -707,7 +730,11 @@ mod tests {
     }
 
     fn local_because(line: &str, reason: &str) {
-        match classify(&args(line), Path::new("/tmp"), Driver::C) {
+        match classify(
+            &args(line),
+            Path::new("/tmp"),
+            Driver::from_name(OsStr::new("gcc")),
+        ) {
             Plan::Local(why) => assert!(why.contains(reason), "{line}: {why}"),
             other => panic!("{line}: {other:?}"),
         }
@@ -796,7 +823,7 @@ mod tests {
         let Plan::CompileAndLink { mut jobs, link } = classify(
             &args("a.c -x c++ b.txt -x none -o app -lm -O2 lib.a"),
             Path::new("/tmp"),
-            Driver::C,
+            Driver::from_name(OsStr::new("gcc")),
         ) else {
             panic!("not a compile+link plan")
         };
@@ -811,6 +838,31 @@ mod tests {
             link_args(&link, &objects),
             args("/t/0-a.o /t/1-b.o -o app -lm -O2 lib.a")
         );
+    }
+
+    #[test]
+    fn wp_md_is_a_dependency_file_whose_target_depends_on_the_driver() {
+        let depfile = |name: &str, line: &str| match classify(
+            &args(line),
+            Path::new("/tmp"),
+            Driver::from_name(OsStr::new(name)),
+        ) {
+            Plan::Remote(mut jobs) => jobs.remove(0).depfile.unwrap(),
+            other => panic!("{other:?}"),
+        };
+        let gcc = depfile("gcc", "-Wp,-MD,.b.o.d -c a.c -o b.o");
+        assert_eq!(
+            (gcc.path.to_str().unwrap(), gcc.user_headers_only),
+            ("/tmp/.b.o.d", false)
+        );
+        assert!(
+            gcc.shape_args.is_empty(),
+            "gcc's preprocessor targets a.o: {:?}",
+            gcc.shape_args
+        );
+        let clang = depfile("clang", "-Wp,-MMD,a.d -c a.c -o b.o");
+        assert!(clang.user_headers_only);
+        assert_eq!(clang.shape_args, args("-MQ b.o"));
     }
 
     #[test]
@@ -866,6 +918,7 @@ mod tests {
         local_because("-c a.c -o /nonexistent-dir/a.o", "does not exist");
         local_because("-c a.c -MD -MF /nonexistent-dir/a.d", "does not exist");
         local_because("-c a.c -MD -MG", "generated");
+        local_because("-c a.c -Wp,-DX", "-Wp,");
         local_because("-c a.c -o /dev/null", "not a regular file");
         local_because("-c a.c -o -", "standard output");
     }
