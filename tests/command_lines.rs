@@ -457,3 +457,51 @@ fn ccache_with_ccache_prefix_compiles_its_misses_remotely() {
     assert_eq!(p.take(&["a.o"]), local_object);
     assert_eq!(server.records().len(), 1, "a ccache hit sends nothing");
 }
+
+#[test]
+fn cross_compiles_for_another_target() {
+    let p = project();
+    p.write(
+        "cross.c",
+        "#include <stddef.h>\nsize_t f(size_t x) { return x * 3; }\n",
+    );
+    let cache = tempfile::tempdir().unwrap();
+    let server = TestServer::start(cache.path(), |_| {});
+    let args = [
+        "-ffreestanding",
+        "-O2",
+        "-g",
+        "-c",
+        "cross.c",
+        "-o",
+        "cross.o",
+    ];
+    // clang asked for the target; a cross gcc named by its triple.
+    let with_target: Vec<&str> = std::iter::once("--target=aarch64-linux-gnu")
+        .chain(args)
+        .collect();
+    assert_same_as_local(&p, &server, "clang", &with_target, &["cross.o"]);
+    assert_same_as_local(&p, &server, "aarch64-linux-gnu-gcc", &args, &["cross.o"]);
+    // A client whose own `clang` and `gcc` target aarch64 (as on an ARM laptop): the server's
+    // `clang` and `gcc` target x86_64, so it asks clang for the target and uses the cross gcc.
+    let wrappers = tempfile::tempdir().unwrap();
+    for (name, command) in [
+        ("clang", "clang --target=aarch64-linux-gnu"),
+        ("gcc", "aarch64-linux-gnu-gcc"),
+    ] {
+        let path = wrappers.path().join(name);
+        std::fs::write(
+            &path,
+            format!("#!/bin/sh\nexec /usr/bin/{command} \"$@\"\n"),
+        )
+        .unwrap();
+        std::fs::set_permissions(&path, std::os::unix::fs::PermissionsExt::from_mode(0o755))
+            .unwrap();
+        assert_same_as_local(&p, &server, path.to_str().unwrap(), &args, &["cross.o"]);
+        assert!(
+            server.latest().compiler.contains("aarch64"),
+            "{}",
+            server.latest().compiler
+        );
+    }
+}

@@ -1,43 +1,57 @@
 //! The compilers this server can run: a compiler name from a request is looked up on the server's
-//! `PATH` and used only if its version, build and target are the client's.
+//! `PATH` and used only if its version, build and target are the client's. For another target
+//! (cross compilation, or a client on another architecture), as the Python homcc does: clang is
+//! asked for it with `--target=<triple>`, gcc is looked up as `<triple>-<name>`.
 
 use std::{
     collections::HashMap,
+    ffi::OsString,
     path::{Path, PathBuf},
     sync::Mutex,
 };
 
 use homcc_proto::CompilerIdentity;
 
+/// A compiler found for a request: its path and the arguments that select the target.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Resolved {
+    pub path: PathBuf,
+    /// `--target=<triple>` when clang is asked for a target that is not its default.
+    pub target_args: Vec<OsString>,
+}
+
+/// A probe: a compiler name, with `--target=` or not.
+type ProbeKey = (String, Option<String>);
+
 /// Known compilers, probed once each (`cc -v`).
 #[derive(Debug, Default)]
 pub struct Compilers {
-    probed: Mutex<HashMap<String, Option<(PathBuf, CompilerIdentity)>>>,
+    probed: Mutex<HashMap<ProbeKey, Option<(PathBuf, CompilerIdentity)>>>,
 }
 
 impl Compilers {
     /// The server's compiler that matches `wanted`, or a one-line reason why there is none.
-    pub async fn resolve(&self, wanted: &CompilerIdentity) -> Result<PathBuf, String> {
+    pub async fn resolve(&self, wanted: &CompilerIdentity) -> Result<Resolved, String> {
         let name = Path::new(&wanted.name)
             .file_name()
             .and_then(|n| n.to_str())
             .filter(|n| !n.starts_with('-') && !n.is_empty())
             .ok_or_else(|| format!("compiler name '{}' is not usable", wanted.name))?
             .to_owned();
-        let cached = self.probed.lock().unwrap().get(&name).cloned();
-        let found = match cached {
-            Some(found) => found,
-            None => {
-                let found = probe(&name).await;
-                self.probed
-                    .lock()
-                    .unwrap()
-                    .insert(name.clone(), found.clone());
-                found
-            }
-        };
         let not_here = || format!("compiler {wanted} not available there");
-        let (path, have) = found.ok_or_else(not_here)?;
+        let (mut path, mut have) = self.probe(&name, None).await.ok_or_else(not_here)?;
+        let mut target_args = Vec::new();
+        if have.target != wanted.target {
+            let other = if have.is_clang() {
+                target_args.push(format!("--target={}", wanted.target).into());
+                self.probe(&name, Some(&wanted.target)).await
+            } else {
+                self.probe(&format!("{}-{name}", wanted.target), None).await
+            };
+            if let Some(found) = other.filter(|(_, identity)| identity.target == wanted.target) {
+                (path, have) = found;
+            }
+        }
         if have.version != wanted.version || have.target != wanted.target {
             return Err(format!(
                 "{}; it has {} {} ({})",
@@ -53,13 +67,25 @@ impl Compilers {
                 have.build, wanted.build
             ));
         }
-        Ok(path)
+        Ok(Resolved { path, target_args })
+    }
+
+    /// The compiler `name` on `PATH` and what it says it is, asked for `target` if given.
+    async fn probe(&self, name: &str, target: Option<&str>) -> Option<(PathBuf, CompilerIdentity)> {
+        let key = (name.to_owned(), target.map(str::to_owned));
+        if let Some(found) = self.probed.lock().unwrap().get(&key) {
+            return found.clone();
+        }
+        let found = probe(name, target).await;
+        self.probed.lock().unwrap().insert(key, found.clone());
+        found
     }
 }
 
-async fn probe(name: &str) -> Option<(PathBuf, CompilerIdentity)> {
+async fn probe(name: &str, target: Option<&str>) -> Option<(PathBuf, CompilerIdentity)> {
     let path = find_on_path(name)?;
     let out = tokio::process::Command::new(&path)
+        .args(target.map(|t| format!("--target={t}")))
         .arg("-v")
         .env("LC_ALL", "C")
         .stdin(std::process::Stdio::null())

@@ -148,9 +148,10 @@ async fn handle(
         prepare_output(&path).map_err(internal)?;
         outputs.push((out, path));
     }
-    let args = hermetic_args(&req, &job).map_err(invalid)?;
+    let mut args = compiler.target_args.clone();
+    args.extend(hermetic_args(&req, &job).map_err(invalid)?);
     let invocation = Invocation {
-        compiler: &compiler,
+        compiler: &compiler.path,
         args,
         cwd,
         tmp: job.tmp().to_owned(),
