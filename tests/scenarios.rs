@@ -225,6 +225,9 @@ const NAMES: &[Scenario] = &[
 #[rustfmt::skip]
 const LOCAL_FORMS: &[Scenario] = &[
     sc("asm_with_cpp", "gcc", &["-c", "asm.S"], Remote(1)),
+    sc("objc_clang", "clang", &["-Wall", "-c", "objc.m", "-o", "objc.o"], Remote(1)),
+    sc("objcxx_clang", "clang++", &["-O2", "-c", "objcxx.mm", "-o", "objcxx.o"], Remote(1)),
+    sc("objc_gcc_without_cc1obj", "gcc", &["-c", "objc.m", "-o", "objc_gcc.o"], Local),
     sc("asm_with_cpp_g", "gcc", &["-g", "-c", "asm.S", "-o", "asm_g.o"], Remote(1)),
     sc("asm_with_cpp_clang", "clang", &["-g", "-c", "asm.S", "-o", "asm_c.o"], Local),
     sc("preprocessed_i", "gcc", &["-c", "pre.i"], Local),
@@ -839,6 +842,14 @@ const FILES: &[(&str, &str)] = &[
         "#include \"asmdefs.h\"\n\t.text\n\t.globl f\nf:\n\tmovl $VALUE, %eax\n\tret\n",
     ),
     ("work/asmdefs.h", "#define VALUE 42\n"),
+    (
+        "work/objc.m",
+        "#include <stddef.h>\n@interface Counter { int n; }\n- (int)next;\n@end\n@implementation Counter\n- (int)next { return ++n; }\n@end\n",
+    ),
+    (
+        "work/objcxx.mm",
+        "#include <vector>\n@interface V { int n; }\n- (int)size;\n@end\n@implementation V\n- (int)size { std::vector<int> v(3); return (int)v.size(); }\n@end\n",
+    ),
     (
         "work/pre.i",
         "# 1 \"pre.c\"\nint preprocessed(void) { return 9; }\n",

@@ -180,6 +180,8 @@ pub enum Language {
     Cxx,
     /// Assembler with C preprocessor directives (`.S`, `.sx`).
     AsmCpp,
+    ObjC,
+    ObjCxx,
 }
 
 impl Language {
@@ -189,13 +191,21 @@ impl Language {
             Language::C => "c",
             Language::Cxx => "c++",
             Language::AsmCpp => "assembler-with-cpp",
+            Language::ObjC => "objective-c",
+            Language::ObjCxx => "objective-c++",
         }
     }
 
     fn from_x(name: &OsStr) -> Option<Self> {
-        [Language::C, Language::Cxx, Language::AsmCpp]
-            .into_iter()
-            .find(|l| l.name().as_bytes() == name.as_bytes())
+        [
+            Language::C,
+            Language::Cxx,
+            Language::AsmCpp,
+            Language::ObjC,
+            Language::ObjCxx,
+        ]
+        .into_iter()
+        .find(|l| l.name().as_bytes() == name.as_bytes())
     }
 
     fn from_extension(path: &Path) -> Option<Self> {
@@ -203,6 +213,8 @@ impl Language {
             b"c" => Some(Language::C),
             b"cc" | b"cp" | b"cxx" | b"cpp" | b"CPP" | b"c++" | b"C" => Some(Language::Cxx),
             b"S" | b"sx" => Some(Language::AsmCpp),
+            b"m" => Some(Language::ObjC),
+            b"mm" | b"M" => Some(Language::ObjCxx),
             _ => None,
         }
     }
@@ -293,9 +305,9 @@ impl RemoteJob {
 /// Extensions of the languages other than C and C++ that the compiler driver compiles or
 /// assembles itself; any other input of a link is for the linker.
 const OTHER_LANGUAGES: &[&str] = &[
-    "i", "ii", "m", "mi", "mm", "M", "mii", "h", "hh", "H", "hp", "hxx", "hpp", "HPP", "h++",
-    "tcc", "s", "f", "for", "ftn", "F", "FOR", "fpp", "FPP", "FTN", "f90", "f95", "f03", "f08",
-    "F90", "F95", "F03", "F08", "go", "d", "di", "dd", "ads", "adb", "cu", "cl",
+    "i", "ii", "mi", "mii", "h", "hh", "H", "hp", "hxx", "hpp", "HPP", "h++", "tcc", "s", "f",
+    "for", "ftn", "F", "FOR", "fpp", "FPP", "FTN", "f90", "f95", "f03", "f08", "F90", "F95", "F03",
+    "F08", "go", "d", "di", "dd", "ads", "adb", "cu", "cl",
 ];
 
 fn local(reason: impl Into<String>) -> Plan {
@@ -903,6 +915,8 @@ mod tests {
         local_because("-c -", "standard input");
         local_because("-c a.s", "not a C or C++ source");
         remote("-c a.S -o a.o", "/tmp/a.o", "a.S");
+        remote("-c a.m", "/tmp/a.o", "a.m");
+        remote("-c b.mm -o b.o", "/tmp/b.o", "b.mm");
         remote(
             "-c -x assembler-with-cpp a.asm",
             "/tmp/a.o",

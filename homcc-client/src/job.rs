@@ -107,12 +107,14 @@ fn prepare(
     job: &RemoteJob,
 ) -> Result<Prepared, Outcome> {
     let cache_dir = settings.cache_dir.as_deref();
-    let info = compiler::info(name, binary, job.language, &job.target_args, cache_dir)
-        .map_err(|e| Outcome::Failed(format!("{e:#}")))?;
     let quietly_local = |reason: &str| {
         verbose(settings, &format!("compiling locally: {reason}"));
         Outcome::Local
     };
+    // A compiler that cannot even preprocess this language (gcc without cc1obj) fails the same
+    // way locally, where it explains itself.
+    let info = compiler::info(name, binary, job.language, &job.target_args, cache_dir)
+        .map_err(|e| quietly_local(&format!("{e:#}")))?;
     if job.split_dwarf && !info.identity.is_clang() {
         return Err(quietly_local(
             "gcc's -gsplit-dwarf output depends on the build directory",
