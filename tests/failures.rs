@@ -254,6 +254,7 @@ fn raw_request(dir: &Path, version: u32, compiler: CompilerIdentity) -> CompileR
         cwd: dir.to_owned(),
         include_dirs: Vec::new(),
         implicit_includes: Vec::new(),
+        preprocessed: false,
         manifest: vec![ChunkRef {
             digest: chunk.digest(),
             inline: Some(chunk),

@@ -230,7 +230,11 @@ const LOCAL_FORMS: &[Scenario] = &[
     sc("objc_gcc_without_cc1obj", "gcc", &["-c", "objc.m", "-o", "objc_gcc.o"], Local),
     sc("asm_with_cpp_g", "gcc", &["-g", "-c", "asm.S", "-o", "asm_g.o"], Remote(1)),
     sc("asm_with_cpp_clang", "clang", &["-g", "-c", "asm.S", "-o", "asm_c.o"], Local),
-    sc("preprocessed_i", "gcc", &["-c", "pre.i"], Local),
+    sc("preprocessed_i", "gcc", &["-c", "pre.i"], Remote(1)),
+    sc("preprocessed_i_g_clang", "clang", &["-g", "-O2", "-c", "pre.i", "-o", "pre_c.o"], Remote(1)),
+    sc("preprocessed_ii", "g++", &["-g", "-c", "pre.ii", "-o", "pre_ii.o"], Remote(1)),
+    sc("preprocessed_i_under_gxx", "g++", &["-c", "pre.i", "-o", "pre_gxx.o"], Remote(1)),
+    sc("preprocessed_i_depfile", "gcc", &["-c", "pre.i", "-MD", "-o", "pre_d.o"], Local),
     sc("preprocess_e", "gcc", &["-E", "a.c"], Local),
     sc("preprocess_e_clang", "clang", &["-E", "-P", "a.c", "-o", "a.pp"], Local),
     sc("march_native", "gcc", &["-march=native", "-c", "a.c"], Local),
@@ -849,6 +853,10 @@ const FILES: &[(&str, &str)] = &[
     (
         "work/objcxx.mm",
         "#include <vector>\n@interface V { int n; }\n- (int)size;\n@end\n@implementation V\n- (int)size { std::vector<int> v(3); return (int)v.size(); }\n@end\n",
+    ),
+    (
+        "work/pre.ii",
+        "# 1 \"pre.cpp\"\nnamespace n { int preprocessed() { return 9; } }\n",
     ),
     (
         "work/pre.i",

@@ -182,6 +182,9 @@ pub enum Language {
     AsmCpp,
     ObjC,
     ObjCxx,
+    /// Already preprocessed C (`.i`) and C++ (`.ii`): the compile reads no other file.
+    PreprocessedC,
+    PreprocessedCxx,
 }
 
 impl Language {
@@ -193,19 +196,31 @@ impl Language {
             Language::AsmCpp => "assembler-with-cpp",
             Language::ObjC => "objective-c",
             Language::ObjCxx => "objective-c++",
+            Language::PreprocessedC => "cpp-output",
+            Language::PreprocessedCxx => "c++-cpp-output",
         }
     }
 
+    /// Whether the source is already preprocessed.
+    pub fn is_preprocessed(self) -> bool {
+        matches!(self, Language::PreprocessedC | Language::PreprocessedCxx)
+    }
+
+    /// Every language homcc compiles remotely.
+    const ALL: [Language; 7] = [
+        Language::C,
+        Language::Cxx,
+        Language::AsmCpp,
+        Language::ObjC,
+        Language::ObjCxx,
+        Language::PreprocessedC,
+        Language::PreprocessedCxx,
+    ];
+
     fn from_x(name: &OsStr) -> Option<Self> {
-        [
-            Language::C,
-            Language::Cxx,
-            Language::AsmCpp,
-            Language::ObjC,
-            Language::ObjCxx,
-        ]
-        .into_iter()
-        .find(|l| l.name().as_bytes() == name.as_bytes())
+        Self::ALL
+            .into_iter()
+            .find(|l| l.name().as_bytes() == name.as_bytes())
     }
 
     fn from_extension(path: &Path) -> Option<Self> {
@@ -215,6 +230,8 @@ impl Language {
             b"S" | b"sx" => Some(Language::AsmCpp),
             b"m" => Some(Language::ObjC),
             b"mm" | b"M" => Some(Language::ObjCxx),
+            b"i" => Some(Language::PreprocessedC),
+            b"ii" => Some(Language::PreprocessedCxx),
             _ => None,
         }
     }
@@ -305,9 +322,9 @@ impl RemoteJob {
 /// Extensions of the languages other than C and C++ that the compiler driver compiles or
 /// assembles itself; any other input of a link is for the linker.
 const OTHER_LANGUAGES: &[&str] = &[
-    "i", "ii", "mi", "mii", "h", "hh", "H", "hp", "hxx", "hpp", "HPP", "h++", "tcc", "s", "f",
-    "for", "ftn", "F", "FOR", "fpp", "FPP", "FTN", "f90", "f95", "f03", "f08", "F90", "F95", "F03",
-    "F08", "go", "d", "di", "dd", "ads", "adb", "cu", "cl",
+    "mi", "mii", "h", "hh", "H", "hp", "hxx", "hpp", "HPP", "h++", "tcc", "s", "f", "for", "ftn",
+    "F", "FOR", "fpp", "FPP", "FTN", "f90", "f95", "f03", "f08", "F90", "F95", "F03", "F08", "go",
+    "d", "di", "dd", "ads", "adb", "cu", "cl",
 ];
 
 fn local(reason: impl Into<String>) -> Plan {
@@ -405,6 +422,7 @@ pub fn classify(args: &[OsString], cwd: &Path, driver: Driver) -> Plan {
             let path = PathBuf::from(arg);
             let by_name = Language::from_extension(&path).map(|l| match (l, driver) {
                 (Language::C, Driver { cxx: true, .. }) => Language::Cxx,
+                (Language::PreprocessedC, Driver { cxx: true, .. }) => Language::PreprocessedCxx,
                 (l, _) => l,
             });
             match language.or(by_name) {
@@ -552,6 +570,9 @@ pub fn classify(args: &[OsString], cwd: &Path, driver: Driver) -> Plan {
     }
     if sources.is_empty() {
         return local("no source file");
+    }
+    if dep_while_compiling && sources.iter().any(|(_, l)| l.is_preprocessed()) {
+        return local("a dependency file of a preprocessed source");
     }
     if sources.len() > 1 && (output_arg.is_some() || dep_file.is_some()) {
         return local("-o or -MF with several sources: the compiler reports it");
@@ -917,6 +938,12 @@ mod tests {
         remote("-c a.S -o a.o", "/tmp/a.o", "a.S");
         remote("-c a.m", "/tmp/a.o", "a.m");
         remote("-c b.mm -o b.o", "/tmp/b.o", "b.mm");
+        remote("-c a.i", "/tmp/a.o", "a.i");
+        remote(
+            "-c -x cpp-output a.txt -o a.o",
+            "/tmp/a.o",
+            "-x cpp-output a.txt",
+        );
         remote(
             "-c -x assembler-with-cpp a.asm",
             "/tmp/a.o",
@@ -933,6 +960,7 @@ mod tests {
         local_because("-c a.c -MD -MF /nonexistent-dir/a.d", "does not exist");
         local_because("-c a.c -MD -MG", "generated");
         local_because("-c a.c -Wp,-DX", "-Wp,");
+        local_because("-c a.i -MD", "preprocessed");
         local_because("-c a.c -o /dev/null", "not a regular file");
         local_because("-c a.c -o -", "standard output");
     }

@@ -196,11 +196,17 @@ fn probe(
             .with_context(|| format!("cannot find the assembler {} runs", binary.display()))?;
         identity = identity.with_assembler(&assembler);
     }
-    let implicit_includes = crate::depfile::parse_dependencies(&out.stdout)
-        .with_context(|| format!("cannot read the implicit includes of {}", binary.display()))?
-        .into_iter()
-        .filter(|p| p != Path::new("/dev/null"))
-        .collect();
+    // Preprocessed languages list no dependencies at all.
+    let listed = !out.stdout.iter().all(u8::is_ascii_whitespace);
+    let implicit_includes = if listed {
+        crate::depfile::parse_dependencies(&out.stdout)
+            .with_context(|| format!("cannot read the implicit includes of {}", binary.display()))?
+            .into_iter()
+            .filter(|p| p != Path::new("/dev/null"))
+            .collect()
+    } else {
+        Vec::new()
+    };
     Ok(CompilerInfo {
         identity,
         include_dirs: parse_search_list(&text),

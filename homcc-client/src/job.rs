@@ -141,6 +141,7 @@ fn prepare(
             cwd: cwd.to_owned(),
             include_dirs: info.include_dirs,
             implicit_includes: info.implicit_includes,
+            preprocessed: job.language.is_preprocessed(),
             manifest: Vec::new(),
             outputs: job.outputs.clone(),
             env: FORWARDED_ENV

@@ -33,6 +33,10 @@ pub enum ScanError {
 
 /// Lists every file `job` reads (writing its dependency file, if any) and hashes them.
 pub fn scan(compiler: &Path, job: &RemoteJob, cwd: &Path) -> Result<Vec<ScannedFile>, ScanError> {
+    if job.language.is_preprocessed() {
+        // Nothing else is read: the preprocessor already ran.
+        return hash_files(cwd, std::slice::from_ref(&job.source)).map_err(ScanError::Other);
+    }
     let listing = |extra: &[OsString]| {
         let mut cmd = Command::new(compiler);
         cmd.args(&job.scan_args)

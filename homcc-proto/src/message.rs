@@ -49,6 +49,9 @@ pub struct CompileRequest {
     /// Files the compiler includes before the source on its own (gcc's `stdc-predef.h`), which
     /// `-nostdinc` turns off: the server includes them explicitly, first.
     pub implicit_includes: Vec<PathBuf>,
+    /// The source is already preprocessed (`.i`, `.ii`): the server adds no include search,
+    /// implicit include or macro flags (the compiler would only warn that they are unused).
+    pub preprocessed: bool,
     /// Every file the compile reads, grouped into chunks (one per directory).
     pub manifest: Vec<ChunkRef>,
     /// Absolute client paths of the files the compile writes (object, split DWARF); the server

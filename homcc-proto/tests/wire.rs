@@ -149,6 +149,7 @@ fn compile_request() -> CompileRequest {
             "/usr/include".into(),
         ],
         implicit_includes: vec!["/usr/include/stdc-predef.h".into()],
+        preprocessed: false,
         manifest: vec![
             ChunkRef {
                 digest: chunks[0].digest(),
@@ -183,6 +184,7 @@ fn client_messages() -> Vec<ClientMessage> {
             args: vec![],
             include_dirs: vec![],
             implicit_includes: vec![],
+            preprocessed: false,
             manifest: vec![],
             outputs: vec![],
             env: vec![],
@@ -875,6 +877,7 @@ fn a_warm_request_fits_in_2_kib() {
         .map(PathBuf::from)
         .collect(),
         implicit_includes: vec!["/usr/include/stdc-predef.h".into()],
+        preprocessed: false,
         manifest: (0..25u8)
             .map(|i| ChunkRef {
                 digest: Digest::of(&[i]),
@@ -938,6 +941,7 @@ fn example_compile() -> ClientMessage {
         cwd: "/p".into(),
         include_dirs: vec!["/usr/include".into()],
         implicit_includes: vec!["/usr/include/stdc-predef.h".into()],
+        preprocessed: false,
         manifest: vec![ChunkRef {
             digest: chunk.digest(),
             inline: Some(chunk),

@@ -61,10 +61,21 @@ pub fn hermetic_args(req: &CompileRequest, job: &JobRoot) -> Result<Vec<OsString
     let mut out = Vec::with_capacity(args.len() + 2 * include_dirs.len() + 2);
     // The two maps that `-ffile-prefix-map` stands for, given separately: gcc lets a
     // `-ffile-prefix-map` win over a user's later `-fmacro-prefix-map`, which must still apply.
-    for map in ["-fdebug-prefix-map=", "-fmacro-prefix-map="] {
+    // Preprocessed sources get only the debug map: nothing is included or expanded any more.
+    let maps: &[&str] = if req.preprocessed {
+        &["-fdebug-prefix-map="]
+    } else {
+        &["-fdebug-prefix-map=", "-fmacro-prefix-map="]
+    };
+    for map in maps {
         out.push(concat(&[OsStr::new(map), root, OsStr::new("=")]));
     }
-    for file in &req.implicit_includes {
+    let implicit_includes = if req.preprocessed {
+        &[][..]
+    } else {
+        &req.implicit_includes[..]
+    };
+    for file in implicit_includes {
         out.push("-include".into());
         out.push(implicit_include(file, cwd, job)?);
     }
@@ -95,10 +106,12 @@ pub fn hermetic_args(req: &CompileRequest, job: &JobRoot) -> Result<Vec<OsString
             out.push(arg.clone());
         }
     }
-    out.push("-nostdinc".into());
-    for dir in include_dirs {
-        out.push("-isystem".into());
-        out.push(job.map_spelt(dir)?.into_os_string());
+    if !req.preprocessed {
+        out.push("-nostdinc".into());
+        for dir in include_dirs {
+            out.push("-isystem".into());
+            out.push(job.map_spelt(dir)?.into_os_string());
+        }
     }
     Ok(out)
 }
@@ -191,6 +204,7 @@ mod tests {
             cwd: cwd.into(),
             include_dirs: include_dirs.iter().map(PathBuf::from).collect(),
             implicit_includes: implicit.iter().map(PathBuf::from).collect(),
+            preprocessed: false,
             manifest: vec![],
             outputs: vec![],
             env: vec![],
@@ -268,6 +282,26 @@ mod tests {
                 .join("usr/include/stdc-predef.h")
                 .into_os_string()
         );
+    }
+
+    #[test]
+    fn preprocessed_sources_get_only_the_debug_map() {
+        let jobs = tempfile::tempdir().unwrap();
+        let job = JobRoot::create(jobs.path()).unwrap();
+        let mut req = request(
+            &["-c", "a.i"],
+            "/home/u",
+            &["/usr/include"],
+            &["/usr/include/stdc-predef.h"],
+        );
+        req.preprocessed = true;
+        let r = job.path().display().to_string();
+        let got: Vec<String> = hermetic_args(&req, &job)
+            .unwrap()
+            .iter()
+            .map(|a| a.to_string_lossy().replace(&r, "R"))
+            .collect();
+        assert_eq!(got, ["-fdebug-prefix-map=R=", "-c", "a.i"]);
     }
 
     #[test]
