@@ -921,6 +921,99 @@ mod tests {
         }
     }
 
+    /// One line per flag family of the table: how its value is taken, and where it goes.
+    #[test]
+    fn every_flag_family() {
+        // (command, compile args sent to the server, scan args)
+        let check = |line: &str, compile: &str, scan: &str| {
+            let job = jobs(line).remove(0);
+            assert_eq!(job.compile_args, args(compile), "compile args of {line}");
+            assert_eq!(job.scan_args, args(scan), "scan args of {line}");
+        };
+        check("-c a.c -o x.o", "-c a.c -o x.o", "a.c");
+        check("-c a.c -ox.o", "-c a.c -ox.o", "a.c");
+        check("-S a.c", "-S a.c", "a.c");
+        check("-c -x c a.txt", "-c -x c a.txt", "-x c a.txt");
+        check("-c -xc a.txt", "-c -xc a.txt", "-xc a.txt");
+        check("-c a.c -MD -MMD -MF d -MT t -MQ q -MP", "-c a.c", "a.c");
+        check("-c a.c -MFd -MTt -MQq", "-c a.c", "a.c");
+        check("-c a.c -Wp,-MD,x.d", "-c a.c", "a.c");
+        check(
+            "-c a.c -gsplit-dwarf",
+            "-c a.c -gsplit-dwarf",
+            "a.c -gsplit-dwarf",
+        );
+        check(
+            "-c a.c --sysroot=/s --sysroot /t -isysroot /u -isysroot/v",
+            "-c a.c --sysroot=/s --sysroot /t -isysroot /u -isysroot/v",
+            "a.c --sysroot=/s --sysroot /t -isysroot /u -isysroot/v",
+        );
+        check(
+            "-c a.c --target=x -target y -m32 -nostdinc -nostdinc++ -nostdlibinc -stdlib=libc++",
+            "-c a.c --target=x -target y -m32 -nostdinc -nostdinc++ -nostdlibinc -stdlib=libc++",
+            "a.c --target=x -target y -m32 -nostdinc -nostdinc++ -nostdlibinc -stdlib=libc++",
+        );
+        check(
+            "-c a.c -ffreestanding -fhosted -undef",
+            "-c a.c -ffreestanding -fhosted -undef",
+            "a.c -ffreestanding -fhosted -undef",
+        );
+        check(
+            "-c a.c -I i -Ij -isystem s -isystemt -iquote q -iquoter -idirafter d -idirafterf",
+            "-c a.c -I i -Ij -isystem s -isystemt -iquote q -iquoter -idirafter d -idirafterf",
+            "a.c -I i -Ij -isystem s -isystemt -iquote q -iquoter -idirafter d -idirafterf",
+        );
+        check("-c a.c -include h.h -includeg.h -imacros m.h -iprefix p -iwithprefix w -iwithprefixbefore b", "-c a.c -include h.h -includeg.h -imacros m.h -iprefix p -iwithprefix w -iwithprefixbefore b", "a.c -include h.h -includeg.h -imacros m.h -iprefix p -iwithprefix w -iwithprefixbefore b");
+        check(
+            "-c a.c -D X -DY=1 -U Z -UW",
+            "-c a.c -D X -DY=1 -U Z -UW",
+            "a.c -D X -DY=1 -U Z -UW",
+        );
+        check(
+            "-c a.c -Xclang -x -Xpreprocessor -y -Xassembler -z",
+            "-c a.c -Xclang -x -Xpreprocessor -y -Xassembler -z",
+            "a.c -Xclang -x -Xpreprocessor -y -Xassembler -z",
+        );
+        check(
+            "-c a.c -l m -lz -L d -Le -Wl,-O1 -Xlinker -x",
+            "-c a.c -l m -lz -L d -Le -Wl,-O1 -Xlinker -x",
+            "a.c",
+        );
+        check(
+            "-c a.c -O2 -g -Wall -std=c11 -fPIC -unknown-flag",
+            "-c a.c -O2 -g -Wall -std=c11 -fPIC -unknown-flag",
+            "a.c -O2 -g -Wall -std=c11 -fPIC -unknown-flag",
+        );
+        for (line, reason) in [
+            ("-E a.c", "-E"),
+            ("-M a.c", "-M"),
+            ("-MM a.c", "-MM"),
+            ("-c a.c -MG -MD", "-MG"),
+            ("-c a.c -Wp,-DX", "-Wp,"),
+            ("-c a.c -march=native", "native"),
+            ("-c a.c -mtune=native", "native"),
+            ("-c a.c -mcpu=native", "native"),
+            ("-c a.c -B /opt/bin", "-B"),
+            ("-c a.c -B/opt/bin", "-B"),
+            ("-c a.c -specs=x.specs", "-specs"),
+            ("-c a.c --coverage", "coverage"),
+            ("-c a.c -ftest-coverage", "coverage"),
+            ("-c a.c -fprofile-arcs", "profile"),
+            ("-c a.c -fprofile-use=x", "profile"),
+            ("-c a.c -save-temps", "-save-temps"),
+            ("-c a.c -save-temps=obj", "-save-temps"),
+            ("-c a.c -fdump-tree-all", "-fdump-"),
+            ("-c a.c -fplugin=x.so", "plugins"),
+            ("-c a.c -fsyntax-only", "-fsyntax-only"),
+            ("-c a.c -v", "-v"),
+            ("-c a.c -###", "-###"),
+            ("-c a.c -x fortran", "fortran"),
+            ("-c x.h", "x.h"),
+        ] {
+            local_because(line, reason);
+        }
+    }
+
     #[test]
     fn local_forms() {
         local_because("a.o b.o -o app", "linking only");
