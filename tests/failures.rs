@@ -255,6 +255,7 @@ fn raw_request(dir: &Path, version: u32, compiler: CompilerIdentity) -> CompileR
         include_dirs: Vec::new(),
         implicit_includes: Vec::new(),
         preprocessed: false,
+        dirs: vec![],
         manifest: vec![ChunkRef {
             digest: chunk.digest(),
             inline: Some(chunk),

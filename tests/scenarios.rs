@@ -225,6 +225,7 @@ const NAMES: &[Scenario] = &[
 #[rustfmt::skip]
 const LOCAL_FORMS: &[Scenario] = &[
     sc("asm_with_cpp", "gcc", &["-c", "asm.S"], Remote(1)),
+    sc("missing_include_dirs_warning", "gcc", &["-Wmissing-include-dirs", "-Iunused", "-Inot_there", "-c", "a.c", "-o", "mid.o"], Remote(1)),
     sc("objc_clang", "clang", &["-Wall", "-c", "objc.m", "-o", "objc.o"], Remote(1)),
     sc("objcxx_clang", "clang++", &["-O2", "-c", "objcxx.mm", "-o", "objcxx.o"], Remote(1)),
     sc("objc_gcc_without_cc1obj", "gcc", &["-c", "objc.m", "-o", "objc_gcc.o"], Local),
@@ -846,6 +847,7 @@ const FILES: &[(&str, &str)] = &[
         "#include \"asmdefs.h\"\n\t.text\n\t.globl f\nf:\n\tmovl $VALUE, %eax\n\tret\n",
     ),
     ("work/asmdefs.h", "#define VALUE 42\n"),
+    ("work/unused/readme.txt", "a directory no compile includes from\n"),
     (
         "work/objc.m",
         "#include <stddef.h>\n@interface Counter { int n; }\n- (int)next;\n@end\n@implementation Counter\n- (int)next { return ++n; }\n@end\n",

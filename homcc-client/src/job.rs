@@ -4,8 +4,9 @@
 
 use std::{
     collections::HashMap,
-    ffi::OsStr,
-    path::Path,
+    ffi::{OsStr, OsString},
+    os::unix::ffi::OsStrExt,
+    path::{Path, PathBuf},
     time::{Duration, Instant},
 };
 
@@ -19,6 +20,7 @@ use crate::{
     hosts::Host,
     known::KnownChunks,
     output,
+    paths::absolute,
     scan::{self, ScanError},
     session::{compile_on, Prepared, Timeouts, Traffic},
     settings::Settings,
@@ -142,6 +144,7 @@ fn prepare(
             include_dirs: info.include_dirs,
             implicit_includes: info.implicit_includes,
             preprocessed: job.language.is_preprocessed(),
+            dirs: existing_include_dirs(&job.compile_args, cwd),
             manifest: Vec::new(),
             outputs: job.outputs.clone(),
             env: FORWARDED_ENV
@@ -156,6 +159,33 @@ fn prepare(
             .map(|f| (f.entry.digest, f.read_from.clone()))
             .collect::<HashMap<_, _>>(),
     })
+}
+
+/// The directories the compile's include flags name that exist here, absolute: the server
+/// creates them, so that the compiler finds the same directories present or missing.
+fn existing_include_dirs(args: &[OsString], cwd: &Path) -> Vec<PathBuf> {
+    // Longest first, so that a joined `-isystemdir` is not read as `-I` + `system...`.
+    const FLAGS: [&str; 4] = ["-idirafter", "-isystem", "-iquote", "-I"];
+    let mut dirs: Vec<PathBuf> = Vec::new();
+    let mut iter = args.iter();
+    while let Some(arg) = iter.next() {
+        let bytes = arg.as_bytes();
+        let value = if FLAGS.iter().any(|f| f.as_bytes() == bytes) {
+            iter.next().map(|v| v.as_bytes())
+        } else {
+            FLAGS
+                .iter()
+                .find_map(|f| bytes.strip_prefix(f.as_bytes()))
+                .filter(|v| !v.is_empty())
+        };
+        if let Some(value) = value {
+            let dir = absolute(cwd, Path::new(OsStr::from_bytes(value)));
+            if dir.is_dir() && !dirs.contains(&dir) {
+                dirs.push(dir);
+            }
+        }
+    }
+    dirs
 }
 
 /// The `--verbose` line of a remote compile: what crossed the wire and where the time went
@@ -175,4 +205,28 @@ fn summary(host: &Host, t: &Traffic, exit_code: i32, local: Duration, remote: Du
         local.as_millis(),
         remote.as_millis()
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn include_dirs_that_exist_are_listed_once() {
+        let dir = tempfile::tempdir().unwrap();
+        for d in ["inc", "sys", "q", "after"] {
+            std::fs::create_dir(dir.path().join(d)).unwrap();
+        }
+        let args: Vec<OsString> =
+            "-c a.c -Iinc -I inc -isystem sys -iquoteq -idirafter after -Imissing -include inc/x.h"
+                .split_whitespace()
+                .map(OsString::from)
+                .collect();
+        let got = existing_include_dirs(&args, dir.path());
+        let want: Vec<PathBuf> = ["inc", "sys", "q", "after"]
+            .iter()
+            .map(|d| dir.path().join(d))
+            .collect();
+        assert_eq!(got, want);
+    }
 }

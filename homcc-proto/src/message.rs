@@ -52,6 +52,10 @@ pub struct CompileRequest {
     /// The source is already preprocessed (`.i`, `.ii`): the server adds no include search,
     /// implicit include or macro flags (the compiler would only warn that they are unused).
     pub preprocessed: bool,
+    /// Absolute, normal client directories that the compile's include flags (`-I`, `-iquote`,
+    /// `-isystem`, `-idirafter`) name and that exist on the client: the server creates them, so
+    /// that the compiler finds the same directories present (gcc's `-Wmissing-include-dirs`).
+    pub dirs: Vec<PathBuf>,
     /// Every file the compile reads, grouped into chunks (one per directory).
     pub manifest: Vec<ChunkRef>,
     /// Absolute client paths of the files the compile writes (object, split DWARF); the server

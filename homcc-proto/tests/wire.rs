@@ -150,6 +150,7 @@ fn compile_request() -> CompileRequest {
         ],
         implicit_includes: vec!["/usr/include/stdc-predef.h".into()],
         preprocessed: false,
+        dirs: vec![],
         manifest: vec![
             ChunkRef {
                 digest: chunks[0].digest(),
@@ -185,6 +186,7 @@ fn client_messages() -> Vec<ClientMessage> {
             include_dirs: vec![],
             implicit_includes: vec![],
             preprocessed: false,
+            dirs: vec![],
             manifest: vec![],
             outputs: vec![],
             env: vec![],
@@ -878,6 +880,7 @@ fn a_warm_request_fits_in_2_kib() {
         .collect(),
         implicit_includes: vec!["/usr/include/stdc-predef.h".into()],
         preprocessed: false,
+        dirs: vec![],
         manifest: (0..25u8)
             .map(|i| ChunkRef {
                 digest: Digest::of(&[i]),
@@ -942,6 +945,7 @@ fn example_compile() -> ClientMessage {
         include_dirs: vec!["/usr/include".into()],
         implicit_includes: vec!["/usr/include/stdc-predef.h".into()],
         preprocessed: false,
+        dirs: vec![],
         manifest: vec![ChunkRef {
             digest: chunk.digest(),
             inline: Some(chunk),

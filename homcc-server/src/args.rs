@@ -205,6 +205,7 @@ mod tests {
             include_dirs: include_dirs.iter().map(PathBuf::from).collect(),
             implicit_includes: implicit.iter().map(PathBuf::from).collect(),
             preprocessed: false,
+            dirs: vec![],
             manifest: vec![],
             outputs: vec![],
             env: vec![],

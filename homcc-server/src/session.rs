@@ -141,6 +141,11 @@ async fn handle(
     for dir in &req.include_dirs {
         job.create_dir_spelt(dir).map_err(invalid)?;
     }
+    for dir in &req.dirs {
+        let mapped = job.map_normal(dir).map_err(invalid)?;
+        std::fs::create_dir_all(&mapped)
+            .map_err(|e| invalid(format!("directory {}: {e}", dir.display())))?;
+    }
     negotiate(conn, state, &req, &job, record).await?;
     let mut outputs = Vec::with_capacity(req.outputs.len());
     for out in &req.outputs {
