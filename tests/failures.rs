@@ -270,7 +270,7 @@ fn raw_request(dir: &Path, version: u32, compiler: CompilerIdentity) -> CompileR
 async fn send_request(addr: SocketAddr, request: CompileRequest) -> (Raw, ServerMessage) {
     let stream = TcpStream::connect(addr).await.expect("connect to homccd");
     let mut conn = Framed::new(stream, ClientCodec::new(DEFAULT_MAX_SERVER_FRAME));
-    conn.send(ClientMessage::Compile(request))
+    conn.send(ClientMessage::Compile(Box::new(request)))
         .await
         .expect("send the request");
     let reply = tokio::time::timeout(LIMIT, conn.next())

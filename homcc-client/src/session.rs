@@ -142,7 +142,7 @@ pub async fn compile_on(
         .iter()
         .filter(|c| c.inline.is_some())
         .count();
-    send(&mut conn, ClientMessage::Compile(request)).await?;
+    send(&mut conn, ClientMessage::Compile(Box::new(request))).await?;
 
     let result = loop {
         // Silence ends the wait, not a slow frame: a large result on a thin link keeps arriving.

@@ -11,8 +11,9 @@ use crate::{manifest::Chunk, Compression, CompressionError, Digest};
 /// Frames sent by homcc.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub enum ClientMessage {
-    /// The first frame of every connection.
-    Compile(CompileRequest),
+    /// The first frame of every connection (boxed: it is much larger than the other frames;
+    /// the encoding is the request's own).
+    Compile(Box<CompileRequest>),
     /// Manifest chunks the server asked for in `Need::chunks`.
     Chunks(Vec<Chunk>),
     /// One file's content, asked for in `Need::blobs`.

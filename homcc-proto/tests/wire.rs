@@ -180,8 +180,8 @@ fn compile_request() -> CompileRequest {
 fn client_messages() -> Vec<ClientMessage> {
     let text = source_text();
     let mut messages = vec![
-        ClientMessage::Compile(compile_request()),
-        ClientMessage::Compile(CompileRequest {
+        ClientMessage::Compile(Box::new(compile_request())),
+        ClientMessage::Compile(Box::new(CompileRequest {
             args: vec![],
             include_dirs: vec![],
             implicit_includes: vec![],
@@ -192,7 +192,7 @@ fn client_messages() -> Vec<ClientMessage> {
             env: vec![],
             compression: Compression::None,
             ..compile_request()
-        }),
+        })),
         ClientMessage::Chunks(project_chunks()),
         ClientMessage::Chunks(vec![]),
         ClientMessage::Blob(Blob {
@@ -363,7 +363,7 @@ fn several_frames_in_one_buffer_decode_one_by_one() {
 fn a_frame_split_at_every_byte_decodes_only_when_complete() {
     let text = source_text();
     let messages = [
-        ClientMessage::Compile(compile_request()),
+        ClientMessage::Compile(Box::new(compile_request())),
         ClientMessage::Blob(Blob {
             digest: Digest::of(&text),
             payload: packed(Compression::Lzo, &text),
@@ -554,7 +554,7 @@ fn a_path_that_is_not_utf8_cannot_be_encoded_and_leaves_dst_unchanged() {
         ..compile_request()
     };
     let mut dst = BytesMut::from(&b"before"[..]);
-    let result = client_codec().encode(ClientMessage::Compile(request), &mut dst);
+    let result = client_codec().encode(ClientMessage::Compile(Box::new(request)), &mut dst);
     assert!(matches!(result, Err(CodecError::Encode(_))), "{result:?}");
     assert_eq!(&dst[..], b"before");
 }
@@ -563,7 +563,7 @@ fn a_path_that_is_not_utf8_cannot_be_encoded_and_leaves_dst_unchanged() {
 // Bad bodies
 
 fn compile_body(request: CompileRequest) -> Vec<u8> {
-    body(&client_frame(&ClientMessage::Compile(request)))
+    body(&client_frame(&ClientMessage::Compile(Box::new(request))))
 }
 
 fn blob_body() -> Vec<u8> {
@@ -786,8 +786,13 @@ fn a_compile_of_another_version_that_decodes_reaches_the_server() {
         version: 7,
         ..compile_request()
     };
-    let decoded = decode_client(&client_frame(&ClientMessage::Compile(request.clone())));
-    assert_eq!(decoded.unwrap(), Some(ClientMessage::Compile(request)));
+    let decoded = decode_client(&client_frame(&ClientMessage::Compile(Box::new(
+        request.clone(),
+    ))));
+    assert_eq!(
+        decoded.unwrap(),
+        Some(ClientMessage::Compile(Box::new(request)))
+    );
 }
 
 #[test]
@@ -892,7 +897,7 @@ fn a_warm_request_fits_in_2_kib() {
         compression: Compression::Lzo,
     };
     assert_eq!(request.args.len(), 13);
-    let size = client_frame(&ClientMessage::Compile(request)).len();
+    let size = client_frame(&ClientMessage::Compile(Box::new(request))).len();
     println!("warm request: {size} bytes on the wire (header included)");
     assert!(size < 2048, "warm request is {size} bytes");
 }
@@ -932,7 +937,7 @@ fn example_compile() -> ClientMessage {
             size: 7,
         }],
     };
-    ClientMessage::Compile(CompileRequest {
+    ClientMessage::Compile(Box::new(CompileRequest {
         version: PROTOCOL_VERSION,
         compiler: CompilerIdentity {
             name: "gcc".into(),
@@ -953,7 +958,7 @@ fn example_compile() -> ClientMessage {
         outputs: vec!["/p/a.o".into()],
         env: vec![("LC_ALL".into(), "C".into())],
         compression: Compression::Lzo,
-    })
+    }))
 }
 
 #[test]

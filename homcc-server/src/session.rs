@@ -211,7 +211,7 @@ async fn read_request(conn: &mut Conn) -> Result<CompileRequest, Ending> {
         None => return Err(Ending::Lost("closed before sending a request".into())),
         Some(Err(CodecError::VersionMismatch { peer })) => return Err(version_refusal(peer)),
         Some(Err(e)) => return Err(invalid(e)),
-        Some(Ok(ClientMessage::Compile(req))) => req,
+        Some(Ok(ClientMessage::Compile(req))) => *req,
         Some(Ok(_)) => return Err(invalid("the first frame must be a Compile request")),
     };
     if req.version != PROTOCOL_VERSION {
