@@ -7,7 +7,7 @@ use std::{
     net::SocketAddr,
     path::Path,
     process::{Output, Stdio},
-    time::{Duration, Instant},
+    time::Duration,
 };
 
 use futures_util::{SinkExt, StreamExt};
@@ -18,7 +18,7 @@ use homcc_proto::{
     PROTOCOL_VERSION,
 };
 use homcc_tests::{
-    assert_same_as_local, homcc_lines, job_roots, os, slow_cxx_source, wait_for,
+    assert_same_as_local, homcc_lines, job_roots, os, slow_cxx_source, wait_for, wait_for_or,
     wait_for_running_compile, Daemon, Project, TestServer,
 };
 use tokio::net::TcpStream;
@@ -198,18 +198,12 @@ fn processes_in(dir: &Path) -> Vec<(u32, String)> {
 
 /// Polls until no process runs under `dir`; after `limit`, panics naming those that still do.
 fn wait_for_no_process_in(dir: &Path, limit: Duration) {
-    let deadline = Instant::now() + limit;
-    loop {
-        let running = processes_in(dir);
-        if running.is_empty() {
-            return;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "after {limit:?}, still running in {}: {running:?}",
-            dir.display()
+    if !wait_for_or(limit, || processes_in(dir).is_empty()) {
+        panic!(
+            "after {limit:?}, still running in {}: {:?}",
+            dir.display(),
+            processes_in(dir)
         );
-        std::thread::sleep(Duration::from_millis(10));
     }
 }
 
