@@ -24,8 +24,7 @@ fn project() -> Project {
 #[test]
 fn every_compiler_name_form_compiles_remotely() {
     let p = project();
-    let cache = tempfile::tempdir().unwrap();
-    let server = TestServer::start(cache.path(), |_| {});
+    let server = TestServer::fresh(|_| {});
     for (compiler, source) in [
         ("cc", "a.c"),
         ("c++", "a.cpp"),
@@ -74,8 +73,7 @@ fn path_with_first(dir: &std::path::Path) -> std::ffi::OsString {
 #[test]
 fn a_symlink_named_after_the_compiler_masquerades_as_it() {
     let p = project();
-    let cache = tempfile::tempdir().unwrap();
-    let server = TestServer::start(cache.path(), |_| {});
+    let server = TestServer::fresh(|_| {});
     let dir = masquerade_dir("g++");
     let args = ["-O2", "-c", "a.cpp", "-o", "a.o"];
     let local = p.local("g++", &args);
@@ -129,8 +127,7 @@ fn homcc_never_runs_itself() {
 fn assembly_output_compiles_remotely() {
     let p = project();
     let src = p.path().join("a.c").display().to_string();
-    let cache = tempfile::tempdir().unwrap();
-    let server = TestServer::start(cache.path(), |_| {});
+    let server = TestServer::fresh(|_| {});
     for compiler in ["gcc", "clang"] {
         assert_same_as_local(&p, &server, compiler, &["-S", "a.c"], &["a.s"]);
         assert_same_as_local(
@@ -207,8 +204,7 @@ fn several_sources_compile_remotely_in_parallel() {
     p.write("w.c", "int w(void) { int unused; return 0; }\n")
         .write("e.c", "int e(void) { return missing; }\n")
         .write("c.txt", "int from_text(void) { return 3; }\n");
-    let cache = tempfile::tempdir().unwrap();
-    let server = TestServer::start(cache.path(), |_| {});
+    let server = TestServer::fresh(|_| {});
     for compiler in ["gcc", "clang"] {
         // Warnings of each source in command-line order, objects at their default names.
         let local = assert_same_as_local_with(
@@ -246,8 +242,7 @@ fn response_files_are_expanded_on_the_client() {
     .write("inc/defs.h", "#define VALUE 7\n")
     .write("flags.rsp", "-O2 -Iinc\n-DNAME=\"quoted value\"\n")
     .write("all.rsp", "@flags.rsp -c 'src dir/b c.c'\n-o out.o\n");
-    let cache = tempfile::tempdir().unwrap();
-    let server = TestServer::start(cache.path(), |_| {});
+    let server = TestServer::fresh(|_| {});
     for compiler in ["gcc", "clang"] {
         assert_same_as_local(&p, &server, compiler, &["@all.rsp", "-g"], &["out.o"]);
     }
@@ -265,8 +260,7 @@ fn compile_and_link_compiles_remotely_and_links_locally() {
     p.write("main.cpp", "#include <cstdio>\nextern \"C\" int twice(int);\nint main() { std::printf(\"%d\\n\", twice(21)); }\n")
         .write("twice.c", "int twice(int x) { return 2 * x; }\n")
         .write("main.c", "#include <stdio.h>\nint twice(int);\nint main(void) { printf(\"%d\\n\", twice(21)); return 0; }\n");
-    let cache = tempfile::tempdir().unwrap();
-    let server = TestServer::start(cache.path(), |_| {});
+    let server = TestServer::fresh(|_| {});
     let cases: &[(&str, &[&str], &[&str], usize)] = &[
         ("gcc", &["a.c"], &["a.out"], 1),
         (
@@ -376,8 +370,7 @@ fn tree(dir: &std::path::Path) -> std::collections::BTreeMap<String, Vec<u8>> {
 #[test]
 fn make_j_builds_the_same_project_remotely() {
     let p = make_project();
-    let cache = tempfile::tempdir().unwrap();
-    let server = TestServer::start(cache.path(), |_| {});
+    let server = TestServer::fresh(|_| {});
     let make = |cxx: &str| {
         let out = Command::new("make")
             .args(["-j4", "-B", &format!("CXX={cxx}")])
@@ -420,8 +413,7 @@ fn make_j_builds_the_same_project_remotely() {
 #[test]
 fn ccache_with_ccache_prefix_compiles_its_misses_remotely() {
     let p = project();
-    let cache = tempfile::tempdir().unwrap();
-    let server = TestServer::start(cache.path(), |_| {});
+    let server = TestServer::fresh(|_| {});
     let ccache_dir = tempfile::tempdir().unwrap();
     let args = ["g++", "-O2", "-g", "-c", "a.cpp", "-o", "a.o"];
     let local = p.local("g++", &args[1..]);
@@ -465,8 +457,7 @@ fn cross_compiles_for_another_target() {
         "cross.c",
         "#include <stddef.h>\nsize_t f(size_t x) { return x * 3; }\n",
     );
-    let cache = tempfile::tempdir().unwrap();
-    let server = TestServer::start(cache.path(), |_| {});
+    let server = TestServer::fresh(|_| {});
     let args = [
         "-ffreestanding",
         "-O2",

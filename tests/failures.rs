@@ -294,8 +294,7 @@ fn unreachable_host_compiles_locally() {
 
 #[test]
 fn busy_host_compiles_locally() {
-    let cache = tempfile::tempdir().unwrap();
-    let server = TestServer::start(cache.path(), |c| c.limit = 1);
+    let server = TestServer::fresh(|c| c.limit = 1);
     let project = quick_project();
     let local = compile_locally(&project, "g++", QUICK_ARGS, QUICK_OUTPUTS);
 
@@ -341,8 +340,7 @@ fn busy_host_compiles_locally() {
 
 #[test]
 fn compiler_mismatch_is_refused_and_compiles_locally() {
-    let cache = tempfile::tempdir().unwrap();
-    let server = TestServer::start(cache.path(), |_| {});
+    let server = TestServer::fresh(|_| {});
     let project = quick_project();
 
     // The server side, with a version no compiler has.
@@ -400,8 +398,7 @@ fn compiler_mismatch_is_refused_and_compiles_locally() {
 
 #[test]
 fn wrong_protocol_version_is_refused() {
-    let cache = tempfile::tempdir().unwrap();
-    let server = TestServer::start(cache.path(), |_| {});
+    let server = TestServer::fresh(|_| {});
     let project = Project::new();
     let (_conn, reply) = runtime().block_on(send_request(
         server.addr,

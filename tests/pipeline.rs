@@ -48,8 +48,7 @@ fn matrix(compiler: &str, source: &str) {
         panic!("{compiler} is not installed: the README's test command installs it (apt-get install -y clang)");
     }
     let (p, outside) = project();
-    let server_cache = tempfile::tempdir().unwrap();
-    let server = TestServer::start(server_cache.path(), |_| {});
+    let server = TestServer::fresh(|_| {});
     let extra = format!("-I{}", outside.path().display());
     let abs_out = p.path().join("build/abs.o").display().to_string();
     // Relative paths that climb out of the working directory and back in.
@@ -113,8 +112,7 @@ fn clangxx_cxx_matches_local() {
 #[test]
 fn clang_split_dwarf_matches_local() {
     let (p, _outside) = project();
-    let server_cache = tempfile::tempdir().unwrap();
-    let server = TestServer::start(server_cache.path(), |_| {});
+    let server = TestServer::fresh(|_| {});
     for flags in [
         &["-g", "-gsplit-dwarf"][..],
         &["-O2", "-g", "-gsplit-dwarf"],
@@ -132,8 +130,7 @@ fn warnings_match_local() {
     let p = Project::new();
     p.write("warn.c", "#include <stdio.h>\nint main(void) { int unused; printf(\"%d\\n\", \"not a number\"); return 0; }\n")
         .write("warn.cpp", "#include <vector>\nint f() { std::vector<int> v; int unused; return v.size() < -1; }\n");
-    let server_cache = tempfile::tempdir().unwrap();
-    let server = TestServer::start(server_cache.path(), |_| {});
+    let server = TestServer::fresh(|_| {});
     for (compiler, source) in [
         ("gcc", "warn.c"),
         ("g++", "warn.cpp"),
@@ -166,8 +163,7 @@ fn errors_match_local_with_client_paths() {
         "#include \"broken.h\"\nint main(void) { return undefined_name; }\n",
     );
     let inc = format!("-I{}", headers.path().display());
-    let server_cache = tempfile::tempdir().unwrap();
-    let server = TestServer::start(server_cache.path(), |_| {});
+    let server = TestServer::fresh(|_| {});
     for compiler in ["gcc", "clang"] {
         let local = assert_same_as_local(
             &p,
@@ -212,8 +208,7 @@ fn errors_match_local_with_client_paths() {
 #[test]
 fn warm_compile_uploads_nothing_and_fits_in_2_kib() {
     let (p, _outside) = project();
-    let server_cache = tempfile::tempdir().unwrap();
-    let server = TestServer::start(server_cache.path(), |_| {});
+    let server = TestServer::fresh(|_| {});
     let args = ["-O2", "-Iinclude", "-c", "src/main.cpp", "-o", "main.o"];
     let cold = p.homcc(&["--verbose", "--host", &server.host()], "g++", &args);
     assert!(
@@ -351,8 +346,7 @@ fn concurrent_compiles_upload_each_file_once() {
             &format!("{TYPICAL_CXX_HEADERS}int f{i}() {{ return {i}; }}\n"),
         );
     }
-    let server_cache = tempfile::tempdir().unwrap();
-    let server = TestServer::start(server_cache.path(), |c| c.limit = tus);
+    let server = TestServer::fresh(|c| c.limit = tus);
     // Every client starts at once against a cold cache: they all miss the shared headers.
     let children: Vec<_> = (0..tus)
         .map(|i| {

@@ -111,6 +111,8 @@ pub struct RemoteJob {
     pub scan_args: Vec<OsString>,
     /// The flags that change the built-in include dirs or the target.
     pub target_args: Vec<OsString>,
+    /// The directories the include flags name, absolute, each once (existing or not).
+    pub include_flag_dirs: Vec<PathBuf>,
     /// `-gsplit-dwarf`: identical remotely only with clang.
     pub split_dwarf: bool,
     /// `-S`: the compiler proper writes the output itself (gcc removes it after an error).
@@ -232,6 +234,7 @@ pub fn classify(args: &[OsString], cwd: &Path, driver: Driver) -> Plan {
     let mut other_language: Option<PathBuf> = None;
     let mut parts: Vec<Part> = Vec::new();
     let mut target_args = Vec::new();
+    let mut include_flag_dirs: Vec<PathBuf> = Vec::new();
 
     let mut i = 0;
     while i < args.len() {
@@ -373,6 +376,16 @@ pub fn classify(args: &[OsString], cwd: &Path, driver: Driver) -> Plan {
                 scan: false,
             },
             Local(reason) => return local(reason),
+            IncludeDir => {
+                let dir = absolute(cwd, Path::new(&value.unwrap_or_default()));
+                if !include_flag_dirs.contains(&dir) {
+                    include_flag_dirs.push(dir);
+                }
+                Part::Common {
+                    args: taken,
+                    scan: true,
+                }
+            }
             Pass => Part::Common {
                 args: taken,
                 scan: true,
@@ -393,7 +406,7 @@ pub fn classify(args: &[OsString], cwd: &Path, driver: Driver) -> Plan {
                 "dependency files and split DWARF of a compile+link command are written locally",
             );
         }
-        return compile_and_link(&parts, &sources, &target_args);
+        return compile_and_link(&parts, &sources, &target_args, &include_flag_dirs);
     }
     if let Some(path) = not_source {
         return local(format!("input {} is not a C or C++ source", path.display()));
@@ -452,6 +465,7 @@ pub fn classify(args: &[OsString], cwd: &Path, driver: Driver) -> Plan {
             compile_args,
             scan_args,
             target_args: target_args.clone(),
+            include_flag_dirs: include_flag_dirs.clone(),
             split_dwarf,
             assembly: assembly_only,
         });
@@ -506,6 +520,7 @@ fn compile_and_link(
     parts: &[Part],
     sources: &[(PathBuf, Language)],
     target_args: &[OsString],
+    include_flag_dirs: &[PathBuf],
 ) -> Plan {
     let mut jobs = Vec::with_capacity(sources.len());
     for (index, (source, language)) in sources.iter().enumerate() {
@@ -525,6 +540,7 @@ fn compile_and_link(
             compile_args,
             scan_args,
             target_args: target_args.to_vec(),
+            include_flag_dirs: include_flag_dirs.to_vec(),
             split_dwarf: false,
             assembly: false,
         });

@@ -4,9 +4,8 @@
 
 use std::{
     collections::HashMap,
-    ffi::{OsStr, OsString},
-    os::unix::ffi::OsStrExt,
-    path::{Path, PathBuf},
+    ffi::OsStr,
+    path::Path,
     time::{Duration, Instant},
 };
 
@@ -20,23 +19,21 @@ use crate::{
     hosts::Host,
     known::KnownChunks,
     output,
-    paths::absolute,
     scan::{self, ScanError},
     session::{compile_on, Prepared, Timeouts, Traffic},
     settings::Settings,
     verbose,
 };
 
-/// How one job ended.
+/// Why a job (and so its whole command) runs locally instead of remotely.
 #[derive(Debug)]
-pub enum Outcome {
-    /// The compiler's verdict; its output files are written.
-    Compiled(CompileResult),
-    /// The command must run locally, quietly: the compiler will speak for itself (a failed
-    /// dependency scan) or remote output could differ (`--verbose` said why).
+pub enum Instead {
+    /// Quietly: the compiler will speak for itself (a failed dependency scan) or remote output
+    /// could differ (`--verbose` said why).
     Local,
-    /// A failure before the compiler's verdict: run locally, saying this.
-    Failed(String),
+    /// After a failure before the compiler's verdict: say this (or exit, if local compilation
+    /// is disabled).
+    Fallback(String),
 }
 
 /// Runs `job` of the compiler `name` (resolved to `binary`) on the first host that takes it.
@@ -46,7 +43,7 @@ pub async fn compile(
     binary: &Path,
     cwd: &Path,
     job: &RemoteJob,
-) -> Outcome {
+) -> Result<CompileResult, Instead> {
     let started = Instant::now();
     let work = (
         settings.clone(),
@@ -63,8 +60,12 @@ pub async fn compile(
     .await;
     let prepared = match prepared {
         Ok(Ok(prepared)) => prepared,
-        Ok(Err(outcome)) => return outcome,
-        Err(e) => return Outcome::Failed(format!("preparing the compile failed: {e}")),
+        Ok(Err(instead)) => return Err(instead),
+        Err(e) => {
+            return Err(Instead::Fallback(format!(
+                "preparing the compile failed: {e}"
+            )))
+        }
     };
     let prepared_in = started.elapsed();
     let timeouts = Timeouts {
@@ -82,7 +83,7 @@ pub async fn compile(
             Ok(result) => {
                 let remove_stale = prepared.request.compiler.is_clang() || job.assembly;
                 if let Err(e) = output::write_outputs(&result, &job.outputs, remove_stale) {
-                    return Outcome::Failed(format!("{host} {e:#}"));
+                    return Err(Instead::Fallback(format!("{host} {e:#}")));
                 }
                 let line = summary(
                     host,
@@ -92,12 +93,12 @@ pub async fn compile(
                     started.elapsed(),
                 );
                 verbose(settings, &line);
-                return Outcome::Compiled(result);
+                return Ok(result);
             }
             Err(failure) => failures.push(format!("{host} {failure}")),
         }
     }
-    Outcome::Failed(failures.join("; "))
+    Err(Instead::Fallback(failures.join("; ")))
 }
 
 /// Everything the request needs: compiler identity, every file hashed, chunks.
@@ -107,11 +108,11 @@ fn prepare(
     binary: &Path,
     cwd: &Path,
     job: &RemoteJob,
-) -> Result<Prepared, Outcome> {
+) -> Result<Prepared, Instead> {
     let cache_dir = settings.cache_dir.as_deref();
     let quietly_local = |reason: &str| {
         verbose(settings, &format!("compiling locally: {reason}"));
-        Outcome::Local
+        Instead::Local
     };
     // A compiler that cannot even preprocess this language (gcc without cc1obj) fails the same
     // way locally, where it explains itself.
@@ -130,7 +131,7 @@ fn prepare(
     let files = match scan::scan(binary, job, cwd) {
         Ok(files) => files,
         Err(ScanError::CompilerFailed) => return Err(quietly_local("the dependency scan failed")),
-        Err(e) => return Err(Outcome::Failed(e.to_string())),
+        Err(e) => return Err(Instead::Fallback(e.to_string())),
     };
     let entries: Vec<_> = files.iter().map(|f| f.entry.clone()).collect();
     let chunks = chunk_entries(&entries)
@@ -144,7 +145,12 @@ fn prepare(
             include_dirs: info.include_dirs,
             implicit_includes: info.implicit_includes,
             preprocessed: job.language.is_preprocessed(),
-            dirs: existing_include_dirs(&job.compile_args, cwd),
+            dirs: job
+                .include_flag_dirs
+                .iter()
+                .filter(|d| d.is_dir())
+                .cloned()
+                .collect(),
             manifest: Vec::new(),
             outputs: job.outputs.clone(),
             env: FORWARDED_ENV
@@ -159,33 +165,6 @@ fn prepare(
             .map(|f| (f.entry.digest, f.read_from.clone()))
             .collect::<HashMap<_, _>>(),
     })
-}
-
-/// The directories the compile's include flags name that exist here, absolute: the server
-/// creates them, so that the compiler finds the same directories present or missing.
-fn existing_include_dirs(args: &[OsString], cwd: &Path) -> Vec<PathBuf> {
-    // Longest first, so that a joined `-isystemdir` is not read as `-I` + `system...`.
-    const FLAGS: [&str; 4] = ["-idirafter", "-isystem", "-iquote", "-I"];
-    let mut dirs: Vec<PathBuf> = Vec::new();
-    let mut iter = args.iter();
-    while let Some(arg) = iter.next() {
-        let bytes = arg.as_bytes();
-        let value = if FLAGS.iter().any(|f| f.as_bytes() == bytes) {
-            iter.next().map(|v| v.as_bytes())
-        } else {
-            FLAGS
-                .iter()
-                .find_map(|f| bytes.strip_prefix(f.as_bytes()))
-                .filter(|v| !v.is_empty())
-        };
-        if let Some(value) = value {
-            let dir = absolute(cwd, Path::new(OsStr::from_bytes(value)));
-            if dir.is_dir() && !dirs.contains(&dir) {
-                dirs.push(dir);
-            }
-        }
-    }
-    dirs
 }
 
 /// The `--verbose` line of a remote compile: what crossed the wire and where the time went
@@ -205,28 +184,4 @@ fn summary(host: &Host, t: &Traffic, exit_code: i32, local: Duration, remote: Du
         local.as_millis(),
         remote.as_millis()
     )
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn include_dirs_that_exist_are_listed_once() {
-        let dir = tempfile::tempdir().unwrap();
-        for d in ["inc", "sys", "q", "after"] {
-            std::fs::create_dir(dir.path().join(d)).unwrap();
-        }
-        let args: Vec<OsString> =
-            "-c a.c -Iinc -I inc -isystem sys -iquoteq -idirafter after -Imissing -include inc/x.h"
-                .split_whitespace()
-                .map(OsString::from)
-                .collect();
-        let got = existing_include_dirs(&args, dir.path());
-        let want: Vec<PathBuf> = ["inc", "sys", "q", "after"]
-            .iter()
-            .map(|d| dir.path().join(d))
-            .collect();
-        assert_eq!(got, want);
-    }
 }

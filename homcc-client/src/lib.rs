@@ -33,7 +33,7 @@ use homcc_proto::CompileResult;
 use crate::{
     classify::{classify, link_args, Driver, LinkArg, Plan, RemoteJob},
     compiler::ResolveError,
-    job::Outcome,
+    job::Instead,
     settings::{Cli, Settings},
 };
 
@@ -169,14 +169,6 @@ fn scan_includes(cmd: &Command<'_>, cwd: &Path, jobs: Vec<RemoteJob>) -> u8 {
     0
 }
 
-/// How to end a command whose remote jobs did not all reach a verdict.
-enum Instead {
-    /// Run it locally, quietly (`--verbose` said why).
-    Local,
-    /// Run it locally after saying this (or exit, if local compilation is disabled).
-    Fallback(String),
-}
-
 impl Instead {
     fn run(self, settings: &Settings, cmd: &Command<'_>) -> u8 {
         match self {
@@ -205,20 +197,12 @@ async fn run_jobs(
         .map(|h| h.limit as usize)
         .sum::<usize>()
         .max(1);
-    let outcomes: Vec<Outcome> = futures_util::stream::iter(jobs)
+    let outcomes: Vec<Result<CompileResult, Instead>> = futures_util::stream::iter(jobs)
         .map(|job| job::compile(settings, cmd.name, &cmd.binary, cwd, job))
         .buffered(parallel)
         .collect()
         .await;
-    let mut results = Vec::with_capacity(outcomes.len());
-    for outcome in outcomes {
-        match outcome {
-            Outcome::Compiled(result) => results.push(result),
-            Outcome::Local => return Err(Instead::Local),
-            Outcome::Failed(reason) => return Err(Instead::Fallback(reason)),
-        }
-    }
-    Ok(results)
+    outcomes.into_iter().collect()
 }
 
 /// Replays the compilers' stdout and stderr in command-line order; the exit code is the first

@@ -66,8 +66,11 @@ impl<'a> Filler<'a> {
         }
     }
 
-    /// Places every file of `chunk`.
+    /// Places every file of `chunk`, in the chunk's directory (created once here).
     pub fn add_chunk(&mut self, chunk: &Chunk) -> Result<(), FillError> {
+        let dir = Path::new(&chunk.dir);
+        std::fs::create_dir_all(self.job.map_normal(dir)?)
+            .map_err(|_| FillError::Conflict(dir.to_owned()))?;
         for entry in chunk.entries() {
             self.add(&entry)?;
         }
@@ -77,9 +80,6 @@ impl<'a> Filler<'a> {
     fn add(&mut self, entry: &ManifestEntry) -> Result<(), FillError> {
         let dest = self.job.map_normal(&entry.path)?;
         self.files += 1;
-        if let Some(dir) = dest.parent() {
-            std::fs::create_dir_all(dir).map_err(|_| FillError::Conflict(entry.path.clone()))?;
-        }
         if let Some(pending) = self.pending.get_mut(&entry.digest) {
             pending.dests.push(dest);
             return Ok(());

@@ -4,10 +4,7 @@
 use std::{
     net::SocketAddr,
     path::PathBuf,
-    sync::{
-        atomic::{AtomicUsize, Ordering},
-        Arc, Mutex,
-    },
+    sync::{Arc, Mutex},
     time::Duration,
 };
 
@@ -79,8 +76,6 @@ pub struct Record {
 #[derive(Debug, Default)]
 pub struct Stats {
     records: Mutex<Vec<Record>>,
-    active: AtomicUsize,
-    peak: AtomicUsize,
 }
 
 impl Stats {
@@ -89,33 +84,12 @@ impl Stats {
         self.records.lock().unwrap().clone()
     }
 
-    /// The most compiles that ran at once.
-    pub fn peak_active(&self) -> usize {
-        self.peak.load(Ordering::SeqCst)
-    }
-
     pub(crate) fn record(&self, record: Record) {
         let mut records = self.records.lock().unwrap();
         if records.len() >= 10_000 {
             records.remove(0);
         }
         records.push(record);
-    }
-
-    pub(crate) fn compile_started(self: &Arc<Self>) -> ActiveCompile {
-        let now = self.active.fetch_add(1, Ordering::SeqCst) + 1;
-        self.peak.fetch_max(now, Ordering::SeqCst);
-        ActiveCompile(self.clone())
-    }
-}
-
-/// Counts one running compile until dropped.
-#[derive(Debug)]
-pub(crate) struct ActiveCompile(Arc<Stats>);
-
-impl Drop for ActiveCompile {
-    fn drop(&mut self) {
-        self.0.active.fetch_sub(1, Ordering::SeqCst);
     }
 }
 

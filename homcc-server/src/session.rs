@@ -130,7 +130,6 @@ async fn handle(
             format!("busy: all {} compile slots are taken", state.config.limit),
         )
     })?;
-    let _active = state.stats.compile_started();
     let compiler = state
         .compilers
         .resolve(&req.compiler)
@@ -278,17 +277,12 @@ async fn negotiate(
                 .await?
                 .map_err(invalid)?;
         }
-        if !filler.waiting_on_others() && filler_is_done(&mut filler, &mut unknown_chunks) {
+        if !filler.waiting_on_others() && unknown_chunks.is_empty() && !filler.has_unrequested() {
             break;
         }
     }
     record.files = filler.files;
     Ok(())
-}
-
-/// Whether nothing remains to ask for; leaves the state untouched otherwise.
-fn filler_is_done(filler: &mut Filler<'_>, unknown_chunks: &mut [Digest]) -> bool {
-    unknown_chunks.is_empty() && !filler.has_unrequested()
 }
 
 /// Reads the client's uploads until everything `need` named has arrived.

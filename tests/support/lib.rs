@@ -68,6 +68,8 @@ pub struct TestServer {
     pub addr: SocketAddr,
     pub stats: Arc<Stats>,
     pub cache_dir: PathBuf,
+    /// The cache's temporary directory, when the server owns it ([`TestServer::fresh`]).
+    _owned_cache: Option<tempfile::TempDir>,
     /// Records already handed out by `last` or a comparison.
     observed: std::sync::atomic::AtomicUsize,
     shutdown: CancellationToken,
@@ -104,9 +106,18 @@ impl TestServer {
             stats,
             cache_dir: cache_dir.to_owned(),
             observed: Default::default(),
+            _owned_cache: None,
             shutdown,
             thread: Some(thread),
         }
+    }
+
+    /// A server with a cache of its own in a temporary directory.
+    pub fn fresh(adjust: impl FnOnce(&mut ServerConfig)) -> TestServer {
+        let cache = tempfile::tempdir().unwrap();
+        let mut server = TestServer::start(cache.path(), adjust);
+        server._owned_cache = Some(cache);
+        server
     }
 
     /// `127.0.0.1:PORT`, for `--host`.

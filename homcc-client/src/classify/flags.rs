@@ -39,6 +39,9 @@ pub(super) enum Role {
     Local(&'static str),
     /// Passed through unchanged, to the scan and the server.
     Pass,
+    /// An include search directory (`-I`, `-isystem`, `-iquote`, `-idirafter`): passed through,
+    /// and the job notes it (the server creates those that exist here).
+    IncludeDir,
 }
 
 pub(super) struct Flag {
@@ -142,10 +145,10 @@ pub(super) const FLAGS: &[Flag] = &[
     ),
     flag("-v", Nothing, Local("verbose compiler run (-v)")),
     flag("-###", Nothing, Local("-### only prints commands")),
-    flag("-I", NextOrJoined, Pass),
-    flag("-isystem", NextOrJoined, Pass),
-    flag("-iquote", NextOrJoined, Pass),
-    flag("-idirafter", NextOrJoined, Pass),
+    flag("-I", NextOrJoined, IncludeDir),
+    flag("-isystem", NextOrJoined, IncludeDir),
+    flag("-iquote", NextOrJoined, IncludeDir),
+    flag("-idirafter", NextOrJoined, IncludeDir),
     flag("-include", NextOrJoined, Pass),
     flag("-imacros", NextOrJoined, Pass),
     flag("-iprefix", NextOrJoined, Pass),

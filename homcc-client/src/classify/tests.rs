@@ -106,6 +106,17 @@ fn several_sources_are_one_job_each() {
 }
 
 #[test]
+fn include_flags_name_their_dirs_once() {
+    let job =
+        jobs("-c a.c -Iinc -I inc -isystem sys -iquoteq -idirafter after -I/abs -include inc/x.h")
+            .remove(0);
+    let want: Vec<PathBuf> = ["/tmp/inc", "/tmp/sys", "/tmp/q", "/tmp/after", "/abs"]
+        .map(PathBuf::from)
+        .to_vec();
+    assert_eq!(job.include_flag_dirs, want);
+}
+
+#[test]
 fn linker_flags_go_to_the_compile_not_the_scan() {
     let job = jobs("-c a.c -lm -L/lib -Wl,-O1 -Xlinker -x").remove(0);
     assert_eq!(
