@@ -5,7 +5,7 @@
 use std::{os::unix::fs::symlink, process::Command};
 
 use homcc_tests::{
-    assert_same_as_local, assert_same_as_local_with, bin, homcc_lines, Project, TestServer,
+    assert_same_as_local, assert_same_as_local_with, bin, homcc_lines, isolate, Project, TestServer,
 };
 
 fn project() -> Project {
@@ -80,12 +80,11 @@ fn a_symlink_named_after_the_compiler_masquerades_as_it() {
     assert!(local.status.success());
     let local_object = p.take(&["a.o"]);
     // `g++ ...` with the symlink first on PATH: homcc runs, finds the real g++ after itself.
-    let out = Command::new("g++")
+    let out = isolate(&mut Command::new("g++"), p.client_cache.path())
         .args(args)
         .current_dir(p.path())
         .env("PATH", path_with_first(dir.path()))
         .env("HOMCC_HOSTS", server.host())
-        .env("XDG_CACHE_HOME", p.client_cache.path())
         .output()
         .unwrap();
     assert!(
@@ -372,11 +371,10 @@ fn make_j_builds_the_same_project_remotely() {
     let p = make_project();
     let server = TestServer::fresh(|_| {});
     let make = |cxx: &str| {
-        let out = Command::new("make")
+        let out = isolate(&mut Command::new("make"), p.client_cache.path())
             .args(["-j4", "-B", &format!("CXX={cxx}")])
             .current_dir(p.path())
             .env("HOMCC_HOSTS", format!("{}/4", server.host()))
-            .env("XDG_CACHE_HOME", p.client_cache.path())
             .output()
             .unwrap();
         assert!(
@@ -419,13 +417,12 @@ fn ccache_with_ccache_prefix_compiles_its_misses_remotely() {
     let local = p.local("g++", &args[1..]);
     let local_object = p.take(&["a.o"]);
     let ccache = || {
-        Command::new("ccache")
+        isolate(&mut Command::new("ccache"), p.client_cache.path())
             .args(args)
             .current_dir(p.path())
             .env("CCACHE_DIR", ccache_dir.path())
             .env("CCACHE_PREFIX", bin("homcc"))
             .env("HOMCC_HOSTS", server.host())
-            .env("XDG_CACHE_HOME", p.client_cache.path())
             .output()
             .expect("ccache is installed (tests/run-all.sh installs it)")
     };

@@ -324,7 +324,8 @@ fn busy_host_compiles_locally() {
         refused.outcome
     );
 
-    // Once the holder goes away, its slot is free for the next compile.
+    // Once the holder goes away, its slot is free for the next compile; this user's homcc
+    // processes skip the host for the back-off period without asking, another user's do not.
     {
         let _context = rt.enter();
         drop(holder);
@@ -335,7 +336,18 @@ fn busy_host_compiles_locally() {
             .iter()
             .any(|r| r.outcome.starts_with("lost:"))
     });
-    assert_same_as_local(&project, &server, "g++", QUICK_ARGS, QUICK_OUTPUTS);
+    let records = server.records().len();
+    let out = project.homcc(&["--host", &server.host()], "g++", QUICK_ARGS);
+    assert_fell_back(
+        &project,
+        &local,
+        &out,
+        QUICK_OUTPUTS,
+        &[&server.host(), "skipped for", "after: busy"],
+    );
+    assert_eq!(server.records().len(), records, "not asked again");
+    let other_user = quick_project();
+    assert_same_as_local(&other_user, &server, "g++", QUICK_ARGS, QUICK_OUTPUTS);
 }
 
 #[test]

@@ -13,7 +13,7 @@ use std::{
     time::{Duration, Instant},
 };
 
-use homcc_tests::{bin, wait_for_or, TestServer};
+use homcc_tests::{bin, isolate, wait_for_or, TestServer};
 
 /// Where a scenario's compiles must run.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -462,13 +462,7 @@ fn no_stray_connections(
 /// `homcc --host <server>` with its own cache and no settings from the environment.
 fn homcc_command(server: &TestServer, client_cache: &Path) -> Command {
     let mut cmd = Command::new(bin("homcc"));
-    cmd.args(["--host", &server.host()])
-        .env("XDG_CACHE_HOME", client_cache);
-    for (key, _) in std::env::vars_os() {
-        if key.to_string_lossy().starts_with("HOMCC_") {
-            cmd.env_remove(key);
-        }
-    }
+    isolate(&mut cmd, client_cache).args(["--host", &server.host()]);
     cmd
 }
 

@@ -9,7 +9,7 @@ use std::{
     process::{Child, Command, Stdio},
 };
 
-use homcc_tests::{bin, homcc_lines, Project};
+use homcc_tests::{bin, homcc_lines, isolate, Project};
 
 /// A network namespace with a rate-limited loopback; deleted on drop.
 struct ThinNet {
@@ -115,14 +115,12 @@ fn a_slow_upload_is_not_an_idle_client() {
     assert!(local.status.success());
     let local_object = project.take(&["big.o"]);
 
-    let out = net
-        .command(&bin("homcc"))
+    let mut homcc = net.command(&bin("homcc"));
+    let out = isolate(&mut homcc, project.client_cache.path())
         // Uncompressed, so that the time goes to the link, not to LZO in a debug build.
         .args(["--verbose", "--compression", "none", "--host", &host, "gcc"])
         .args(args)
         .current_dir(project.path())
-        .env("XDG_CACHE_HOME", project.client_cache.path())
-        .env_remove("HOMCC_HOSTS")
         .output()
         .unwrap();
     let _ = daemon.kill();

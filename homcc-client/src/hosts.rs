@@ -1,5 +1,5 @@
-//! Hosts lines: `HOST[:PORT][/LIMIT][,COMPRESSION]`, `[IPv6]...`, `@HOST...` and `USER@HOST...`,
-//! one per line of a hosts file or word of $HOMCC_HOSTS, parsed into [`Host`]s.
+//! Hosts lines: `HOST[:PORT][/LIMIT][,COMPRESSION]`, `[IPv6]...`, `@HOST...`, `USER@HOST...` and
+//! `localhost[/N]`, one per line of a hosts file or word of $HOMCC_HOSTS, parsed into [`Host`]s.
 
 use std::{fmt, net::Ipv6Addr, str::FromStr};
 
@@ -8,6 +8,15 @@ use homcc_proto::{Compression, DEFAULT_PORT};
 /// How many compiles one host runs at a time for this client when its line gives no `/LIMIT`.
 pub const DEFAULT_LIMIT: u32 = 2;
 
+/// `localhost` without a port: this machine, not a homccd.
+pub const LOCALHOST: &str = "localhost";
+
+/// How many local compiles and dependency scans run at once when no `localhost/N` says: one per
+/// CPU.
+pub fn default_local_limit() -> u32 {
+    std::thread::available_parallelism().map_or(1, |n| n.get() as u32)
+}
+
 /// One build server from a hosts line.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Host {
@@ -15,7 +24,8 @@ pub struct Host {
     pub name: String,
     /// The port given, or [`DEFAULT_PORT`].
     pub port: u16,
-    /// At most this many compiles at a time on this host; [`DEFAULT_LIMIT`] when not given.
+    /// At most this many compiles at a time on this host; [`DEFAULT_LIMIT`] when not given
+    /// ([`default_local_limit`] for `localhost`).
     pub limit: u32,
     /// The compression this host asks for; `None` when the line names none.
     pub compression: Option<Compression>,
@@ -27,8 +37,22 @@ pub struct Host {
 pub enum Transport {
     /// A TCP connection to homccd at `name:port`.
     Tcp,
-    /// Through SSH (`@HOST` or `USER@HOST`); parsed, not yet used.
+    /// Through SSH (`@HOST` or `USER@HOST`); parsed and shown, not yet connected to.
     Ssh { user: Option<String> },
+    /// `localhost` without a port: compiles on this machine, `limit` at a time (also the number
+    /// of dependency scans at once).
+    Local,
+}
+
+impl fmt::Display for Transport {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Transport::Tcp => f.write_str("tcp"),
+            Transport::Ssh { user: None } => f.write_str("ssh"),
+            Transport::Ssh { user: Some(user) } => write!(f, "ssh as {user}"),
+            Transport::Local => f.write_str("local"),
+        }
+    }
 }
 
 /// A hosts line that does not parse. `host` is the whole line as written.
@@ -70,6 +94,28 @@ pub struct HostsError {
 }
 
 impl Host {
+    /// Whether this is the `localhost` line: this machine's own slots, not a server.
+    pub fn is_local(&self) -> bool {
+        self.transport == Transport::Local
+    }
+
+    /// A file name for this host's records (slots, health, known chunks): `name_port`, with
+    /// every character but letters, digits, `.` and `-` as `_`.
+    pub fn key(&self) -> String {
+        if self.is_local() {
+            return LOCALHOST.into();
+        }
+        format!("{}_{}", self.name, self.port)
+            .chars()
+            .map(
+                |c| match c.is_ascii_alphanumeric() || c == '.' || c == '-' {
+                    true => c,
+                    false => '_',
+                },
+            )
+            .collect()
+    }
+
     /// `name:port` for `TcpStream::connect` and `lookup_host`, with IPv6 addresses bracketed.
     pub fn address(&self) -> String {
         if self.name.contains(':') {
@@ -80,10 +126,13 @@ impl Host {
     }
 }
 
-/// `name:port`, IPv6 as `[::1]:3126`: how messages name a host.
+/// `name:port`, IPv6 as `[::1]:3126`, or `localhost`: how messages name a host.
 impl fmt::Display for Host {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.address())
+        match self.is_local() {
+            true => f.write_str(LOCALHOST),
+            false => f.write_str(&self.address()),
+        }
     }
 }
 
@@ -104,8 +153,8 @@ impl FromStr for Host {
             None => (line, None),
         };
         let (rest, limit) = match rest.split_once('/') {
-            Some((rest, limit)) => (rest, parse_limit(limit, line)?),
-            None => (rest, DEFAULT_LIMIT),
+            Some((rest, limit)) => (rest, Some(parse_limit(limit, line)?)),
+            None => (rest, None),
         };
         let (rest, transport) = match rest.split_once('@') {
             Some(("", rest)) => (rest, Transport::Ssh { user: None }),
@@ -124,6 +173,15 @@ impl FromStr for Host {
             None => (rest, Transport::Tcp),
         };
         let (name, port) = split_port(rest, line)?;
+        if name == LOCALHOST && port.is_none() && transport == Transport::Tcp {
+            return Ok(Host {
+                name: name.to_string(),
+                port: DEFAULT_PORT,
+                limit: limit.unwrap_or_else(default_local_limit),
+                compression,
+                transport: Transport::Local,
+            });
+        }
         let port = match port {
             Some(port) => parse_port(port, line)?,
             None => DEFAULT_PORT,
@@ -131,7 +189,7 @@ impl FromStr for Host {
         Ok(Host {
             name: name.to_string(),
             port,
-            limit,
+            limit: limit.unwrap_or(DEFAULT_LIMIT),
             compression,
             transport,
         })
@@ -274,6 +332,13 @@ mod tests {
         }
     }
 
+    fn local(limit: u32) -> Host {
+        Host {
+            transport: Transport::Local,
+            ..tcp("localhost", P, limit, None)
+        }
+    }
+
     fn ssh(user: Option<&str>, name: &str, port: u16, limit: u32, c: Option<Compression>) -> Host {
         let transport = Transport::Ssh {
             user: user.map(String::from),
@@ -300,7 +365,11 @@ mod tests {
     #[rustfmt::skip]
     #[test]
     fn valid_hosts() {
-        check("localhost", Ok(tcp("localhost", P, L, None)));
+        check("localhost", Ok(local(default_local_limit())));
+        check("localhost/3", Ok(local(3)));
+        check("localhost:3126", Ok(tcp("localhost", P, L, None)));
+        check("localhost:4000/8", Ok(tcp("localhost", 4000, 8, None)));
+        check("@localhost", Ok(ssh(None, "localhost", P, L, None)));
         check("  remotehost/12 \t", Ok(tcp("remotehost", P, 12, None)));
         check("build-1.example.com", Ok(tcp("build-1.example.com", P, L, None)));
         check("build_1", Ok(tcp("build_1", P, L, None)));
@@ -383,11 +452,25 @@ mod tests {
 
     #[test]
     fn display_and_address() {
-        check_display("localhost", "localhost:3126");
+        check_display("localhost:3126", "localhost:3126");
+        assert_eq!(
+            "localhost/2".parse::<Host>().unwrap().to_string(),
+            "localhost"
+        );
         check_display("10.0.0.1:4000/8,lzo", "10.0.0.1:4000");
         check_display("::1", "[::1]:3126");
         check_display("[FC00::1]:3126/42,lzo", "[FC00::1]:3126");
         check_display("alice@h:22", "h:22");
+    }
+
+    #[test]
+    fn keys_are_file_names() {
+        let key = |line: &str| line.parse::<Host>().unwrap().key();
+        assert_eq!(key("10.0.0.1:4000/8,lzo"), "10.0.0.1_4000");
+        assert_eq!(key("[fe80::1]:9"), "fe80__1_9");
+        assert_eq!(key("alice@build-1"), "build-1_3126");
+        assert_eq!(key("localhost/4"), "localhost");
+        assert_eq!(key("localhost:3126"), "localhost_3126");
     }
 
     #[test]
@@ -408,7 +491,7 @@ mod tests {
     fn hosts_files() {
         check_hosts("", Ok(vec![]));
         check_hosts("\n  \n# only a comment\n", Ok(vec![]));
-        check_hosts("localhost", Ok(vec![tcp("localhost", P, L, None)]));
+        check_hosts("localhost/4", Ok(vec![local(4)]));
         check_hosts("a b\tc", Ok(vec![tcp("a", P, L, None), tcp("b", P, L, None), tcp("c", P, L, None)]));
         check_hosts("a/4 # fast one\n  b:9 \n", Ok(vec![tcp("a", P, 4, None), tcp("b", 9, L, None)]));
         check_hosts("a\r\nb\r\n", Ok(vec![tcp("a", P, L, None), tcp("b", P, L, None)]));
@@ -416,7 +499,7 @@ mod tests {
         check_hosts(
             "# homcc: hosts\nlocalhost\nremotehost/12\n192.168.0.1:3126/21\n[FC00::1]:3126/42,lzo\n\n# Comment\n",
             Ok(vec![
-                tcp("localhost", P, L, None),
+                local(default_local_limit()),
                 tcp("remotehost", P, 12, None),
                 tcp("192.168.0.1", 3126, 21, None),
                 tcp("FC00::1", 3126, 42, Some(Lzo)),

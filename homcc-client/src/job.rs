@@ -1,6 +1,7 @@
-//! One remote job (one source of the command): probe the compiler, scan and hash the files,
-//! then try the hosts in turn; the outcome is the compiler's verdict with its outputs written,
-//! or why the command must run locally.
+//! One remote job (one source of the command): probe the compiler, scan and hash the files (in
+//! a local slot), then take a slot on the host with the most free ones and compile there, up to
+//! `remote_compilation_tries` hosts; the outcome is the compiler's verdict with its outputs
+//! written, or why the command must run locally.
 
 use std::{
     collections::HashMap,
@@ -16,12 +17,14 @@ use homcc_proto::{
 use crate::{
     classify::{Language, RemoteJob},
     compiler,
-    hosts::Host,
+    config::Settings,
+    debug,
+    hosts::{Host, Transport},
     known::KnownChunks,
     output,
     scan::{self, ScanError},
     session::{compile_on, Prepared, Timeouts, Traffic},
-    settings::Settings,
+    slots::{poll_interval, Pick, Slot, Slots, BACKOFF},
     verbose,
 };
 
@@ -52,9 +55,16 @@ pub async fn compile(
         cwd.to_owned(),
         job.clone(),
     );
-    // Probing and scanning run processes and read files: off the runtime, so jobs overlap.
+    let slots = settings
+        .state_dir
+        .as_deref()
+        .and_then(|dir| Slots::open(dir).ok());
+    // Probing and scanning run processes and read files: off the runtime, so jobs overlap; in
+    // a local slot, so that `make -j64` does not run 64 scans at once.
+    let local_slots = slots.clone();
     let prepared = tokio::task::spawn_blocking(move || {
         let (settings, name, binary, cwd, job) = work;
+        let _slot = local_slots.and_then(|s| s.take_local(settings.local_limit));
         prepare(&settings, &name, &binary, &cwd, &job)
     })
     .await;
@@ -73,13 +83,63 @@ pub async fn compile(
         request: settings.request_timeout,
         heartbeat: settings.heartbeat_timeout,
     };
+    let mut tried = vec![false; settings.hosts.len()];
     let mut failures = Vec::new();
-    for host in settings.hosts.iter().take(settings.tries) {
+    let wait_until = Instant::now() + settings.request_timeout;
+    for _ in 0..settings.tries {
+        let (index, _slot) = match take_host(settings, slots.as_ref(), &tried, wait_until).await {
+            Taken::Host(index, slot) => (index, slot),
+            Taken::Local => {
+                verbose(
+                    settings,
+                    "compiling locally: every remote slot is taken and localhost has a free one",
+                );
+                return Err(Instead::Local);
+            }
+            Taken::Nothing(reasons) => {
+                failures.extend(reasons);
+                break;
+            }
+        };
+        tried[index] = true;
+        let host = &settings.hosts[index];
+        let key = host.key();
+        // A host of unknown health is tried by one process at a time; the others then see how
+        // it went.
+        let mut probe = match &slots {
+            Some(slots) => {
+                slots
+                    .probe(&key, Instant::now() + 2 * timeouts.connect)
+                    .await
+            }
+            None => None,
+        };
+        if let Some((left, reason)) = slots.as_ref().and_then(|s| s.backing_off(&key)) {
+            let left = left.as_secs() + 1;
+            failures.push(format!("{host}: skipped for {left} s after: {reason}"));
+            continue;
+        }
         let started = Instant::now();
-        let known = KnownChunks::new(settings.cache_dir.as_deref(), &host.to_string());
+        let known = KnownChunks::new(settings.cache_dir.as_deref(), &key);
         let mut traffic = Traffic::default();
         let compression = host.compression.unwrap_or(settings.compression);
-        match compile_on(host, &prepared, &known, compression, timeouts, &mut traffic).await {
+        let mut answered = || {
+            if let Some(slots) = &slots {
+                slots.record_success(&key);
+            }
+            probe.take();
+        };
+        let outcome = compile_on(
+            host,
+            &prepared,
+            &known,
+            compression,
+            timeouts,
+            &mut traffic,
+            &mut answered,
+        )
+        .await;
+        match outcome {
             Ok(result) => {
                 let remove_stale = prepared.request.compiler.is_clang() || job.assembly;
                 if let Err(e) = output::write_outputs(&result, &job.outputs, remove_stale) {
@@ -95,10 +155,71 @@ pub async fn compile(
                 verbose(settings, &line);
                 return Ok(result);
             }
-            Err(failure) => failures.push(format!("{host} {failure}")),
+            Err(failure) => {
+                if let (Some(slots), true) = (&slots, failure.is_hosts_fault()) {
+                    slots.record_failure(&key, &failure.to_string());
+                    let skip = BACKOFF.as_secs();
+                    debug(
+                        settings,
+                        &format!("{host} {failure}; every homcc skips it for {skip} s"),
+                    );
+                }
+                failures.push(format!("{host} {failure}"));
+            }
         }
     }
     Err(Instead::Fallback(failures.join("; ")))
+}
+
+/// Where a job goes next.
+enum Taken {
+    /// A slot on `hosts[index]`.
+    Host(usize, Option<Slot>),
+    /// Every remote slot is taken, `localhost` is a host and has a free slot.
+    Local,
+    /// No host to go to, and why.
+    Nothing(Vec<String>),
+}
+
+/// A slot on the untried host with the most free slots; when every slot is taken, waits for
+/// one until `wait_until` (or takes a free local slot if `localhost` is one of the hosts).
+/// Without a state dir, hosts are taken in order and limits hold only within this process.
+async fn take_host(
+    settings: &Settings,
+    slots: Option<&Slots>,
+    tried: &[bool],
+    wait_until: Instant,
+) -> Taken {
+    let Some(slots) = slots else {
+        let next = (settings.hosts.iter().enumerate())
+            .find(|(i, h)| !tried[*i] && h.transport == Transport::Tcp);
+        return match next {
+            Some((index, _)) => Taken::Host(index, None),
+            None => Taken::Nothing(Vec::new()),
+        };
+    };
+    let mut waited = false;
+    loop {
+        match slots.pick(&settings.hosts, tried) {
+            Pick::Host(index, slot) => return Taken::Host(index, Some(slot)),
+            Pick::NoHost(reasons) => return Taken::Nothing(reasons),
+            Pick::Full => {}
+        }
+        if settings.local_is_host && slots.try_take_local(settings.local_limit).is_some() {
+            return Taken::Local;
+        }
+        if Instant::now() >= wait_until {
+            let waited = settings.request_timeout.as_secs_f32();
+            return Taken::Nothing(vec![format!(
+                "no free slot on any host within compilation_request_timeout of {waited} s"
+            )]);
+        }
+        if !waited {
+            debug(settings, "every host slot is taken: waiting for one");
+            waited = true;
+        }
+        tokio::time::sleep(poll_interval()).await;
+    }
 }
 
 /// Everything the request needs: compiler identity, every file hashed, chunks.

@@ -13,20 +13,11 @@ pub struct KnownChunks {
 }
 
 impl KnownChunks {
-    /// The record of `host` (its `name:port`) under `cache_dir`; without a cache dir nothing is known.
-    pub fn new(cache_dir: Option<&Path>, host: &str) -> Self {
-        let safe: String = host
-            .chars()
-            .map(|c| {
-                if c.is_ascii_alphanumeric() || c == '.' || c == '-' {
-                    c
-                } else {
-                    '_'
-                }
-            })
-            .collect();
+    /// The record of the host with file name `key` ([`crate::hosts::Host::key`]) under
+    /// `cache_dir`; without a cache dir nothing is known.
+    pub fn new(cache_dir: Option<&Path>, key: &str) -> Self {
         KnownChunks {
-            dir: cache_dir.map(|d| d.join("known-chunks").join(safe)),
+            dir: cache_dir.map(|d| d.join("known-chunks").join(key)),
         }
     }
 
@@ -58,13 +49,13 @@ mod tests {
     #[test]
     fn remembers_per_host() {
         let dir = tempfile::tempdir().unwrap();
-        let a = KnownChunks::new(Some(dir.path()), "[::1]:3126");
-        let b = KnownChunks::new(Some(dir.path()), "10.0.0.5:3126");
+        let a = KnownChunks::new(Some(dir.path()), "__1_3126");
+        let b = KnownChunks::new(Some(dir.path()), "10.0.0.5_3126");
         let d = Digest::of(b"chunk");
         assert!(!a.contains(&d));
         a.insert_all([&d]);
         assert!(a.contains(&d));
         assert!(!b.contains(&d));
-        assert!(!KnownChunks::new(None, "h:1").contains(&d));
+        assert!(!KnownChunks::new(None, "h_1").contains(&d));
     }
 }

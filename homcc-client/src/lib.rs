@@ -1,12 +1,15 @@
 //! homcc, the compiler wrapper: classify the command line, scan and hash the compile's files,
 //! send it to a homccd, write back what it returns; or compile locally, saying why.
 //!
-//! One compile, top to bottom (`run`): `classify` → `compiler::info` (identity, include dirs)
-//! → `scan` (every file, hashed) → manifest chunks → `session::compile_on` for each host in turn
-//! → `output` (files, stdout, stderr, exit code); any failure before the verdict → `local`.
+//! One compile, top to bottom (`run`): `config` (settings, hosts) → `classify` →
+//! `compiler::info` (identity, include dirs) → `scan` (every file, hashed) → manifest chunks →
+//! `slots` (a host with a free slot) → `session::compile_on` → `output` (files, stdout, stderr,
+//! exit code); any failure before the verdict → `local`, in a local slot.
 
 pub mod classify;
+pub mod cli;
 pub mod compiler;
+pub mod config;
 pub mod depfile;
 pub mod hosts;
 pub mod job;
@@ -17,7 +20,8 @@ pub mod paths;
 pub mod respfile;
 pub mod scan;
 pub mod session;
-pub mod settings;
+mod show;
+pub mod slots;
 
 use std::{
     ffi::{OsStr, OsString},
@@ -28,13 +32,15 @@ use std::{
 
 use clap::Parser;
 use futures_util::StreamExt;
-use homcc_proto::CompileResult;
+use homcc_proto::{config::LogLevel, CompileResult};
 
 use crate::{
     classify::{classify, link_args, Driver, LinkArg, Plan, RemoteJob},
+    cli::Cli,
     compiler::ResolveError,
+    config::Settings,
     job::Instead,
-    settings::{Cli, Settings},
+    slots::{Slot, Slots},
 };
 
 /// Exit code when homcc itself fails and local compilation is disabled (as distcc's).
@@ -52,6 +58,9 @@ pub fn main_with_args(args: Vec<OsString>) -> ExitCode {
         None => Cli::try_parse_from(args),
     };
     let cli = parsed.unwrap_or_else(|e| e.exit());
+    if cli.shows() {
+        return ExitCode::from(show::show(&cli));
+    }
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -66,17 +75,29 @@ fn masquerade_name(args: &[OsString]) -> Option<OsString> {
 }
 
 /// The compiler command: the name as invoked (its identity on servers), the binary it resolves
-/// to (never homcc itself), and its arguments as given.
+/// to (never homcc itself), its arguments as given, and this machine's slots for running it.
 struct Command<'a> {
     name: &'a OsStr,
     binary: PathBuf,
     args: &'a [OsString],
+    /// The state dir's slots and the local limit, once the settings are known.
+    local_slots: Option<(Slots, u32)>,
 }
 
 impl Command<'_> {
-    /// Runs the compiler locally, as the user asked.
+    /// Runs the compiler locally, as the user asked, in a local slot that the compiler holds
+    /// until it exits.
     fn local(&self) -> u8 {
+        if let Some(slot) = self.take_local_slot() {
+            slot.keep_across_exec();
+        }
         local::exec(&self.binary, self.args)
+    }
+
+    /// A local slot, once one is free; `None` without a state dir.
+    fn take_local_slot(&self) -> Option<Slot> {
+        let (slots, limit) = self.local_slots.as_ref()?;
+        slots.take_local(*limit)
     }
 }
 
@@ -93,11 +114,19 @@ pub async fn run(cli: Cli) -> u8 {
             };
         }
     };
-    let cmd = Command { name, binary, args };
-    let settings = match Settings::from_cli(&cli) {
-        Ok(s) => s,
-        Err(e) => return fallback(cli.no_local_compilation, &cmd, &format!("bad setting: {e}")),
+    let mut cmd = Command {
+        name,
+        binary,
+        args,
+        local_slots: None,
     };
+    let settings = match Settings::load(&cli) {
+        Ok(s) => s,
+        Err(e) => return fallback(no_local_anyway(&cli), &cmd, &format!("bad setting: {e}")),
+    };
+    cmd.local_slots = (settings.state_dir.as_deref())
+        .and_then(|dir| Slots::open(dir).ok())
+        .map(|slots| (slots, settings.local_limit));
     let cwd = match std::env::current_dir() {
         Ok(cwd) => cwd,
         Err(e) => {
@@ -186,9 +215,14 @@ async fn run_jobs(
     cwd: &Path,
     jobs: &[RemoteJob],
 ) -> Result<Vec<CompileResult>, Instead> {
+    if settings.hosts.is_empty() && settings.local_is_host {
+        verbose(settings, "compiling locally: localhost is the only host");
+        return Err(Instead::Local);
+    }
     if settings.hosts.is_empty() {
         return Err(Instead::Fallback(
-            "no build hosts: set --host or HOMCC_HOSTS".into(),
+            "no build hosts: give --host, set HOMCC_HOSTS or write a hosts file (homcc --help)"
+                .into(),
         ));
     }
     let parallel = settings
@@ -257,6 +291,7 @@ async fn compile_and_link(
         return code;
     }
     let objects: Vec<PathBuf> = jobs.iter().map(|j| j.object.clone()).collect();
+    let _slot = cmd.take_local_slot();
     let status = std::process::Command::new(&cmd.binary)
         .args(link_args(link, &objects))
         .current_dir(cwd)
@@ -287,9 +322,26 @@ fn fallback(no_local: bool, cmd: &Command<'_>, reason: &str) -> u8 {
     cmd.local()
 }
 
-/// Prints `line` with `--verbose`.
+/// Whether local compilation is off when the settings themselves are unusable: the flag, or
+/// the variable if it reads as true.
+fn no_local_anyway(cli: &Cli) -> bool {
+    let variable = std::env::var("HOMCC_NO_LOCAL_COMPILATION").unwrap_or_default();
+    cli.no_local_compilation
+        || ["1", "true", "yes", "on"].contains(&variable.to_ascii_lowercase().as_str())
+}
+
+/// Prints `line` at log level INFO (what runs where, what was sent).
 pub(crate) fn verbose(settings: &Settings, line: &str) {
-    if settings.verbose {
+    say(settings, LogLevel::Info, line);
+}
+
+/// Prints `line` at log level DEBUG (`--verbose`: slots, back-offs).
+pub(crate) fn debug(settings: &Settings, line: &str) {
+    say(settings, LogLevel::Debug, line);
+}
+
+fn say(settings: &Settings, level: LogLevel, line: &str) {
+    if settings.shows(level) {
         eprintln!("homcc: {line}");
     }
 }

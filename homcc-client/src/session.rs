@@ -34,6 +34,7 @@ pub struct Prepared {
 /// Time limits of one remote compile.
 #[derive(Debug, Clone, Copy)]
 pub struct Timeouts {
+    /// Connecting, and again the server's first answer to the request.
     pub connect: Duration,
     /// The whole remote compile, from connecting to the result.
     pub request: Duration,
@@ -59,9 +60,11 @@ pub struct Traffic {
 pub enum Failure {
     Refused(Refusal),
     Unreachable(String),
+    /// The setting `timeout` (`after` long) expired `during` something.
     TimedOut {
-        what: &'static str,
+        timeout: &'static str,
         after: Duration,
+        during: &'static str,
     },
     Lost(String),
     Protocol(String),
@@ -70,15 +73,23 @@ pub enum Failure {
 }
 
 impl Failure {
-    /// Whether another host may do better (rather than the compile itself being unfit).
-    pub fn is_busy(&self) -> bool {
-        matches!(
-            self,
-            Failure::Refused(Refusal {
-                reason: RefusalReason::Busy,
-                ..
-            })
-        )
+    /// Whether the host itself failed (rather than this compile being unfit for it): then every
+    /// homcc process skips it for a while.
+    pub fn is_hosts_fault(&self) -> bool {
+        match self {
+            Failure::Refused(refusal) => matches!(
+                refusal.reason,
+                RefusalReason::Busy
+                    | RefusalReason::Version { .. }
+                    | RefusalReason::ShuttingDown
+                    | RefusalReason::Internal
+            ),
+            Failure::Unreachable(_)
+            | Failure::TimedOut { .. }
+            | Failure::Lost(_)
+            | Failure::Protocol(_) => true,
+            Failure::Client(_) => false,
+        }
     }
 }
 
@@ -88,9 +99,15 @@ impl fmt::Display for Failure {
             Failure::Refused(r) if r.reason == RefusalReason::Busy => write!(f, "{}", r.detail),
             Failure::Refused(r) => write!(f, "refused: {}", r.detail),
             Failure::Unreachable(e) => write!(f, "unreachable: {e}"),
-            Failure::TimedOut { what, after } => {
-                write!(f, "timed out: {what} after {} s", after.as_secs_f32())
-            }
+            Failure::TimedOut {
+                timeout,
+                after,
+                during,
+            } => write!(
+                f,
+                "timed out: {timeout} of {} s expired {during}",
+                after.as_secs_f32()
+            ),
             Failure::Lost(e) => write!(f, "connection lost: {e}"),
             Failure::Protocol(e) => write!(f, "protocol error: {e}"),
             Failure::Client(e) => write!(f, "{e}"),
@@ -100,7 +117,8 @@ impl fmt::Display for Failure {
 
 type Conn = Framed<Counted<TcpStream>, ClientCodec>;
 
-/// Runs the compile on `host`.
+/// Runs the compile on `host`; `answered` is called once the server has accepted the request
+/// (its first answer is not a refusal).
 pub async fn compile_on(
     host: &Host,
     prepared: &Prepared,
@@ -108,14 +126,16 @@ pub async fn compile_on(
     compression: Compression,
     timeouts: Timeouts,
     traffic: &mut Traffic,
+    answered: &mut dyn FnMut(),
 ) -> Result<CompileResult, Failure> {
     let started = Instant::now();
     let deadline = started + timeouts.request;
     let stream = tokio::time::timeout(timeouts.connect, TcpStream::connect(host.address()))
         .await
         .map_err(|_| Failure::TimedOut {
-            what: "connect",
+            timeout: "establish_connection_timeout",
             after: timeouts.connect,
+            during: "while connecting",
         })?
         .map_err(|e| Failure::Unreachable(e.to_string()))?;
     let _ = stream.set_nodelay(true);
@@ -144,20 +164,41 @@ pub async fn compile_on(
         .count();
     send(&mut conn, ClientMessage::Compile(Box::new(request))).await?;
 
+    let mut first = true;
     let result = loop {
         // Silence ends the wait, not a slow frame: a large result on a thin link keeps arriving.
-        let next = next_while_receiving(&mut conn, &counts, timeouts.heartbeat);
+        // The first answer comes as soon as the server has read the request: a server that
+        // accepts connections but does not answer costs only the connect timeout.
+        let (silence, silent) = match first {
+            true => (
+                timeouts.connect,
+                (
+                    "establish_connection_timeout",
+                    "waiting for the server's first answer",
+                ),
+            ),
+            false => (
+                timeouts.heartbeat,
+                (
+                    "heartbeat timeout",
+                    "waiting for a sign of life from the server",
+                ),
+            ),
+        };
+        let next = next_while_receiving(&mut conn, &counts, silence);
         let message = match tokio::time::timeout_at(deadline.into(), next).await {
             Err(_) => {
                 return Err(Failure::TimedOut {
-                    what: "compilation request",
+                    timeout: "compilation_request_timeout",
                     after: timeouts.request,
+                    during: "before the result came",
                 })
             }
             Ok(Err(Silent)) => {
                 return Err(Failure::TimedOut {
-                    what: "no heartbeat from the server",
-                    after: timeouts.heartbeat,
+                    timeout: silent.0,
+                    after: silence,
+                    during: silent.1,
                 })
             }
             Ok(Ok(None)) => return Err(Failure::Lost("the server closed the connection".into())),
@@ -167,6 +208,9 @@ pub async fn compile_on(
             Ok(Ok(Some(Err(e)))) => return Err(Failure::Protocol(e.to_string())),
             Ok(Ok(Some(Ok(message)))) => message,
         };
+        if std::mem::take(&mut first) && !matches!(message, ServerMessage::Refused(_)) {
+            answered();
+        }
         match message {
             ServerMessage::Need(need) => {
                 upload(&mut conn, prepared, &need, compression, traffic).await?

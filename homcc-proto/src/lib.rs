@@ -8,6 +8,7 @@
 
 pub mod codec;
 pub mod compression;
+pub mod config;
 pub mod counted;
 pub mod digest;
 pub mod manifest;

@@ -9,6 +9,7 @@ pub mod cache;
 pub mod cli;
 pub mod compile;
 pub mod compilers;
+pub mod config;
 pub mod conn;
 
 pub mod fill;

@@ -1,20 +1,27 @@
-//! `homccd`: parse the command line, bind, print the address, serve until SIGTERM/SIGINT.
+//! `homccd`: parse the command line, load the settings, bind, print the address, serve until
+//! SIGTERM/SIGINT.
 
-use std::{net::SocketAddr, process::ExitCode};
+use std::process::ExitCode;
 
 use clap::Parser;
-use homcc_server::{cli::Cli, Server};
+use homcc_server::{cli::Cli, config::Settings, Server};
 use tokio_util::sync::CancellationToken;
 
 fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let settings = match Cli::parse().settings() {
+        Ok(settings) => settings,
+        Err(e) => {
+            eprintln!("homccd: {e}");
+            return ExitCode::from(2);
+        }
+    };
     tracing_subscriber::fmt()
-        .with_max_level(cli.log_level)
+        .with_max_level(settings.tracing_level())
         .with_writer(std::io::stderr)
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .init();
     let runtime = tokio::runtime::Runtime::new().expect("cannot start the tokio runtime");
-    match runtime.block_on(serve(cli)) {
+    match runtime.block_on(serve(settings)) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("homccd: {e:#}");
@@ -23,9 +30,9 @@ fn main() -> ExitCode {
     }
 }
 
-async fn serve(cli: Cli) -> anyhow::Result<()> {
+async fn serve(settings: Settings) -> anyhow::Result<()> {
     use tokio::signal::unix::{signal, SignalKind};
-    let server = Server::bind(SocketAddr::new(cli.listen, cli.port), cli.config()).await?;
+    let server = Server::bind(settings.listen_addr(), settings.server_config()).await?;
     // Handlers first: a SIGTERM right after the address is printed must stop gracefully too.
     let mut term = signal(SignalKind::terminate())?;
     let mut int = signal(SignalKind::interrupt())?;

@@ -183,7 +183,14 @@ pub struct Daemon {
 impl Daemon {
     pub fn start(cache_dir: &Path, extra: &[&str]) -> Daemon {
         let mut child = Command::new(bin("homccd"))
-            .args(["--listen", "127.0.0.1", "--port", "0", "--cache-dir"])
+            .args([
+                "--no-config",
+                "--listen",
+                "127.0.0.1",
+                "--port",
+                "0",
+                "--cache-dir",
+            ])
             .arg(cache_dir)
             .args(extra)
             .stderr(Stdio::piped())
@@ -258,7 +265,8 @@ impl Project {
             .unwrap()
     }
 
-    /// `homcc [homcc_args] compiler args` in the project, with no hosts from the environment.
+    /// `homcc [homcc_args] compiler args` in the project, with no setting from the environment:
+    /// no `HOMCC_*` variable, a home without homcc files, and slot state of its own.
     pub fn homcc(&self, homcc_args: &[&str], compiler: &str, args: &[&str]) -> Output {
         self.homcc_command(homcc_args, compiler, args)
             .output()
@@ -270,11 +278,8 @@ impl Project {
         cmd.args(homcc_args)
             .arg(compiler)
             .args(args)
-            .current_dir(self.path())
-            .env("XDG_CACHE_HOME", self.client_cache.path())
-            .env_remove("HOMCC_HOSTS")
-            .env_remove("HOMCC_NO_LOCAL_COMPILATION")
-            .env_remove("HOMCC_VERBOSE");
+            .current_dir(self.path());
+        isolate(&mut cmd, self.client_cache.path());
         cmd
     }
 
@@ -428,6 +433,21 @@ pub fn slow_cxx_source(functions: usize) -> String {
         ));
     }
     s
+}
+
+/// Makes `cmd` (homcc, or a tool that runs it) see no homcc setting of the machine: no
+/// `HOMCC_*` variable, `client_cache` as home and cache (so no hosts file or homcc.conf there),
+/// and so slot and back-off state of its own.
+pub fn isolate<'a>(cmd: &'a mut Command, client_cache: &Path) -> &'a mut Command {
+    cmd.env("XDG_CACHE_HOME", client_cache)
+        .env("HOME", client_cache)
+        .env_remove("XDG_RUNTIME_DIR");
+    for (name, _) in std::env::vars_os() {
+        if name.to_string_lossy().starts_with("HOMCC") {
+            cmd.env_remove(name);
+        }
+    }
+    cmd
 }
 
 /// Lines homcc itself wrote to stderr.

@@ -1,0 +1,169 @@
+//! homcc's command line: its own options (flags only; variables and homcc.conf are merged in
+//! `config`), the `--show-*` commands, and `COMPILER ARGS...`, which belong to the compiler.
+
+use std::ffi::OsString;
+
+use clap::Parser;
+use serde::Serialize;
+
+/// homcc: compile C and C++ on homccd build servers, with the same bytes as a local compile.
+///
+/// Use as `homcc g++ -c foo.cpp -o foo.o`, `CCACHE_PREFIX=homcc`,
+/// `CMAKE_CXX_COMPILER_LAUNCHER=homcc`, or through a symlink named after the compiler. Compiles
+/// that cannot run remotely, and any remote failure, run the compiler locally.
+///
+/// Settings come from these flags, then `HOMCC_*` variables, then the [homcc] table of the first
+/// homcc.conf files in $HOMCC_DIR, ~/.homcc, ~/.config/homcc and /etc/homcc (see
+/// docs/configuration.md).
+#[derive(Debug, Parser)]
+#[command(
+    name = "homcc",
+    version,
+    override_usage = "homcc [OPTIONS] COMPILER [ARGS]...\n       homcc --show-hosts | -j | --show-variables"
+)]
+pub struct Cli {
+    /// Build server HOST[:PORT][/LIMIT][,COMPRESSION]; repeat for several [env: HOMCC_HOSTS, whitespace-separated] [default: the first hosts file of $HOMCC_DIR, ~/.homcc, ~/.config/homcc, /etc/homcc]
+    #[arg(long = "host", value_name = "HOST")]
+    pub hosts: Vec<String>,
+    /// Compression of uploaded files and returned outputs: none, lzo or lzma [env: HOMCC_COMPRESSION] [default: lzo]
+    #[arg(long, value_name = "ALGORITHM")]
+    pub compression: Option<String>,
+    /// Seconds to connect to a host and get its first answer; then the next host is tried [env: HOMCC_ESTABLISH_CONNECTION_TIMEOUT] [default: 10]
+    #[arg(long, value_name = "SECONDS")]
+    pub establish_connection_timeout: Option<f64>,
+    /// Seconds a whole remote compile may take (and a wait for a free slot) before compiling locally [env: HOMCC_COMPILATION_REQUEST_TIMEOUT] [default: 240]
+    #[arg(long, value_name = "SECONDS")]
+    pub compilation_request_timeout: Option<f64>,
+    /// How many hosts to try for one compile [env: HOMCC_REMOTE_COMPILATION_TRIES] [default: 3]
+    #[arg(long, value_name = "N")]
+    pub remote_compilation_tries: Option<usize>,
+    /// Never compile locally after a remote failure: exit with status 100 and the reason instead [env: HOMCC_NO_LOCAL_COMPILATION]
+    #[arg(long)]
+    pub no_local_compilation: bool,
+    /// schroot profile for remote compiles (accepted for compatibility, not sent: homccd checks the compiler's identity instead) [env: HOMCC_SCHROOT_PROFILE]
+    #[arg(long, value_name = "PROFILE")]
+    pub schroot_profile: Option<String>,
+    /// Docker container for remote compiles (accepted for compatibility, not sent, as --schroot-profile) [env: HOMCC_DOCKER_CONTAINER]
+    #[arg(long, value_name = "CONTAINER")]
+    pub docker_container: Option<String>,
+    /// What homcc says on stderr: DEBUG, INFO, WARNING, ERROR or CRITICAL [env: HOMCC_LOG_LEVEL] [default: WARNING]
+    #[arg(long, value_name = "LEVEL")]
+    pub log_level: Option<String>,
+    /// Say what homcc does (log level DEBUG): why a compile runs locally, what was sent [env: HOMCC_VERBOSE]
+    #[arg(long)]
+    pub verbose: bool,
+    /// Read no homcc.conf file (variables and flags still apply)
+    #[arg(long)]
+    pub no_config: bool,
+    /// Print the hosts in use, one per line (address, limit, compression, transport), and exit
+    #[arg(long)]
+    pub show_hosts: bool,
+    /// Print how many compiles can run at once (the sum of the remote hosts' limits), and exit
+    #[arg(short = 'j', long)]
+    pub show_concurrency: bool,
+    /// Print the HOMCC_* variables in effect, and exit
+    #[arg(long)]
+    pub show_variables: bool,
+    /// Print the files the compile would send (every file it reads), one per line, and exit
+    #[arg(long)]
+    pub scan_includes: bool,
+    /// The compiler and its arguments
+    #[arg(
+        value_name = "COMPILER",
+        required_unless_present_any = ["show_hosts", "show_concurrency", "show_variables"],
+        trailing_var_arg = true,
+        allow_hyphen_values = true
+    )]
+    pub command: Vec<OsString>,
+}
+
+/// The settings given as flags, as the top layer of the configuration: absent flags are skipped.
+#[derive(Debug, Default, Serialize)]
+pub struct Flags {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    compression: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    schroot_profile: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    docker_container: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    compilation_request_timeout: Option<f64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    establish_connection_timeout: Option<f64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    remote_compilation_tries: Option<usize>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    log_level: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    verbose: Option<bool>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    no_local_compilation: Option<bool>,
+}
+
+impl Cli {
+    /// The configuration layer these flags make.
+    pub fn flags(&self) -> Flags {
+        Flags {
+            compression: self.compression.clone(),
+            schroot_profile: self.schroot_profile.clone(),
+            docker_container: self.docker_container.clone(),
+            compilation_request_timeout: self.compilation_request_timeout,
+            establish_connection_timeout: self.establish_connection_timeout,
+            remote_compilation_tries: self.remote_compilation_tries,
+            log_level: self.log_level.clone(),
+            verbose: self.verbose.then_some(true),
+            no_local_compilation: self.no_local_compilation.then_some(true),
+        }
+    }
+
+    /// Whether one of the `--show-*` commands was asked for.
+    pub fn shows(&self) -> bool {
+        self.show_hosts || self.show_concurrency || self.show_variables
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(line: &str) -> Cli {
+        Cli::try_parse_from(std::iter::once("homcc").chain(line.split_whitespace())).unwrap()
+    }
+
+    #[test]
+    fn compiler_arguments_are_not_homcc_options() {
+        let cli = parse("--verbose --host h:1 g++ -c a.cpp -o a.o --verbose --host x -j");
+        assert!(cli.verbose);
+        assert!(!cli.show_concurrency);
+        assert_eq!(cli.hosts, ["h:1"]);
+        let want = "g++ -c a.cpp -o a.o --verbose --host x -j";
+        assert_eq!(
+            cli.command,
+            want.split(' ').map(OsString::from).collect::<Vec<_>>()
+        );
+        let cli = parse("gcc --version");
+        assert_eq!(cli.command, ["gcc", "--version"].map(OsString::from));
+    }
+
+    #[test]
+    fn show_commands_need_no_compiler() {
+        assert!(parse("-j").show_concurrency);
+        assert!(parse("--show-concurrency").show_concurrency);
+        assert!(parse("--show-hosts --host a").show_hosts);
+        assert!(parse("--show-variables").show_variables);
+        assert!(Cli::try_parse_from(["homcc", "--verbose"]).is_err());
+    }
+
+    #[test]
+    fn only_given_flags_are_a_layer() {
+        let flags = parse("--verbose --remote-compilation-tries 2 gcc").flags();
+        assert_eq!(
+            (flags.verbose, flags.remote_compilation_tries),
+            (Some(true), Some(2))
+        );
+        assert_eq!(
+            (flags.no_local_compilation, flags.compression),
+            (None, None)
+        );
+    }
+}

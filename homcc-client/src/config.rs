@@ -1,0 +1,241 @@
+//! The client's settings: the [homcc] keys (flags > `HOMCC_*` > homcc.conf > defaults) and the
+//! hosts (`--host` > `$HOMCC_HOSTS` > the first hosts file), resolved into [`Settings`].
+
+use std::{
+    path::{Path, PathBuf},
+    time::Duration,
+};
+
+use homcc_proto::{
+    config::{config_dirs, config_files, from_str, ConfigError, LogLevel, Sources},
+    Compression,
+};
+use serde::{Deserialize, Deserializer};
+
+use crate::{
+    cli::Cli,
+    hosts::{default_local_limit, parse_hosts, Host},
+};
+
+/// The keys of [homcc] (and so the `HOMCC_*` variables) in homcc.conf.
+pub const KEYS: &[&str] = &[
+    "compression",
+    "schroot_profile",
+    "docker_container",
+    "compilation_request_timeout",
+    "establish_connection_timeout",
+    "remote_compilation_tries",
+    "log_level",
+    "verbose",
+    "no_local_compilation",
+    "ssh_executable",
+    "ssh_control_persist",
+    "ssh_options",
+];
+
+/// homcc's variables that are not keys of homcc.conf.
+pub const OTHER_VARIABLES: &[&str] = &["HOMCC_HOSTS", "HOMCC_DIR"];
+
+/// The [homcc] table: every key, with the Python homcc's defaults.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ClientConfig {
+    #[serde(deserialize_with = "from_str")]
+    pub compression: Compression,
+    pub schroot_profile: Option<String>,
+    pub docker_container: Option<String>,
+    pub compilation_request_timeout: f64,
+    pub establish_connection_timeout: f64,
+    pub remote_compilation_tries: usize,
+    pub log_level: LogLevel,
+    pub verbose: bool,
+    pub no_local_compilation: bool,
+    /// For SSH hosts (`@HOST`), which a later version connects to.
+    pub ssh_executable: String,
+    pub ssh_control_persist: u64,
+    #[serde(deserialize_with = "words")]
+    pub ssh_options: Vec<String>,
+}
+
+impl Default for ClientConfig {
+    fn default() -> Self {
+        ClientConfig {
+            compression: Compression::default(),
+            schroot_profile: None,
+            docker_container: None,
+            compilation_request_timeout: 240.0,
+            establish_connection_timeout: 10.0,
+            remote_compilation_tries: 3,
+            log_level: LogLevel::Warning,
+            verbose: false,
+            no_local_compilation: false,
+            ssh_executable: "ssh".into(),
+            ssh_control_persist: 60,
+            ssh_options: Vec::new(),
+        }
+    }
+}
+
+/// `ssh_options` as a TOML array or as one string of whitespace-separated words (a variable).
+fn words<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Vec<String>, D::Error> {
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum Words {
+        List(Vec<String>),
+        Text(String),
+    }
+    Ok(match Words::deserialize(deserializer)? {
+        Words::List(list) => list,
+        Words::Text(text) => text.split_whitespace().map(String::from).collect(),
+    })
+}
+
+/// Where the hosts came from, for messages.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum HostsSource {
+    Flag,
+    Variable,
+    File(PathBuf),
+    /// No `--host`, no `$HOMCC_HOSTS`, no hosts file.
+    Nowhere,
+}
+
+/// Resolved settings of one run.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    /// The build servers (TCP and SSH), in the order given.
+    pub hosts: Vec<Host>,
+    /// Local compiles and dependency scans at once (`localhost/N`, else one per CPU).
+    pub local_limit: u32,
+    /// `localhost` is one of the hosts: a local compile may take a job when every remote slot is
+    /// taken.
+    pub local_is_host: bool,
+    pub hosts_source: HostsSource,
+    pub compression: Compression,
+    pub connect_timeout: Duration,
+    pub request_timeout: Duration,
+    pub heartbeat_timeout: Duration,
+    pub tries: usize,
+    pub no_local: bool,
+    pub log_level: LogLevel,
+    /// homcc's cache of compiler probes and known chunks.
+    pub cache_dir: Option<PathBuf>,
+    /// Slots and host health shared by the user's homcc processes.
+    pub state_dir: Option<PathBuf>,
+    pub config: ClientConfig,
+}
+
+/// Where the [homcc] settings come from (no homcc.conf with `--no-config`).
+pub fn sources(no_config: bool) -> Sources {
+    Sources {
+        table: "homcc",
+        keys: KEYS,
+        env_prefix: "HOMCC_",
+        files: if no_config {
+            Vec::new()
+        } else {
+            config_files()
+        },
+    }
+}
+
+impl Settings {
+    /// The settings `cli`, the environment and the config files describe, or a one-line reason
+    /// they are unusable.
+    pub fn load(cli: &Cli) -> Result<Settings, ConfigError> {
+        let config: ClientConfig = sources(cli.no_config).load(&cli.flags())?;
+        let (all_hosts, hosts_source) = load_hosts(&cli.hosts)?;
+        let seconds = |v: f64, name: &str| {
+            (v.is_finite() && v > 0.0)
+                .then(|| Duration::from_secs_f64(v))
+                .ok_or_else(|| {
+                    ConfigError(format!(
+                        "{name} must be a positive number of seconds, not {v}"
+                    ))
+                })
+        };
+        let local = all_hosts.iter().find(|h| h.is_local());
+        let cache_dir = cache_dir();
+        Ok(Settings {
+            local_limit: local.map_or_else(default_local_limit, |h| h.limit),
+            local_is_host: local.is_some(),
+            hosts: all_hosts
+                .iter()
+                .filter(|h| !h.is_local())
+                .cloned()
+                .collect(),
+            hosts_source,
+            compression: config.compression,
+            connect_timeout: seconds(
+                config.establish_connection_timeout,
+                "establish_connection_timeout",
+            )?,
+            request_timeout: seconds(
+                config.compilation_request_timeout,
+                "compilation_request_timeout",
+            )?,
+            heartbeat_timeout: Duration::from_secs(30),
+            tries: config.remote_compilation_tries.max(1),
+            no_local: config.no_local_compilation,
+            log_level: match config.verbose {
+                true => config.log_level.min(LogLevel::Debug),
+                false => config.log_level,
+            },
+            state_dir: state_dir(cache_dir.as_deref()),
+            cache_dir,
+            config,
+        })
+    }
+
+    /// Whether messages of `level` are shown.
+    pub fn shows(&self, level: LogLevel) -> bool {
+        level >= self.log_level
+    }
+}
+
+/// `--host` values, else `$HOMCC_HOSTS`, else the first hosts file with a host in it.
+fn load_hosts(flags: &[String]) -> Result<(Vec<Host>, HostsSource), ConfigError> {
+    if !flags.is_empty() {
+        let hosts = parse_hosts(&flags.join("\n"))
+            .map_err(|e| ConfigError(format!("--host {}", e.source)))?;
+        return Ok((hosts, HostsSource::Flag));
+    }
+    if let Some(text) = std::env::var("HOMCC_HOSTS")
+        .ok()
+        .filter(|t| !t.trim().is_empty())
+    {
+        let hosts = parse_hosts(&text).map_err(|e| ConfigError(format!("HOMCC_HOSTS {e}")))?;
+        return Ok((hosts, HostsSource::Variable));
+    }
+    for file in config_dirs().into_iter().map(|dir| dir.join("hosts")) {
+        let Ok(text) = std::fs::read_to_string(&file) else {
+            continue;
+        };
+        let hosts = parse_hosts(&text)
+            .map_err(|e| ConfigError(format!("{}:{}: {}", file.display(), e.line, e.source)))?;
+        if !hosts.is_empty() {
+            return Ok((hosts, HostsSource::File(file)));
+        }
+    }
+    Ok((Vec::new(), HostsSource::Nowhere))
+}
+
+/// `$XDG_CACHE_HOME/homcc`, else `~/.cache/homcc`.
+fn cache_dir() -> Option<PathBuf> {
+    let base = std::env::var_os("XDG_CACHE_HOME")
+        .filter(|v| !v.is_empty())
+        .map(PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cache")))?;
+    Some(base.join("homcc"))
+}
+
+/// `$XDG_RUNTIME_DIR/homcc` (per user, emptied at logout), else `<cache dir>/run`.
+fn state_dir(cache_dir: Option<&Path>) -> Option<PathBuf> {
+    match std::env::var_os("XDG_RUNTIME_DIR").filter(|v| !v.is_empty()) {
+        Some(runtime) => Some(PathBuf::from(runtime).join("homcc")),
+        None => cache_dir.map(|c| c.join("run")),
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,219 @@
+//! Flags, and which source wins, in figment's `Jail` (a temp dir as working directory, `HOME` and
+//! `HOMCC_DIR`, an empty environment restored afterwards), so no real homcc.conf is read.
+
+use super::*;
+use clap::CommandFactory;
+use figment::Jail;
+use homcc_proto::config::LogLevel;
+
+/// A jail with no variables but `HOME` and `HOMCC_DIR` (its `dir`), both inside it, and the
+/// directories homcc.conf is looked for in.
+#[allow(clippy::result_large_err)] // Jail's closure returns figment's (large) error type.
+fn jail(test: impl FnOnce(&mut Jail)) {
+    Jail::expect_with(|jail| {
+        let home = jail.directory().to_str().unwrap().to_owned();
+        jail.clear_env();
+        jail.set_env("HOME", &home);
+        jail.set_env("HOMCC_DIR", format!("{home}/dir"));
+        for dir in ["dir", ".homcc", ".config/homcc"] {
+            std::fs::create_dir_all(format!("{home}/{dir}")).unwrap();
+        }
+        test(jail);
+        Ok(())
+    });
+}
+
+fn settings(args: &[&str]) -> Result<Settings, String> {
+    let cli = Cli::try_parse_from([&["homccd"], args].concat()).map_err(|e| e.to_string())?;
+    cli.settings().map_err(|e| e.0)
+}
+
+#[test]
+fn flags_and_their_aliases() {
+    jail(|_| {
+        let check = |args: &[&str], test: fn(&Settings) -> bool| {
+            let settings = settings(args).unwrap();
+            assert!(test(&settings), "{args:?}: {settings:?}");
+        };
+        check(&["-j", "8"], |s| s.limit == 8);
+        check(&["--jobs", "3"], |s| s.limit == 3);
+        check(&["--limit", "2"], |s| s.limit == 2);
+        check(&["--listen", "127.0.0.1"], |s| s.address.is_loopback());
+        check(&["--address", "::1"], |s| s.address.is_ipv6());
+        check(&["--port", "0"], |s| s.port == 0);
+        check(&["--cache-dir", "/c"], |s| s.cache_dir == Some("/c".into()));
+        check(&["--max-dependency-cache-size", "1M"], |s| {
+            s.max_dependency_cache_size == 1 << 20
+        });
+        check(&["--compile-timeout", "9"], |s| s.compile_timeout == 9);
+        check(&["--idle-timeout", "4"], |s| s.idle_timeout == 4);
+        check(&["--log-level", "ERROR"], |s| {
+            s.log_level == LogLevel::Error
+        });
+        check(&["--verbose"], |s| s.verbose);
+        check(&[], |s| *s == Settings::default());
+    });
+}
+
+#[test]
+fn bad_flags_are_named() {
+    jail(|_| {
+        let check = |args: &[&str], want: &str| assert_eq!(settings(args), Err(want.into()));
+        check(
+            &["--limit", "0"],
+            "--limit: invalid value unsigned int `0`, expected at least 1",
+        );
+        check(
+            &["--idle-timeout", "0"],
+            "--idle-timeout: invalid value unsigned int `0`, expected at least 1",
+        );
+        check(
+            &["--max-dependency-cache-size", "big"],
+            "--max-dependency-cache-size: bad size 'big': use a number with a K, M, G or T suffix, e.g. 10G",
+        );
+        check(
+            &["--log-level", "LOUD"],
+            "--log-level: unknown log level 'LOUD': use DEBUG, INFO, WARNING, ERROR or CRITICAL",
+        );
+        assert!(settings(&["--port", "abc"]).unwrap_err().contains("--port"));
+    });
+}
+
+#[test]
+fn flag_beats_variable_beats_file_beats_default() {
+    jail(|jail| {
+        let file = "[homccd]\nport = 1001\nlimit = 11\nlog_level = \"ERROR\"\n";
+        jail.create_file("dir/homcc.conf", file).unwrap();
+        jail.set_env("HOMCCD_PORT", "2002");
+        jail.set_env("HOMCCD_LIMIT", "22");
+        let got = settings(&["--port", "3003"]).unwrap();
+        let port_limit_level_timeout =
+            |s: &Settings| (s.port, s.limit, s.log_level, s.idle_timeout);
+        assert_eq!(
+            port_limit_level_timeout(&got),
+            (3003, 22, LogLevel::Error, 60)
+        );
+    });
+}
+
+#[test]
+fn no_config_reads_no_file() {
+    jail(|jail| {
+        jail.create_file("dir/homcc.conf", "[homccd]\nport = 1001\nlimit = 11\n")
+            .unwrap();
+        jail.create_file(".homcc/homcc.conf", "[homccd]\nnot_a_key = 1\n")
+            .unwrap();
+        jail.set_env("HOMCCD_LIMIT", "22");
+        assert!(settings(&[]).unwrap_err().contains("not_a_key"));
+        let got = settings(&["--no-config"]).unwrap();
+        assert_eq!((got.port, got.limit), (3126, 22));
+    });
+}
+
+#[test]
+fn the_verbose_flag_beats_a_false_variable() {
+    jail(|jail| {
+        jail.set_env("HOMCCD_VERBOSE", "False");
+        assert!(!settings(&[]).unwrap().verbose);
+        assert!(settings(&["--verbose"]).unwrap().verbose);
+        jail.set_env("HOMCCD_VERBOSE", "True");
+        assert!(settings(&[]).unwrap().verbose);
+    });
+}
+
+#[test]
+fn bad_files_name_the_file_and_the_key() {
+    jail(|jail| {
+        let conf = jail.directory().join("dir/homcc.conf");
+        let check = |body: &str, want: &str| {
+            std::fs::write(&conf, body).unwrap();
+            let error = settings(&[]).unwrap_err();
+            assert_eq!(error, format!("{}: {want}", conf.display()), "{body}");
+        };
+        check(
+            "[homccd]\nport = \"abc\"\n",
+            "key 'port' in [homccd]: invalid type: found string \"abc\", expected u16",
+        );
+        check(
+            "[homccd]\nmax_dependency_cache_size = \"10X\"\n",
+            "key 'max_dependency_cache_size' in [homccd]: unknown size suffix 'X' in '10X': use K, M, G or T",
+        );
+        check(
+            "[homccd]\nlimit = 0\n",
+            "key 'limit' in [homccd]: invalid value unsigned int `0`, expected at least 1",
+        );
+        check(
+            "[homccd]\njobs = 4\n",
+            &format!(
+                "unknown key 'jobs' in [homccd]: the keys are {}",
+                crate::config::KEYS.join(", ")
+            ),
+        );
+    });
+}
+
+#[test]
+fn bad_variables_are_named() {
+    jail(|jail| {
+        let mut check = |name: &str, value: &str, want: &str| {
+            jail.set_env(name, value);
+            assert_eq!(settings(&[]), Err(format!("variable {name}: {want}")));
+            jail.set_env(name, "1");
+        };
+        check(
+            "HOMCCD_PORT",
+            "abc",
+            "invalid type: found string \"abc\", expected u16",
+        );
+        check(
+            "HOMCCD_IDLE_TIMEOUT",
+            "0",
+            "invalid value unsigned int `0`, expected at least 1",
+        );
+        check("HOMCCD_ADDRESS", "here", "invalid IP address syntax");
+        check(
+            "HOMCC_MAX_DEPENDENCY_CACHE_SIZE",
+            "big",
+            "bad size 'big': use a number with a K, M, G or T suffix, e.g. 10G",
+        );
+    });
+}
+
+#[test]
+fn the_python_homccs_cache_size_variable_sits_between_files_and_homccd_variable() {
+    jail(|jail| {
+        let size = |args: &[&str]| settings(args).unwrap().max_dependency_cache_size;
+        jail.create_file(
+            "dir/homcc.conf",
+            "[homccd]\nmax_dependency_cache_size = \"1K\"\n",
+        )
+        .unwrap();
+        assert_eq!(size(&[]), 1 << 10);
+        jail.set_env("HOMCC_MAX_DEPENDENCY_CACHE_SIZE", "2M");
+        assert_eq!(size(&[]), 2 << 20);
+        jail.set_env("HOMCCD_MAX_DEPENDENCY_CACHE_SIZE", "3G");
+        assert_eq!(size(&[]), 3 << 30);
+        assert_eq!(size(&["--max-dependency-cache-size", "4"]), 4);
+        // With HOMCCD_'s set, the alias is not read at all, not even to complain.
+        jail.set_env("HOMCC_MAX_DEPENDENCY_CACHE_SIZE", "big");
+        assert_eq!(size(&[]), 3 << 30);
+    });
+}
+
+#[test]
+fn help_names_every_variable_and_default() {
+    let help = Cli::command().render_help().to_string();
+    for key in crate::config::KEYS {
+        let variable = format!("[env: HOMCCD_{}", key.to_ascii_uppercase());
+        assert!(help.contains(&variable), "{variable} missing from:\n{help}");
+    }
+    assert_eq!(
+        help.matches("[default: ").count(),
+        crate::config::KEYS.len(),
+        "{help}"
+    );
+    assert!(
+        help.contains("[env: HOMCCD_PORT] [default: 3126]"),
+        "{help}"
+    );
+}

@@ -1,0 +1,240 @@
+//! The [homccd] table of homcc.conf and its `HOMCCD_*` variables: every key, its default and its
+//! checks, loaded by homcc-proto's `Sources` (flags > variables > files > defaults) and turned
+//! into the listen address, the log level and a [`ServerConfig`].
+
+use std::{
+    fmt,
+    net::{IpAddr, Ipv4Addr, SocketAddr},
+    path::PathBuf,
+    time::Duration,
+};
+
+use homcc_proto::config::{config_files, ConfigError, LogLevel, Sources};
+use serde::{
+    de::{Error, Unexpected, Visitor},
+    Deserialize, Deserializer, Serialize,
+};
+
+use crate::server::{default_limit, ServerConfig};
+
+/// The keys of [homccd] (and so the `HOMCCD_*` variables), in the order of [`Settings`]' fields.
+pub const KEYS: &[&str] = &[
+    "limit",
+    "port",
+    "address",
+    "log_level",
+    "verbose",
+    "max_dependency_cache_size",
+    "cache_dir",
+    "compile_timeout",
+    "idle_timeout",
+];
+
+/// The prefix of homccd's variables: `HOMCCD_` + a key in upper case.
+pub const ENV_PREFIX: &str = "HOMCCD_";
+
+/// The Python homcc documents the server's cache size as this variable (`HOMCC_`, not `HOMCCD_`):
+/// it counts below `HOMCCD_MAX_DEPENDENCY_CACHE_SIZE` and above the files.
+pub const CACHE_SIZE_ALIAS: &str = "HOMCC_MAX_DEPENDENCY_CACHE_SIZE";
+
+/// The [homccd] table: every key, with its default.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Settings {
+    /// Concurrent compiles; more are refused as busy.
+    #[serde(deserialize_with = "at_least_one")]
+    pub limit: u32,
+    pub port: u16,
+    pub address: IpAddr,
+    pub log_level: LogLevel,
+    /// Log at DEBUG, whatever `log_level` says.
+    pub verbose: bool,
+    /// Bytes: a number, or text with a K, M, G or T suffix (`"10G"`).
+    #[serde(deserialize_with = "size")]
+    pub max_dependency_cache_size: u64,
+    /// `None`: [`default_cache_dir`], looked for only when the server starts.
+    pub cache_dir: Option<PathBuf>,
+    /// Seconds.
+    pub compile_timeout: u64,
+    /// Seconds.
+    #[serde(deserialize_with = "at_least_one")]
+    pub idle_timeout: u64,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Settings {
+            limit: u32::try_from(default_limit()).unwrap_or(u32::MAX),
+            port: homcc_proto::DEFAULT_PORT,
+            address: Ipv4Addr::UNSPECIFIED.into(),
+            log_level: LogLevel::Info,
+            verbose: false,
+            max_dependency_cache_size: 10 << 30,
+            cache_dir: None,
+            compile_timeout: 300,
+            idle_timeout: 60,
+        }
+    }
+}
+
+impl Settings {
+    /// The settings from `flags` (a struct whose `None` fields are skipped when serialized),
+    /// the variables, and the homcc.conf files unless `no_config`.
+    pub fn load(flags: &impl Serialize, no_config: bool) -> Result<Settings, ConfigError> {
+        let sources = Sources {
+            table: "homccd",
+            keys: KEYS,
+            env_prefix: ENV_PREFIX,
+            files: if no_config {
+                Vec::new()
+            } else {
+                config_files()
+            },
+        };
+        sources.load(flags)
+    }
+
+    /// The address and port to listen on.
+    pub fn listen_addr(&self) -> SocketAddr {
+        SocketAddr::new(self.address, self.port)
+    }
+
+    /// The most detailed level logged: DEBUG with `verbose`, else `log_level`.
+    pub fn tracing_level(&self) -> tracing::Level {
+        match self.verbose {
+            true => tracing::Level::DEBUG,
+            false => tracing_level(self.log_level),
+        }
+    }
+
+    /// The server's configuration; finds the default cache directory if none is set.
+    pub fn server_config(&self) -> ServerConfig {
+        let cache_dir = self.cache_dir.clone().unwrap_or_else(default_cache_dir);
+        let mut config = ServerConfig::new(cache_dir);
+        config.limit = self.limit as usize;
+        config.max_cache_bytes = self.max_dependency_cache_size;
+        config.compile_timeout = Duration::from_secs(self.compile_timeout);
+        config.idle_timeout = Duration::from_secs(self.idle_timeout);
+        config
+    }
+}
+
+/// `$HOMCC_MAX_DEPENDENCY_CACHE_SIZE` in bytes, when it is set and
+/// `$HOMCCD_MAX_DEPENDENCY_CACHE_SIZE` is not; checked here, so that an error names it.
+pub fn cache_size_alias() -> Result<Option<u64>, ConfigError> {
+    let own = format!("{ENV_PREFIX}MAX_DEPENDENCY_CACHE_SIZE");
+    if std::env::var_os(own).is_some() {
+        return Ok(None);
+    }
+    let fail = |e: String| ConfigError(format!("variable {CACHE_SIZE_ALIAS}: {e}"));
+    match std::env::var_os(CACHE_SIZE_ALIAS) {
+        None => Ok(None),
+        Some(value) => match value.to_str() {
+            Some(text) => parse_size(text).map(Some).map_err(fail),
+            None => Err(fail("not valid UTF-8".into())),
+        },
+    }
+}
+
+/// A limit or timeout of 0 would refuse every compile or drop every client.
+fn at_least_one<'de, D, T>(deserializer: D) -> Result<T, D::Error>
+where
+    D: Deserializer<'de>,
+    T: Deserialize<'de> + Copy + Into<u64>,
+{
+    let value = T::deserialize(deserializer)?;
+    match value.into() {
+        0 => Err(D::Error::invalid_value(
+            Unexpected::Unsigned(0),
+            &"at least 1",
+        )),
+        _ => Ok(value),
+    }
+}
+
+/// A size as a number of bytes or as text for [`parse_size`].
+fn size<'de, D: Deserializer<'de>>(deserializer: D) -> Result<u64, D::Error> {
+    struct Size;
+    impl Visitor<'_> for Size {
+        type Value = u64;
+
+        fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+            f.write_str("a size such as \"10G\" or a number of bytes")
+        }
+
+        fn visit_u64<E: Error>(self, bytes: u64) -> Result<u64, E> {
+            Ok(bytes)
+        }
+
+        fn visit_i64<E: Error>(self, bytes: i64) -> Result<u64, E> {
+            u64::try_from(bytes).map_err(|_| E::invalid_value(Unexpected::Signed(bytes), &self))
+        }
+
+        fn visit_str<E: Error>(self, text: &str) -> Result<u64, E> {
+            parse_size(text).map_err(E::custom)
+        }
+    }
+    deserializer.deserialize_any(Size)
+}
+
+/// `10G`, `512M`, `64K`, `1T` or a number of bytes.
+pub fn parse_size(text: &str) -> Result<u64, String> {
+    let text = text.trim();
+    let (digits, shift) = match text.char_indices().last() {
+        Some((i, c)) if c.is_ascii_alphabetic() => {
+            let shift = match c.to_ascii_uppercase() {
+                'K' => 10,
+                'M' => 20,
+                'G' => 30,
+                'T' => 40,
+                _ => {
+                    return Err(format!(
+                        "unknown size suffix '{c}' in '{text}': use K, M, G or T"
+                    ))
+                }
+            };
+            (&text[..i], shift)
+        }
+        _ => (text, 0),
+    };
+    let n: u64 = digits.trim().parse().map_err(|_| {
+        format!("bad size '{text}': use a number with a K, M, G or T suffix, e.g. 10G")
+    })?;
+    n.checked_shl(shift)
+        .filter(|v| v >> shift == n)
+        .ok_or_else(|| format!("size '{text}' is too large"))
+}
+
+/// tracing's level for the Python homcc's (CRITICAL is ERROR: tracing has nothing above it).
+pub fn tracing_level(level: LogLevel) -> tracing::Level {
+    use tracing::Level;
+    match level {
+        LogLevel::Trace => Level::TRACE,
+        LogLevel::Debug => Level::DEBUG,
+        LogLevel::Info => Level::INFO,
+        LogLevel::Warning => Level::WARN,
+        LogLevel::Error | LogLevel::Critical => Level::ERROR,
+    }
+}
+
+/// A level by the Python homcc's names (`DEBUG`, ..., `CRITICAL`) or tracing's, in any case.
+pub fn parse_log_level(text: &str) -> Result<tracing::Level, String> {
+    text.parse().map(tracing_level)
+}
+
+/// `/var/cache/homccd` when it can be created and written, else `$XDG_CACHE_HOME/homccd`
+/// (`~/.cache/homccd`).
+pub fn default_cache_dir() -> PathBuf {
+    let system = PathBuf::from("/var/cache/homccd");
+    if std::fs::create_dir_all(&system).is_ok() && tempfile::tempfile_in(&system).is_ok() {
+        return system;
+    }
+    let base = std::env::var_os("XDG_CACHE_HOME")
+        .map(PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cache")))
+        .unwrap_or_else(std::env::temp_dir);
+    base.join("homccd")
+}
+
+#[cfg(test)]
+mod tests;

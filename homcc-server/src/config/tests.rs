@@ -1,0 +1,137 @@
+//! The [homccd] keys as figment reads them (TOML text, lossy like a variable), sizes and levels.
+
+use super::*;
+use figment::{
+    providers::{Format, Serialized, Toml},
+    value::Dict,
+    Figment,
+};
+
+/// The settings from a [homccd] table's body, or figment's error message.
+fn from_toml(body: &str) -> Result<Settings, String> {
+    Figment::from(Toml::string(body))
+        .extract_lossy()
+        .map_err(|e| e.kind.to_string())
+}
+
+#[test]
+fn keys_are_exactly_the_fields() {
+    let mut unknown = Dict::new();
+    unknown.insert("not_a_key".into(), 1.into());
+    let error = Figment::from(Serialized::defaults(unknown))
+        .extract::<Settings>()
+        .unwrap_err();
+    match error.kind {
+        figment::error::Kind::UnknownField(key, fields) => {
+            assert_eq!((key.as_str(), fields), ("not_a_key", KEYS));
+        }
+        kind => panic!("unexpected error: {kind}"),
+    }
+}
+
+#[test]
+fn an_empty_table_is_the_defaults() {
+    let want = Settings {
+        limit: default_limit() as u32,
+        port: 3126,
+        address: "0.0.0.0".parse().unwrap(),
+        log_level: LogLevel::Info,
+        verbose: false,
+        max_dependency_cache_size: 10 << 30,
+        cache_dir: None,
+        compile_timeout: 300,
+        idle_timeout: 60,
+    };
+    assert_eq!(from_toml(""), Ok(want));
+}
+
+#[rustfmt::skip]
+#[test]
+fn values() {
+    let check = |body: &str, want: Result<fn(&Settings) -> bool, &str>| {
+        match (from_toml(body), want) {
+            (Ok(settings), Ok(test)) => assert!(test(&settings), "{body}: {settings:?}"),
+            (Err(error), Err(want)) => assert_eq!(error, want, "{body}"),
+            (got, _) => panic!("{body}: {got:?}"),
+        }
+    };
+    check("max_dependency_cache_size = \"512M\"", Ok(|s| s.max_dependency_cache_size == 512 << 20));
+    check("max_dependency_cache_size = 4096", Ok(|s| s.max_dependency_cache_size == 4096));
+    check("max_dependency_cache_size = \"4096\"", Ok(|s| s.max_dependency_cache_size == 4096));
+    check("max_dependency_cache_size = \"10X\"", Err("unknown size suffix 'X' in '10X': use K, M, G or T"));
+    check("max_dependency_cache_size = -1", Err("invalid value signed int `-1`, expected a size such as \"10G\" or a number of bytes"));
+    check("max_dependency_cache_size = 1.5", Err("invalid type: found float `1.5`, expected a size such as \"10G\" or a number of bytes"));
+    check("limit = 1", Ok(|s| s.limit == 1));
+    check("limit = 0", Err("invalid value unsigned int `0`, expected at least 1"));
+    check("idle_timeout = 0", Err("invalid value unsigned int `0`, expected at least 1"));
+    check("compile_timeout = 0", Ok(|s| s.compile_timeout == 0));
+    check("address = \"::1\"", Ok(|s| s.address == IpAddr::from(std::net::Ipv6Addr::LOCALHOST)));
+    check("address = \"localhost\"", Err("invalid IP address syntax"));
+    check("port = 70000", Err("invalid value signed int `70000`, expected u16"));
+    check("log_level = \"warning\"", Ok(|s| s.log_level == LogLevel::Warning));
+    check("verbose = \"True\"", Ok(|s| s.verbose));
+    check("cache_dir = \"/srv/cache\"", Ok(|s| s.cache_dir == Some("/srv/cache".into())));
+}
+
+#[test]
+fn verbose_forces_debug() {
+    use tracing::Level;
+    let check = |level: LogLevel, verbose: bool, want: Level| {
+        let settings = Settings {
+            log_level: level,
+            verbose,
+            ..Settings::default()
+        };
+        assert_eq!(settings.tracing_level(), want, "{level} {verbose}");
+    };
+    check(LogLevel::Info, false, Level::INFO);
+    check(LogLevel::Critical, false, Level::ERROR);
+    check(LogLevel::Error, true, Level::DEBUG);
+    check(LogLevel::Trace, true, Level::DEBUG);
+}
+
+#[test]
+fn sizes() {
+    let check =
+        |t: &str, want: Result<u64, ()>| assert_eq!(parse_size(t).map_err(|_| ()), want, "{t}");
+    check("10G", Ok(10 << 30));
+    check("512M", Ok(512 << 20));
+    check("64k", Ok(64 << 10));
+    check("1T", Ok(1 << 40));
+    check("1234", Ok(1234));
+    check(" 2 G", Ok(2 << 30));
+    check("10X", Err(()));
+    check("G", Err(()));
+    check("-1G", Err(()));
+    check("99999999999T", Err(()));
+}
+
+#[test]
+fn log_levels() {
+    use tracing::Level;
+    let check = |t: &str, want: Option<Level>| assert_eq!(parse_log_level(t).ok(), want, "{t}");
+    check("DEBUG", Some(Level::DEBUG));
+    check("WARNING", Some(Level::WARN));
+    check("warn", Some(Level::WARN));
+    check("CRITICAL", Some(Level::ERROR));
+    check("Info", Some(Level::INFO));
+    check("trace", Some(Level::TRACE));
+    check("loud", None);
+}
+
+#[test]
+fn server_config_takes_the_settings() {
+    let settings = Settings {
+        limit: 3,
+        max_dependency_cache_size: 1 << 20,
+        cache_dir: Some("/srv/cache".into()),
+        compile_timeout: 5,
+        idle_timeout: 7,
+        ..Settings::default()
+    };
+    let config = settings.server_config();
+    assert_eq!((config.limit, config.max_cache_bytes), (3, 1 << 20));
+    assert_eq!(config.cache_dir, PathBuf::from("/srv/cache"));
+    assert_eq!(config.compile_timeout, Duration::from_secs(5));
+    assert_eq!(config.idle_timeout, Duration::from_secs(7));
+}
