@@ -3,26 +3,18 @@
 //! reason; the server never leaves a compiler or a job root behind.
 
 use std::{
-    ffi::OsString,
-    net::SocketAddr,
     path::Path,
     process::{Output, Stdio},
     time::Duration,
 };
 
-use futures_util::{SinkExt, StreamExt};
-use homcc_client::{classify::Language, compiler};
-use homcc_proto::{
-    codec::DEFAULT_MAX_SERVER_FRAME, Chunk, ChunkFile, ChunkRef, ClientCodec, ClientMessage,
-    CompileRequest, CompilerIdentity, Compression, Digest, Refusal, RefusalReason, ServerMessage,
-    PROTOCOL_VERSION,
-};
+use homcc_client::compiler;
+use homcc_proto::{Refusal, RefusalReason, ServerMessage, PROTOCOL_VERSION};
+use homcc_tests::raw::{gxx_identity, hold_slot, raw_request, runtime, send_request};
 use homcc_tests::{
     assert_same_as_local, homcc_lines, job_roots, os, slow_cxx_source, wait_for, wait_for_or,
     wait_for_running_compile, Daemon, Project, TestServer,
 };
-use tokio::net::TcpStream;
-use tokio_util::codec::Framed;
 
 /// A quick compile with a warning, so that the compiler's own stderr is not empty.
 const QUICK_SOURCE: &str = "int main() { int unused; return 0; }\n";
@@ -207,74 +199,6 @@ fn wait_for_no_process_in(dir: &Path, limit: Duration) {
     }
 }
 
-// --- A raw protocol client, for what homcc itself never sends. ---
-
-type Raw = Framed<TcpStream, ClientCodec>;
-
-fn runtime() -> tokio::runtime::Runtime {
-    tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap()
-}
-
-/// The identity homcc sends for `g++`.
-fn gxx_identity() -> CompilerIdentity {
-    let binary = compiler::resolve(os("g++")).expect("g++ on PATH");
-    compiler::info(os("g++"), &binary, Language::Cxx, &[], None)
-        .expect("probe g++")
-        .identity
-}
-
-/// The file the raw request lists (the server's fresh cache lacks it).
-const HELD_SOURCE: &[u8] = b"int held_slot_marker;\n";
-
-/// A compile of `held.cpp` in `dir`, its manifest one inline chunk.
-fn raw_request(dir: &Path, version: u32, compiler: CompilerIdentity) -> CompileRequest {
-    let chunk = Chunk {
-        dir: dir.to_str().expect("a UTF-8 temp dir").to_owned(),
-        files: vec![ChunkFile {
-            name: "held.cpp".into(),
-            digest: Digest::of(HELD_SOURCE),
-            size: HELD_SOURCE.len() as u64,
-        }],
-    };
-    CompileRequest {
-        version,
-        compiler,
-        args: ["-c", "held.cpp", "-o", "held.o"]
-            .map(OsString::from)
-            .to_vec(),
-        cwd: dir.to_owned(),
-        include_dirs: Vec::new(),
-        implicit_includes: Vec::new(),
-        preprocessed: false,
-        dirs: vec![],
-        manifest: vec![ChunkRef {
-            digest: chunk.digest(),
-            inline: Some(chunk),
-        }],
-        outputs: vec![dir.join("held.o")],
-        env: Vec::new(),
-        compression: Compression::default(),
-    }
-}
-
-/// Connects, sends `request` and returns the connection with the server's first reply.
-async fn send_request(addr: SocketAddr, request: CompileRequest) -> (Raw, ServerMessage) {
-    let stream = TcpStream::connect(addr).await.expect("connect to homccd");
-    let mut conn = Framed::new(stream, ClientCodec::new(DEFAULT_MAX_SERVER_FRAME));
-    conn.send(ClientMessage::Compile(Box::new(request)))
-        .await
-        .expect("send the request");
-    let reply = tokio::time::timeout(LIMIT, conn.next())
-        .await
-        .expect("a reply in time")
-        .expect("a reply before the connection closed")
-        .expect("a reply that decodes");
-    (conn, reply)
-}
-
 // --- The tests. ---
 
 #[test]
@@ -300,14 +224,7 @@ fn busy_host_compiles_locally() {
 
     // Hold the only slot: the server asks for the file only after reserving it.
     let rt = runtime();
-    let (holder, reply) = rt.block_on(send_request(
-        server.addr,
-        raw_request(project.path(), PROTOCOL_VERSION, gxx_identity()),
-    ));
-    match reply {
-        ServerMessage::Need(need) => assert_eq!(need.blobs, [Digest::of(HELD_SOURCE)], "{need:?}"),
-        other => panic!("expected Need, got {other:?}"),
-    }
+    let holder = hold_slot(&rt, server.addr, project.path());
 
     let out = project.homcc(&["--host", &server.host()], "g++", QUICK_ARGS);
     assert_fell_back(

@@ -86,7 +86,8 @@ pub async fn compile(
     let mut tried = vec![false; settings.hosts.len()];
     let mut failures = Vec::new();
     let wait_until = Instant::now() + settings.request_timeout;
-    for _ in 0..settings.tries {
+    let mut attempts = 0;
+    while attempts < settings.tries {
         let (index, _slot) = match take_host(settings, slots.as_ref(), &tried, wait_until).await {
             Taken::Host(index, slot) => (index, slot),
             Taken::Local => {
@@ -119,6 +120,7 @@ pub async fn compile(
             failures.push(format!("{host}: skipped for {left} s after: {reason}"));
             continue;
         }
+        attempts += 1;
         let started = Instant::now();
         let known = KnownChunks::new(settings.cache_dir.as_deref(), &key);
         let mut traffic = Traffic::default();

@@ -4,7 +4,10 @@
 use std::{
     net::SocketAddr,
     path::PathBuf,
-    sync::{Arc, Mutex},
+    sync::{
+        atomic::{AtomicUsize, Ordering},
+        Arc, Mutex,
+    },
     time::Duration,
 };
 
@@ -76,9 +79,38 @@ pub struct Record {
 #[derive(Debug, Default)]
 pub struct Stats {
     records: Mutex<Vec<Record>>,
+    /// Sessions holding a compile slot now, and the most there ever were at once.
+    running: AtomicUsize,
+    peak_running: AtomicUsize,
+}
+
+/// A session's compile slot, counted in [`Stats`] until dropped.
+#[derive(Debug)]
+pub(crate) struct Running(Arc<Stats>);
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        self.0.running.fetch_sub(1, Ordering::SeqCst);
+    }
 }
 
 impl Stats {
+    /// How many sessions hold a compile slot now.
+    pub fn running(&self) -> usize {
+        self.running.load(Ordering::SeqCst)
+    }
+
+    /// The most sessions that held a compile slot at the same moment.
+    pub fn peak_running(&self) -> usize {
+        self.peak_running.load(Ordering::SeqCst)
+    }
+
+    pub(crate) fn start_running(self: &Arc<Self>) -> Running {
+        let now = self.running.fetch_add(1, Ordering::SeqCst) + 1;
+        self.peak_running.fetch_max(now, Ordering::SeqCst);
+        Running(self.clone())
+    }
+
     /// Every finished connection, oldest first.
     pub fn records(&self) -> Vec<Record> {
         self.records.lock().unwrap().clone()

@@ -130,6 +130,7 @@ async fn handle(
             format!("busy: all {} compile slots are taken", state.config.limit),
         )
     })?;
+    let _running = state.stats.start_running();
     let compiler = state
         .compilers
         .resolve(&req.compiler)

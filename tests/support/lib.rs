@@ -11,6 +11,8 @@ use std::{
     time::{Duration, Instant},
 };
 
+pub mod raw;
+
 use homcc_server::{server::Record, Server, ServerConfig, Stats};
 use tokio_util::sync::CancellationToken;
 
