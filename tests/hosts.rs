@@ -426,3 +426,35 @@ fn a_waiting_compile_takes_the_first_slot_that_frees() {
     assert_eq!(server.stats.peak_running(), 1);
     assert_eq!(project.take(&["s0.o"]).remove(0).as_ref(), Some(&local[0]));
 }
+
+#[test]
+fn with_localhost_listed_a_full_host_leaves_the_compile_to_this_machine() {
+    let server = TestServer::fresh(|c| c.limit = 4);
+    let project = Project::new();
+    let local = sources(&project, 1);
+    project.write("slow.cpp", &slow_cxx_source(120));
+    let hosts = format!("localhost/2 {}/1", server.host());
+    let slow = homcc(&project, &["g++", "-O2", "-c", "slow.cpp"])
+        .env("HOMCC_HOSTS", &hosts)
+        .spawn()
+        .unwrap();
+    wait_for("the slow compile to run", Duration::from_secs(60), || {
+        server.stats.running() == 1
+    });
+    let out = homcc(&project, &["--verbose", "gcc", "-O2", "-c", "s0.c"])
+        .env("HOMCC_HOSTS", &hosts)
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    assert_eq!(
+        homcc_lines(&out.stderr),
+        ["homcc: compiling locally: every remote slot is taken and localhost has a free one"]
+    );
+    assert_eq!(project.take(&["s0.o"]).remove(0).as_ref(), Some(&local[0]));
+    assert!(wait_all(vec![slow])[0].status.success());
+    assert_eq!(
+        server.records().len(),
+        1,
+        "only the slow compile went to the server"
+    );
+}
