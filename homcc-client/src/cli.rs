@@ -58,7 +58,7 @@ pub struct Cli {
     /// Print the hosts in use, one per line (address, limit, compression, transport), and exit
     #[arg(long)]
     pub show_hosts: bool,
-    /// Print how many compiles can run at once (the sum of the remote hosts' limits), and exit
+    /// Print how many compiles can run at once (the sum of the remote hosts' limits, or the local limit without one), and exit
     #[arg(short = 'j', long)]
     pub show_concurrency: bool,
     /// Print the HOMCC_* variables in effect, and exit

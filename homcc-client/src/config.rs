@@ -44,8 +44,11 @@ pub struct ClientConfig {
     pub compression: Compression,
     pub schroot_profile: Option<String>,
     pub docker_container: Option<String>,
+    #[serde(deserialize_with = "positive_seconds")]
     pub compilation_request_timeout: f64,
+    #[serde(deserialize_with = "positive_seconds")]
     pub establish_connection_timeout: f64,
+    #[serde(deserialize_with = "at_least_one")]
     pub remote_compilation_tries: usize,
     pub log_level: LogLevel,
     pub verbose: bool,
@@ -73,6 +76,25 @@ impl Default for ClientConfig {
             ssh_control_persist: 60,
             ssh_options: Vec::new(),
         }
+    }
+}
+
+/// A time limit: a positive, finite number of seconds.
+fn positive_seconds<'de, D: Deserializer<'de>>(deserializer: D) -> Result<f64, D::Error> {
+    let seconds = f64::deserialize(deserializer)?;
+    match seconds.is_finite() && seconds > 0.0 {
+        true => Ok(seconds),
+        false => Err(serde::de::Error::custom(format!(
+            "{seconds} is not a positive number of seconds"
+        ))),
+    }
+}
+
+/// A count of at least one.
+fn at_least_one<'de, D: Deserializer<'de>>(deserializer: D) -> Result<usize, D::Error> {
+    match usize::deserialize(deserializer)? {
+        0 => Err(serde::de::Error::custom("0 is not allowed: use at least 1")),
+        n => Ok(n),
     }
 }
 
@@ -145,15 +167,6 @@ impl Settings {
     pub fn load(cli: &Cli) -> Result<Settings, ConfigError> {
         let config: ClientConfig = sources(cli.no_config).load(&cli.flags())?;
         let (all_hosts, hosts_source) = load_hosts(&cli.hosts)?;
-        let seconds = |v: f64, name: &str| {
-            (v.is_finite() && v > 0.0)
-                .then(|| Duration::from_secs_f64(v))
-                .ok_or_else(|| {
-                    ConfigError(format!(
-                        "{name} must be a positive number of seconds, not {v}"
-                    ))
-                })
-        };
         let local = all_hosts.iter().find(|h| h.is_local());
         let cache_dir = cache_dir();
         Ok(Settings {
@@ -166,16 +179,10 @@ impl Settings {
                 .collect(),
             hosts_source,
             compression: config.compression,
-            connect_timeout: seconds(
-                config.establish_connection_timeout,
-                "establish_connection_timeout",
-            )?,
-            request_timeout: seconds(
-                config.compilation_request_timeout,
-                "compilation_request_timeout",
-            )?,
+            connect_timeout: Duration::from_secs_f64(config.establish_connection_timeout),
+            request_timeout: Duration::from_secs_f64(config.compilation_request_timeout),
             heartbeat_timeout: Duration::from_secs(30),
-            tries: config.remote_compilation_tries.max(1),
+            tries: config.remote_compilation_tries,
             no_local: config.no_local_compilation,
             log_level: match config.verbose {
                 true => config.log_level.min(LogLevel::Debug),
@@ -185,6 +192,13 @@ impl Settings {
             cache_dir,
             config,
         })
+    }
+
+    /// The sum of the limits of the remote hosts homcc connects to.
+    pub fn remote_limit(&self) -> u32 {
+        (self.hosts.iter().filter(|h| h.is_usable()))
+            .map(|h| h.limit)
+            .fold(0, u32::saturating_add)
     }
 
     /// Whether messages of `level` are shown.

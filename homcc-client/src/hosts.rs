@@ -94,6 +94,11 @@ pub struct HostsError {
 }
 
 impl Host {
+    /// Whether homcc connects to this host (today: TCP; SSH hosts come with a later version).
+    pub fn is_usable(&self) -> bool {
+        self.transport == Transport::Tcp
+    }
+
     /// Whether this is the `localhost` line: this machine's own slots, not a server.
     pub fn is_local(&self) -> bool {
         self.transport == Transport::Local
@@ -173,9 +178,9 @@ impl FromStr for Host {
             None => (rest, Transport::Tcp),
         };
         let (name, port) = split_port(rest, line)?;
-        if name == LOCALHOST && port.is_none() && transport == Transport::Tcp {
+        if name.eq_ignore_ascii_case(LOCALHOST) && port.is_none() && transport == Transport::Tcp {
             return Ok(Host {
-                name: name.to_string(),
+                name: LOCALHOST.to_string(),
                 port: DEFAULT_PORT,
                 limit: limit.unwrap_or_else(default_local_limit),
                 compression,
@@ -367,6 +372,7 @@ mod tests {
     fn valid_hosts() {
         check("localhost", Ok(local(default_local_limit())));
         check("localhost/3", Ok(local(3)));
+        check("LocalHost/3", Ok(local(3)));
         check("localhost:3126", Ok(tcp("localhost", P, L, None)));
         check("localhost:4000/8", Ok(tcp("localhost", 4000, 8, None)));
         check("@localhost", Ok(ssh(None, "localhost", P, L, None)));

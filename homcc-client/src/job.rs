@@ -19,7 +19,7 @@ use crate::{
     compiler,
     config::Settings,
     debug,
-    hosts::{Host, Transport},
+    hosts::Host,
     known::KnownChunks,
     output,
     scan::{self, ScanError},
@@ -193,8 +193,7 @@ async fn take_host(
     wait_until: Instant,
 ) -> Taken {
     let Some(slots) = slots else {
-        let next = (settings.hosts.iter().enumerate())
-            .find(|(i, h)| !tried[*i] && h.transport == Transport::Tcp);
+        let next = (settings.hosts.iter().enumerate()).find(|(i, h)| !tried[*i] && h.is_usable());
         return match next {
             Some((index, _)) => Taken::Host(index, None),
             None => Taken::Nothing(Vec::new()),

@@ -225,12 +225,7 @@ async fn run_jobs(
                 .into(),
         ));
     }
-    let parallel = settings
-        .hosts
-        .iter()
-        .map(|h| h.limit as usize)
-        .sum::<usize>()
-        .max(1);
+    let parallel = (settings.remote_limit() as usize).max(1);
     let outcomes: Vec<Result<CompileResult, Instead>> = futures_util::stream::iter(jobs)
         .map(|job| job::compile(settings, cmd.name, &cmd.binary, cwd, job))
         .buffered(parallel)

@@ -59,10 +59,10 @@ fn host_lines(settings: &Settings) -> Vec<String> {
     lines
 }
 
-/// How many compiles can run at once: the remote hosts' limits, or the local limit when there
-/// is no remote host (so that `make -j$(homcc -j)` is always a valid command).
+/// How many compiles can run at once: the limits of the remote hosts homcc connects to, or the
+/// local limit when there is none (so that `make -j$(homcc -j)` is always a valid command).
 fn concurrency(settings: &Settings) -> u32 {
-    match settings.hosts.iter().map(|h| h.limit).sum() {
+    match settings.remote_limit() {
         0 => settings.local_limit,
         sum => sum,
     }

@@ -1,6 +1,7 @@
 //! homcc's wire protocol: the messages of one compile, their framing codec, blob compression and
-//! content digests. This crate does no I/O of its own: no sockets, files or processes
-//! (`counted` only wraps a stream the caller owns).
+//! content digests, and the settings loader both binaries share. It opens no sockets and runs
+//! no processes (`counted` only wraps a stream the caller owns); its only file access is
+//! `config` reading homcc.conf.
 //!
 //! One compile per TCP connection (see `docs/protocol.md`):
 //! client `Compile` → server `Need` → client `Chunks`/`Blob`s → server `Heartbeat`s → `Result`,

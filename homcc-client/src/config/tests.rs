@@ -170,7 +170,12 @@ fn bad_values_name_their_source() {
         jail.set_env("HOMCC_ESTABLISH_CONNECTION_TIMEOUT", "0");
         assert_eq!(
             load("").unwrap_err(),
-            "establish_connection_timeout must be a positive number of seconds, not 0"
+            "variable HOMCC_ESTABLISH_CONNECTION_TIMEOUT: 0 is not a positive number of seconds"
+        );
+        std::env::remove_var("HOMCC_ESTABLISH_CONNECTION_TIMEOUT");
+        assert_eq!(
+            load("--remote-compilation-tries 0").unwrap_err(),
+            "--remote-compilation-tries: 0 is not allowed: use at least 1"
         );
     });
 }
