@@ -60,6 +60,19 @@ pub struct Cli {
     #[arg(long)]
     #[serde(skip_serializing_if = "is_false")]
     pub verbose: bool,
+    /// A compiler homccd may run besides those linked in the compiler dir, by name (looked up on PATH at start) or absolute path; repeat for more. With neither, the gcc, g++, cc, c++, clang and clang++ found on PATH, also versioned (gcc-12) or target-prefixed (aarch64-linux-gnu-gcc). Any other compiler is refused [env: HOMCCD_COMPILERS, separated by spaces] [default: none]
+    #[arg(long = "compiler", value_name = "NAME_OR_PATH")]
+    // Applied after loading, as cache_dir.
+    #[serde(skip)]
+    pub compilers: Vec<PathBuf>,
+    /// Directory of links named after compilers homccd may run (g++ -> /usr/bin/g++), as distcc's /usr/lib/distcc; missing: none [env: HOMCCD_COMPILER_DIR] [default: /usr/lib/homcc]
+    #[arg(long, value_name = "DIR")]
+    #[serde(skip)]
+    pub compiler_dir: Option<PathBuf>,
+    /// Print the compilers homccd may run (name, path, version, target) and exit
+    #[arg(long)]
+    #[serde(skip)]
+    pub show_compilers: bool,
     /// Read no homcc.conf: only flags, variables and defaults
     #[arg(long)]
     #[serde(skip)]
@@ -78,6 +91,12 @@ impl Cli {
         let mut settings = Settings::load(&flags, self.no_config)?;
         if let Some(dir) = &self.cache_dir {
             settings.cache_dir = Some(dir.clone());
+        }
+        if !self.compilers.is_empty() {
+            settings.compilers = self.compilers.clone();
+        }
+        if let Some(dir) = &self.compiler_dir {
+            settings.compiler_dir = dir.clone();
         }
         Ok(settings)
     }

@@ -11,11 +11,14 @@ use std::{
 
 use homcc_proto::config::{config_files, ConfigError, LogLevel, Sources};
 use serde::{
-    de::{Error, Unexpected, Visitor},
+    de::{Error, SeqAccess, Unexpected, Visitor},
     Deserialize, Deserializer, Serialize,
 };
 
-use crate::server::{default_limit, ServerConfig};
+use crate::{
+    compilers::{Allowlist, AllowlistError, DEFAULT_COMPILER_DIR},
+    server::{default_limit, ServerConfig},
+};
 
 /// The keys of [homccd] (and so the `HOMCCD_*` variables), in the order of [`Settings`]' fields.
 pub const KEYS: &[&str] = &[
@@ -28,6 +31,8 @@ pub const KEYS: &[&str] = &[
     "cache_dir",
     "compile_timeout",
     "idle_timeout",
+    "compilers",
+    "compiler_dir",
 ];
 
 /// The prefix of homccd's variables: `HOMCCD_` + a key in upper case.
@@ -59,6 +64,12 @@ pub struct Settings {
     /// Seconds.
     #[serde(deserialize_with = "at_least_one")]
     pub idle_timeout: u64,
+    /// Compilers homccd may run, by name (looked up on `PATH` at start) or absolute path: a TOML
+    /// array, or text with the entries separated by whitespace (as `HOMCCD_COMPILERS`).
+    #[serde(deserialize_with = "names")]
+    pub compilers: Vec<PathBuf>,
+    /// Links named after the compilers homccd may run, as distcc's `/usr/lib/distcc`.
+    pub compiler_dir: PathBuf,
 }
 
 impl Default for Settings {
@@ -73,6 +84,8 @@ impl Default for Settings {
             cache_dir: None,
             compile_timeout: 300,
             idle_timeout: 60,
+            compilers: Vec::new(),
+            compiler_dir: DEFAULT_COMPILER_DIR.into(),
         }
     }
 }
@@ -107,7 +120,13 @@ impl Settings {
         }
     }
 
-    /// The server's configuration; finds the default cache directory if none is set.
+    /// The compilers homccd may run: [`Allowlist::load`] with `compilers` and `compiler_dir`.
+    pub fn allowlist(&self) -> Result<Allowlist, AllowlistError> {
+        Allowlist::load(&self.compilers, &self.compiler_dir)
+    }
+
+    /// The server's configuration (without its compilers: see [`Settings::allowlist`]); finds
+    /// the default cache directory if none is set.
     pub fn server_config(&self) -> ServerConfig {
         let cache_dir = self.cache_dir.clone().unwrap_or_else(default_cache_dir);
         let mut config = ServerConfig::new(cache_dir);
@@ -175,6 +194,31 @@ fn size<'de, D: Deserializer<'de>>(deserializer: D) -> Result<u64, D::Error> {
         }
     }
     deserializer.deserialize_any(Size)
+}
+
+/// Compiler names or paths: a list, or text with them separated by whitespace.
+fn names<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Vec<PathBuf>, D::Error> {
+    struct Names;
+    impl<'de> Visitor<'de> for Names {
+        type Value = Vec<PathBuf>;
+
+        fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+            f.write_str("a list of compiler names or paths, or text with them separated by spaces")
+        }
+
+        fn visit_str<E: Error>(self, text: &str) -> Result<Vec<PathBuf>, E> {
+            Ok(text.split_whitespace().map(PathBuf::from).collect())
+        }
+
+        fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Vec<PathBuf>, A::Error> {
+            let mut names = Vec::new();
+            while let Some(name) = seq.next_element::<String>()? {
+                names.push(name.into());
+            }
+            Ok(names)
+        }
+    }
+    deserializer.deserialize_any(Names)
 }
 
 /// `10G`, `512M`, `64K`, `1T` or a number of bytes.

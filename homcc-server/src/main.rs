@@ -1,27 +1,38 @@
-//! `homccd`: parse the command line, load the settings, bind, print the address, serve until
-//! SIGTERM/SIGINT.
+//! `homccd`: parse the command line, load the settings and the compilers it may run, bind, print
+//! the address, serve until SIGTERM/SIGINT (or, with `--show-compilers`, list the compilers).
 
 use std::process::ExitCode;
 
 use clap::Parser;
-use homcc_server::{cli::Cli, config::Settings, Server};
+use homcc_server::{
+    cli::Cli,
+    compilers::{Allowlist, Compilers},
+    config::Settings,
+    Server,
+};
 use tokio_util::sync::CancellationToken;
 
 fn main() -> ExitCode {
-    let settings = match Cli::parse().settings() {
+    let cli = Cli::parse();
+    let settings = match cli.settings() {
         Ok(settings) => settings,
-        Err(e) => {
-            eprintln!("homccd: {e}");
-            return ExitCode::from(2);
-        }
+        Err(e) => return bad_setting(e),
     };
     tracing_subscriber::fmt()
         .with_max_level(settings.tracing_level())
         .with_writer(std::io::stderr)
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .init();
+    let compilers = match settings.allowlist() {
+        Ok(compilers) => compilers,
+        Err(e) => return bad_setting(e),
+    };
     let runtime = tokio::runtime::Runtime::new().expect("cannot start the tokio runtime");
-    match runtime.block_on(serve(settings)) {
+    if cli.show_compilers {
+        print!("{}", runtime.block_on(Compilers::new(compilers).table()));
+        return ExitCode::SUCCESS;
+    }
+    match runtime.block_on(serve(settings, compilers)) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("homccd: {e:#}");
@@ -30,9 +41,17 @@ fn main() -> ExitCode {
     }
 }
 
-async fn serve(settings: Settings) -> anyhow::Result<()> {
+/// A setting that cannot be used: one line, exit 2.
+fn bad_setting(e: impl std::fmt::Display) -> ExitCode {
+    eprintln!("homccd: {e}");
+    ExitCode::from(2)
+}
+
+async fn serve(settings: Settings, compilers: Allowlist) -> anyhow::Result<()> {
     use tokio::signal::unix::{signal, SignalKind};
-    let server = Server::bind(settings.listen_addr(), settings.server_config()).await?;
+    let mut config = settings.server_config();
+    config.compilers = Some(compilers);
+    let server = Server::bind(settings.listen_addr(), config).await?;
     // Handlers first: a SIGTERM right after the address is printed must stop gracefully too.
     let mut term = signal(SignalKind::terminate())?;
     let mut int = signal(SignalKind::interrupt())?;

@@ -15,7 +15,11 @@ use anyhow::Context;
 use tokio::{net::TcpListener, sync::Semaphore};
 use tokio_util::{sync::CancellationToken, task::TaskTracker};
 
-use crate::{cache::Cache, compilers::Compilers, session};
+use crate::{
+    cache::Cache,
+    compilers::{Allowlist, Compilers, DEFAULT_COMPILER_DIR},
+    session,
+};
 
 /// Everything homccd needs to run, resolved from flags and environment.
 #[derive(Debug, Clone)]
@@ -34,6 +38,9 @@ pub struct ServerConfig {
     pub idle_timeout: Duration,
     /// How long running compiles may take to finish after SIGTERM/SIGINT.
     pub shutdown_grace: Duration,
+    /// The compilers it may run. `None`: [`Allowlist::load`] with no configured compiler and
+    /// the default compiler directory, when the server starts.
+    pub compilers: Option<Allowlist>,
 }
 
 impl ServerConfig {
@@ -48,6 +55,7 @@ impl ServerConfig {
             heartbeat_interval: Duration::from_secs(2),
             idle_timeout: Duration::from_secs(60),
             shutdown_grace: Duration::from_secs(60),
+            compilers: None,
         }
     }
 }
@@ -166,11 +174,15 @@ impl Server {
         std::fs::create_dir_all(&jobs_dir)
             .with_context(|| format!("cannot create {}", jobs_dir.display()))?;
         tracing::info!(blobs = cache.len(), bytes = cache.total_bytes(), dir = %config.cache_dir.display(), "cache opened");
+        let compilers = match &config.compilers {
+            Some(allowed) => allowed.clone(),
+            None => Allowlist::load(&[], DEFAULT_COMPILER_DIR.as_ref())?,
+        };
         let state = State {
             slots: Arc::new(Semaphore::new(config.limit)),
             config,
             cache,
-            compilers: Compilers::default(),
+            compilers: Compilers::new(compilers),
             jobs_dir,
             stats: Arc::default(),
             shutdown: CancellationToken::new(),

@@ -5,6 +5,7 @@ use super::*;
 use clap::CommandFactory;
 use figment::Jail;
 use homcc_proto::config::LogLevel;
+use std::path::Path;
 
 /// A jail with no variables but `HOME` and `HOMCC_DIR` (its `dir`), both inside it, and the
 /// directories homcc.conf is looked for in.
@@ -51,6 +52,13 @@ fn flags_and_their_aliases() {
             s.log_level == LogLevel::Error
         });
         check(&["--verbose"], |s| s.verbose);
+        check(&["--compiler", "gcc", "--compiler", "/opt/cc"], |s| {
+            s.compilers == [PathBuf::from("gcc"), "/opt/cc".into()]
+        });
+        check(&["--compiler-dir", "/d"], |s| {
+            s.compiler_dir == Path::new("/d")
+        });
+        check(&["--show-compilers"], |s| *s == Settings::default());
         check(&[], |s| *s == Settings::default());
     });
 }
@@ -93,6 +101,44 @@ fn flag_beats_variable_beats_file_beats_default() {
             port_limit_level_timeout(&got),
             (3003, 22, LogLevel::Error, 60)
         );
+    });
+}
+
+#[test]
+fn compilers_and_compiler_dir_come_from_one_source_each() {
+    jail(|jail| {
+        let get = |args: &[&str]| {
+            let s = settings(args).unwrap();
+            let names: Vec<_> = s.compilers.iter().map(|c| c.to_str().unwrap()).collect();
+            (names.join(","), s.compiler_dir.to_str().unwrap().to_owned())
+        };
+        let check = |args: &[&str], names: &str, dir: &str| {
+            assert_eq!(get(args), (names.into(), dir.into()), "{args:?}");
+        };
+        check(&[], "", "/usr/lib/homcc");
+        jail.create_file(
+            ".homcc/homcc.conf",
+            "[homccd]\ncompilers = [\"cc\"]\ncompiler_dir = \"/low\"\n",
+        )
+        .unwrap();
+        jail.create_file(
+            "dir/homcc.conf",
+            "[homccd]\ncompilers = [\"gcc\", \"/opt/bin/g++\"]\n",
+        )
+        .unwrap();
+        // The first file's list replaces the other's; a key it lacks comes from the other.
+        check(&[], "gcc,/opt/bin/g++", "/low");
+        jail.set_env("HOMCCD_COMPILERS", " clang  clang++ ");
+        jail.set_env("HOMCCD_COMPILER_DIR", "/var");
+        check(&[], "clang,clang++", "/var");
+        check(
+            &["--compiler", "cc-12", "--compiler-dir", "/flag"],
+            "cc-12",
+            "/flag",
+        );
+        check(&["--no-config"], "clang,clang++", "/var");
+        jail.set_env("HOMCCD_COMPILERS", "");
+        check(&[], "", "/var");
     });
 }
 

@@ -41,6 +41,8 @@ fn an_empty_table_is_the_defaults() {
         cache_dir: None,
         compile_timeout: 300,
         idle_timeout: 60,
+        compilers: Vec::new(),
+        compiler_dir: "/usr/lib/homcc".into(),
     };
     assert_eq!(from_toml(""), Ok(want));
 }
@@ -71,6 +73,12 @@ fn values() {
     check("log_level = \"warning\"", Ok(|s| s.log_level == LogLevel::Warning));
     check("verbose = \"True\"", Ok(|s| s.verbose));
     check("cache_dir = \"/srv/cache\"", Ok(|s| s.cache_dir == Some("/srv/cache".into())));
+    check("compilers = [\"gcc\", \"/opt/bin/my cc\"]", Ok(|s| s.compilers == [PathBuf::from("gcc"), "/opt/bin/my cc".into()]));
+    check("compilers = \" gcc\tclang++  \"", Ok(|s| s.compilers == [PathBuf::from("gcc"), "clang++".into()]));
+    check("compilers = []", Ok(|s| s.compilers.is_empty()));
+    check("compilers = 3", Err("invalid type: found signed int `3`, expected a list of compiler names or paths, or text with them separated by spaces"));
+    check("compilers = [3]", Err("invalid type: found signed int `3`, expected a string"));
+    check("compiler_dir = \"/srv/homcc\"", Ok(|s| s.compiler_dir == std::path::Path::new("/srv/homcc")));
 }
 
 #[test]
@@ -134,4 +142,8 @@ fn server_config_takes_the_settings() {
     assert_eq!(config.cache_dir, PathBuf::from("/srv/cache"));
     assert_eq!(config.compile_timeout, Duration::from_secs(5));
     assert_eq!(config.idle_timeout, Duration::from_secs(7));
+    assert_eq!(
+        config.compilers, None,
+        "from Settings::allowlist, when homccd starts"
+    );
 }
