@@ -184,8 +184,33 @@ fn decode_body<T: Incoming>(frame: &[u8]) -> Result<T, CodecError> {
 }
 
 /// Decodes a value that must use every byte of `bytes`.
+///
+/// bincode allocates a string or byte buffer as long as the length it reads, before reading its
+/// bytes (found by the frame fuzz targets: a 10-byte frame asked for 4 GiB). Its limit counts
+/// such claims and also the in-memory size of every integer it reads (8 bytes for a one-byte
+/// varint), so a well-formed message claims at most 8 bytes per byte of input: a limit of that,
+/// rounded up to a power of four (at least 4 KiB), accepts every real message and keeps a lying
+/// length from allocating more than 32 times the frame.
 fn decode_exact<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, CodecError> {
-    match bincode::serde::decode_from_slice::<T, _>(bytes, config()) {
+    fn limited<T: DeserializeOwned, const N: usize>(
+        bytes: &[u8],
+    ) -> Result<(T, usize), bincode::error::DecodeError> {
+        bincode::serde::decode_from_slice::<T, _>(bytes, config().with_limit::<N>())
+    }
+    let decoded = match bytes.len().saturating_mul(8) {
+        n if n <= 0x1000 => limited::<T, 0x1000>(bytes),
+        n if n <= 0x4000 => limited::<T, 0x4000>(bytes),
+        n if n <= 0x1_0000 => limited::<T, 0x1_0000>(bytes),
+        n if n <= 0x4_0000 => limited::<T, 0x4_0000>(bytes),
+        n if n <= 0x10_0000 => limited::<T, 0x10_0000>(bytes),
+        n if n <= 0x40_0000 => limited::<T, 0x40_0000>(bytes),
+        n if n <= 0x100_0000 => limited::<T, 0x100_0000>(bytes),
+        n if n <= 0x400_0000 => limited::<T, 0x400_0000>(bytes),
+        n if n <= 0x1000_0000 => limited::<T, 0x1000_0000>(bytes),
+        n if n <= 0x4000_0000 => limited::<T, 0x4000_0000>(bytes),
+        _ => limited::<T, { usize::MAX }>(bytes),
+    };
+    match decoded {
         Ok((value, used)) if used == bytes.len() => Ok(value),
         Ok((_, used)) => Err(CodecError::Malformed(format!(
             "{} bytes left over after the message",

@@ -85,12 +85,17 @@ impl Compression {
         };
         let out = match self {
             Compression::None => data.to_vec(),
-            // lzokay-native panics on some malformed streams: a corrupt blob must stay an error.
-            Compression::Lzo => std::panic::catch_unwind(|| {
-                lzokay_native::decompress_all(data, Some(size as usize))
-            })
-            .map_err(|_| corrupt("invalid LZO stream".into()))?
-            .map_err(|e| corrupt(e.to_string()))?,
+            // Decoded by the `lzo` crate, not lzokay-native (which compresses): it writes into a
+            // buffer of the announced size and never further, and rejects every malformed
+            // stream with an error (lzokay-native's decoder grows its output without bound and
+            // panics on bad back-references; found by the `decompress` fuzz target).
+            Compression::Lzo => {
+                let mut out = vec![0; size as usize];
+                let written = lzo::decompress_into(data, &mut out)
+                    .map_err(|e| corrupt(format!("invalid LZO stream: {e}")))?;
+                out.truncate(written);
+                out
+            }
             Compression::Lzma => {
                 let stream = xz2::stream::Stream::new_stream_decoder(LZMA_MEMORY_LIMIT, 0)
                     .map_err(|e| corrupt(e.to_string()))?;
@@ -175,8 +180,14 @@ mod tests {
     fn lying_sizes_are_errors() {
         let text = b"int x;\n".repeat(100);
         let (used, packed) = Compression::Lzo.compress(&text);
+        // Too small a size: the decoder stops at the buffer's end.
         assert!(matches!(
             used.decompress(&packed, 10, u64::MAX),
+            Err(CompressionError::Corrupt { .. })
+        ));
+        // Too large: fewer bytes come out than announced.
+        assert!(matches!(
+            used.decompress(&packed, 701, u64::MAX),
             Err(CompressionError::SizeMismatch { .. })
         ));
         assert!(matches!(
