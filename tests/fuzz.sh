@@ -15,8 +15,13 @@ trap 'rm -rf "$scratch"' EXIT
 for target in "${targets[@]}"; do
   mkdir -p "$scratch/$target"
   echo "fuzzing $target for $seconds s"
+  status=0
   cargo +nightly fuzz run --fuzz-dir tests/fuzz -O "$target" "$scratch/$target" tests/fuzz/corpus/"$target" -- \
-    -max_total_time="$seconds" -rss_limit_mb=2048 -print_final_stats=1 2>&1 |
-    grep -E '^(stat::number_of_executed_units|stat::peak_rss_mb|==|SUMMARY|thread|INFO: Seed)' || true
-  test "${PIPESTATUS[0]}" -eq 0
+    -max_total_time="$seconds" -rss_limit_mb=2048 -print_final_stats=1 >"$scratch/$target.log" 2>&1 || status=$?
+  grep -E '^(stat::number_of_executed_units|stat::peak_rss_mb|==|SUMMARY|thread|INFO: Seed)' "$scratch/$target.log" || true
+  if [ "$status" -ne 0 ]; then
+    tail -40 "$scratch/$target.log"
+    echo "fuzz target $target failed; its input is in tests/fuzz/artifacts/$target"
+    exit 1
+  fi
 done

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Runs every test of the workspace: installs what the tests use when it is missing (gcc, g++,
 # clang, make, ccache, a cross gcc for aarch64; iproute2 for the thin-link test's network
-# namespace), builds the binaries the whole-pipeline tests run, then `cargo test`.
+# namespace), builds the binaries the whole-pipeline tests run, then `cargo test`, then runs each
+# fuzz target for 20 s (HOMCC_FUZZ_SECONDS).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -19,3 +20,11 @@ fi
 
 cargo build --workspace --bins
 cargo test --workspace
+
+# Each fuzz target for a bounded time (tests/fuzz.sh SECONDS runs them longer). cargo fuzz needs
+# the nightly toolchain; without one this says so and the fuzzing is left out.
+if rustup run nightly rustc --version >/dev/null 2>&1; then
+  bash tests/fuzz.sh "${HOMCC_FUZZ_SECONDS:-20}"
+else
+  echo "fuzzing left out: no nightly toolchain (rustup toolchain list)"
+fi
