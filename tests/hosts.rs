@@ -116,7 +116,7 @@ fn forty_processes_use_the_healthy_host_within_its_limit() {
             "s{i}.o differs from a local compile"
         );
     }
-    let records = healthy.records();
+    let records = healthy.wait_for_records(COMPILES);
     assert_eq!(records.len(), COMPILES, "every compile on the healthy host");
     assert!(records.iter().all(|r| r.outcome == "exit 0"), "{records:?}");
     let peak = healthy.stats.peak_running();
@@ -249,12 +249,12 @@ fn a_silent_host_costs_the_connect_timeout_once() {
     );
     // Neither the 30 s heartbeat nor the 240 s request timeout was waited for.
     assert!(took < Duration::from_secs(20), "took {took:?}");
-    assert_eq!(healthy.records().len(), 1, "compiled on the healthy host");
+    assert_eq!(healthy.wait_for_records(1).len(), 1, "compiled on the healthy host");
 
     // The next process skips the silent host without waiting.
     let (second, _) = run(1);
     assert_eq!(timeout_lines(&second, &silent_host), Vec::<String>::new());
-    assert_eq!(healthy.records().len(), 2);
+    assert_eq!(healthy.wait_for_records(2).len(), 2);
     drop(silent);
 }
 
@@ -453,7 +453,7 @@ fn with_localhost_listed_a_full_host_leaves_the_compile_to_this_machine() {
     assert_eq!(project.take(&["s0.o"]).remove(0).as_ref(), Some(&local[0]));
     assert!(wait_all(vec![slow])[0].status.success());
     assert_eq!(
-        server.records().len(),
+        server.wait_for_records(1).len(),
         1,
         "only the slow compile went to the server"
     );
