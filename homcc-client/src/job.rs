@@ -167,6 +167,10 @@ pub async fn compile(
                     );
                 }
                 failures.push(format!("{host} {failure}"));
+                // Every homccd applies the same argument policy: no other host will take it.
+                if failure.is_forbidden() {
+                    break;
+                }
             }
         }
     }

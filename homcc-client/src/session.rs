@@ -73,6 +73,11 @@ pub enum Failure {
 }
 
 impl Failure {
+    /// Whether the server's argument policy refused the compile.
+    pub fn is_forbidden(&self) -> bool {
+        matches!(self, Failure::Refused(r) if r.reason == RefusalReason::Forbidden)
+    }
+
     /// Whether the host itself failed (rather than this compile being unfit for it): then every
     /// homcc process skips it for a while.
     pub fn is_hosts_fault(&self) -> bool {

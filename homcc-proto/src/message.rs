@@ -239,6 +239,13 @@ pub enum RefusalReason {
     Timeout,
     /// The server failed on its side (disk full, ...).
     Internal,
+    /// The server's argument policy refuses one of the compiler arguments (a flag that runs or
+    /// loads code, reads or writes outside the job root, links, or that the server does not know);
+    /// the detail names it and why. Not the host's fault: the client compiles locally.
+    Forbidden,
+    /// The compile passed one of the server's size limits (compiler output, uploads, manifest,
+    /// outputs); the detail names it. Not the host's fault: the client compiles locally.
+    Limit,
 }
 
 /// The compiler's verdict, with client paths everywhere.

@@ -226,6 +226,8 @@ fn server_messages() -> Vec<ServerMessage> {
         RefusalReason::ShuttingDown,
         RefusalReason::Timeout,
         RefusalReason::Internal,
+        RefusalReason::Forbidden,
+        RefusalReason::Limit,
     ]
     .into_iter()
     .map(|reason| {
@@ -534,6 +536,8 @@ fn refusal_reasons_have_the_documented_indices() {
         (RefusalReason::ShuttingDown, vec![4]),
         (RefusalReason::Timeout, vec![5]),
         (RefusalReason::Internal, vec![6]),
+        (RefusalReason::Forbidden, vec![7]),
+        (RefusalReason::Limit, vec![8]),
     ];
     for (reason, index) in reasons {
         let msg = ServerMessage::Refused(Refusal {
@@ -722,7 +726,7 @@ fn bad_server_bodies_are_malformed() {
     let cases: Vec<(&str, Vec<u8>)> = vec![
         ("empty body", vec![]),
         ("unknown message variant 4", vec![4]),
-        ("unknown refusal reason 7", vec![0, 7, 0]),
+        ("unknown refusal reason 9", vec![0, 9, 0]),
         ("refusal without its detail", vec![0, 0]),
         ("heartbeat with a trailing byte", vec![2, 0]),
         ("need ends inside a digest", vec![1, 1, 0xaa]),
@@ -1020,5 +1024,24 @@ fn the_documented_frames_are_the_real_bytes() {
             "docs/protocol.md example {name}"
         );
         assert_eq!(decode_server(&actual).unwrap(), Some(msg));
+    }
+}
+
+#[test]
+fn a_lying_length_inside_a_frame_is_malformed_not_a_huge_allocation() {
+    // Found by the client_frames fuzz target: a Blob whose payload claims 4 GiB of data in a
+    // 16-byte frame. The decoder refuses it without allocating the claimed size.
+    let mut body = client_frame(&ClientMessage::Blob(Blob {
+        digest: Digest::of(b"x"),
+        payload: packed(Compression::None, b"x"),
+    }))[4..]
+        .to_vec();
+    // The payload's data length is the last varint before its one byte: make it u32::MAX.
+    let data_len_at = body.len() - 2;
+    assert_eq!(body[data_len_at], 1, "the data's length, then the data");
+    body.splice(data_len_at..data_len_at + 1, [0xfc, 0xff, 0xff, 0xff, 0xff]);
+    match decode_client(&frame(&body)) {
+        Err(CodecError::Malformed(e)) => assert!(e.contains("LimitExceeded"), "{e}"),
+        other => panic!("expected a malformed frame, got {other:?}"),
     }
 }

@@ -69,6 +69,38 @@ pub struct Cli {
     #[arg(long, value_name = "DIR")]
     #[serde(skip)]
     pub compiler_dir: Option<PathBuf>,
+    /// Serve clients from this network (10.0.0.0/8, fd00::/8, or one address); repeat for more; other peers are closed at once [env: HOMCCD_ALLOW, separated by spaces] [default: loopback, private and link-local networks]
+    #[arg(long, value_name = "NETWORK")]
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub allow: Vec<String>,
+    /// The most connections one client address holds at once; each compile is one [env: HOMCCD_MAX_CONNECTIONS_PER_CLIENT] [default: three quarters of the limit, rounded up]
+    #[arg(long, value_name = "N")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub max_connections_per_client: Option<u32>,
+    /// The largest frame a client may send: one request, or one compressed file (K, M, G suffix) [env: HOMCCD_MAX_FRAME_SIZE] [default: 64M]
+    #[arg(long, value_name = "SIZE")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub max_frame_size: Option<String>,
+    /// The most files one compile's manifest may list [env: HOMCCD_MAX_MANIFEST_ENTRIES] [default: 200000]
+    #[arg(long, value_name = "N")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub max_manifest_entries: Option<u64>,
+    /// The largest file of a manifest [env: HOMCCD_MAX_FILE_SIZE] [default: 256M]
+    #[arg(long, value_name = "SIZE")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub max_file_size: Option<String>,
+    /// The most one compile may upload, all files together [env: HOMCCD_MAX_UPLOAD_SIZE] [default: 2G]
+    #[arg(long, value_name = "SIZE")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub max_upload_size: Option<String>,
+    /// The largest output file of a compile [env: HOMCCD_MAX_OUTPUT_SIZE] [default: 512M]
+    #[arg(long, value_name = "SIZE")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub max_output_size: Option<String>,
+    /// The most a compiler may write to stdout, and to stderr; more kills it [env: HOMCCD_MAX_COMPILER_OUTPUT] [default: 16M]
+    #[arg(long, value_name = "SIZE")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub max_compiler_output: Option<String>,
     /// Print the compilers homccd may run (name, path, version, target) and exit
     #[arg(long)]
     #[serde(skip)]

@@ -1,5 +1,6 @@
 //! Runs the compiler in a job root: its own process group, a clean environment, stdout and stderr
-//! collected, killed (the whole group) when it runs too long or the caller gives up on it.
+//! collected up to a bound, killed (the whole group) when it runs too long, writes too much, or
+//! the caller gives up on it.
 
 use std::{
     ffi::OsString,
@@ -30,6 +31,10 @@ pub enum CompileError {
     TimedOut(Duration),
     #[error("waiting for the compiler failed: {0}")]
     Wait(std::io::Error),
+    #[error(
+        "the compiler wrote more than {max} bytes to {stream} and was killed (max_compiler_output)"
+    )]
+    OutputTooLarge { stream: &'static str, max: usize },
 }
 
 /// One compiler invocation.
@@ -45,9 +50,15 @@ pub struct Invocation<'a> {
     pub env: &'a [(String, String)],
 }
 
-/// Runs the compile to its end or to `limit`. Dropping the returned future kills the compiler's
-/// whole process group (the driver and `cc1`, `as`, ...).
-pub async fn run(inv: Invocation<'_>, limit: Duration) -> Result<Finished, CompileError> {
+/// Runs the compile to its end or to `limit`, keeping at most `max_output` bytes of its stdout
+/// and of its stderr (both drained while it runs, so it never blocks on a full pipe; more is an
+/// error). Dropping the returned future kills the compiler's whole process group (the driver
+/// and `cc1`, `as`, ...).
+pub async fn run(
+    inv: Invocation<'_>,
+    limit: Duration,
+    max_output: usize,
+) -> Result<Finished, CompileError> {
     let mut cmd = tokio::process::Command::new(inv.compiler);
     cmd.args(&inv.args)
         .current_dir(&inv.cwd)
@@ -68,21 +79,51 @@ pub async fn run(inv: Invocation<'_>, limit: Duration) -> Result<Finished, Compi
         .stderr(Stdio::piped())
         .process_group(0)
         .kill_on_drop(true);
-    let child = cmd.spawn().map_err(|source| CompileError::Spawn {
+    let mut child = cmd.spawn().map_err(|source| CompileError::Spawn {
         compiler: inv.compiler.to_owned(),
         source,
     })?;
     let group = GroupKill(child.id());
-    let output = tokio::time::timeout(limit, child.wait_with_output())
+    let (stdout, stderr) = (child.stdout.take(), child.stderr.take());
+    let work = async {
+        tokio::try_join!(
+            read_capped(stdout, "stdout", max_output),
+            read_capped(stderr, "stderr", max_output),
+            async { child.wait().await.map_err(CompileError::Wait) },
+        )
+    };
+    let (stdout, stderr, status) = tokio::time::timeout(limit, work)
         .await
-        .map_err(|_| CompileError::TimedOut(limit))?
-        .map_err(CompileError::Wait)?;
+        .map_err(|_| CompileError::TimedOut(limit))??;
     group.disarm();
     Ok(Finished {
-        exit_code: exit_code(&output.status),
-        stdout: output.stdout,
-        stderr: output.stderr,
+        exit_code: exit_code(&status),
+        stdout,
+        stderr,
     })
+}
+
+/// Everything `pipe` gives until it closes, or an error once it passes `max` bytes.
+async fn read_capped(
+    pipe: Option<impl tokio::io::AsyncRead + Unpin>,
+    stream: &'static str,
+    max: usize,
+) -> Result<Vec<u8>, CompileError> {
+    use tokio::io::AsyncReadExt;
+    let mut out = Vec::new();
+    let Some(pipe) = pipe else {
+        return Ok(out);
+    };
+    // One byte more than allowed tells "exactly max" from "too much".
+    let limit = u64::try_from(max).unwrap_or(u64::MAX).saturating_add(1);
+    pipe.take(limit)
+        .read_to_end(&mut out)
+        .await
+        .map_err(CompileError::Wait)?;
+    match out.len() > max {
+        true => Err(CompileError::OutputTooLarge { stream, max }),
+        false => Ok(out),
+    }
 }
 
 /// The shell's convention: the exit code, or 128 + the signal that ended the process.

@@ -16,9 +16,11 @@ use serde::{
 };
 
 use crate::{
+    access::AllowList,
     compilers::{Allowlist, AllowlistError, DEFAULT_COMPILER_DIR},
-    server::{default_limit, ServerConfig},
+    server::{default_limit, Limits, ServerConfig},
 };
+use ipnet::IpNet;
 
 /// The keys of [homccd] (and so the `HOMCCD_*` variables), in the order of [`Settings`]' fields.
 pub const KEYS: &[&str] = &[
@@ -33,6 +35,14 @@ pub const KEYS: &[&str] = &[
     "idle_timeout",
     "compilers",
     "compiler_dir",
+    "allow",
+    "max_connections_per_client",
+    "max_frame_size",
+    "max_manifest_entries",
+    "max_file_size",
+    "max_upload_size",
+    "max_output_size",
+    "max_compiler_output",
 ];
 
 /// The prefix of homccd's variables: `HOMCCD_` + a key in upper case.
@@ -70,10 +80,34 @@ pub struct Settings {
     pub compilers: Vec<PathBuf>,
     /// Links named after the compilers homccd may run, as distcc's `/usr/lib/distcc`.
     pub compiler_dir: PathBuf,
+    /// The client networks served; empty: [`AllowList::default`].
+    #[serde(deserialize_with = "networks")]
+    pub allow: Vec<IpNet>,
+    /// The most connections (so compiles) one client address holds at once; `None`:
+    /// [`default_per_client`] of the limit.
+    pub max_connections_per_client: Option<u32>,
+    /// The largest frame a client may send (one request, or one compressed file).
+    #[serde(deserialize_with = "size")]
+    pub max_frame_size: u64,
+    /// Files in one compile's manifest.
+    pub max_manifest_entries: u64,
+    /// One file of the manifest.
+    #[serde(deserialize_with = "size")]
+    pub max_file_size: u64,
+    /// The files one compile uploads, together.
+    #[serde(deserialize_with = "size")]
+    pub max_upload_size: u64,
+    /// One output file of a compile.
+    #[serde(deserialize_with = "size")]
+    pub max_output_size: u64,
+    /// What the compiler writes to stdout, and to stderr; more kills it.
+    #[serde(deserialize_with = "size")]
+    pub max_compiler_output: u64,
 }
 
 impl Default for Settings {
     fn default() -> Self {
+        let limits = Limits::default();
         Settings {
             limit: u32::try_from(default_limit()).unwrap_or(u32::MAX),
             port: homcc_proto::DEFAULT_PORT,
@@ -86,6 +120,14 @@ impl Default for Settings {
             idle_timeout: 60,
             compilers: Vec::new(),
             compiler_dir: DEFAULT_COMPILER_DIR.into(),
+            allow: Vec::new(),
+            max_connections_per_client: None,
+            max_frame_size: homcc_proto::codec::DEFAULT_MAX_CLIENT_FRAME as u64,
+            max_manifest_entries: limits.manifest_entries as u64,
+            max_file_size: limits.file_size,
+            max_upload_size: limits.upload_size,
+            max_output_size: limits.output_size,
+            max_compiler_output: 16 << 20,
         }
     }
 }
@@ -134,6 +176,20 @@ impl Settings {
         config.max_cache_bytes = self.max_dependency_cache_size;
         config.compile_timeout = Duration::from_secs(self.compile_timeout);
         config.idle_timeout = Duration::from_secs(self.idle_timeout);
+        if !self.allow.is_empty() {
+            config.allow = AllowList::new(self.allow.clone());
+        }
+        config.max_connections_per_client =
+            (self.max_connections_per_client).map(|n| (n as usize).max(1));
+        let bytes = |n: u64| usize::try_from(n).unwrap_or(usize::MAX);
+        config.max_frame = bytes(self.max_frame_size).min(homcc_proto::codec::FRAME_LIMIT_CEILING);
+        config.max_compiler_output = bytes(self.max_compiler_output);
+        config.limits = Limits {
+            manifest_entries: bytes(self.max_manifest_entries),
+            file_size: self.max_file_size,
+            upload_size: self.max_upload_size,
+            output_size: self.max_output_size,
+        };
         config
     }
 }
@@ -198,27 +254,51 @@ fn size<'de, D: Deserializer<'de>>(deserializer: D) -> Result<u64, D::Error> {
 
 /// Compiler names or paths: a list, or text with them separated by whitespace.
 fn names<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Vec<PathBuf>, D::Error> {
-    struct Names;
-    impl<'de> Visitor<'de> for Names {
-        type Value = Vec<PathBuf>;
+    Ok(words(deserializer)?
+        .into_iter()
+        .map(PathBuf::from)
+        .collect())
+}
+
+/// Client networks (`10.0.0.0/8`, or one address): a list, or text separated by whitespace.
+fn networks<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Vec<IpNet>, D::Error> {
+    words(deserializer)?
+        .iter()
+        .map(|word| {
+            (word.parse::<IpNet>())
+                .or_else(|_| word.parse::<IpAddr>().map(IpNet::from))
+                .map_err(|_| {
+                    D::Error::custom(format!(
+                        "'{word}' is not a network: write an address with a prefix length, as in 10.0.0.0/8 or fd00::/8"
+                    ))
+                })
+        })
+        .collect()
+}
+
+/// A list of words, or text with them separated by whitespace (a variable's form).
+fn words<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Vec<String>, D::Error> {
+    struct Words;
+    impl<'de> Visitor<'de> for Words {
+        type Value = Vec<String>;
 
         fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
-            f.write_str("a list of compiler names or paths, or text with them separated by spaces")
+            f.write_str("a list, or text with the entries separated by spaces")
         }
 
-        fn visit_str<E: Error>(self, text: &str) -> Result<Vec<PathBuf>, E> {
-            Ok(text.split_whitespace().map(PathBuf::from).collect())
+        fn visit_str<E: Error>(self, text: &str) -> Result<Vec<String>, E> {
+            Ok(text.split_whitespace().map(String::from).collect())
         }
 
-        fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Vec<PathBuf>, A::Error> {
-            let mut names = Vec::new();
-            while let Some(name) = seq.next_element::<String>()? {
-                names.push(name.into());
+        fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Vec<String>, A::Error> {
+            let mut words = Vec::new();
+            while let Some(word) = seq.next_element::<String>()? {
+                words.push(word);
             }
-            Ok(names)
+            Ok(words)
         }
     }
-    deserializer.deserialize_any(Names)
+    deserializer.deserialize_any(Words)
 }
 
 /// `10G`, `512M`, `64K`, `1T` or a number of bytes.

@@ -8,9 +8,12 @@ use futures_util::{SinkExt, StreamExt};
 use homcc_proto::{
     codec::DEFAULT_MAX_SERVER_FRAME,
     counted::{next_while_receiving, ByteCounts, Counted, Silent},
-    ClientMessage, CodecError, ServerCodec, ServerMessage,
+    ClientMessage, CodecError, Refusal, ServerCodec, ServerMessage,
 };
-use tokio::net::TcpStream;
+use tokio::{
+    io::{AsyncReadExt, AsyncWriteExt},
+    net::TcpStream,
+};
 use tokio_util::codec::Framed;
 
 /// One client connection.
@@ -48,6 +51,24 @@ impl Conn {
 
     pub async fn send(&mut self, message: ServerMessage) -> Result<(), CodecError> {
         self.frames.send(message).await
+    }
+
+    /// Sends `refusal` before reading anything, then reads and drops what the client sends
+    /// (its request, at most `idle`) until it closes: closing with unread bytes would reset the
+    /// connection and could lose the refusal on the way.
+    pub async fn refuse_at_once(mut self, refusal: Refusal) {
+        if self
+            .frames
+            .send(ServerMessage::Refused(refusal))
+            .await
+            .is_err()
+        {
+            return;
+        }
+        let _ = self.frames.get_mut().shutdown().await;
+        let mut sink = [0u8; 4096];
+        let drain = async { while let Ok(1..) = self.frames.get_mut().read(&mut sink).await {} };
+        let _ = tokio::time::timeout(self.idle, drain).await;
     }
 
     /// The longest silence accepted, for messages.

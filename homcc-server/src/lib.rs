@@ -1,9 +1,10 @@
 //! homccd, the build server: accept compile requests, fill the job root from the content-addressed
 //! cache (asking the client only for what is missing), run the compiler hermetically.
 //!
-//! Data flow: `server` (accept) → `session` (one compile) → `fill` + `cache` (job root contents)
-//! → `args` + `compile` (hermetic compiler run) → result.
+//! Data flow: `server` (accept: `access` checks the peer) → `session` (one compile, its arguments checked by `policy`) →
+//! `fill` + `cache` (job root contents) → `args` + `compile` (hermetic compiler run) → result.
 
+pub mod access;
 pub mod args;
 pub mod cache;
 pub mod cli;
@@ -11,9 +12,9 @@ pub mod compile;
 pub mod compilers;
 pub mod config;
 pub mod conn;
-
 pub mod fill;
 pub mod jobroot;
+pub mod policy;
 pub mod server;
 pub mod session;
 

@@ -12,12 +12,15 @@ use std::{
 };
 
 use anyhow::Context;
+use homcc_proto::{Refusal, RefusalReason};
 use tokio::{net::TcpListener, sync::Semaphore};
 use tokio_util::{sync::CancellationToken, task::TaskTracker};
 
 use crate::{
+    access::{AllowList, PerClient},
     cache::Cache,
     compilers::{Allowlist, Compilers, DEFAULT_COMPILER_DIR},
+    conn::Conn,
     session,
 };
 
@@ -30,8 +33,12 @@ pub struct ServerConfig {
     pub max_cache_bytes: u64,
     /// The largest frame accepted from a client (one request or one uploaded file).
     pub max_frame: usize,
+    /// Bounds on what one compile may bring and produce.
+    pub limits: Limits,
     /// A compile running longer is killed.
     pub compile_timeout: Duration,
+    /// The most bytes a compile may write to stdout, and to stderr; more kills it.
+    pub max_compiler_output: usize,
     pub heartbeat_interval: Duration,
     /// The longest silence from a client (not a single byte) before its compile starts; a large
     /// upload on a thin link may take longer as long as bytes keep arriving.
@@ -41,6 +48,41 @@ pub struct ServerConfig {
     /// The compilers it may run. `None`: [`Allowlist::load`] with no configured compiler and
     /// the default compiler directory, when the server starts.
     pub compilers: Option<Allowlist>,
+    /// The client networks served; other peers are closed at once.
+    pub allow: AllowList,
+    /// The most connections one client address holds at once (each compile is one); `None`:
+    /// [`default_per_client`] of the limit.
+    pub max_connections_per_client: Option<usize>,
+}
+
+/// Bounds on one compile; passing one refuses it with `RefusalReason::Limit` naming the bound.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Limits {
+    /// Files in the manifest.
+    pub manifest_entries: usize,
+    /// The size of one file of the manifest.
+    pub file_size: u64,
+    /// The files the client must upload, together.
+    pub upload_size: u64,
+    /// One output file.
+    pub output_size: u64,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            manifest_entries: 200_000,
+            file_size: 256 << 20,
+            upload_size: 2 << 30,
+            output_size: 512 << 20,
+        }
+    }
+}
+
+/// Three quarters of the compile slots (rounded up): one client address leaves the rest to
+/// others.
+pub fn default_per_client(limit: usize) -> usize {
+    limit - limit / 4
 }
 
 impl ServerConfig {
@@ -51,11 +93,15 @@ impl ServerConfig {
             cache_dir,
             max_cache_bytes: 10 << 30,
             max_frame: homcc_proto::codec::DEFAULT_MAX_CLIENT_FRAME,
+            limits: Limits::default(),
             compile_timeout: Duration::from_secs(300),
+            max_compiler_output: 16 << 20,
             heartbeat_interval: Duration::from_secs(2),
             idle_timeout: Duration::from_secs(60),
             shutdown_grace: Duration::from_secs(60),
             compilers: None,
+            allow: AllowList::default(),
+            max_connections_per_client: None,
         }
     }
 }
@@ -143,6 +189,9 @@ pub struct State {
     pub jobs_dir: PathBuf,
     pub stats: Arc<Stats>,
     pub shutdown: CancellationToken,
+    /// Connections per client address, and the most one may hold.
+    pub per_client: Arc<PerClient>,
+    pub max_per_client: usize,
 }
 
 /// A bound homccd, ready to run.
@@ -178,7 +227,13 @@ impl Server {
             Some(allowed) => allowed.clone(),
             None => Allowlist::load(&[], DEFAULT_COMPILER_DIR.as_ref())?,
         };
+        tracing::info!(networks = %config.allow, "serving clients from");
+        let max_per_client = (config.max_connections_per_client)
+            .unwrap_or_else(|| default_per_client(config.limit))
+            .max(1);
         let state = State {
+            per_client: Arc::default(),
+            max_per_client,
             slots: Arc::new(Semaphore::new(config.limit)),
             config,
             cache,
@@ -212,8 +267,27 @@ impl Server {
                 _ = shutdown.cancelled() => break,
                 accepted = self.listener.accept() => match accepted {
                     Ok((stream, peer)) => {
+                        if !self.state.config.allow.allows(peer.ip()) {
+                            tracing::warn!(%peer, "closed: not in the allowed networks (--allow)");
+                            continue;
+                        }
                         let _ = stream.set_nodelay(true);
-                        tracker.spawn(session::serve(stream, peer, self.state.clone()));
+                        let state = self.state.clone();
+                        match state.per_client.enter(peer.ip(), state.max_per_client) {
+                            Some(held) => tracker.spawn(async move {
+                                session::serve(stream, peer, state).await;
+                                drop(held);
+                            }),
+                            None => {
+                                let max = state.max_per_client;
+                                tracing::warn!(%peer, max, "refused: too many connections from this address");
+                                let conn = Conn::new(stream, 1 << 16, Duration::from_secs(1), Duration::MAX);
+                                tracker.spawn(conn.refuse_at_once(Refusal {
+                                    reason: RefusalReason::Busy,
+                                    detail: format!("busy: this address already has {max} connections (max_connections_per_client)"),
+                                }))
+                            }
+                        };
                     }
                     Err(e) => tracing::warn!(error = %e, "accept failed"),
                 },

@@ -4,7 +4,7 @@
 use std::{collections::HashSet, net::SocketAddr, sync::Arc, time::Instant};
 
 use homcc_proto::{
-    codec::{decode_chunk, encode_chunk, DEFAULT_MAX_SERVER_FRAME},
+    codec::{decode_chunk, encode_chunk},
     ClientMessage, CodecError, CompileRequest, CompileResult, Digest, Need, OutputFile, Payload,
     Refusal, RefusalReason, ServerMessage, PROTOCOL_VERSION,
 };
@@ -16,11 +16,9 @@ use crate::{
     conn::{ClientGone, Conn},
     fill::Filler,
     jobroot::JobRoot,
+    policy,
     server::{Record, State},
 };
-
-/// The largest output file sent back (all outputs travel in one result frame).
-const MAX_OUTPUT: u64 = (DEFAULT_MAX_SERVER_FRAME / 2) as u64;
 
 /// How a session ended without a result.
 #[derive(Debug)]
@@ -118,6 +116,7 @@ async fn handle(
         .first()
         .map(|o| o.display().to_string())
         .unwrap_or_default();
+    policy::check(&req.args).map_err(|e| refuse(RefusalReason::Forbidden, e.to_string()))?;
     if state.shutdown.is_cancelled() {
         return Err(refuse(
             RefusalReason::ShuttingDown,
@@ -174,11 +173,15 @@ async fn handle(
         if !meta.is_file() {
             continue;
         }
-        if meta.len() > MAX_OUTPUT {
-            return Err(internal(format!(
-                "output {} is larger than {MAX_OUTPUT} bytes",
-                out.display()
-            )));
+        let max = state.config.limits.output_size;
+        if meta.len() > max {
+            return Err(refuse(
+                RefusalReason::Limit,
+                format!(
+                    "output {} is larger than {max} bytes (max_output_size)",
+                    out.display()
+                ),
+            ));
         }
         files.push((out.clone(), std::fs::read(&path).map_err(internal)?));
     }
@@ -236,8 +239,13 @@ async fn negotiate(
     record: &mut Record,
 ) -> Result<(), Ending> {
     let cache = &state.cache;
+    let limits = &state.config.limits;
     let mut filler = Filler::new(job, cache);
     let mut unknown_chunks = Vec::new();
+    let mut upload = 0u64;
+    if req.manifest.len() > limits.manifest_entries {
+        return Err(too_many_files(req.manifest.len(), limits));
+    }
     for chunk_ref in &req.manifest {
         match &chunk_ref.inline {
             Some(chunk) => {
@@ -261,10 +269,35 @@ async fn negotiate(
     }
     let mut first = true;
     loop {
+        if filler.files > limits.manifest_entries {
+            return Err(too_many_files(filler.files, limits));
+        }
         let need = Need {
             chunks: std::mem::take(&mut unknown_chunks),
             blobs: filler.take_unrequested(),
         };
+        for digest in &need.blobs {
+            let size = filler.expected_size(digest).unwrap_or(0);
+            if size > limits.file_size {
+                return Err(refuse(
+                    RefusalReason::Limit,
+                    format!(
+                        "a file of {size} bytes is larger than {} bytes (max_file_size)",
+                        limits.file_size
+                    ),
+                ));
+            }
+            upload = upload.saturating_add(size);
+            if upload > limits.upload_size {
+                return Err(refuse(
+                    RefusalReason::Limit,
+                    format!(
+                        "the files to upload are larger than {} bytes together (max_upload_size)",
+                        limits.upload_size
+                    ),
+                ));
+            }
+        }
         if first || !need.is_empty() {
             conn.send(ServerMessage::Need(need.clone()))
                 .await
@@ -284,6 +317,16 @@ async fn negotiate(
     }
     record.files = filler.files;
     Ok(())
+}
+
+fn too_many_files(count: usize, limits: &crate::server::Limits) -> Ending {
+    refuse(
+        RefusalReason::Limit,
+        format!(
+            "the manifest lists {count} files, more than {} (max_manifest_entries)",
+            limits.manifest_entries
+        ),
+    )
 }
 
 /// Reads the client's uploads until everything `need` named has arrived.
@@ -371,9 +414,14 @@ async fn run_with_heartbeats(
     state: &State,
     inv: Invocation<'_>,
 ) -> Result<compile::Finished, Ending> {
-    let compile = compile::run(inv, state.config.compile_timeout);
+    let compile = compile::run(
+        inv,
+        state.config.compile_timeout,
+        state.config.max_compiler_output,
+    );
     conn.with_heartbeats(compile).await?.map_err(|e| match e {
         CompileError::TimedOut(_) => refuse(RefusalReason::Timeout, e.to_string()),
+        CompileError::OutputTooLarge { .. } => refuse(RefusalReason::Limit, e.to_string()),
         _ => internal(e),
     })
 }

@@ -84,6 +84,8 @@ impl TestServer {
     pub fn start(cache_dir: &Path, adjust: impl FnOnce(&mut ServerConfig)) -> TestServer {
         let mut config = ServerConfig::new(cache_dir.to_owned());
         config.limit = 4;
+        // Every test client is 127.0.0.1: only a test of the per-client limit sets one.
+        config.max_connections_per_client = Some(usize::MAX);
         adjust(&mut config);
         let shutdown = CancellationToken::new();
         let (tx, rx) = std::sync::mpsc::channel();

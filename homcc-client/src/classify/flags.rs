@@ -137,6 +137,54 @@ pub(super) const FLAGS: &[Flag] = &[
         Local("-save-temps writes intermediate files"),
     ),
     flag("-fdump-", Joined, Local("-fdump-* writes dump files")),
+    // What homccd's argument policy refuses, kept local here so that no host is asked first.
+    flag(
+        "-fstack-usage",
+        Nothing,
+        Local("-fstack-usage writes a .su file"),
+    ),
+    flag(
+        "-fcallgraph-info",
+        Joined,
+        Local("-fcallgraph-info writes a .ci file"),
+    ),
+    flag(
+        "-ftime-trace",
+        Joined,
+        Local("-ftime-trace writes a trace file"),
+    ),
+    flag(
+        "-fsave-optimization-record",
+        Joined,
+        Local("optimization records are written beside the build"),
+    ),
+    flag(
+        "-fmodule",
+        Joined,
+        Local("modules read and write module caches"),
+    ),
+    flag(
+        "-fcompare-debug",
+        Joined,
+        Local("-fcompare-debug runs the compiler twice"),
+    ),
+    flag(
+        "-wrapper",
+        NextOrJoined,
+        Local("-wrapper runs the compiler through a program"),
+    ),
+    flag(
+        "--gcc-toolchain",
+        NextOrJoined,
+        Local("--gcc-toolchain picks another gcc"),
+    ),
+    flag("-ccc-", Joined, Local("clang driver debugging flags")),
+    flag(
+        "--config",
+        NextOrJoined,
+        Local("--config reads a clang configuration file"),
+    ),
+    flag("-mllvm", Next, Local("-mllvm passes options to LLVM")),
     flag("-fplugin", Joined, Local("compiler plugins")),
     flag(
         "-fsyntax-only",
@@ -152,8 +200,16 @@ pub(super) const FLAGS: &[Flag] = &[
     flag("-include", NextOrJoined, Pass),
     flag("-imacros", NextOrJoined, Pass),
     flag("-iprefix", NextOrJoined, Pass),
-    flag("-iwithprefix", NextOrJoined, Pass),
-    flag("-iwithprefixbefore", NextOrJoined, Pass),
+    flag(
+        "-iwithprefix",
+        NextOrJoined,
+        Local("-iwithprefix dirs hang off the compiler's own directory"),
+    ),
+    flag(
+        "-iwithprefixbefore",
+        NextOrJoined,
+        Local("-iwithprefix dirs hang off the compiler's own directory"),
+    ),
     flag("-D", NextOrJoined, Pass),
     flag("-U", NextOrJoined, Pass),
     flag("-Xclang", Next, Pass),

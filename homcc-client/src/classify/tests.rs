@@ -238,7 +238,11 @@ fn every_flag_family() {
         "-c a.c -I i -Ij -isystem s -isystemt -iquote q -iquoter -idirafter d -idirafterf",
         "a.c -I i -Ij -isystem s -isystemt -iquote q -iquoter -idirafter d -idirafterf",
     );
-    check("-c a.c -include h.h -includeg.h -imacros m.h -iprefix p -iwithprefix w -iwithprefixbefore b", "-c a.c -include h.h -includeg.h -imacros m.h -iprefix p -iwithprefix w -iwithprefixbefore b", "a.c -include h.h -includeg.h -imacros m.h -iprefix p -iwithprefix w -iwithprefixbefore b");
+    check(
+        "-c a.c -include h.h -includeg.h -imacros m.h -iprefix p",
+        "-c a.c -include h.h -includeg.h -imacros m.h -iprefix p",
+        "a.c -include h.h -includeg.h -imacros m.h -iprefix p",
+    );
     check(
         "-c a.c -D X -DY=1 -U Z -UW",
         "-c a.c -D X -DY=1 -U Z -UW",
@@ -319,6 +323,23 @@ fn local_forms() {
     );
 
     local_because("-c -march=native a.c", "machine");
+    // What homccd's argument policy refuses.
+    local_because("-c a.c -iwithprefix w", "compiler's own directory");
+    local_because("-c a.c -iwithprefixbefore b", "compiler's own directory");
+    local_because("-c a.c -fstack-usage", ".su");
+    local_because("-c a.c -fcallgraph-info=su", ".ci");
+    local_because("-c a.c -ftime-trace", "trace");
+    local_because("-c a.c -ftime-trace=t.json", "trace");
+    local_because("-c a.c -fsave-optimization-record", "optimization records");
+    local_because("-c a.c -fmodules", "module");
+    local_because("-c a.c -fmodule-map-file=m", "module");
+    local_because("-c a.c -fcompare-debug", "twice");
+    local_because("-c a.c -wrapper gdb,--args", "-wrapper");
+    local_because("-c a.c --gcc-toolchain=/opt/gcc", "another gcc");
+    local_because("-c a.c --gcc-toolchain /opt/gcc", "another gcc");
+    local_because("-c a.c -ccc-gcc-name g++", "driver debugging");
+    local_because("-c a.c --config=x.cfg", "--config");
+    local_because("-c a.c -mllvm -inline-threshold=9", "-mllvm");
     local_because("-c --coverage a.c", "coverage");
     local_because("-c -fprofile-generate a.c", "profile");
     local_because("-c @args", "response file @args cannot be read");

@@ -43,6 +43,14 @@ fn an_empty_table_is_the_defaults() {
         idle_timeout: 60,
         compilers: Vec::new(),
         compiler_dir: "/usr/lib/homcc".into(),
+        allow: Vec::new(),
+        max_connections_per_client: None,
+        max_frame_size: 64 << 20,
+        max_manifest_entries: 200_000,
+        max_file_size: 256 << 20,
+        max_upload_size: 2 << 30,
+        max_output_size: 512 << 20,
+        max_compiler_output: 16 << 20,
     };
     assert_eq!(from_toml(""), Ok(want));
 }
@@ -58,6 +66,16 @@ fn values() {
         }
     };
     check("max_dependency_cache_size = \"512M\"", Ok(|s| s.max_dependency_cache_size == 512 << 20));
+    check("allow = [\"10.1.0.0/16\", \"fd00::/8\", \"192.0.2.7\"]", Ok(|s| s.allow.len() == 3 && s.allow[2].to_string() == "192.0.2.7/32"));
+    check("allow = \"10.0.0.0/8 192.168.0.0/16\"", Ok(|s| s.allow.len() == 2));
+    check("allow = [\"10.0.0.0/33\"]", Err("'10.0.0.0/33' is not a network: write an address with a prefix length, as in 10.0.0.0/8 or fd00::/8"));
+    check("max_connections_per_client = 3", Ok(|s| s.server_config().max_connections_per_client == Some(3)));
+    check("max_compiler_output = \"1M\"", Ok(|s| s.server_config().max_compiler_output == 1 << 20));
+    check("max_upload_size = \"1G\"\nmax_manifest_entries = 10", Ok(|s| {
+        let limits = s.server_config().limits;
+        limits.upload_size == 1 << 30 && limits.manifest_entries == 10
+    }));
+    check("max_frame_size = 4096", Ok(|s| s.server_config().max_frame == 4096));
     check("max_dependency_cache_size = 4096", Ok(|s| s.max_dependency_cache_size == 4096));
     check("max_dependency_cache_size = \"4096\"", Ok(|s| s.max_dependency_cache_size == 4096));
     check("max_dependency_cache_size = \"10X\"", Err("unknown size suffix 'X' in '10X': use K, M, G or T"));
@@ -76,7 +94,7 @@ fn values() {
     check("compilers = [\"gcc\", \"/opt/bin/my cc\"]", Ok(|s| s.compilers == [PathBuf::from("gcc"), "/opt/bin/my cc".into()]));
     check("compilers = \" gcc\tclang++  \"", Ok(|s| s.compilers == [PathBuf::from("gcc"), "clang++".into()]));
     check("compilers = []", Ok(|s| s.compilers.is_empty()));
-    check("compilers = 3", Err("invalid type: found signed int `3`, expected a list of compiler names or paths, or text with them separated by spaces"));
+    check("compilers = 3", Err("invalid type: found signed int `3`, expected a list, or text with the entries separated by spaces"));
     check("compilers = [3]", Err("invalid type: found signed int `3`, expected a string"));
     check("compiler_dir = \"/srv/homcc\"", Ok(|s| s.compiler_dir == std::path::Path::new("/srv/homcc")));
 }
