@@ -49,6 +49,13 @@ fn bad_setting(e: impl std::fmt::Display) -> ExitCode {
 
 async fn serve(settings: Settings, compilers: Allowlist) -> anyhow::Result<()> {
     use tokio::signal::unix::{signal, SignalKind};
+    // SAFETY: geteuid(2) has no preconditions and cannot fail.
+    if unsafe { libc::geteuid() } == 0 {
+        tracing::warn!(
+            "running as root: compilers run as root too, and a hostile request could then write \
+             to the cache (see docs/security.md); run homccd as a user of its own"
+        );
+    }
     let mut config = settings.server_config();
     config.compilers = Some(compilers);
     let server = Server::bind(settings.listen_addr(), config).await?;
@@ -59,8 +66,9 @@ async fn serve(settings: Settings, compilers: Allowlist) -> anyhow::Result<()> {
     let token = shutdown.clone();
     tokio::spawn(async move {
         tokio::select! { _ = term.recv() => {}, _ = int.recv() => {} }
-        tracing::info!("stopping: no new compiles, waiting for running ones");
+        // Stop first: logging may fail (a closed stderr), stopping must not.
         token.cancel();
+        tracing::info!("stopping: no new compiles, waiting for running ones");
     });
     eprintln!("listening on {}", server.local_addr());
     server.run(shutdown).await
