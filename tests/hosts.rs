@@ -249,7 +249,11 @@ fn a_silent_host_costs_the_connect_timeout_once() {
     );
     // Neither the 30 s heartbeat nor the 240 s request timeout was waited for.
     assert!(took < Duration::from_secs(20), "took {took:?}");
-    assert_eq!(healthy.wait_for_records(1).len(), 1, "compiled on the healthy host");
+    assert_eq!(
+        healthy.wait_for_records(1).len(),
+        1,
+        "compiled on the healthy host"
+    );
 
     // The next process skips the silent host without waiting.
     let (second, _) = run(1);
