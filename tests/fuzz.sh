@@ -21,7 +21,7 @@ for target in "${targets[@]}"; do
   grep -E '^(stat::number_of_executed_units|stat::peak_rss_mb|==|SUMMARY|thread|INFO: Seed)' "$scratch/$target.log" || true
   if [ "$status" -ne 0 ]; then
     tail -40 "$scratch/$target.log"
-    echo "fuzz target $target failed; its input is in tests/fuzz/artifacts/$target"
+    echo "fuzz target $target failed (above; an input that crashed it is left in tests/fuzz/artifacts/$target)"
     exit 1
   fi
 done

@@ -46,6 +46,9 @@ pub struct Cli {
     /// Docker container for remote compiles (accepted for compatibility, not sent, as --schroot-profile) [env: HOMCC_DOCKER_CONTAINER]
     #[arg(long, value_name = "CONTAINER")]
     pub docker_container: Option<String>,
+    /// A file holding the token of servers that require authentication (their auth_token_file; the whitespace around it is trimmed); never sent, only used to answer their challenges [env: HOMCC_AUTH_TOKEN_FILE] [default: none]
+    #[arg(long, value_name = "FILE")]
+    pub auth_token_file: Option<std::path::PathBuf>,
     /// What homcc says on stderr: DEBUG, INFO, WARNING, ERROR or CRITICAL [env: HOMCC_LOG_LEVEL] [default: WARNING]
     #[arg(long, value_name = "LEVEL")]
     pub log_level: Option<String>,

@@ -7,8 +7,10 @@ use std::{
 };
 
 use homcc_proto::{
-    config::{config_dirs, config_files, from_str, ConfigError, LogLevel, Sources},
-    Compression,
+    config::{
+        config_dirs, config_files, from_str, read_auth_token, ConfigError, LogLevel, Sources,
+    },
+    AuthToken, Compression,
 };
 use serde::{Deserialize, Deserializer};
 
@@ -31,6 +33,7 @@ pub const KEYS: &[&str] = &[
     "ssh_executable",
     "ssh_control_persist",
     "ssh_options",
+    "auth_token_file",
 ];
 
 /// homcc's variables that are not keys of homcc.conf.
@@ -58,6 +61,8 @@ pub struct ClientConfig {
     pub ssh_control_persist: u64,
     #[serde(deserialize_with = "words")]
     pub ssh_options: Vec<String>,
+    /// A file holding the token of the servers that require authentication.
+    pub auth_token_file: Option<PathBuf>,
 }
 
 impl Default for ClientConfig {
@@ -75,6 +80,7 @@ impl Default for ClientConfig {
             ssh_executable: "ssh".into(),
             ssh_control_persist: 60,
             ssh_options: Vec::new(),
+            auth_token_file: None,
         }
     }
 }
@@ -144,6 +150,8 @@ pub struct Settings {
     pub cache_dir: Option<PathBuf>,
     /// Slots and host health shared by the user's homcc processes.
     pub state_dir: Option<PathBuf>,
+    /// The token of `auth_token_file`, which answers the servers' challenges.
+    pub auth: Option<AuthToken>,
     pub config: ClientConfig,
 }
 
@@ -165,7 +173,15 @@ impl Settings {
     /// The settings `cli`, the environment and the config files describe, or a one-line reason
     /// they are unusable.
     pub fn load(cli: &Cli) -> Result<Settings, ConfigError> {
-        let config: ClientConfig = sources(cli.no_config).load(&cli.flags())?;
+        let mut config: ClientConfig = sources(cli.no_config).load(&cli.flags())?;
+        // Applied after loading: a path need not be UTF-8, a serialized flag must.
+        if let Some(file) = &cli.auth_token_file {
+            config.auth_token_file = Some(file.clone());
+        }
+        let auth = (config.auth_token_file.as_deref())
+            .filter(|file| !file.as_os_str().is_empty())
+            .map(read_auth_token)
+            .transpose()?;
         let (all_hosts, hosts_source) = load_hosts(&cli.hosts)?;
         let local = all_hosts.iter().find(|h| h.is_local());
         let cache_dir = cache_dir();
@@ -190,6 +206,7 @@ impl Settings {
             },
             state_dir: state_dir(cache_dir.as_deref()),
             cache_dir,
+            auth,
             config,
         })
     }

@@ -23,7 +23,7 @@ use crate::{
     known::KnownChunks,
     output,
     scan::{self, ScanError},
-    session::{compile_on, Prepared, Timeouts, Traffic},
+    session::{compile_on, Prepared, Target, Timeouts, Traffic},
     slots::{poll_interval, Pick, Slot, Slots, BACKOFF},
     verbose,
 };
@@ -124,23 +124,19 @@ pub async fn compile(
         let started = Instant::now();
         let known = KnownChunks::new(settings.cache_dir.as_deref(), &key);
         let mut traffic = Traffic::default();
-        let compression = host.compression.unwrap_or(settings.compression);
+        let target = Target {
+            host,
+            auth: settings.auth.as_ref(),
+            compression: host.compression.unwrap_or(settings.compression),
+            timeouts,
+        };
         let mut answered = || {
             if let Some(slots) = &slots {
                 slots.record_success(&key);
             }
             probe.take();
         };
-        let outcome = compile_on(
-            host,
-            &prepared,
-            &known,
-            compression,
-            timeouts,
-            &mut traffic,
-            &mut answered,
-        )
-        .await;
+        let outcome = compile_on(&target, &prepared, &known, &mut traffic, &mut answered).await;
         match outcome {
             Ok(result) => {
                 let remove_stale = prepared.request.compiler.is_clang() || job.assembly;

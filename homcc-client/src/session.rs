@@ -1,5 +1,5 @@
-//! One remote compile on one host: connect, send the request, upload what the server asks for,
-//! wait (heartbeats) for the result. Every way this can fail is a `Failure` naming what happened.
+//! One remote compile on one host: connect, answer the server's challenge (with a token), send
+//! the request, upload what the server asks for, wait (heartbeats) for the result. Every way this can fail is a `Failure` naming what happened.
 
 use std::{
     collections::HashMap,
@@ -13,8 +13,8 @@ use futures_util::SinkExt;
 use homcc_proto::{
     codec::{DEFAULT_MAX_CLIENT_FRAME, DEFAULT_MAX_SERVER_FRAME},
     counted::{next_while_receiving, ByteCounts, Counted, Silent},
-    Blob, Chunk, ChunkRef, ClientCodec, ClientMessage, CompileRequest, CompileResult, Compression,
-    Digest, Need, Payload, Refusal, RefusalReason, ServerMessage,
+    AuthToken, Blob, Chunk, ChunkRef, ClientCodec, ClientMessage, CompileRequest, CompileResult,
+    Compression, Digest, Need, Payload, Refusal, RefusalReason, ServerMessage,
 };
 use rayon::prelude::*;
 use tokio::net::TcpStream;
@@ -70,6 +70,8 @@ pub enum Failure {
     Protocol(String),
     /// A problem on this side (a file changed or vanished during the compile).
     Client(String),
+    /// The host challenged the client for a token, and this client has none.
+    AuthRequired,
 }
 
 impl Failure {
@@ -88,11 +90,14 @@ impl Failure {
                     | RefusalReason::Version { .. }
                     | RefusalReason::ShuttingDown
                     | RefusalReason::Internal
+                    // A token that does not match fails every compile until a file changes.
+                    | RefusalReason::AuthFailed
             ),
             Failure::Unreachable(_)
             | Failure::TimedOut { .. }
             | Failure::Lost(_)
-            | Failure::Protocol(_) => true,
+            | Failure::Protocol(_)
+            | Failure::AuthRequired => true,
             Failure::Client(_) => false,
         }
     }
@@ -116,25 +121,52 @@ impl fmt::Display for Failure {
             Failure::Lost(e) => write!(f, "connection lost: {e}"),
             Failure::Protocol(e) => write!(f, "protocol error: {e}"),
             Failure::Client(e) => write!(f, "{e}"),
+            Failure::AuthRequired => f.write_str(
+                "requires authentication: set auth_token_file in [homcc] (HOMCC_AUTH_TOKEN_FILE, --auth-token-file) to the server's token",
+            ),
         }
     }
 }
 
 type Conn = Framed<Counted<TcpStream>, ClientCodec>;
 
-/// Runs the compile on `host`; `answered` is called once the server has accepted the request
-/// (its first answer is not a refusal).
+/// The host of one attempt, and how to talk to it.
+#[derive(Debug, Clone, Copy)]
+pub struct Target<'a> {
+    pub host: &'a Host,
+    /// Answers the host's authentication challenge; `None`: the host must not send one.
+    pub auth: Option<&'a AuthToken>,
+    /// Of the uploaded files and of the returned outputs.
+    pub compression: Compression,
+    pub timeouts: Timeouts,
+}
+
+/// How long the next frame may keep the client waiting, and what to say when it does.
+#[derive(Debug, Clone, Copy)]
+struct Wait {
+    /// The longest silence (not the longest frame: a large one keeps arriving on a thin link).
+    silence: Duration,
+    /// The setting that gave `silence`.
+    timeout: &'static str,
+    during: &'static str,
+}
+
+/// Runs the compile on `target`; `answered` is called once the server has accepted the request
+/// (its first answer to it is not a refusal).
 pub async fn compile_on(
-    host: &Host,
+    target: &Target<'_>,
     prepared: &Prepared,
     known: &KnownChunks,
-    compression: Compression,
-    timeouts: Timeouts,
     traffic: &mut Traffic,
     answered: &mut dyn FnMut(),
 ) -> Result<CompileResult, Failure> {
-    let started = Instant::now();
-    let deadline = started + timeouts.request;
+    let Target {
+        host,
+        auth,
+        compression,
+        timeouts,
+    } = *target;
+    let deadline = Instant::now() + timeouts.request;
     let stream = tokio::time::timeout(timeouts.connect, TcpStream::connect(host.address()))
         .await
         .map_err(|_| Failure::TimedOut {
@@ -149,6 +181,30 @@ pub async fn compile_on(
         Counted::new(stream, counts.clone()),
         ClientCodec::with_limits(DEFAULT_MAX_SERVER_FRAME, DEFAULT_MAX_CLIENT_FRAME),
     );
+    // The first answer, to the challenge or to the request, comes as soon as the server has
+    // accepted the connection or read the request: a server that accepts connections but does
+    // not answer costs only the connect timeout.
+    let first_answer = |during| Wait {
+        silence: timeouts.connect,
+        timeout: "establish_connection_timeout",
+        during,
+    };
+    if let Some(token) = auth {
+        let wait = first_answer(
+            "waiting for the server's authentication challenge (does it have an auth_token_file?)",
+        );
+        let nonce = match receive(&mut conn, &counts, wait, deadline, timeouts.request).await? {
+            ServerMessage::Challenge { nonce } => nonce,
+            ServerMessage::Refused(refusal) => return Err(Failure::Refused(refusal)),
+            _ => {
+                return Err(Failure::Protocol(
+                    "the server sent no authentication challenge".into(),
+                ))
+            }
+        };
+        let proof = token.proof(&nonce);
+        send(&mut conn, ClientMessage::Auth { proof }).await?;
+    }
 
     let mut request = prepared.request.clone();
     request.compression = compression;
@@ -171,49 +227,22 @@ pub async fn compile_on(
 
     let mut first = true;
     let result = loop {
-        // Silence ends the wait, not a slow frame: a large result on a thin link keeps arriving.
-        // The first answer comes as soon as the server has read the request: a server that
-        // accepts connections but does not answer costs only the connect timeout.
-        let (silence, silent) = match first {
-            true => (
-                timeouts.connect,
-                (
-                    "establish_connection_timeout",
-                    "waiting for the server's first answer",
-                ),
-            ),
-            false => (
-                timeouts.heartbeat,
-                (
-                    "heartbeat timeout",
-                    "waiting for a sign of life from the server",
-                ),
-            ),
+        let wait = match first {
+            true => first_answer("waiting for the server's first answer"),
+            false => Wait {
+                silence: timeouts.heartbeat,
+                timeout: "heartbeat timeout",
+                during: "waiting for a sign of life from the server",
+            },
         };
-        let next = next_while_receiving(&mut conn, &counts, silence);
-        let message = match tokio::time::timeout_at(deadline.into(), next).await {
-            Err(_) => {
-                return Err(Failure::TimedOut {
-                    timeout: "compilation_request_timeout",
-                    after: timeouts.request,
-                    during: "before the result came",
-                })
-            }
-            Ok(Err(Silent)) => {
-                return Err(Failure::TimedOut {
-                    timeout: silent.0,
-                    after: silence,
-                    during: silent.1,
-                })
-            }
-            Ok(Ok(None)) => return Err(Failure::Lost("the server closed the connection".into())),
-            Ok(Ok(Some(Err(homcc_proto::CodecError::Io(e))))) => {
-                return Err(Failure::Lost(e.to_string()))
-            }
-            Ok(Ok(Some(Err(e)))) => return Err(Failure::Protocol(e.to_string())),
-            Ok(Ok(Some(Ok(message)))) => message,
-        };
-        if std::mem::take(&mut first) && !matches!(message, ServerMessage::Refused(_)) {
+        let message = receive(&mut conn, &counts, wait, deadline, timeouts.request).await?;
+        let was_first = std::mem::take(&mut first);
+        if was_first
+            && !matches!(
+                message,
+                ServerMessage::Refused(_) | ServerMessage::Challenge { .. }
+            )
+        {
             answered();
         }
         match message {
@@ -223,12 +252,48 @@ pub async fn compile_on(
             ServerMessage::Heartbeat => {}
             ServerMessage::Result(result) => break result,
             ServerMessage::Refused(refusal) => return Err(Failure::Refused(refusal)),
+            ServerMessage::Challenge { .. } if was_first && auth.is_none() => {
+                return Err(Failure::AuthRequired)
+            }
+            ServerMessage::Challenge { .. } => {
+                return Err(Failure::Protocol(
+                    "an authentication challenge in the middle of a compile".into(),
+                ))
+            }
         }
     };
     known.insert_all(prepared.chunks.iter().map(|(d, _)| d));
     traffic.sent = counts.written.load(Ordering::Relaxed);
     traffic.received = counts.read.load(Ordering::Relaxed);
     Ok(result)
+}
+
+/// The server's next frame, or why none came: within `wait`, and before `deadline`, the end of
+/// the whole remote compile (`request_timeout` after it began).
+async fn receive(
+    conn: &mut Conn,
+    counts: &ByteCounts,
+    wait: Wait,
+    deadline: Instant,
+    request_timeout: Duration,
+) -> Result<ServerMessage, Failure> {
+    let next = next_while_receiving(conn, counts, wait.silence);
+    match tokio::time::timeout_at(deadline.into(), next).await {
+        Err(_) => Err(Failure::TimedOut {
+            timeout: "compilation_request_timeout",
+            after: request_timeout,
+            during: "before the result came",
+        }),
+        Ok(Err(Silent)) => Err(Failure::TimedOut {
+            timeout: wait.timeout,
+            after: wait.silence,
+            during: wait.during,
+        }),
+        Ok(Ok(None)) => Err(Failure::Lost("the server closed the connection".into())),
+        Ok(Ok(Some(Err(homcc_proto::CodecError::Io(e))))) => Err(Failure::Lost(e.to_string())),
+        Ok(Ok(Some(Err(e)))) => Err(Failure::Protocol(e.to_string())),
+        Ok(Ok(Some(Ok(message)))) => Ok(message),
+    }
 }
 
 async fn send(conn: &mut Conn, message: ClientMessage) -> Result<(), Failure> {

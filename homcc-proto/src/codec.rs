@@ -99,6 +99,15 @@ impl<Rx, Tx> MessageCodec<Rx, Tx> {
     }
 }
 
+impl<Rx, Tx> MessageCodec<Rx, Tx> {
+    /// Changes the read limit from the next frame on (homccd reads only a small frame until a
+    /// client has authenticated).
+    pub fn set_max_in(&mut self, max_in: usize) {
+        self.max_in = max_in.min(FRAME_LIMIT_CEILING);
+        self.frames.set_max_frame_length(self.max_in);
+    }
+}
+
 impl<Rx: Incoming, Tx> Decoder for MessageCodec<Rx, Tx> {
     type Item = Rx;
     type Error = CodecError;

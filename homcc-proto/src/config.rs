@@ -1,6 +1,7 @@
 //! homcc.conf and the `HOMCC_*`/`HOMCCD_*` variables, shared by both binaries: where the files
 //! are, and how one binary's settings merge from defaults, files, variables and flags (figment).
-//! The only module of this crate that touches the filesystem, and only to read those files.
+//! The only module of this crate that touches the filesystem, and only to read those files and
+//! the file `auth_token_file` names.
 
 use std::{
     fmt,
@@ -14,6 +15,8 @@ use figment::{
     Figment, Provider, Source,
 };
 use serde::{de::DeserializeOwned, Deserialize, Deserializer, Serialize};
+
+use crate::AuthToken;
 
 /// The configuration file's name in each of [`config_dirs`].
 pub const CONFIG_FILE: &str = "homcc.conf";
@@ -153,6 +156,13 @@ impl Sources {
         };
         ConfigError(format!("{place}: {}", error.kind))
     }
+}
+
+/// The token in the file that the setting `auth_token_file` names, or one line naming the file.
+pub fn read_auth_token(path: &Path) -> Result<AuthToken, ConfigError> {
+    let fail = |what: String| ConfigError(format!("auth_token_file {}: {what}", path.display()));
+    let bytes = std::fs::read(path).map_err(|e| fail(format!("cannot read it: {e}")))?;
+    AuthToken::from_bytes(&bytes).map_err(|e| fail(e.to_string()))
 }
 
 /// toml's multi-line report (position, source excerpt, message) as one line.

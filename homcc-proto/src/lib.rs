@@ -1,12 +1,14 @@
 //! homcc's wire protocol: the messages of one compile, their framing codec, blob compression and
 //! content digests, and the settings loader both binaries share. It opens no sockets and runs
 //! no processes (`counted` only wraps a stream the caller owns); its only file access is
-//! `config` reading homcc.conf.
+//! `config` reading homcc.conf and the token file.
 //!
 //! One compile per TCP connection (see `docs/protocol.md`):
 //! client `Compile` → server `Need` → client `Chunks`/`Blob`s → server `Heartbeat`s → `Result`,
-//! or `Refused` at any point before the result.
+//! or `Refused` at any point before the result. A server with a token first sends `Challenge`,
+//! which the client answers with `Auth` (`auth`) before its `Compile`.
 
+pub mod auth;
 pub mod codec;
 pub mod compression;
 pub mod config;
@@ -15,6 +17,7 @@ pub mod digest;
 pub mod manifest;
 pub mod message;
 
+pub use auth::{AuthToken, AuthTokenError};
 pub use codec::{ClientCodec, CodecError, ServerCodec};
 pub use compression::{Compression, CompressionError};
 pub use digest::Digest;

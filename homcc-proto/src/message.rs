@@ -1,6 +1,7 @@
 //! The messages of one compile. A connection carries exactly one compile:
 //! `ClientMessage::Compile`, then the server's `Need`, then the client's `Chunks`/`Blob` frames,
 //! then the server's `Heartbeat`s and finally its `Result`, or a `Refused` at any point before.
+//! A server with a token opens with `Challenge`, which the client answers with `Auth` first.
 
 use std::{ffi::OsString, fmt, path::PathBuf};
 
@@ -18,6 +19,9 @@ pub enum ClientMessage {
     Chunks(Vec<Chunk>),
     /// One file's content, asked for in `Need::blobs`.
     Blob(Blob),
+    /// The answer to the server's `Challenge`, sent before `Compile`:
+    /// [`AuthToken::proof`](crate::AuthToken::proof) of its nonce.
+    Auth { proof: [u8; 32] },
 }
 
 /// Frames sent by homccd.
@@ -32,6 +36,9 @@ pub enum ServerMessage {
     Heartbeat,
     /// The compiler's verdict; the connection ends after this frame.
     Result(CompileResult),
+    /// Sent at once by a server that has a token, before it reads anything: the client answers
+    /// with `Auth` before its `Compile`.
+    Challenge { nonce: [u8; 32] },
 }
 
 /// Everything the server needs to run one compile, except file contents.
@@ -246,6 +253,9 @@ pub enum RefusalReason {
     /// The compile passed one of the server's size limits (compiler output, uploads, manifest,
     /// outputs); the detail names it. Not the host's fault: the client compiles locally.
     Limit,
+    /// The server has a token and the client did not prove it has the same one (no `Auth`
+    /// frame, or a wrong proof).
+    AuthFailed,
 }
 
 /// The compiler's verdict, with client paths everywhere.

@@ -8,9 +8,9 @@ use bytes::BytesMut;
 use homcc_proto::{
     codec::{self, DEFAULT_MAX_CLIENT_FRAME, DEFAULT_MAX_SERVER_FRAME},
     manifest::chunk_entries,
-    Blob, Chunk, ChunkFile, ChunkRef, ClientCodec, ClientMessage, CodecError, CompileRequest,
-    CompileResult, CompilerIdentity, Compression, Digest, ManifestEntry, Need, OutputFile, Payload,
-    Refusal, RefusalReason, ServerCodec, ServerMessage, PROTOCOL_VERSION,
+    AuthToken, Blob, Chunk, ChunkFile, ChunkRef, ClientCodec, ClientMessage, CodecError,
+    CompileRequest, CompileResult, CompilerIdentity, Compression, Digest, ManifestEntry, Need,
+    OutputFile, Payload, Refusal, RefusalReason, ServerCodec, ServerMessage, PROTOCOL_VERSION,
 };
 use tokio_util::codec::{Decoder, Encoder};
 
@@ -199,6 +199,10 @@ fn client_messages() -> Vec<ClientMessage> {
             digest: Digest::of(b""),
             payload: Payload::pack(Compression::Lzo, b""),
         }),
+        ClientMessage::Auth { proof: [0; 32] },
+        ClientMessage::Auth {
+            proof: AuthToken::from_bytes(b"token").unwrap().proof(&[0xff; 32]),
+        },
     ];
     for c in Compression::ALL {
         messages.push(ClientMessage::Blob(Blob {
@@ -228,6 +232,7 @@ fn server_messages() -> Vec<ServerMessage> {
         RefusalReason::Internal,
         RefusalReason::Forbidden,
         RefusalReason::Limit,
+        RefusalReason::AuthFailed,
     ]
     .into_iter()
     .map(|reason| {
@@ -244,6 +249,8 @@ fn server_messages() -> Vec<ServerMessage> {
             blobs: vec![Digest::of(b"a"), Digest::of(b"b")],
         }),
         ServerMessage::Heartbeat,
+        ServerMessage::Challenge { nonce: [0; 32] },
+        ServerMessage::Challenge { nonce: [0xa5; 32] },
         ServerMessage::Result(CompileResult {
             exit_code: 1,
             stdout: vec![],
@@ -283,7 +290,7 @@ fn server_messages() -> Vec<ServerMessage> {
 #[test]
 fn every_client_message_round_trips() {
     let messages = client_messages();
-    for variant in ["Compile", "Chunks", "Blob"] {
+    for variant in ["Compile", "Chunks", "Blob", "Auth"] {
         assert!(
             messages
                 .iter()
@@ -304,7 +311,7 @@ fn every_client_message_round_trips() {
 #[test]
 fn every_server_message_round_trips() {
     let messages = server_messages();
-    for variant in ["Refused", "Need", "Heartbeat", "Result"] {
+    for variant in ["Refused", "Need", "Heartbeat", "Result", "Challenge"] {
         assert!(
             messages
                 .iter()
@@ -450,6 +457,30 @@ fn a_length_header_above_the_max_is_rejected_from_four_bytes() {
 }
 
 #[test]
+fn the_read_limit_can_change_between_frames() {
+    // homccd reads only an Auth-sized frame before a client has authenticated, then requests.
+    let auth = client_frame(&ClientMessage::Auth { proof: [1; 32] });
+    let compile = client_frame(&example_compile());
+    let mut codec = server_codec();
+    codec.set_max_in(64);
+    let mut buf = BytesMut::from(&auth[..]);
+    buf.extend_from_slice(&compile);
+    assert_eq!(
+        codec.decode(&mut buf).unwrap(),
+        Some(ClientMessage::Auth { proof: [1; 32] })
+    );
+    let mut small = server_codec();
+    small.set_max_in(64);
+    assert!(matches!(
+        small.decode(&mut buf.clone()),
+        Err(CodecError::FrameTooLarge { max: 64, .. })
+    ));
+    codec.set_max_in(DEFAULT_MAX_CLIENT_FRAME);
+    assert_eq!(codec.decode(&mut buf).unwrap(), Some(example_compile()));
+    assert!(buf.is_empty());
+}
+
+#[test]
 fn the_encoder_refuses_an_oversized_frame_and_leaves_dst_unchanged() {
     let msg = ClientMessage::Blob(Blob {
         digest: Digest::of(b"x"),
@@ -538,6 +569,7 @@ fn refusal_reasons_have_the_documented_indices() {
         (RefusalReason::Internal, vec![6]),
         (RefusalReason::Forbidden, vec![7]),
         (RefusalReason::Limit, vec![8]),
+        (RefusalReason::AuthFailed, vec![9]),
     ];
     for (reason, index) in reasons {
         let msg = ServerMessage::Refused(Refusal {
@@ -549,6 +581,29 @@ fn refusal_reasons_have_the_documented_indices() {
         expected.push(0);
         assert_eq!(body(&server_frame(&msg)), expected, "{reason:?}");
     }
+}
+
+#[test]
+fn the_auth_messages_have_the_documented_indices_and_raw_32_bytes() {
+    let nonce: [u8; 32] = std::array::from_fn(|i| i as u8);
+    let mut want = vec![4];
+    want.extend(nonce);
+    assert_eq!(
+        body(&server_frame(&ServerMessage::Challenge { nonce })),
+        want
+    );
+    let proof = AuthToken::from_bytes(b"token").unwrap().proof(&nonce);
+    let mut want = vec![3];
+    want.extend(proof);
+    assert_eq!(body(&client_frame(&ClientMessage::Auth { proof })), want);
+    // The frozen indices of §8 did not move.
+    assert_eq!(
+        body(&server_frame(&ServerMessage::Refused(Refusal {
+            reason: RefusalReason::Version { server: 1 },
+            detail: String::new(),
+        }))),
+        [0, 1, 1, 0]
+    );
 }
 
 #[test]
@@ -626,7 +681,10 @@ fn bad_client_bodies_are_malformed() {
     let cases: Vec<(&str, Vec<u8>)> = vec![
         ("empty body", vec![]),
         ("garbage", b"\xff\xfe\xfd garbage".to_vec()),
-        ("unknown message variant 3", vec![3]),
+        ("unknown message variant 4", vec![4]),
+        ("auth without its proof", vec![3]),
+        ("auth proof of 31 bytes", with(vec![3], &[0xaa; 31])),
+        ("auth proof of 33 bytes", with(vec![3], &[0xaa; 33])),
         (
             "variant index as a u64 varint",
             vec![0xfd, 0, 0, 0, 0, 0, 0, 0, 0],
@@ -725,8 +783,11 @@ fn bad_server_bodies_are_malformed() {
     assert_eq!(result[path_byte], b'/');
     let cases: Vec<(&str, Vec<u8>)> = vec![
         ("empty body", vec![]),
-        ("unknown message variant 4", vec![4]),
-        ("unknown refusal reason 9", vec![0, 9, 0]),
+        ("unknown message variant 5", vec![5]),
+        ("unknown refusal reason 10", vec![0, 10, 0]),
+        ("challenge without its nonce", vec![4]),
+        ("challenge nonce of 31 bytes", with(vec![4], &[0x55; 31])),
+        ("challenge nonce of 33 bytes", with(vec![4], &[0x55; 33])),
         ("refusal without its detail", vec![0, 0]),
         ("heartbeat with a trailing byte", vec![2, 0]),
         ("need ends inside a digest", vec![1, 1, 0xaa]),
@@ -965,12 +1026,25 @@ fn example_compile() -> ClientMessage {
     }))
 }
 
+/// The nonce of the documented challenge: the bytes 00, 01, ..., 1f.
+fn example_nonce() -> [u8; 32] {
+    std::array::from_fn(|i| i as u8)
+}
+
 #[test]
 fn the_documented_frames_are_the_real_bytes() {
     let doc_path = concat!(env!("CARGO_MANIFEST_DIR"), "/../docs/protocol.md");
     let doc = std::fs::read_to_string(doc_path).expect("docs/protocol.md");
-    let client: [(&str, ClientMessage); 2] = [
+    let client: [(&str, ClientMessage); 3] = [
         ("compile", example_compile()),
+        (
+            "auth",
+            ClientMessage::Auth {
+                proof: AuthToken::from_bytes(b"s3cret\n")
+                    .unwrap()
+                    .proof(&example_nonce()),
+            },
+        ),
         (
             "blob",
             ClientMessage::Blob(Blob {
@@ -979,7 +1053,20 @@ fn the_documented_frames_are_the_real_bytes() {
             }),
         ),
     ];
-    let server: [(&str, ServerMessage); 3] = [
+    let server: [(&str, ServerMessage); 5] = [
+        (
+            "challenge",
+            ServerMessage::Challenge {
+                nonce: example_nonce(),
+            },
+        ),
+        (
+            "refused-auth",
+            ServerMessage::Refused(Refusal {
+                reason: RefusalReason::AuthFailed,
+                detail: "authentication failed".into(),
+            }),
+        ),
         (
             "need",
             ServerMessage::Need(Need {

@@ -101,6 +101,11 @@ pub struct Cli {
     #[arg(long, value_name = "SIZE")]
     #[serde(skip_serializing_if = "Option::is_none")]
     pub max_compiler_output: Option<String>,
+    /// A file holding a shared secret (the whitespace around it is trimmed): only clients that prove they hold the same one, set as homcc's auth_token_file, may compile; the secret never crosses the network [env: HOMCCD_AUTH_TOKEN_FILE] [default: none: any client of the allowed networks]
+    #[arg(long, value_name = "FILE")]
+    // Applied after loading, as cache_dir.
+    #[serde(skip)]
+    pub auth_token_file: Option<PathBuf>,
     /// Print the compilers homccd may run (name, path, version, target) and exit
     #[arg(long)]
     #[serde(skip)]
@@ -113,7 +118,7 @@ pub struct Cli {
 
 impl Cli {
     /// The settings: these flags, over the variables, over homcc.conf (unless `--no-config`),
-    /// over the defaults.
+    /// over the defaults; with the token of `auth_token_file` read.
     pub fn settings(&self) -> Result<Settings, ConfigError> {
         let mut flags = self.clone();
         if flags.max_dependency_cache_size.is_none() {
@@ -130,6 +135,10 @@ impl Cli {
         if let Some(dir) = &self.compiler_dir {
             settings.compiler_dir = dir.clone();
         }
+        if let Some(file) = &self.auth_token_file {
+            settings.auth_token_file = Some(file.clone());
+        }
+        settings.read_auth_token()?;
         Ok(settings)
     }
 }

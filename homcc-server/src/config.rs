@@ -9,7 +9,10 @@ use std::{
     time::Duration,
 };
 
-use homcc_proto::config::{config_files, ConfigError, LogLevel, Sources};
+use homcc_proto::{
+    config::{config_files, read_auth_token, ConfigError, LogLevel, Sources},
+    AuthToken,
+};
 use serde::{
     de::{Error, SeqAccess, Unexpected, Visitor},
     Deserialize, Deserializer, Serialize,
@@ -43,6 +46,7 @@ pub const KEYS: &[&str] = &[
     "max_upload_size",
     "max_output_size",
     "max_compiler_output",
+    "auth_token_file",
 ];
 
 /// The prefix of homccd's variables: `HOMCCD_` + a key in upper case.
@@ -103,6 +107,12 @@ pub struct Settings {
     /// What the compiler writes to stdout, and to stderr; more kills it.
     #[serde(deserialize_with = "size")]
     pub max_compiler_output: u64,
+    /// A file holding the token clients must prove they hold; `None` (or empty): any client of
+    /// the allowed networks may compile.
+    pub auth_token_file: Option<PathBuf>,
+    /// The token in `auth_token_file`, read by [`Settings::read_auth_token`] (the `Cli` does).
+    #[serde(skip)]
+    pub auth: Option<AuthToken>,
 }
 
 impl Default for Settings {
@@ -128,6 +138,8 @@ impl Default for Settings {
             max_upload_size: limits.upload_size,
             max_output_size: limits.output_size,
             max_compiler_output: 16 << 20,
+            auth_token_file: None,
+            auth: None,
         }
     }
 }
@@ -167,6 +179,14 @@ impl Settings {
         Allowlist::load(&self.compilers, &self.compiler_dir)
     }
 
+    /// Reads the token of `auth_token_file` into `auth` (no file, or an empty path: no token); a
+    /// file that cannot be read or holds no token is a bad setting.
+    pub fn read_auth_token(&mut self) -> Result<(), ConfigError> {
+        let file = (self.auth_token_file.as_deref()).filter(|f| !f.as_os_str().is_empty());
+        self.auth = file.map(read_auth_token).transpose()?;
+        Ok(())
+    }
+
     /// The server's configuration (without its compilers: see [`Settings::allowlist`]); finds
     /// the default cache directory if none is set.
     pub fn server_config(&self) -> ServerConfig {
@@ -190,6 +210,7 @@ impl Settings {
             upload_size: self.max_upload_size,
             output_size: self.max_output_size,
         };
+        config.auth = self.auth.clone();
         config
     }
 }

@@ -53,22 +53,31 @@ impl Conn {
         self.frames.send(message).await
     }
 
-    /// Sends `refusal` before reading anything, then reads and drops what the client sends
-    /// (its request, at most `idle`) until it closes: closing with unread bytes would reset the
-    /// connection and could lose the refusal on the way.
+    /// Sends `refusal` before reading anything, then [`Conn::close_unread`].
     pub async fn refuse_at_once(mut self, refusal: Refusal) {
         if self
             .frames
             .send(ServerMessage::Refused(refusal))
             .await
-            .is_err()
+            .is_ok()
         {
-            return;
+            self.close_unread().await;
         }
+    }
+
+    /// After a last frame sent while the client's own frames are left unread: ends the sending
+    /// side, then reads and drops what the client sends (at most `idle`) until it closes. Closing
+    /// with unread bytes would reset the connection and could lose the last frame on the way.
+    pub async fn close_unread(&mut self) {
         let _ = self.frames.get_mut().shutdown().await;
         let mut sink = [0u8; 4096];
         let drain = async { while let Ok(1..) = self.frames.get_mut().read(&mut sink).await {} };
         let _ = tokio::time::timeout(self.idle, drain).await;
+    }
+
+    /// Reads client frames of at most `max_frame` bytes from the next one on.
+    pub fn set_max_frame(&mut self, max_frame: usize) {
+        self.frames.codec_mut().set_max_in(max_frame);
     }
 
     /// The longest silence accepted, for messages.

@@ -12,7 +12,7 @@ use std::{
 };
 
 use anyhow::Context;
-use homcc_proto::{Refusal, RefusalReason};
+use homcc_proto::{AuthToken, Refusal, RefusalReason};
 use tokio::{net::TcpListener, sync::Semaphore};
 use tokio_util::{sync::CancellationToken, task::TaskTracker};
 
@@ -53,6 +53,9 @@ pub struct ServerConfig {
     /// The most connections one client address holds at once (each compile is one); `None`:
     /// [`default_per_client`] of the limit.
     pub max_connections_per_client: Option<usize>,
+    /// The shared secret every client must prove it holds before its request is read (`auth`);
+    /// `None`: no authentication.
+    pub auth: Option<AuthToken>,
 }
 
 /// Bounds on one compile; passing one refuses it with `RefusalReason::Limit` naming the bound.
@@ -102,6 +105,7 @@ impl ServerConfig {
             compilers: None,
             allow: AllowList::default(),
             max_connections_per_client: None,
+            auth: None,
         }
     }
 }
@@ -222,12 +226,21 @@ impl Server {
         }
         std::fs::create_dir_all(&jobs_dir)
             .with_context(|| format!("cannot create {}", jobs_dir.display()))?;
+        // Clients' sources live here: readable by homccd's user only.
+        for dir in [&config.cache_dir, &jobs_dir] {
+            use std::os::unix::fs::PermissionsExt;
+            std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700))
+                .with_context(|| format!("cannot make {} private", dir.display()))?;
+        }
         tracing::info!(blobs = cache.len(), bytes = cache.total_bytes(), dir = %config.cache_dir.display(), "cache opened");
         let compilers = match &config.compilers {
             Some(allowed) => allowed.clone(),
             None => Allowlist::load(&[], DEFAULT_COMPILER_DIR.as_ref())?,
         };
         tracing::info!(networks = %config.allow, "serving clients from");
+        if config.auth.is_some() {
+            tracing::info!("clients must authenticate with the token of auth_token_file");
+        }
         let max_per_client = (config.max_connections_per_client)
             .unwrap_or_else(|| default_per_client(config.limit))
             .max(1);

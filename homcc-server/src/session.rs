@@ -1,5 +1,6 @@
-//! One connection, one compile: read the request, reserve a slot or refuse at once, negotiate the
-//! missing files, run the compiler hermetically while sending heartbeats, send the result.
+//! One connection, one compile: authenticate the client (`auth`, with a token), read the
+//! request, reserve a slot or refuse at once, negotiate the missing files, run the compiler
+//! hermetically while sending heartbeats, send the result.
 
 use std::{collections::HashSet, net::SocketAddr, sync::Arc, time::Instant};
 
@@ -12,6 +13,7 @@ use tokio::net::TcpStream;
 
 use crate::{
     args::hermetic_args,
+    auth,
     compile::{self, CompileError, Invocation},
     conn::{ClientGone, Conn},
     fill::Filler,
@@ -22,14 +24,14 @@ use crate::{
 
 /// How a session ended without a result.
 #[derive(Debug)]
-enum Ending {
+pub(crate) enum Ending {
     /// Tell the client why (it will compile elsewhere).
     Refuse(Refusal),
     /// The connection is gone or unusable; nothing more can be sent.
     Lost(String),
 }
 
-fn refuse(reason: RefusalReason, detail: impl Into<String>) -> Ending {
+pub(crate) fn refuse(reason: RefusalReason, detail: impl Into<String>) -> Ending {
     Ending::Refuse(Refusal {
         reason,
         detail: detail.into(),
@@ -67,7 +69,8 @@ pub async fn serve(stream: TcpStream, peer: SocketAddr, state: Arc<State>) {
         peer: Some(peer),
         ..Record::default()
     };
-    let ending = match handle(&mut conn, &state, &mut record).await {
+    let mut unread = false;
+    let ending = match handle(&mut conn, peer, &state, &mut record).await {
         Ok((result, job)) => {
             record.outcome = format!("exit {}", result.exit_code);
             let sent = conn
@@ -81,6 +84,8 @@ pub async fn serve(stream: TcpStream, peer: SocketAddr, state: Arc<State>) {
         }
         Err(Ending::Refuse(refusal)) => {
             record.outcome = format!("refused: {refusal}");
+            // Refused before authenticating: the client's request may be there, unread.
+            unread = refusal.reason == RefusalReason::AuthFailed;
             conn.send(ServerMessage::Refused(refusal))
                 .await
                 .err()
@@ -101,14 +106,21 @@ pub async fn serve(stream: TcpStream, peer: SocketAddr, state: Arc<State>) {
         bytes_out = record.bytes_out, compile_ms = record.compile_ms, ms = started.elapsed().as_millis() as u64, "compile"
     );
     state.stats.record(record);
+    if unread {
+        conn.close_unread().await;
+    }
 }
 
 /// Runs the compile; returns its result and the job root, which the caller deletes after replying.
 async fn handle(
     conn: &mut Conn,
+    peer: SocketAddr,
     state: &State,
     record: &mut Record,
 ) -> Result<(CompileResult, JobRoot), Ending> {
+    if let Some(token) = &state.config.auth {
+        auth::authenticate(conn, token, peer, state.config.max_frame).await?;
+    }
     let req = read_request(conn).await?;
     record.compiler = req.compiler.to_string();
     record.output = req
@@ -390,6 +402,9 @@ async fn receive(
             }
             Some(Ok(ClientMessage::Compile(_))) => {
                 return Err(invalid("a second Compile request on one connection"))
+            }
+            Some(Ok(ClientMessage::Auth { .. })) => {
+                return Err(invalid("an Auth frame during the upload"))
             }
         }
     }

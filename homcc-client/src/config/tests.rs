@@ -51,10 +51,12 @@ fn defaults() {
 #[test]
 fn every_key_is_read_from_the_file() {
     jail(|jail| {
+        jail.create_file("token", "t0ken\n").unwrap();
         jail.create_file(
             "dir/homcc.conf",
             r#"
             [homcc]
+            auth_token_file = "token"
             compression = "lzma"
             schroot_profile = "jammy"
             docker_container = "example_container"
@@ -84,9 +86,11 @@ fn every_key_is_read_from_the_file() {
             ssh_executable: "/usr/bin/ssh".into(),
             ssh_control_persist: 30,
             ssh_options: vec!["-o".into(), "BatchMode=yes".into()],
+            auth_token_file: Some("token".into()),
         };
         assert_eq!(s.config, want);
-        assert_eq!(KEYS.len(), 12, "every key above");
+        assert_eq!(KEYS.len(), 13, "every key above");
+        assert_eq!(s.auth, Some(AuthToken::from_bytes(b"t0ken").unwrap()));
         assert_eq!(s.connect_timeout, Duration::from_millis(2500));
         assert_eq!((s.tries, s.no_local), (5, true));
     });
@@ -178,6 +182,62 @@ fn bad_values_name_their_source() {
             "--remote-compilation-tries: 0 is not allowed: use at least 1"
         );
     });
+}
+
+#[test]
+fn the_auth_token_file_flag_beats_variable_beats_file() {
+    jail(|jail| {
+        for (name, token) in [("file", "f"), ("var", " v "), ("flag", "g\n")] {
+            jail.create_file(name, token).unwrap();
+        }
+        let token = |bytes: &[u8]| Some(AuthToken::from_bytes(bytes).unwrap());
+        let got = |args: &str| {
+            let s = load(args).unwrap();
+            (s.config.auth_token_file.clone(), s.auth.clone())
+        };
+        assert_eq!(got(""), (None, None));
+        jail.create_file(".homcc/homcc.conf", "[homcc]\nauth_token_file = \"file\"\n")
+            .unwrap();
+        assert_eq!(got(""), (Some("file".into()), token(b"f")));
+        jail.set_env("HOMCC_AUTH_TOKEN_FILE", "var");
+        assert_eq!(got(""), (Some("var".into()), token(b"v")));
+        assert_eq!(
+            got("--auth-token-file flag"),
+            (Some("flag".into()), token(b"g"))
+        );
+        jail.set_env("HOMCC_AUTH_TOKEN_FILE", "");
+        assert_eq!(got("").1, None, "an empty variable turns the file's off");
+    });
+}
+
+#[test]
+fn an_unusable_token_file_is_a_bad_setting_naming_it() {
+    jail(|jail| {
+        jail.create_file("empty", "").unwrap();
+        assert_eq!(
+            load("--auth-token-file empty").unwrap_err(),
+            "auth_token_file empty: the token is empty: put the shared secret in the file"
+        );
+        jail.set_env("HOMCC_AUTH_TOKEN_FILE", "missing");
+        assert_eq!(
+            load("").unwrap_err(),
+            "auth_token_file missing: cannot read it: No such file or directory (os error 2)"
+        );
+    });
+}
+
+#[test]
+fn help_names_every_variable_and_default() {
+    use clap::CommandFactory;
+    let help = Cli::command().render_help().to_string();
+    assert!(
+        help.contains("[env: HOMCC_AUTH_TOKEN_FILE] [default: none]"),
+        "{help}"
+    );
+    for key in KEYS.iter().filter(|k| !k.starts_with("ssh_")) {
+        let variable = format!("[env: HOMCC_{}", key.to_ascii_uppercase());
+        assert!(help.contains(&variable), "{variable} missing from:\n{help}");
+    }
 }
 
 /// The hosts of `load("")` as their display strings, and where they came from.

@@ -248,3 +248,30 @@ fn variables_lists_only_this_binarys_keys() {
         Ok(())
     });
 }
+
+#[test]
+fn a_token_file_that_cannot_be_used_is_named() {
+    jail(|jail| {
+        jail.create_file("good", "s3cret\n")?;
+        jail.create_file("blank", " \n\t\n")?;
+        let path = |name: &str| jail.directory().join(name);
+        assert_eq!(
+            read_auth_token(&path("good")),
+            Ok(AuthToken::from_bytes(b"s3cret").unwrap())
+        );
+        let check = |name: &str, want: &str| {
+            let file = path(name);
+            let want = format!("auth_token_file {}: {want}", file.display());
+            assert_eq!(read_auth_token(&file), Err(ConfigError(want)));
+        };
+        check(
+            "blank",
+            "the token is empty: put the shared secret in the file",
+        );
+        check(
+            "missing",
+            "cannot read it: No such file or directory (os error 2)",
+        );
+        Ok(())
+    });
+}

@@ -4,7 +4,7 @@
 use super::*;
 use clap::CommandFactory;
 use figment::Jail;
-use homcc_proto::config::LogLevel;
+use homcc_proto::{config::LogLevel, AuthToken};
 use std::path::Path;
 
 /// A jail with no variables but `HOME` and `HOMCC_DIR` (its `dir`), both inside it, and the
@@ -243,6 +243,58 @@ fn the_python_homccs_cache_size_variable_sits_between_files_and_homccd_variable(
         // With HOMCCD_'s set, the alias is not read at all, not even to complain.
         jail.set_env("HOMCC_MAX_DEPENDENCY_CACHE_SIZE", "big");
         assert_eq!(size(&[]), 3 << 30);
+    });
+}
+
+#[test]
+fn the_auth_token_file_comes_from_one_source_and_is_read() {
+    jail(|jail| {
+        for (name, token) in [("file", "f"), ("var", "v\n"), ("flag", "  g  ")] {
+            jail.create_file(name, token).unwrap();
+        }
+        let token = |bytes: &[u8]| Some(AuthToken::from_bytes(bytes).unwrap());
+        let got = |args: &[&str]| {
+            let s = settings(args).unwrap();
+            (s.auth_token_file.clone(), s.auth.clone())
+        };
+        assert_eq!(got(&[]), (None, None));
+        let dir = jail.directory().to_owned();
+        let conf = format!("[homccd]\nauth_token_file = \"{}/file\"\n", dir.display());
+        jail.create_file("dir/homcc.conf", &conf).unwrap();
+        assert_eq!(got(&[]), (Some(dir.join("file")), token(b"f")));
+        jail.set_env("HOMCCD_AUTH_TOKEN_FILE", "var");
+        assert_eq!(got(&[]), (Some("var".into()), token(b"v")));
+        assert_eq!(
+            got(&["--auth-token-file", "flag"]),
+            (Some("flag".into()), token(b"g"))
+        );
+        // An empty variable turns the file's setting off.
+        jail.set_env("HOMCCD_AUTH_TOKEN_FILE", "");
+        assert_eq!(got(&[]).1, None);
+        assert_eq!(
+            got(&["--auth-token-file", "flag"]).1,
+            token(b"g"),
+            "the flag beats the empty variable"
+        );
+    });
+}
+
+#[test]
+fn an_unusable_token_file_is_a_bad_setting_naming_it() {
+    jail(|jail| {
+        jail.create_file("blank", "\n \n").unwrap();
+        assert_eq!(
+            settings(&["--auth-token-file", "blank"]),
+            Err(
+                "auth_token_file blank: the token is empty: put the shared secret in the file"
+                    .into()
+            )
+        );
+        jail.set_env("HOMCCD_AUTH_TOKEN_FILE", "/nonexistent/token");
+        assert_eq!(
+            settings(&[]),
+            Err("auth_token_file /nonexistent/token: cannot read it: No such file or directory (os error 2)".into())
+        );
     });
 }
 

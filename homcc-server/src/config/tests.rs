@@ -51,6 +51,8 @@ fn an_empty_table_is_the_defaults() {
         max_upload_size: 2 << 30,
         max_output_size: 512 << 20,
         max_compiler_output: 16 << 20,
+        auth_token_file: None,
+        auth: None,
     };
     assert_eq!(from_toml(""), Ok(want));
 }
@@ -76,6 +78,7 @@ fn values() {
         limits.upload_size == 1 << 30 && limits.manifest_entries == 10
     }));
     check("max_frame_size = 4096", Ok(|s| s.server_config().max_frame == 4096));
+    check("auth_token_file = \"/etc/homcc/token\"", Ok(|s| s.auth_token_file == Some("/etc/homcc/token".into()) && s.auth.is_none()));
     check("max_dependency_cache_size = 4096", Ok(|s| s.max_dependency_cache_size == 4096));
     check("max_dependency_cache_size = \"4096\"", Ok(|s| s.max_dependency_cache_size == 4096));
     check("max_dependency_cache_size = \"10X\"", Err("unknown size suffix 'X' in '10X': use K, M, G or T"));
@@ -147,7 +150,9 @@ fn log_levels() {
 
 #[test]
 fn server_config_takes_the_settings() {
+    let token = AuthToken::from_bytes(b"t").unwrap();
     let settings = Settings {
+        auth: Some(token.clone()),
         limit: 3,
         max_dependency_cache_size: 1 << 20,
         cache_dir: Some("/srv/cache".into()),
@@ -164,4 +169,6 @@ fn server_config_takes_the_settings() {
         config.compilers, None,
         "from Settings::allowlist, when homccd starts"
     );
+    assert_eq!(config.auth, Some(token));
+    assert_eq!(Settings::default().server_config().auth, None);
 }
