@@ -1,15 +1,23 @@
 //! A raw protocol client built on homcc-proto, for what homcc itself never sends: requests that
-//! hold a server's slot, or carry a wrong version or compiler.
+//! hold a server's slot, carry a wrong version or compiler, or attack the server (bad paths,
+//! lying uploads, frames out of order or malformed).
 
-use std::{ffi::OsString, net::SocketAddr, path::Path, time::Duration};
+use std::{
+    collections::HashMap,
+    ffi::OsString,
+    net::SocketAddr,
+    path::{Path, PathBuf},
+    time::Duration,
+};
 
 use futures_util::{SinkExt, StreamExt};
 use homcc_client::{classify::Language, compiler};
 use homcc_proto::{
-    codec::DEFAULT_MAX_SERVER_FRAME, Chunk, ChunkFile, ChunkRef, ClientCodec, ClientMessage,
-    CompileRequest, CompilerIdentity, Compression, Digest, ServerMessage, PROTOCOL_VERSION,
+    codec::DEFAULT_MAX_SERVER_FRAME, Blob, Chunk, ChunkFile, ChunkRef, ClientCodec, ClientMessage,
+    CodecError, CompileRequest, CompileResult, CompilerIdentity, Compression, Digest,
+    ManifestEntry, Need, Payload, Refusal, ServerMessage, PROTOCOL_VERSION,
 };
-use tokio::net::TcpStream;
+use tokio::{io::AsyncWriteExt, net::TcpStream};
 use tokio_util::codec::Framed;
 
 use crate::os;
@@ -92,4 +100,193 @@ pub fn hold_slot(runtime: &tokio::runtime::Runtime, addr: SocketAddr, dir: &Path
         other => panic!("expected Need, got {other:?}"),
     }
     conn
+}
+
+/// How long the raw client waits for the server's next frame before it fails the test.
+pub const ANSWER_LIMIT: Duration = Duration::from_secs(30);
+
+/// The server's answer to what a raw client sent.
+#[derive(Debug)]
+pub enum Answer {
+    Refused(Refusal),
+    Need(Need),
+    Result(CompileResult),
+    /// The connection ended (end of file or reset) without a final frame.
+    Closed(String),
+    /// A frame the client did not expect, or that does not decode.
+    Unexpected(String),
+}
+
+/// A connection to `addr` that speaks the client side of the protocol.
+pub async fn connect(addr: SocketAddr) -> Raw {
+    let stream = TcpStream::connect(addr).await.expect("connect to homccd");
+    Framed::new(stream, ClientCodec::new(DEFAULT_MAX_SERVER_FRAME))
+}
+
+/// Writes `bytes` as they are, framing included (for frames homcc-proto would never encode).
+pub async fn send_bytes(conn: &mut Raw, bytes: &[u8]) -> std::io::Result<()> {
+    conn.get_mut().write_all(bytes).await
+}
+
+/// `body` with its length header.
+pub fn frame(body: &[u8]) -> Vec<u8> {
+    let mut out = u32::try_from(body.len())
+        .expect("a body below 4 GiB")
+        .to_be_bytes()
+        .to_vec();
+    out.extend_from_slice(body);
+    out
+}
+
+/// The body of `message` as the codec encodes it.
+pub fn body(message: &ClientMessage) -> Vec<u8> {
+    homcc_proto::codec::encode_record(message).expect("a message encodes")
+}
+
+/// The server's next frame that is not a heartbeat; panics after [`ANSWER_LIMIT`] of silence.
+pub async fn next_answer(conn: &mut Raw) -> Answer {
+    loop {
+        let frame = tokio::time::timeout(ANSWER_LIMIT, conn.next())
+            .await
+            .unwrap_or_else(|_| panic!("homccd said nothing for {ANSWER_LIMIT:?}"));
+        return match frame {
+            None => Answer::Closed("end of file".into()),
+            Some(Err(CodecError::Io(e))) => Answer::Closed(e.to_string()),
+            Some(Err(e)) => Answer::Unexpected(e.to_string()),
+            Some(Ok(ServerMessage::Heartbeat)) => continue,
+            Some(Ok(ServerMessage::Refused(refusal))) => Answer::Refused(refusal),
+            Some(Ok(ServerMessage::Need(need))) => Answer::Need(need),
+            Some(Ok(ServerMessage::Result(result))) => Answer::Result(result),
+            Some(Ok(other)) => Answer::Unexpected(format!("{other:?}")),
+        };
+    }
+}
+
+/// A compile request and what its client uploads when the server asks for it.
+#[derive(Debug, Clone)]
+pub struct Conversation {
+    pub request: CompileRequest,
+    /// Every chunk of the manifest, by digest (sent in `Chunks` when a `Need` names it).
+    pub chunks: HashMap<Digest, Chunk>,
+    /// The `Blob` frame sent for each file a `Need` names (an attack may make one lie).
+    pub blobs: HashMap<Digest, Blob>,
+}
+
+impl Conversation {
+    /// `compiler args` run in `cwd`, reading `files` (absolute client paths and contents) and
+    /// writing `outputs`; the manifest is one inline chunk per directory, as homcc builds it,
+    /// and the blobs are honest, compressed with `compression`.
+    pub fn new(
+        compiler: CompilerIdentity,
+        cwd: &Path,
+        args: &[&str],
+        files: &[(PathBuf, Vec<u8>)],
+        outputs: &[PathBuf],
+        compression: Compression,
+    ) -> Conversation {
+        let entries: Vec<ManifestEntry> = files
+            .iter()
+            .map(|(path, content)| ManifestEntry {
+                path: path.clone(),
+                digest: Digest::of(content),
+                size: content.len() as u64,
+            })
+            .collect();
+        let chunks = homcc_proto::manifest::chunk_entries(&entries).expect("UTF-8 file paths");
+        let blobs = files
+            .iter()
+            .map(|(_, content)| {
+                let digest = Digest::of(content);
+                let payload = Payload::pack(compression, content);
+                (digest, Blob { digest, payload })
+            })
+            .collect();
+        let mut conversation = Conversation {
+            request: CompileRequest {
+                version: PROTOCOL_VERSION,
+                compiler,
+                args: args.iter().map(OsString::from).collect(),
+                cwd: cwd.to_owned(),
+                include_dirs: Vec::new(),
+                implicit_includes: Vec::new(),
+                preprocessed: false,
+                dirs: Vec::new(),
+                manifest: chunks
+                    .into_iter()
+                    .map(|chunk| ChunkRef {
+                        digest: Digest([0; 32]),
+                        inline: Some(chunk),
+                    })
+                    .collect(),
+                outputs: outputs.to_vec(),
+                env: Vec::new(),
+                compression,
+            },
+            chunks: HashMap::new(),
+            blobs,
+        };
+        conversation.seal();
+        conversation
+    }
+
+    /// Gives every inline chunk its true digest (after a test changed one) and records the
+    /// chunks for upload.
+    pub fn seal(&mut self) {
+        for chunk_ref in &mut self.request.manifest {
+            if let Some(chunk) = &chunk_ref.inline {
+                chunk_ref.digest = chunk.digest();
+                self.chunks.insert(chunk_ref.digest, chunk.clone());
+            }
+        }
+    }
+
+    /// The first chunk of the manifest, to change (then [`Conversation::seal`]).
+    pub fn chunk_mut(&mut self) -> &mut Chunk {
+        self.request.manifest[0]
+            .inline
+            .as_mut()
+            .expect("an inline chunk")
+    }
+
+    /// Connects to `addr`, sends the request and answers every `Need`, until the server's last
+    /// word.
+    pub async fn run(&self, addr: SocketAddr) -> Answer {
+        let mut conn = connect(addr).await;
+        // A server that refuses at once may close before the request is written: read anyway.
+        let _ = conn
+            .send(ClientMessage::Compile(Box::new(self.request.clone())))
+            .await;
+        self.answer(&mut conn).await
+    }
+
+    /// Answers every `Need` on `conn` with the chunks and blobs it names (those this
+    /// conversation lacks are not sent), until the server's last word.
+    pub async fn answer(&self, conn: &mut Raw) -> Answer {
+        loop {
+            let need = match next_answer(conn).await {
+                Answer::Need(need) => need,
+                last => return last,
+            };
+            // A write the server refused to read shows in the next answer, which is read anyway.
+            let _ = self.upload(conn, &need).await;
+        }
+    }
+
+    /// Sends what `need` names: one `Chunks` frame, then a `Blob` frame per file.
+    pub async fn upload(&self, conn: &mut Raw, need: &Need) -> Result<(), CodecError> {
+        if !need.chunks.is_empty() {
+            let chunks = need
+                .chunks
+                .iter()
+                .filter_map(|d| self.chunks.get(d).cloned())
+                .collect();
+            conn.send(ClientMessage::Chunks(chunks)).await?;
+        }
+        for digest in &need.blobs {
+            if let Some(blob) = self.blobs.get(digest) {
+                conn.send(ClientMessage::Blob(blob.clone())).await?;
+            }
+        }
+        Ok(())
+    }
 }
