@@ -477,9 +477,9 @@ cases! {
     chunk_dir_empty_component: Request(|a, c| c.chunk_mut().dir = a.expand("WORK//canary")) => invalid("not normal");
     chunk_dir_nul: Request(|a, c| c.chunk_mut().dir = a.expand("CANARY/x\0y")) => invalid("NUL byte");
     chunk_dir_too_long: Request(|_, c| c.chunk_mut().dir = format!("/{}", "a/".repeat(2100))) => invalid("longer than 4096 bytes");
-    file_name_climbs: Request(|a, c| c.chunk_mut().files[0].name = a.expand("UP_CANARY/a.cpp")) => invalid("not normal");
-    file_name_dot_dot: Request(|_, c| c.chunk_mut().files[0].name = "..".into()) => invalid("not normal");
-    file_name_absolute: Request(|a, c| c.chunk_mut().files[0].name = a.expand("ABS_UP_CANARY/a.cpp")) => invalid("not normal");
+    file_name_climbs: Request(|a, c| c.chunk_mut().files[0].name = a.expand("UP_CANARY/a.cpp")) => invalid("not one path component");
+    file_name_dot_dot: Request(|_, c| c.chunk_mut().files[0].name = "..".into()) => invalid("not one path component");
+    file_name_absolute: Request(|a, c| c.chunk_mut().files[0].name = a.expand("ABS_UP_CANARY/a.cpp")) => invalid("not one path component");
 }
 
 // Frames out of order, malformed or too large.
@@ -683,7 +683,7 @@ fn slowloris_is_cut_off() {
     assert_eq!(
         lost,
         [
-            ["lost: no request for 1 s"; 4].as_slice(),
+            ["lost: no whole request within 1 s"; 4].as_slice(),
             &["lost: upload silent for 1 s"]
         ]
         .concat()
@@ -884,4 +884,117 @@ fn peak_virtual_memory() -> u64 {
         .expect("VmPeak in /proc/self/status");
     let kib: u64 = line.trim().trim_end_matches("kB").trim().parse().unwrap();
     kib << 10
+}
+
+// --- Weaknesses found by this suite, fixed in the server. ---
+
+/// A client sending its request one byte every half idle timeout is cut off: the request must
+/// arrive whole within the idle time.
+#[test]
+fn trickling_a_request_is_cut_off() {
+    let arena = Arena::new(strict);
+    let answer = runtime().block_on(async {
+        let mut conn = connect(arena.server.addr).await;
+        for byte in frame(&body(&compile(&arena))).into_iter().take(30) {
+            if send_bytes(&mut conn, &[byte]).await.is_err() {
+                break;
+            }
+            tokio::select! {
+                answer = next_answer(&mut conn) => return answer,
+                _ = tokio::time::sleep(IDLE / 2) => {}
+            }
+        }
+        panic!("still connected after 30 bytes, one every {:?}", IDLE / 2);
+    });
+    assert_answer(&answer, Expect::Closed);
+    arena.assert_unharmed();
+}
+
+/// `-S -o`, `-E -o` or `-MF` naming a manifest file that is not an output: the compiler may write
+/// it, but never through the hard link into the cached blob other compiles share (as root it
+/// would ignore the read-only mode). The cache's blobs still hash to their names afterwards.
+#[test]
+fn an_output_over_a_manifest_file_cannot_poison_the_cache() {
+    for args in [
+        &["-S", "a.cpp", "-o", "h.h"][..],
+        &["-E", "-P", "a.cpp", "-o", "h.h"],
+        &["-c", "a.cpp", "-MD", "-MF", "h.h"],
+        &["-S", "h.cpp"],
+    ] {
+        let arena = Arena::new(strict);
+        let header: &[u8] = b"int shared_header_value = 7;\n";
+        let evil: &[u8] =
+            b"int shared_header_value = 666; int injected_by_attacker(void) { return 1; }\n";
+        let attack = arena.conversation_of(
+            &[
+                ("a.cpp", evil),
+                ("h.cpp", evil),
+                ("h.h", header),
+                ("h.s", header),
+            ],
+            args,
+            Compression::None,
+        );
+        let _answer = runtime().block_on(attack.run(arena.server.addr));
+        assert_only_a_cache(&arena.server.cache_dir);
+        arena.assert_normal_compile();
+    }
+}
+
+/// A manifest file name is one path component (protocol.md §4).
+#[test]
+fn a_file_name_must_be_one_component() {
+    let arena = Arena::new(strict);
+    let mut attack = arena.conversation_of(
+        &[("a.cpp", b"#include \"sub/h.h\"\n"), ("sub/other.h", b"")],
+        &["-c", "a.cpp"],
+        Compression::None,
+    );
+    let header: &[u8] = b"int from_sub = 1;\n";
+    let digest = Digest::of(header);
+    let work = arena.work().to_str().unwrap().to_owned();
+    let chunk = attack
+        .request
+        .manifest
+        .iter_mut()
+        .filter_map(|r| r.inline.as_mut())
+        .find(|c| c.dir == work)
+        .unwrap();
+    chunk.files.push(ChunkFile {
+        name: "sub/h.h".into(),
+        digest,
+        size: header.len() as u64,
+    });
+    chunk.files.sort_by(|a, b| a.name.cmp(&b.name));
+    attack.blobs.insert(
+        digest,
+        Blob {
+            digest,
+            payload: Payload::pack(Compression::None, header),
+        },
+    );
+    attack.seal();
+    let answer = runtime().block_on(attack.run(arena.server.addr));
+    assert_answer(&answer, invalid("sub/h.h"));
+    arena.assert_unharmed();
+}
+
+/// Directories are bounded (60 paths 2000 levels deep once took the server 17 s to create).
+#[test]
+fn many_dirs_are_refused_at_once() {
+    let arena = Arena::new(strict);
+    let mut attack = arena.conversation(&["-c", "a.cpp", "-o", "a.o"]);
+    let deep = "/d".repeat(2000);
+    attack.request.dirs = (0..60)
+        .map(|i| PathBuf::from(format!("/x{i}{deep}")))
+        .collect();
+    let started = Instant::now();
+    let answer = runtime().block_on(attack.run(arena.server.addr));
+    assert!(
+        started.elapsed() < QUICK,
+        "answered after {:?}",
+        started.elapsed()
+    );
+    assert_answer(&answer, limit("dirs"));
+    arena.assert_unharmed();
 }

@@ -23,6 +23,8 @@ pub enum FillError {
     Conflict(PathBuf),
     #[error("job root: {0}")]
     Io(#[from] io::Error),
+    #[error("manifest file name in '{}' is not one path component", .0.display())]
+    Name(PathBuf),
 }
 
 /// A file this job still needs.
@@ -69,6 +71,11 @@ impl<'a> Filler<'a> {
     /// Places every file of `chunk`, in the chunk's directory (created once here).
     pub fn add_chunk(&mut self, chunk: &Chunk) -> Result<(), FillError> {
         let dir = Path::new(&chunk.dir);
+        if let Some(bad) = chunk.files.iter().find(|f| {
+            f.name.is_empty() || f.name == "." || f.name == ".." || f.name.contains(['/', '\0'])
+        }) {
+            return Err(FillError::Name(dir.join(&bad.name)));
+        }
         std::fs::create_dir_all(self.job.map_normal(dir)?)
             .map_err(|_| FillError::Conflict(dir.to_owned()))?;
         for entry in chunk.entries() {

@@ -1,5 +1,6 @@
 //! The job root `R`: a fresh directory per compile in which each client path `/p` lives at `R/p`.
-//! Every path that comes from a client is checked here, lexically, never to leave `R`.
+//! Every path that comes from a client is checked here, lexically, never to leave `R`; and no
+//! file the compile may write is a hard link into the cache.
 
 use std::{
     ffi::OsStr,
@@ -138,6 +139,71 @@ impl JobRoot {
         let mut bytes = self.path().as_os_str().as_bytes().to_vec();
         bytes.extend_from_slice(client.as_os_str().as_bytes());
         PathBuf::from(OsStr::from_bytes(&bytes))
+    }
+}
+
+/// Extensions a compile may write beside a file it names (`-c a.c` writes `a.o`, `-MD` `a.d`,
+/// `-gsplit-dwarf` `a.dwo`, ...).
+const WRITTEN_EXTENSIONS: &[&str] = &["o", "s", "i", "ii", "d", "dwo", "gcno", "su", "ci", "out"];
+
+/// Every file the compile might write (each path the arguments name, `-o` and `-MF` values, and
+/// those paths with [`WRITTEN_EXTENSIONS`], beside them and in the working directory) that is a
+/// hard link into the cache becomes a private copy first: the compiler may write it (as root it
+/// would write through the read-only mode), but never the cached file other compiles share. A
+/// name that only looks like an output costs a copy, nothing else.
+pub fn shield_written_paths(
+    args: &[std::ffi::OsString],
+    cwd: &Path,
+    root: &Path,
+) -> std::io::Result<()> {
+    use std::os::unix::ffi::OsStrExt;
+    let mut named: Vec<PathBuf> = vec![cwd.join("a.out")];
+    for arg in args {
+        let bytes = arg.as_bytes();
+        let value = [&b"-o"[..], b"-MF"]
+            .iter()
+            .find_map(|flag| bytes.strip_prefix(*flag))
+            .unwrap_or(bytes);
+        if value.is_empty() || value.starts_with(b"-") {
+            continue;
+        }
+        let path = cwd.join(std::ffi::OsStr::from_bytes(value));
+        for ext in WRITTEN_EXTENSIONS {
+            named.push(path.with_extension(ext));
+            if let Some(name) = path.file_name() {
+                named.push(cwd.join(name).with_extension(ext));
+            }
+        }
+        named.push(path);
+    }
+    for path in named.iter().filter(|p| p.starts_with(root)) {
+        unshare(path)?;
+    }
+    Ok(())
+}
+
+/// Replaces `path`, if it is a file with other links (the cache's), by a copy of its own.
+fn unshare(path: &Path) -> std::io::Result<()> {
+    use std::os::unix::fs::MetadataExt;
+    match std::fs::symlink_metadata(path) {
+        Ok(meta) if meta.is_file() && meta.nlink() > 1 => {
+            let copy = path.with_file_name(format!(".homcc-unshare-{}", std::process::id()));
+            std::fs::copy(path, &copy)?;
+            std::fs::rename(&copy, path)
+        }
+        _ => Ok(()),
+    }
+}
+
+/// An output path in the root must not exist before the compile: it could be a hard link into the
+/// cache, which the compiler would then overwrite.
+pub fn prepare_output(path: &std::path::Path) -> std::io::Result<()> {
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir)?;
+    }
+    match std::fs::remove_file(path) {
+        Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(e),
+        _ => Ok(()),
     }
 }
 

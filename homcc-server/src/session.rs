@@ -17,7 +17,7 @@ use crate::{
     compile::{self, CompileError, Invocation},
     conn::{ClientGone, Conn},
     fill::Filler,
-    jobroot::JobRoot,
+    jobroot::{self, JobRoot},
     policy,
     server::{Record, State},
 };
@@ -147,6 +147,7 @@ async fn handle(
         .resolve(&req.compiler)
         .await
         .map_err(|m| refuse(RefusalReason::CompilerMismatch, m))?;
+    check_dirs(&req, &state.config.limits)?;
     let job = JobRoot::create(&state.jobs_dir).map_err(internal)?;
     let cwd = job.create_dir_spelt(&req.cwd).map_err(invalid)?;
     for dir in &req.include_dirs {
@@ -161,11 +162,12 @@ async fn handle(
     let mut outputs = Vec::with_capacity(req.outputs.len());
     for out in &req.outputs {
         let path = job.map_normal(out).map_err(invalid)?;
-        prepare_output(&path).map_err(internal)?;
+        jobroot::prepare_output(&path).map_err(internal)?;
         outputs.push((out, path));
     }
     let mut args = compiler.target_args.clone();
     args.extend(hermetic_args(&req, &job).map_err(invalid)?);
+    jobroot::shield_written_paths(&args, &cwd, job.path()).map_err(internal)?;
     let invocation = Invocation {
         compiler: &compiler.path,
         args,
@@ -218,10 +220,13 @@ async fn handle(
 }
 
 async fn read_request(conn: &mut Conn) -> Result<CompileRequest, Ending> {
-    let first = conn
-        .next()
+    // The request is small: it must arrive whole within the idle time, however it trickles in.
+    let idle = conn.idle();
+    let lost = || Ending::Lost(format!("no whole request within {} s", idle.as_secs()));
+    let first = tokio::time::timeout(idle, conn.next())
         .await
-        .map_err(|_| Ending::Lost(format!("no request for {} s", conn.idle().as_secs())))?;
+        .map_err(|_| lost())?
+        .map_err(|_| lost())?;
     let req = match first {
         None => return Err(Ending::Lost("closed before sending a request".into())),
         Some(Err(CodecError::VersionMismatch { peer })) => return Err(version_refusal(peer)),
@@ -411,16 +416,30 @@ async fn receive(
     Ok(())
 }
 
-/// An output path in the root must not exist before the compile: it could be a hard link into the
-/// cache, which the compiler would then overwrite.
-fn prepare_output(path: &std::path::Path) -> std::io::Result<()> {
-    if let Some(dir) = path.parent() {
-        std::fs::create_dir_all(dir)?;
+/// The directories a request makes the server create, counted by path component: a few hundred
+/// for a real compile, while 60 paths 2000 levels deep would take the server seconds.
+const MAX_DIR_COMPONENTS: usize = 20_000;
+
+fn check_dirs(req: &CompileRequest, limits: &crate::server::Limits) -> Result<(), Ending> {
+    let all = || {
+        std::iter::once(&req.cwd)
+            .chain(&req.include_dirs)
+            .chain(&req.dirs)
+            .chain(&req.implicit_includes)
+    };
+    let count = all().count();
+    let components: usize = all().map(|d| d.components().count()).sum();
+    if count > limits.manifest_entries || components > MAX_DIR_COMPONENTS {
+        return Err(refuse(
+            RefusalReason::Limit,
+            format!(
+                "the request names {count} dirs of {components} components, more than {} dirs \
+                 (max_manifest_entries) or {MAX_DIR_COMPONENTS} components",
+                limits.manifest_entries
+            ),
+        ));
     }
-    match std::fs::remove_file(path) {
-        Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(e),
-        _ => Ok(()),
-    }
+    Ok(())
 }
 
 /// Runs the compile, sending heartbeats; a client that goes away kills it.
