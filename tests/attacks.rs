@@ -998,3 +998,64 @@ fn many_dirs_are_refused_at_once() {
     assert_answer(&answer, limit("dirs"));
     arena.assert_unharmed();
 }
+
+/// A client that claims the upload of a file and then trickles its `Blob` frame does not stall
+/// other compiles that need the same content: after half the idle timeout they ask their own
+/// client for it (`fill.rs`, `await_other_jobs`).
+#[test]
+fn a_trickled_upload_does_not_stall_other_clients() {
+    let arena = Arena::new(strict);
+    let header: &[u8] = b"int shared_header_value = 7;\n";
+    let attack = arena.conversation_of(
+        &[("a.cpp", SOURCE), ("h.h", header)],
+        &["-c", "a.cpp"],
+        Compression::None,
+    );
+    let addr = arena.server.addr;
+    let (claimed, stop) = (
+        std::sync::mpsc::channel(),
+        std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false)),
+    );
+    let attacker = std::thread::spawn({
+        let (claimed, stop) = (claimed.0, stop.clone());
+        move || {
+            runtime().block_on(async move {
+                let mut conn = connect(addr).await;
+                let request = ClientMessage::Compile(Box::new(attack.request.clone()));
+                conn.send(request).await.unwrap();
+                assert!(matches!(next_answer(&mut conn).await, Answer::Need(_)));
+                claimed.send(()).unwrap();
+                let blob = ClientMessage::Blob(attack.blobs[&Digest::of(header)].clone());
+                for byte in frame(&body(&blob)) {
+                    if stop.load(std::sync::atomic::Ordering::SeqCst)
+                        || send_bytes(&mut conn, &[byte]).await.is_err()
+                    {
+                        break;
+                    }
+                    tokio::time::sleep(IDLE / 2).await;
+                }
+            })
+        }
+    });
+    claimed.1.recv().unwrap();
+    let victim = Project::new();
+    victim.write("h.h", std::str::from_utf8(header).unwrap());
+    victim.write(
+        "v.c",
+        "#include \"h.h\"\nint get(void) { return shared_header_value; }\n",
+    );
+    let started = Instant::now();
+    let out = victim
+        .homcc_command(&["--host", &arena.server.host()], "gcc", &["-c", "v.c"])
+        .env("HOMCC_COMPILATION_REQUEST_TIMEOUT", "15")
+        .output()
+        .unwrap();
+    stop.store(true, std::sync::atomic::Ordering::SeqCst);
+    attacker.join().unwrap();
+    assert_eq!(
+        homcc_lines(&out.stderr),
+        Vec::<String>::new(),
+        "after {:?}",
+        started.elapsed()
+    );
+}

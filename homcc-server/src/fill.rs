@@ -5,6 +5,7 @@ use std::{
     collections::HashMap,
     io,
     path::{Path, PathBuf},
+    time::Duration,
 };
 
 use homcc_proto::{Chunk, Digest, ManifestEntry};
@@ -38,9 +39,10 @@ struct Pending {
 
 #[derive(Debug)]
 enum Source {
-    /// This job's client must upload it; `requested` once a `Need` has named it.
+    /// This job's client must upload it; `requested` once a `Need` has named it. The guard is
+    /// the cache's claim, which another job may hold instead when its upload took too long.
     Client {
-        _guard: UploadGuard,
+        _guard: Option<UploadGuard>,
         requested: bool,
     },
     /// Another job is uploading it.
@@ -120,7 +122,7 @@ impl<'a> Filler<'a> {
             let source = match self.cache.claim(&digest) {
                 Claim::Present => continue,
                 Claim::Upload(guard) => Source::Client {
-                    _guard: guard,
+                    _guard: Some(guard),
                     requested: false,
                 },
                 Claim::Wait(waiter) => Source::OtherJob(waiter),
@@ -203,8 +205,11 @@ impl<'a> Filler<'a> {
     }
 
     /// Waits for the uploads of other jobs, then places those files again: linked if the upload
-    /// succeeded, claimed for this job's client if it failed.
-    pub async fn await_other_jobs(&mut self) -> Result<(), FillError> {
+    /// succeeded, claimed for this job's client if it failed. Another job's upload gets
+    /// `patience` in all: a file still missing then is asked of this job's client too, so that
+    /// a slow (or hostile, trickling) client cannot hold up the others.
+    pub async fn await_other_jobs(&mut self, patience: Duration) -> Result<(), FillError> {
+        let deadline = tokio::time::Instant::now() + patience;
         let waiting: Vec<Digest> = self
             .pending
             .iter()
@@ -220,8 +225,21 @@ impl<'a> Filler<'a> {
             else {
                 continue;
             };
-            waiter.wait().await;
-            self.place(digest, dests, size)?;
+            match tokio::time::timeout_at(deadline, waiter.wait()).await {
+                Ok(()) => self.place(digest, dests, size)?,
+                Err(_) => {
+                    let source = Source::Client {
+                        _guard: None,
+                        requested: false,
+                    };
+                    let pending = Pending {
+                        dests,
+                        size,
+                        source,
+                    };
+                    self.pending.insert(digest, pending);
+                }
+            }
         }
         Ok(())
     }

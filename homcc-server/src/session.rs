@@ -324,7 +324,7 @@ async fn negotiate(
         receive(conn, state, &need, &mut filler, record).await?;
         if filler.waiting_on_others() {
             // Other clients' uploads may take long on thin links: heartbeats keep ours waiting.
-            conn.with_heartbeats(filler.await_other_jobs())
+            conn.with_heartbeats(filler.await_other_jobs(state.config.idle_timeout / 2))
                 .await?
                 .map_err(invalid)?;
         }
