@@ -1059,3 +1059,41 @@ fn a_trickled_upload_does_not_stall_other_clients() {
         started.elapsed()
     );
 }
+
+/// A source cannot read the server's files: an absolute or `..`-climbing `#include`, or
+/// `.incbin` in the assembler, fail inside the sandbox (Landlock), and nothing of the file comes
+/// back, neither on stdout nor in the object.
+#[test]
+fn a_source_cannot_read_server_files() {
+    let arena = Arena::new(strict);
+    let secret = arena.dir.path().join("secret.txt");
+    fs::write(&secret, "server secret 4f1c2b\n").unwrap();
+    let cases = [
+        (format!("#include \"{}\"\n", secret.display()), "-E"),
+        (arena.expand("#include \"UP_CANARY/../secret.txt\"\n"), "-E"),
+        (
+            format!("asm(\".incbin \\\"{}\\\"\");\n", secret.display()),
+            "-c",
+        ),
+    ];
+    for (source, mode) in cases {
+        let attack = arena.conversation_of(
+            &[("a.cpp", source.as_bytes())],
+            &[mode, "a.cpp"],
+            Compression::None,
+        );
+        match runtime().block_on(attack.run(arena.server.addr)) {
+            Answer::Result(r) => {
+                assert_ne!(r.exit_code, 0, "{source}: compiled");
+                let everything = [&r.stdout[..], &r.stderr]
+                    .into_iter()
+                    .chain(r.outputs.iter().map(|o| &o.payload.data[..]))
+                    .map(String::from_utf8_lossy)
+                    .collect::<String>();
+                assert!(!everything.contains("4f1c2b"), "{source}: leaked");
+            }
+            other => panic!("{source}: expected the compiler's verdict, got {other:?}"),
+        }
+    }
+    arena.assert_normal_compile();
+}

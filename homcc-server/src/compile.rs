@@ -1,4 +1,5 @@
-//! Runs the compiler in a job root: its own process group, a clean environment, stdout and stderr
+//! Runs the compiler in a job root: its own process group, a clean environment, confined to its
+//! job's files and the system's (`sandbox`), stdout and stderr
 //! collected up to a bound, killed (the whole group) when it runs too long, writes too much, or
 //! the caller gives up on it.
 
@@ -10,6 +11,8 @@ use std::{
 };
 
 use homcc_proto::FORWARDED_ENV;
+
+use crate::sandbox::{confine, Sandbox};
 
 /// What the compiler did.
 #[derive(Debug)]
@@ -48,6 +51,8 @@ pub struct Invocation<'a> {
     pub tmp: PathBuf,
     /// The client's variables; only names in `FORWARDED_ENV` are used.
     pub env: &'a [(String, String)],
+    /// The file system the compiler may see, when the kernel can confine it.
+    pub sandbox: Option<&'a Sandbox>,
 }
 
 /// Runs the compile to its end or to `limit`, keeping at most `max_output` bytes of its stdout
@@ -79,6 +84,11 @@ pub async fn run(
         .stderr(Stdio::piped())
         .process_group(0)
         .kill_on_drop(true);
+    if let Some(fd) = inv.sandbox.map(Sandbox::fd) {
+        // SAFETY: `confine` makes two system calls and allocates nothing; the rule set's fd
+        // stays open until after the spawn (`inv` borrows the sandbox).
+        unsafe { cmd.pre_exec(move || confine(fd)) };
+    }
     let mut child = cmd.spawn().map_err(|source| CompileError::Spawn {
         compiler: inv.compiler.to_owned(),
         source,

@@ -54,6 +54,15 @@ impl JobRoot {
         })
     }
 
+    /// The compiler's view for this job: the system's files, `compiler`'s install dir (the
+    /// parent of its real path's directory) and this job (root and temporary dir).
+    pub fn sandbox(&self, compiler: &Path) -> io::Result<crate::sandbox::Sandbox> {
+        let real = std::fs::canonicalize(compiler)?;
+        let install = real.parent().and_then(Path::parent).map(Path::to_path_buf);
+        let job = self.path().parent().unwrap_or(self.path());
+        crate::sandbox::Sandbox::for_job(job, install.as_slice())
+    }
+
     /// The root `R`.
     pub fn path(&self) -> &Path {
         &self.root

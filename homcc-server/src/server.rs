@@ -193,6 +193,9 @@ pub struct State {
     pub jobs_dir: PathBuf,
     pub stats: Arc<Stats>,
     pub shutdown: CancellationToken,
+    /// Whether compilers run confined by Landlock (`sandbox`): the kernel has it and the
+    /// configuration does not turn it off.
+    pub sandbox: bool,
     /// Connections per client address, and the most one may hold.
     pub per_client: Arc<PerClient>,
     pub max_per_client: usize,
@@ -244,7 +247,21 @@ impl Server {
         let max_per_client = (config.max_connections_per_client)
             .unwrap_or_else(|| default_per_client(config.limit))
             .max(1);
+        let sandbox = match crate::sandbox::Sandbox::available() {
+            Some(abi) => {
+                tracing::info!(
+                    landlock_abi = abi,
+                    "compilers see only their job and the system's files"
+                );
+                true
+            }
+            None => {
+                tracing::warn!("this kernel has no Landlock: compilers can read any file homccd's user can (see docs/security.md)");
+                false
+            }
+        };
         let state = State {
+            sandbox,
             per_client: Arc::default(),
             max_per_client,
             slots: Arc::new(Semaphore::new(config.limit)),

@@ -168,12 +168,17 @@ async fn handle(
     let mut args = compiler.target_args.clone();
     args.extend(hermetic_args(&req, &job).map_err(invalid)?);
     jobroot::shield_written_paths(&args, &cwd, job.path()).map_err(internal)?;
+    let sandbox = match state.sandbox {
+        true => Some(job.sandbox(&compiler.path).map_err(internal)?),
+        false => None,
+    };
     let invocation = Invocation {
         compiler: &compiler.path,
         args,
         cwd,
         tmp: job.tmp().to_owned(),
         env: &req.env,
+        sandbox: sandbox.as_ref(),
     };
     let compile_started = Instant::now();
     let finished = run_with_heartbeats(conn, state, invocation).await?;
