@@ -7,9 +7,7 @@ use std::{
 };
 
 use homcc_proto::{
-    config::{
-        config_dirs, config_files, from_str, read_auth_token, ConfigError, LogLevel, Sources,
-    },
+    config::{config_dirs, from_str, read_auth_token, words, ConfigError, LogLevel, Sources},
     AuthToken, Compression,
 };
 use serde::{Deserialize, Deserializer};
@@ -17,6 +15,7 @@ use serde::{Deserialize, Deserializer};
 use crate::{
     cli::Cli,
     hosts::{default_local_limit, parse_hosts, Host},
+    slots::Slots,
 };
 
 /// The keys of [homcc] (and so the `HOMCC_*` variables) in homcc.conf.
@@ -104,20 +103,6 @@ fn at_least_one<'de, D: Deserializer<'de>>(deserializer: D) -> Result<usize, D::
     }
 }
 
-/// `ssh_options` as a TOML array or as one string of whitespace-separated words (a variable).
-fn words<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Vec<String>, D::Error> {
-    #[derive(Deserialize)]
-    #[serde(untagged)]
-    enum Words {
-        List(Vec<String>),
-        Text(String),
-    }
-    Ok(match Words::deserialize(deserializer)? {
-        Words::List(list) => list,
-        Words::Text(text) => text.split_whitespace().map(String::from).collect(),
-    })
-}
-
 /// Where the hosts came from, for messages.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum HostsSource {
@@ -148,8 +133,9 @@ pub struct Settings {
     pub log_level: LogLevel,
     /// homcc's cache of compiler probes and known chunks.
     pub cache_dir: Option<PathBuf>,
-    /// Slots and host health shared by the user's homcc processes.
-    pub state_dir: Option<PathBuf>,
+    /// Slots and host health shared by the user's homcc processes (their state dir, opened
+    /// once); `None` when there is no usable state dir.
+    pub slots: Option<Slots>,
     /// The token of `auth_token_file`, which answers the servers' challenges.
     pub auth: Option<AuthToken>,
     pub config: ClientConfig,
@@ -157,16 +143,7 @@ pub struct Settings {
 
 /// Where the [homcc] settings come from (no homcc.conf with `--no-config`).
 pub fn sources(no_config: bool) -> Sources {
-    Sources {
-        table: "homcc",
-        keys: KEYS,
-        env_prefix: "HOMCC_",
-        files: if no_config {
-            Vec::new()
-        } else {
-            config_files()
-        },
-    }
+    Sources::new("homcc", KEYS, "HOMCC_", no_config)
 }
 
 impl Settings {
@@ -204,7 +181,7 @@ impl Settings {
                 true => config.log_level.min(LogLevel::Debug),
                 false => config.log_level,
             },
-            state_dir: state_dir(cache_dir.as_deref()),
+            slots: state_dir(cache_dir.as_deref()).and_then(|dir| Slots::open(&dir).ok()),
             cache_dir,
             auth,
             config,

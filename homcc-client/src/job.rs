@@ -55,16 +55,12 @@ pub async fn compile(
         cwd.to_owned(),
         job.clone(),
     );
-    let slots = settings
-        .state_dir
-        .as_deref()
-        .and_then(|dir| Slots::open(dir).ok());
+    let slots = settings.slots.as_ref();
     // Probing and scanning run processes and read files: off the runtime, so jobs overlap; in
     // a local slot, so that `make -j64` does not run 64 scans at once.
-    let local_slots = slots.clone();
     let prepared = tokio::task::spawn_blocking(move || {
         let (settings, name, binary, cwd, job) = work;
-        let _slot = local_slots.and_then(|s| s.take_local(settings.local_limit));
+        let _slot = (settings.slots.as_ref()).and_then(|s| s.take_local(settings.local_limit));
         prepare(&settings, &name, &binary, &cwd, &job)
     })
     .await;
@@ -88,7 +84,7 @@ pub async fn compile(
     let wait_until = Instant::now() + settings.request_timeout;
     let mut attempts = 0;
     while attempts < settings.tries {
-        let (index, _slot) = match take_host(settings, slots.as_ref(), &tried, wait_until).await {
+        let (index, _slot) = match take_host(settings, slots, &tried, wait_until).await {
             Taken::Host(index, slot) => (index, slot),
             Taken::Local => {
                 verbose(
@@ -107,7 +103,7 @@ pub async fn compile(
         let key = host.key();
         // A host of unknown health is tried by one process at a time; the others then see how
         // it went.
-        let mut probe = match &slots {
+        let mut probe = match slots {
             Some(slots) => {
                 slots
                     .probe(&key, Instant::now() + 2 * timeouts.connect)
@@ -115,7 +111,7 @@ pub async fn compile(
             }
             None => None,
         };
-        if let Some((left, reason)) = slots.as_ref().and_then(|s| s.backing_off(&key)) {
+        if let Some((left, reason)) = slots.and_then(|s| s.backing_off(&key)) {
             let left = left.as_secs() + 1;
             failures.push(format!("{host}: skipped for {left} s after: {reason}"));
             continue;
@@ -131,7 +127,7 @@ pub async fn compile(
             timeouts,
         };
         let mut answered = || {
-            if let Some(slots) = &slots {
+            if let Some(slots) = slots {
                 slots.record_success(&key);
             }
             probe.take();
@@ -154,7 +150,7 @@ pub async fn compile(
                 return Ok(result);
             }
             Err(failure) => {
-                if let (Some(slots), true) = (&slots, failure.is_hosts_fault()) {
+                if let (Some(slots), true) = (slots, failure.is_hosts_fault()) {
                     slots.record_failure(&key, &failure.to_string());
                     let skip = BACKOFF.as_secs();
                     debug(

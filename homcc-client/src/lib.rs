@@ -124,9 +124,7 @@ pub async fn run(cli: Cli) -> u8 {
         Ok(s) => s,
         Err(e) => return fallback(no_local_anyway(&cli), &cmd, &format!("bad setting: {e}")),
     };
-    cmd.local_slots = (settings.state_dir.as_deref())
-        .and_then(|dir| Slots::open(dir).ok())
-        .map(|slots| (slots, settings.local_limit));
+    cmd.local_slots = (settings.slots.clone()).map(|slots| (slots, settings.local_limit));
     let cwd = match std::env::current_dir() {
         Ok(cwd) => cwd,
         Err(e) => {

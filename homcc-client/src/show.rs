@@ -6,7 +6,6 @@ use std::io::Write;
 use crate::{
     cli::Cli,
     config::{sources, Settings, OTHER_VARIABLES},
-    slots::Slots,
 };
 
 /// Prints what `cli` asks to see; the exit code.
@@ -37,7 +36,7 @@ pub fn show(cli: &Cli) -> u8 {
 
 /// One line per host: address, limit, compression, transport, and a back-off if one runs.
 fn host_lines(settings: &Settings) -> Vec<String> {
-    let slots = (settings.state_dir.as_deref()).and_then(|dir| Slots::open(dir).ok());
+    let slots = settings.slots.as_ref();
     let mut lines = Vec::new();
     if settings.local_is_host {
         lines.push(format!(
@@ -51,7 +50,7 @@ fn host_lines(settings: &Settings) -> Vec<String> {
             "{host} limit={} compression={compression} transport={}",
             host.limit, host.transport
         );
-        if let Some((left, reason)) = slots.as_ref().and_then(|s| s.backing_off(&host.key())) {
+        if let Some((left, reason)) = slots.and_then(|s| s.backing_off(&host.key())) {
             line.push_str(&format!(" skipped-for={}s ({reason})", left.as_secs() + 1));
         }
         lines.push(line);

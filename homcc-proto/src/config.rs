@@ -68,6 +68,26 @@ pub struct Sources {
 pub struct ConfigError(pub String);
 
 impl Sources {
+    /// The sources of the `table` of homcc.conf: its `keys`, as variables with `env_prefix`, and
+    /// the homcc.conf files found ([`config_files`]) unless `no_config`.
+    pub fn new(
+        table: &'static str,
+        keys: &'static [&'static str],
+        env_prefix: &'static str,
+        no_config: bool,
+    ) -> Sources {
+        let files = match no_config {
+            true => Vec::new(),
+            false => config_files(),
+        };
+        Sources {
+            table,
+            keys,
+            env_prefix,
+            files,
+        }
+    }
+
     /// The settings: `T`'s defaults, overridden key by key by the files (earlier wins), then by
     /// the variables, then by `flags` (a struct whose `None` fields are skipped when serialized).
     pub fn load<T: DeserializeOwned>(&self, flags: &impl Serialize) -> Result<T, ConfigError> {
@@ -189,6 +209,35 @@ where
 {
     let text = String::deserialize(deserializer)?;
     text.parse().map_err(serde::de::Error::custom)
+}
+
+/// For `#[serde(deserialize_with)]`: a list of words, or one text with the words separated by
+/// whitespace (how a variable gives a list).
+pub fn words<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Vec<String>, D::Error> {
+    struct Words;
+    impl<'de> serde::de::Visitor<'de> for Words {
+        type Value = Vec<String>;
+
+        fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+            f.write_str("a list, or text with the entries separated by spaces")
+        }
+
+        fn visit_str<E: serde::de::Error>(self, text: &str) -> Result<Vec<String>, E> {
+            Ok(text.split_whitespace().map(String::from).collect())
+        }
+
+        fn visit_seq<A: serde::de::SeqAccess<'de>>(
+            self,
+            mut seq: A,
+        ) -> Result<Vec<String>, A::Error> {
+            let mut words = Vec::new();
+            while let Some(word) = seq.next_element::<String>()? {
+                words.push(word);
+            }
+            Ok(words)
+        }
+    }
+    deserializer.deserialize_any(Words)
 }
 
 /// Log levels by the Python homcc's names (`DEBUG`, `INFO`, `WARNING`, `ERROR`, `CRITICAL`),

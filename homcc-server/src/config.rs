@@ -10,11 +10,11 @@ use std::{
 };
 
 use homcc_proto::{
-    config::{config_files, read_auth_token, ConfigError, LogLevel, Sources},
+    config::{read_auth_token, words, ConfigError, LogLevel, Sources},
     AuthToken,
 };
 use serde::{
-    de::{Error, SeqAccess, Unexpected, Visitor},
+    de::{Error, Unexpected, Visitor},
     Deserialize, Deserializer, Serialize,
 };
 
@@ -148,16 +148,7 @@ impl Settings {
     /// The settings from `flags` (a struct whose `None` fields are skipped when serialized),
     /// the variables, and the homcc.conf files unless `no_config`.
     pub fn load(flags: &impl Serialize, no_config: bool) -> Result<Settings, ConfigError> {
-        let sources = Sources {
-            table: "homccd",
-            keys: KEYS,
-            env_prefix: ENV_PREFIX,
-            files: if no_config {
-                Vec::new()
-            } else {
-                config_files()
-            },
-        };
+        let sources = Sources::new("homccd", KEYS, ENV_PREFIX, no_config);
         sources.load(flags)
     }
 
@@ -295,31 +286,6 @@ fn networks<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Vec<IpNet>, D:
                 })
         })
         .collect()
-}
-
-/// A list of words, or text with them separated by whitespace (a variable's form).
-fn words<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Vec<String>, D::Error> {
-    struct Words;
-    impl<'de> Visitor<'de> for Words {
-        type Value = Vec<String>;
-
-        fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
-            f.write_str("a list, or text with the entries separated by spaces")
-        }
-
-        fn visit_str<E: Error>(self, text: &str) -> Result<Vec<String>, E> {
-            Ok(text.split_whitespace().map(String::from).collect())
-        }
-
-        fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Vec<String>, A::Error> {
-            let mut words = Vec::new();
-            while let Some(word) = seq.next_element::<String>()? {
-                words.push(word);
-            }
-            Ok(words)
-        }
-    }
-    deserializer.deserialize_any(Words)
 }
 
 /// `10G`, `512M`, `64K`, `1T` or a number of bytes.
