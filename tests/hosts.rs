@@ -1,5 +1,6 @@
 //! Several hosts and several homcc processes: limits hold across processes (measured at the
-//! server), failed hosts are skipped by every process for the back-off period, a killed homcc
+//! server), failed hosts are skipped by every process for the back-off period (busy ones are
+//! not: that is load), a killed homcc
 //! frees its slot, a silent host costs the connect timeout once; hosts files and the `--show-*`
 //! commands.
 
@@ -9,7 +10,9 @@ use std::{
     time::{Duration, Instant},
 };
 
-use homcc_tests::{bin, homcc_lines, isolate, raw, slow_cxx_source, wait_for, Project, TestServer};
+use homcc_tests::{
+    back_off_files, bin, homcc_lines, isolate, raw, slow_cxx_source, wait_for, Project, TestServer,
+};
 
 /// A port on 127.0.0.1 where nothing listens.
 fn stopped_host() -> String {
@@ -71,12 +74,16 @@ fn forty_processes_use_the_healthy_host_within_its_limit() {
     const LIMIT: usize = 2;
     // The healthy server would take 8 at once: only the clients' limit keeps it at 2.
     let healthy = TestServer::fresh(|c| c.limit = 8);
-    let busy = TestServer::fresh(|c| c.limit = 1);
+    // Full: its one place is held, and it has no queue.
+    let busy = TestServer::fresh(|c| {
+        c.limit = 1;
+        c.queue = Some(0);
+    });
     let stopped = stopped_host();
     let project = Project::new();
     let local = sources(&project, COMPILES);
     let runtime = raw::runtime();
-    let holder = raw::hold_slot(&runtime, busy.addr, project.path());
+    let holder = raw::hold_place(&runtime, busy.addr, project.path());
     write_hosts_file(
         &project,
         &format!(
@@ -128,11 +135,24 @@ fn forty_processes_use_the_healthy_host_within_its_limit() {
         stopped_tries <= 1,
         "the stopped host was tried {stopped_tries} times"
     );
+    // Busy is load, not failure: the host is asked again now and then (each answer makes the
+    // others ask the healthy host first for a second), and nothing ran there.
     let refused = busy.records();
     assert!(
-        refused.len() <= 1,
+        refused
+            .iter()
+            .all(|r| r.outcome.starts_with("refused: busy")),
+        "{refused:?}"
+    );
+    assert!(
+        refused.len() <= COMPILES / 4,
         "the busy host was asked {} times",
         refused.len()
+    );
+    assert_eq!(
+        back_off_files(project.client_cache.path()),
+        1,
+        "the stopped host's"
     );
     let _context = runtime.enter();
     drop(holder);

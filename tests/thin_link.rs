@@ -5,62 +5,20 @@
 
 use std::{
     io::{BufRead, BufReader},
-    path::Path,
-    process::{Child, Command, Stdio},
+    process::{Child, Stdio},
 };
 
-use homcc_tests::{bin, homcc_lines, isolate, Project};
+use homcc_tests::{bin, homcc_lines, isolate, netns::NetNs, Project};
 
-/// A network namespace with a rate-limited loopback; deleted on drop.
-struct ThinNet {
-    name: String,
-}
-
-impl ThinNet {
-    fn new(rate: &str) -> ThinNet {
-        let name = format!("homcc-thin-{}", std::process::id());
-        let net = ThinNet { name };
-        net.ip(&["netns", "add", &net.name]);
-        net.exec_ok(&["ip", "link", "set", "lo", "mtu", "1500", "up"]);
-        // tbf drops packets larger than its burst: the MTU above keeps them smaller.
-        net.exec_ok(&[
-            "tc", "qdisc", "add", "dev", "lo", "root", "tbf", "rate", rate, "burst", "16kb",
-            "latency", "200ms",
-        ]);
-        net
-    }
-
-    fn ip(&self, args: &[&str]) {
-        let status = Command::new("ip")
-            .args(args)
-            .status()
-            .expect("iproute2 is installed");
-        assert!(
-            status.success(),
-            "ip {args:?} failed: this test needs root and iproute2"
-        );
-    }
-
-    fn exec_ok(&self, command: &[&str]) {
-        let mut args = vec!["netns", "exec", &self.name];
-        args.extend(command);
-        self.ip(&args);
-    }
-
-    /// `program` run inside the namespace.
-    fn command(&self, program: &Path) -> Command {
-        let mut cmd = Command::new("ip");
-        cmd.args(["netns", "exec", &self.name]).arg(program);
-        cmd
-    }
-}
-
-impl Drop for ThinNet {
-    fn drop(&mut self) {
-        let _ = Command::new("ip")
-            .args(["netns", "del", &self.name])
-            .status();
-    }
+/// A network namespace whose loopback is limited to `rate`.
+fn thin_net(rate: &str) -> NetNs {
+    // tbf drops packets larger than its burst: the MTU keeps them smaller.
+    let net = NetNs::new("thin", 1500);
+    net.exec_ok(&[
+        "tc", "qdisc", "add", "dev", "lo", "root", "tbf", "rate", rate, "burst", "16kb", "latency",
+        "200ms",
+    ]);
+    net
 }
 
 /// A C source of `bytes` size that LZO cannot shrink much: an array of pseudo-random numbers.
@@ -82,7 +40,7 @@ fn incompressible_source(bytes: usize) -> String {
 
 #[test]
 fn a_slow_upload_is_not_an_idle_client() {
-    let net = ThinNet::new("8mbit");
+    let net = thin_net("8mbit");
     let cache = tempfile::tempdir().unwrap();
     let mut daemon: Child = net
         .command(&bin("homccd"))

@@ -1,5 +1,7 @@
 //! One remote compile on one host: connect, answer the server's challenge (with a token), send
-//! the request, upload what the server asks for, wait (heartbeats) for the result. Every way this can fail is a `Failure` naming what happened.
+//! the request, upload what the server asks for, wait (heartbeats, maybe in the server's queue)
+//! for the result. Every way this can fail is a `Failure` naming what happened; a busy server
+//! is one of them, but load rather than the host's fault.
 
 use std::{
     collections::HashMap,
@@ -53,6 +55,8 @@ pub struct Traffic {
     pub blob_bytes_compressed: u64,
     pub sent: u64,
     pub received: u64,
+    /// The compile's place in the server's queue, if it had to wait for a slot there.
+    pub queued: Option<u32>,
 }
 
 /// Why a host did not compile.
@@ -80,19 +84,28 @@ impl Failure {
         matches!(self, Failure::Refused(r) if r.reason == RefusalReason::Forbidden)
     }
 
-    /// Whether the host itself failed (rather than this compile being unfit for it): then every
-    /// homcc process skips it for a while.
+    /// Whether the server was full: load, not a failure (ask another host, or later).
+    pub fn is_busy(&self) -> bool {
+        matches!(self, Failure::Refused(r) if r.reason == RefusalReason::Busy)
+    }
+
+    /// Whether the host itself failed (rather than being busy, or this compile being unfit for
+    /// it): then every homcc process skips it for a while.
     pub fn is_hosts_fault(&self) -> bool {
         match self {
             Failure::Refused(refusal) => matches!(
                 refusal.reason,
-                RefusalReason::Busy
-                    | RefusalReason::Version { .. }
+                RefusalReason::Version { .. }
                     | RefusalReason::ShuttingDown
                     | RefusalReason::Internal
                     // A token that does not match fails every compile until a file changes.
                     | RefusalReason::AuthFailed
             ),
+            // The host kept answering; the compile (or its wait in the queue) took too long.
+            Failure::TimedOut {
+                timeout: REQUEST_TIMEOUT,
+                ..
+            } => false,
             Failure::Unreachable(_)
             | Failure::TimedOut { .. }
             | Failure::Lost(_)
@@ -130,6 +143,9 @@ impl fmt::Display for Failure {
 
 type Conn = Framed<Counted<TcpStream>, ClientCodec>;
 
+/// The setting that bounds a whole remote compile.
+const REQUEST_TIMEOUT: &str = "compilation_request_timeout";
+
 /// The host of one attempt, and how to talk to it.
 #[derive(Debug, Clone, Copy)]
 pub struct Target<'a> {
@@ -139,6 +155,8 @@ pub struct Target<'a> {
     /// Of the uploaded files and of the returned outputs.
     pub compression: Compression,
     pub timeouts: Timeouts,
+    /// Whether the compile may wait in the server's queue (else a full server answers busy).
+    pub queue: bool,
 }
 
 /// How long the next frame may keep the client waiting, and what to say when it does.
@@ -151,8 +169,8 @@ struct Wait {
     during: &'static str,
 }
 
-/// Runs the compile on `target`; `answered` is called once the server has accepted the request
-/// (its first answer to it is not a refusal).
+/// Runs the compile on `target`; `answered` is called once the server has shown it is healthy
+/// (its first answer to the request is not a refusal, or only says it is busy).
 pub async fn compile_on(
     target: &Target<'_>,
     prepared: &Prepared,
@@ -165,6 +183,7 @@ pub async fn compile_on(
         auth,
         compression,
         timeouts,
+        queue,
     } = *target;
     let deadline = Instant::now() + timeouts.request;
     let stream = tokio::time::timeout(timeouts.connect, TcpStream::connect(host.address()))
@@ -208,6 +227,7 @@ pub async fn compile_on(
 
     let mut request = prepared.request.clone();
     request.compression = compression;
+    request.queue = queue;
     request.manifest = prepared
         .chunks
         .iter()
@@ -237,12 +257,12 @@ pub async fn compile_on(
         };
         let message = receive(&mut conn, &counts, wait, deadline, timeouts.request).await?;
         let was_first = std::mem::take(&mut first);
-        if was_first
-            && !matches!(
-                message,
-                ServerMessage::Refused(_) | ServerMessage::Challenge { .. }
-            )
-        {
+        let healthy = match &message {
+            ServerMessage::Refused(refusal) => refusal.reason == RefusalReason::Busy,
+            ServerMessage::Challenge { .. } => false,
+            _ => true,
+        };
+        if was_first && healthy {
             answered();
         }
         match message {
@@ -250,6 +270,7 @@ pub async fn compile_on(
                 upload(&mut conn, prepared, &need, compression, traffic).await?
             }
             ServerMessage::Heartbeat => {}
+            ServerMessage::Queued { position } => traffic.queued = Some(position),
             ServerMessage::Result(result) => break result,
             ServerMessage::Refused(refusal) => return Err(Failure::Refused(refusal)),
             ServerMessage::Challenge { .. } if was_first && auth.is_none() => {
@@ -280,7 +301,7 @@ async fn receive(
     let next = next_while_receiving(conn, counts, wait.silence);
     match tokio::time::timeout_at(deadline.into(), next).await {
         Err(_) => Err(Failure::TimedOut {
-            timeout: "compilation_request_timeout",
+            timeout: REQUEST_TIMEOUT,
             after: request_timeout,
             during: "before the result came",
         }),
@@ -377,4 +398,54 @@ fn read_blob(digest: Digest, path: &Path, compression: Compression) -> Result<Bl
         digest,
         payload: Payload::pack(compression, &bytes),
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn refused(reason: RefusalReason) -> Failure {
+        Failure::Refused(Refusal {
+            reason,
+            detail: format!("{reason:?}"),
+        })
+    }
+
+    fn timed_out(timeout: &'static str) -> Failure {
+        Failure::TimedOut {
+            timeout,
+            after: Duration::from_secs(1),
+            during: "",
+        }
+    }
+
+    /// (failure, busy, the host's fault: every homcc process backs off from it).
+    #[rustfmt::skip]
+    #[test]
+    fn busy_is_load_and_only_a_broken_host_is_backed_off() {
+        use RefusalReason::*;
+        let cases = [
+            (refused(Busy), true, false),
+            (refused(Version { server: 1 }), false, true),
+            (refused(CompilerMismatch), false, false),
+            (refused(InvalidRequest), false, false),
+            (refused(ShuttingDown), false, true),
+            (refused(Timeout), false, false),
+            (refused(Internal), false, true),
+            (refused(Forbidden), false, false),
+            (refused(Limit), false, false),
+            (refused(AuthFailed), false, true),
+            (Failure::Unreachable("refused".into()), false, true),
+            (timed_out("establish_connection_timeout"), false, true),
+            (timed_out("heartbeat timeout"), false, true),
+            (timed_out(REQUEST_TIMEOUT), false, false),
+            (Failure::Lost("reset".into()), false, true),
+            (Failure::Protocol("bad frame".into()), false, true),
+            (Failure::Client("a.h changed".into()), false, false),
+            (Failure::AuthRequired, false, true),
+        ];
+        for (failure, busy, fault) in cases {
+            assert_eq!((failure.is_busy(), failure.is_hosts_fault()), (busy, fault), "{failure:?}");
+        }
+    }
 }

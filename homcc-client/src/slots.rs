@@ -7,6 +7,8 @@
 //!   tries the host.
 //! - `ok`: touched when the host answers; a host without a recent answer is tried by one
 //!   process at a time (holding `probe`), so a dead host costs one attempt, not one per process.
+//! - `busy`: touched when the host says it is full. Load, not failure: for [`BUSY_HINT`] the
+//!   other processes ask the hosts that did not say so first, rather than all asking it again.
 //!
 //! `localhost` has slots too: local compiles and dependency scans.
 
@@ -21,6 +23,9 @@ use crate::hosts::{Host, Transport};
 
 /// How long every homcc process skips a host after it failed.
 pub const BACKOFF: Duration = Duration::from_secs(30);
+
+/// How long a host that said it is full is asked only when no other host has room.
+pub const BUSY_HINT: Duration = Duration::from_secs(1);
 
 /// The slot directory of this machine's own compiles and scans.
 const LOCAL: &str = "localhost";
@@ -47,8 +52,13 @@ impl Slot {
 /// The outcome of one look at the hosts.
 #[derive(Debug)]
 pub enum Pick {
-    /// A slot on `hosts[index]`, the host with the most free slots.
-    Host(usize, Slot),
+    /// A slot on `hosts[index]`, the host with the most free slots; `alone`: no other host is
+    /// left to try.
+    Host {
+        index: usize,
+        slot: Slot,
+        alone: bool,
+    },
     /// Hosts are left to try, but every slot is taken.
     Full,
     /// No host is left to try: tried already, backing off or unusable; why, per host.
@@ -115,15 +125,36 @@ impl Slots {
         self.try_take(LOCAL, limit).ok()?.0
     }
 
-    /// Among `hosts` not yet `tried`, a slot on the one with the most free slots (ties broken at
-    /// random); hosts backing off or not usable yet (SSH) are not candidates.
-    pub fn pick(&self, hosts: &[Host], tried: &[bool]) -> Pick {
+    /// Among `hosts` not to `skip`, a slot on the one with the most free slots (ties broken at
+    /// random); hosts backing off or not usable yet (SSH) are not candidates. Hosts that said
+    /// they are full within [`BUSY_HINT`] are candidates only when no other host is.
+    pub fn pick(&self, hosts: &[Host], skip: &[bool]) -> Pick {
+        let full: Vec<bool> = (hosts.iter().enumerate())
+            .map(|(i, host)| !skip[i] && self.said_busy(&host.key()))
+            .collect();
+        let others_left = (hosts.iter().enumerate())
+            .any(|(i, host)| !skip[i] && !full[i] && self.is_candidate(host));
+        match others_left {
+            true => {
+                let skip: Vec<bool> = skip.iter().zip(&full).map(|(s, f)| *s || *f).collect();
+                self.pick_among(hosts, &skip)
+            }
+            false => self.pick_among(hosts, skip),
+        }
+    }
+
+    /// Whether `host` may be asked now: usable, and not backing off.
+    fn is_candidate(&self, host: &Host) -> bool {
+        !matches!(host.transport, Transport::Ssh { .. }) && self.backing_off(&host.key()).is_none()
+    }
+
+    fn pick_among(&self, hosts: &[Host], skip: &[bool]) -> Pick {
         let mut best: Option<(usize, Slot, u32)> = None;
         let mut ties = 0;
         let mut reasons = Vec::new();
-        let mut any_candidate = false;
+        let mut candidates = 0;
         for (index, host) in hosts.iter().enumerate() {
-            if tried[index] {
+            if skip[index] {
                 continue;
             }
             if let Transport::Ssh { .. } = host.transport {
@@ -135,7 +166,7 @@ impl Slots {
                 reasons.push(format!("{host}: skipped for {left} s after: {reason}"));
                 continue;
             }
-            any_candidate = true;
+            candidates += 1;
             let Ok((Some(slot), free)) = self.try_take(&host.key(), host.limit) else {
                 continue;
             };
@@ -153,8 +184,12 @@ impl Slots {
             best = Some((index, slot, free));
         }
         match best {
-            Some((index, slot, _)) => Pick::Host(index, slot),
-            None if any_candidate => Pick::Full,
+            Some((index, slot, _)) => Pick::Host {
+                index,
+                slot,
+                alone: candidates == 1,
+            },
+            None if candidates > 0 => Pick::Full,
             None => Pick::NoHost(reasons),
         }
     }
@@ -166,6 +201,19 @@ impl Slots {
         let left = BACKOFF.checked_sub(age).filter(|d| !d.is_zero())?;
         let reason = std::fs::read_to_string(&path).unwrap_or_default();
         Some((left, reason.trim().to_owned()))
+    }
+
+    /// `key` said it is full: for [`BUSY_HINT`], other hosts are asked first.
+    pub fn record_busy(&self, key: &str) {
+        let dir = self.host_dir(key);
+        let _ = (std::fs::create_dir_all(&dir))
+            .and_then(|()| File::create(dir.join("busy")))
+            .and_then(|file| file.set_modified(SystemTime::now()));
+    }
+
+    /// Whether `key` said it is full within [`BUSY_HINT`].
+    fn said_busy(&self, key: &str) -> bool {
+        age(&self.host_dir(key).join("busy")).is_some_and(|age| age < BUSY_HINT)
     }
 
     /// Starts `key`'s back-off, for every homcc process of the user.
@@ -248,15 +296,28 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let slots = Slots::open(dir.path()).unwrap();
         let hosts = [host("a/2")];
-        let Pick::Host(0, first) = slots.pick(&hosts, &[false]) else {
+        let Pick::Host {
+            index: 0,
+            slot: first,
+            alone: true,
+        } = slots.pick(&hosts, &[false])
+        else {
             panic!("a free slot")
         };
-        let Pick::Host(0, _second) = slots.pick(&hosts, &[false]) else {
+        let Pick::Host {
+            index: 0,
+            slot: _second,
+            ..
+        } = slots.pick(&hosts, &[false])
+        else {
             panic!("a second free slot")
         };
         assert!(matches!(slots.pick(&hosts, &[false]), Pick::Full));
         drop(first);
-        assert!(matches!(slots.pick(&hosts, &[false]), Pick::Host(0, _)));
+        assert!(matches!(
+            slots.pick(&hosts, &[false]),
+            Pick::Host { index: 0, .. }
+        ));
     }
 
     #[test]
@@ -266,7 +327,8 @@ mod tests {
         let hosts = [host("a/1"), host("b/3")];
         let mut held = Vec::new();
         let mut picked = Vec::new();
-        while let Pick::Host(index, slot) = slots.pick(&hosts, &[false, false]) {
+        while let Pick::Host { index, slot, alone } = slots.pick(&hosts, &[false, false]) {
+            assert!(!alone, "two hosts to choose from");
             picked.push(index);
             held.push(slot);
         }
@@ -277,6 +339,41 @@ mod tests {
     }
 
     #[test]
+    fn a_host_that_said_busy_is_asked_only_when_no_other_is_left() {
+        let dir = tempfile::tempdir().unwrap();
+        let slots = Slots::open(dir.path()).unwrap();
+        let hosts = [host("full/4"), host("other/1")];
+        slots.record_busy(&hosts[0].key());
+        assert!(
+            slots.backing_off(&hosts[0].key()).is_none(),
+            "busy is no failure"
+        );
+        let Pick::Host {
+            index: 1,
+            slot: _other,
+            alone: true,
+        } = slots.pick(&hosts, &[false, false])
+        else {
+            panic!("the host that did not say busy, though it has fewer free slots")
+        };
+        // Its one slot is taken: wait for it rather than ask the full host again.
+        assert!(matches!(slots.pick(&hosts, &[false, false]), Pick::Full));
+        // With the other host out of the question, the full one is asked.
+        let pick = slots.pick(&hosts, &[false, true]);
+        assert!(
+            matches!(
+                pick,
+                Pick::Host {
+                    index: 0,
+                    alone: true,
+                    ..
+                }
+            ),
+            "{pick:?}"
+        );
+    }
+
+    #[test]
     fn failed_hosts_are_skipped_until_they_answer() {
         let dir = tempfile::tempdir().unwrap();
         let slots = Slots::open(dir.path()).unwrap();
@@ -284,7 +381,18 @@ mod tests {
         slots.record_failure(&hosts[0].key(), "unreachable: connection refused");
         let (left, reason) = slots.backing_off(&hosts[0].key()).unwrap();
         assert!(left <= BACKOFF && reason == "unreachable: connection refused");
-        assert!(matches!(slots.pick(&hosts, &[false; 3]), Pick::Host(2, _)));
+        let pick = slots.pick(&hosts, &[false; 3]);
+        assert!(
+            matches!(
+                pick,
+                Pick::Host {
+                    index: 2,
+                    alone: true,
+                    ..
+                }
+            ),
+            "b is the only candidate: {pick:?}"
+        );
         let Pick::NoHost(reasons) = slots.pick(&hosts, &[false, false, true]) else {
             panic!("no host left")
         };

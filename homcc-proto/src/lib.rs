@@ -4,8 +4,8 @@
 //! `config` reading homcc.conf and the token file.
 //!
 //! One compile per TCP connection (see `docs/protocol.md`):
-//! client `Compile` → server `Need` → client `Chunks`/`Blob`s → server `Heartbeat`s → `Result`,
-//! or `Refused` at any point before the result. A server with a token first sends `Challenge`,
+//! client `Compile` → server `Need` → client `Chunks`/`Blob`s → server `Queued` (if it waits for a
+//! compile slot) and `Heartbeat`s → `Result`, or `Refused` at any point before the result. A server with a token first sends `Challenge`,
 //! which the client answers with `Auth` (`auth`) before its `Compile`.
 
 pub mod auth;
@@ -25,7 +25,7 @@ pub use manifest::{Chunk, ChunkFile, ManifestEntry};
 pub use message::*;
 
 /// The protocol version this build speaks; the first field of every [`CompileRequest`].
-pub const PROTOCOL_VERSION: u32 = 1;
+pub const PROTOCOL_VERSION: u32 = 2;
 
 /// homccd's default TCP port (the Python homcc's).
 pub const DEFAULT_PORT: u16 = 3126;

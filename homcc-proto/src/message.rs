@@ -1,6 +1,7 @@
 //! The messages of one compile. A connection carries exactly one compile:
 //! `ClientMessage::Compile`, then the server's `Need`, then the client's `Chunks`/`Blob` frames,
-//! then the server's `Heartbeat`s and finally its `Result`, or a `Refused` at any point before.
+//! then the server's `Queued` (when the compile waits for a slot) and `Heartbeat`s and finally
+//! its `Result`, or a `Refused` at any point before.
 //! A server with a token opens with `Challenge`, which the client answers with `Auth` first.
 
 use std::{ffi::OsString, fmt, path::PathBuf};
@@ -39,6 +40,10 @@ pub enum ServerMessage {
     /// Sent at once by a server that has a token, before it reads anything: the client answers
     /// with `Auth` before its `Compile`.
     Challenge { nonce: [u8; 32] },
+    /// Every file is there but every compile slot is taken: the compile waits in the server's
+    /// queue, `position` (1: next) among the compiles waiting, with heartbeats, until a slot
+    /// frees. Sent at most once, after the uploads.
+    Queued { position: u32 },
 }
 
 /// Everything the server needs to run one compile, except file contents.
@@ -74,6 +79,9 @@ pub struct CompileRequest {
     pub env: Vec<(String, String)>,
     /// How the server compresses the output files.
     pub compression: Compression,
+    /// Whether the compile may wait in the server's queue when every compile slot is taken:
+    /// `false` asks for `Busy` at once instead (the client has another host to try first).
+    pub queue: bool,
 }
 
 /// Environment variables that travel with a request: the locale decides the language and the
@@ -232,7 +240,9 @@ impl fmt::Display for Refusal {
 /// The typed part of a refusal, for a client to decide what to do next.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub enum RefusalReason {
-    /// Every compile slot is taken; try another host.
+    /// The server is full (every compile slot taken, and with `CompileRequest::queue` every
+    /// place of its queue too, or the client address has all the connections it may have):
+    /// load, not a failure; try another host or ask again later.
     Busy,
     /// The client speaks another protocol version; `server` is the one the server speaks.
     Version { server: u32 },

@@ -174,6 +174,7 @@ fn compile_request() -> CompileRequest {
             ("SOURCE_DATE_EPOCH".into(), "1700000000".into()),
         ],
         compression: Compression::Lzma,
+        queue: true,
     }
 }
 
@@ -251,6 +252,8 @@ fn server_messages() -> Vec<ServerMessage> {
         ServerMessage::Heartbeat,
         ServerMessage::Challenge { nonce: [0; 32] },
         ServerMessage::Challenge { nonce: [0xa5; 32] },
+        ServerMessage::Queued { position: 1 },
+        ServerMessage::Queued { position: 300 },
         ServerMessage::Result(CompileResult {
             exit_code: 1,
             stdout: vec![],
@@ -311,7 +314,14 @@ fn every_client_message_round_trips() {
 #[test]
 fn every_server_message_round_trips() {
     let messages = server_messages();
-    for variant in ["Refused", "Need", "Heartbeat", "Result", "Challenge"] {
+    for variant in [
+        "Refused",
+        "Need",
+        "Heartbeat",
+        "Result",
+        "Challenge",
+        "Queued",
+    ] {
         assert!(
             messages
                 .iter()
@@ -674,9 +684,9 @@ fn bad_client_bodies_are_malformed() {
         .position(|w| w == implicit)
         .expect("the implicit include is in the body");
     // The body ends with: the last chunk ref's inline tag, outputs count (1), "/o" (3 bytes),
-    // env count (0), compression.
-    let inline_tag = small_body.len() - 7;
-    let output_path = small_body.len() - 4;
+    // env count (0), compression, queue.
+    let inline_tag = small_body.len() - 8;
+    let output_path = small_body.len() - 5;
     let blob = blob_body();
     let cases: Vec<(&str, Vec<u8>)> = vec![
         ("empty body", vec![]),
@@ -731,11 +741,15 @@ fn bad_client_bodies_are_malformed() {
         ),
         (
             "env pair missing its value",
-            with(small_body[..small_body.len() - 2].to_vec(), &[1, 1, b'X']),
+            with(small_body[..small_body.len() - 3].to_vec(), &[1, 1, b'X']),
         ),
         (
             "unknown output compression 3",
-            patched(small_body.clone(), small_body.len() - 1, 3),
+            patched(small_body.clone(), small_body.len() - 2, 3),
+        ),
+        (
+            "queue flag 2",
+            patched(small_body.clone(), small_body.len() - 1, 2),
         ),
     ];
     assert_eq!(
@@ -814,17 +828,18 @@ fn bad_server_bodies_are_malformed() {
 #[test]
 fn a_compile_of_another_version_that_does_not_decode_is_a_version_mismatch() {
     let real = compile_body(CompileRequest {
-        version: 2,
+        version: 3,
         ..compile_request()
     });
     // (body, expected peer version; None = Malformed)
     let cases: Vec<(Vec<u8>, Option<u32>)> = vec![
-        (vec![0, 2, 0xff, 0xff], Some(2)),
+        (vec![0, 3, 0xff, 0xff], Some(3)),
+        (vec![0, 1, 0xff], Some(1)),
         (vec![0, 0], Some(0)),
         (vec![0, 0xfb, 0x2c, 0x01, 0xff], Some(300)),
         (vec![0, 0xfc, 0xff, 0xff, 0xff, 0xff], Some(u32::MAX)),
-        (real[..real.len() - 1].to_vec(), Some(2)),
-        (with(real.clone(), b"v2 field"), Some(2)),
+        (real[..real.len() - 1].to_vec(), Some(3)),
+        (with(real.clone(), b"v3 field"), Some(3)),
         // The current version: the rest is simply malformed.
         (vec![0, PROTOCOL_VERSION as u8, 0xff], None),
         (vec![0], None),
@@ -960,6 +975,7 @@ fn a_warm_request_fits_in_2_kib() {
         outputs: vec!["/home/user/project/build/foo.o".into()],
         env: vec![("LANG".into(), "en_US.UTF-8".into())],
         compression: Compression::Lzo,
+        queue: true,
     };
     assert_eq!(request.args.len(), 13);
     let size = client_frame(&ClientMessage::Compile(Box::new(request))).len();
@@ -1023,6 +1039,7 @@ fn example_compile() -> ClientMessage {
         outputs: vec!["/p/a.o".into()],
         env: vec![("LC_ALL".into(), "C".into())],
         compression: Compression::Lzo,
+        queue: true,
     }))
 }
 
@@ -1053,7 +1070,7 @@ fn the_documented_frames_are_the_real_bytes() {
             }),
         ),
     ];
-    let server: [(&str, ServerMessage); 5] = [
+    let server: [(&str, ServerMessage); 6] = [
         (
             "challenge",
             ServerMessage::Challenge {
@@ -1074,6 +1091,7 @@ fn the_documented_frames_are_the_real_bytes() {
                 blobs: vec![Digest::of(b"int x;\n")],
             }),
         ),
+        ("queued", ServerMessage::Queued { position: 3 }),
         (
             "result",
             ServerMessage::Result(CompileResult {

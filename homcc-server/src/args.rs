@@ -210,6 +210,7 @@ mod tests {
             outputs: vec![],
             env: vec![],
             compression: Compression::Lzo,
+            queue: true,
         }
     }
 

@@ -23,10 +23,18 @@ key), else its default.";
 #[derive(Debug, Clone, Parser, Serialize)]
 #[command(name = "homccd", version, about, long_about = None, after_help = SOURCES_HELP)]
 pub struct Cli {
-    /// Maximum concurrent compiles; more are refused as busy [env: HOMCCD_LIMIT] [default: number of CPUs + 2]
+    /// Maximum concurrent compiles; more wait in the queue [env: HOMCCD_LIMIT] [default: number of CPUs + 2]
     #[arg(long, short = 'j', visible_alias = "jobs")]
     #[serde(skip_serializing_if = "Option::is_none")]
     pub limit: Option<u32>,
+    /// Compiles beyond the limit that may upload their files and wait for a slot (0: none); a freed slot goes to the waiting client address with the fewest compiles running; more are refused as busy [env: HOMCCD_QUEUE] [default: the limit]
+    #[arg(long, value_name = "N")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub queue: Option<u32>,
+    /// A compile waiting this many seconds in the queue is refused as busy [env: HOMCCD_QUEUE_TIMEOUT] [default: 120]
+    #[arg(long, value_name = "SECONDS")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub queue_timeout: Option<u64>,
     /// IP address to listen on [env: HOMCCD_ADDRESS] [default: 0.0.0.0]
     #[arg(long, visible_alias = "address")]
     #[serde(rename = "address", skip_serializing_if = "Option::is_none")]
@@ -73,7 +81,7 @@ pub struct Cli {
     #[arg(long, value_name = "NETWORK")]
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub allow: Vec<String>,
-    /// The most connections one client address holds at once; each compile is one [env: HOMCCD_MAX_CONNECTIONS_PER_CLIENT] [default: three quarters of the limit, rounded up]
+    /// The most connections one client address holds at once; each compile is one, running or queued; many users behind one NAT or VPN address count as one client [env: HOMCCD_MAX_CONNECTIONS_PER_CLIENT] [default: the limit plus the queue]
     #[arg(long, value_name = "N")]
     #[serde(skip_serializing_if = "Option::is_none")]
     pub max_connections_per_client: Option<u32>,

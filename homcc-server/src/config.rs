@@ -28,6 +28,8 @@ use ipnet::IpNet;
 /// The keys of [homccd] (and so the `HOMCCD_*` variables), in the order of [`Settings`]' fields.
 pub const KEYS: &[&str] = &[
     "limit",
+    "queue",
+    "queue_timeout",
     "port",
     "address",
     "log_level",
@@ -60,9 +62,15 @@ pub const CACHE_SIZE_ALIAS: &str = "HOMCC_MAX_DEPENDENCY_CACHE_SIZE";
 #[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct Settings {
-    /// Concurrent compiles; more are refused as busy.
+    /// Concurrent compiles; more wait in the queue.
     #[serde(deserialize_with = "at_least_one")]
     pub limit: u32,
+    /// Compiles admitted beyond `limit` to upload and wait for a slot (0: none wait); more are
+    /// refused as busy. `None`: as many as `limit`.
+    pub queue: Option<u32>,
+    /// Seconds a compile may wait in the queue.
+    #[serde(deserialize_with = "at_least_one")]
+    pub queue_timeout: u64,
     pub port: u16,
     pub address: IpAddr,
     pub log_level: LogLevel,
@@ -88,7 +96,7 @@ pub struct Settings {
     #[serde(deserialize_with = "networks")]
     pub allow: Vec<IpNet>,
     /// The most connections (so compiles) one client address holds at once; `None`:
-    /// [`default_per_client`] of the limit.
+    /// [`default_per_client`]: the limit plus the queue.
     pub max_connections_per_client: Option<u32>,
     /// The largest frame a client may send (one request, or one compressed file).
     #[serde(deserialize_with = "size")]
@@ -120,6 +128,8 @@ impl Default for Settings {
         let limits = Limits::default();
         Settings {
             limit: u32::try_from(default_limit()).unwrap_or(u32::MAX),
+            queue: None,
+            queue_timeout: 120,
             port: homcc_proto::DEFAULT_PORT,
             address: Ipv4Addr::UNSPECIFIED.into(),
             log_level: LogLevel::Info,
@@ -184,6 +194,8 @@ impl Settings {
         let cache_dir = self.cache_dir.clone().unwrap_or_else(default_cache_dir);
         let mut config = ServerConfig::new(cache_dir);
         config.limit = self.limit as usize;
+        config.queue = self.queue.map(|n| n as usize);
+        config.queue_timeout = Duration::from_secs(self.queue_timeout);
         config.max_cache_bytes = self.max_dependency_cache_size;
         config.compile_timeout = Duration::from_secs(self.compile_timeout);
         config.idle_timeout = Duration::from_secs(self.idle_timeout);

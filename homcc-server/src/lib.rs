@@ -17,6 +17,7 @@ pub mod conn;
 pub mod fill;
 pub mod jobroot;
 pub mod policy;
+pub mod queue;
 pub mod sandbox;
 pub mod server;
 pub mod session;

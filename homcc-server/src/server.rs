@@ -1,5 +1,6 @@
 //! The listener: accepts connections (one task each), holds the state they share (cache, compile
-//! slots, compilers, statistics) and shuts down gracefully, letting running compiles finish.
+//! slots and their queue, compilers, statistics) and shuts down gracefully, letting running
+//! compiles finish.
 
 use std::{
     net::SocketAddr,
@@ -13,7 +14,7 @@ use std::{
 
 use anyhow::Context;
 use homcc_proto::{AuthToken, Refusal, RefusalReason};
-use tokio::{net::TcpListener, sync::Semaphore};
+use tokio::net::TcpListener;
 use tokio_util::{sync::CancellationToken, task::TaskTracker};
 
 use crate::{
@@ -21,14 +22,20 @@ use crate::{
     cache::Cache,
     compilers::{Allowlist, Compilers, DEFAULT_COMPILER_DIR},
     conn::Conn,
+    queue::Scheduler,
     session,
 };
 
 /// Everything homccd needs to run, resolved from flags and environment.
 #[derive(Debug, Clone)]
 pub struct ServerConfig {
-    /// Concurrent compiles; more are refused as busy.
+    /// Concurrent compiles; more wait in the queue.
     pub limit: usize,
+    /// Compiles admitted beyond `limit` to upload and wait for a slot; more are refused as busy.
+    /// `None`: as many as `limit`.
+    pub queue: Option<usize>,
+    /// The longest a compile waits in the queue for a slot before it is refused as busy.
+    pub queue_timeout: Duration,
     pub cache_dir: PathBuf,
     pub max_cache_bytes: u64,
     /// The largest frame accepted from a client (one request or one uploaded file).
@@ -51,7 +58,7 @@ pub struct ServerConfig {
     /// The client networks served; other peers are closed at once.
     pub allow: AllowList,
     /// The most connections one client address holds at once (each compile is one); `None`:
-    /// [`default_per_client`] of the limit.
+    /// [`default_per_client`].
     pub max_connections_per_client: Option<usize>,
     /// The shared secret every client must prove it holds before its request is read (`auth`);
     /// `None`: no authentication.
@@ -82,10 +89,10 @@ impl Default for Limits {
     }
 }
 
-/// Three quarters of the compile slots (rounded up): one client address leaves the rest to
-/// others.
-pub fn default_per_client(limit: usize) -> usize {
-    limit - limit / 4
+/// Every compile slot and queue place: one client alone may use the whole server (the queue
+/// shares it fairly when others come), and no more connections than that.
+pub fn default_per_client(limit: usize, queue: usize) -> usize {
+    limit + queue
 }
 
 impl ServerConfig {
@@ -93,6 +100,8 @@ impl ServerConfig {
     pub fn new(cache_dir: PathBuf) -> Self {
         ServerConfig {
             limit: default_limit(),
+            queue: None,
+            queue_timeout: Duration::from_secs(120),
             cache_dir,
             max_cache_bytes: 10 << 30,
             max_frame: homcc_proto::codec::DEFAULT_MAX_CLIENT_FRAME,
@@ -131,6 +140,10 @@ pub struct Record {
     pub bytes_out: u64,
     /// How long the compiler ran.
     pub compile_ms: u64,
+    /// How long the compile waited in the queue for a slot.
+    pub queued_ms: u64,
+    /// When it took its compile slot.
+    pub started: Option<std::time::Instant>,
 }
 
 /// Counters shared by all sessions.
@@ -189,7 +202,8 @@ pub struct State {
     pub config: ServerConfig,
     pub cache: Cache,
     pub compilers: Compilers,
-    pub slots: Arc<Semaphore>,
+    /// Admission, compile slots and the fair queue.
+    pub scheduler: Arc<Scheduler>,
     pub jobs_dir: PathBuf,
     pub stats: Arc<Stats>,
     pub shutdown: CancellationToken,
@@ -244,9 +258,11 @@ impl Server {
         if config.auth.is_some() {
             tracing::info!("clients must authenticate with the token of auth_token_file");
         }
+        let queue = config.queue.unwrap_or(config.limit);
         let max_per_client = (config.max_connections_per_client)
-            .unwrap_or_else(|| default_per_client(config.limit))
+            .unwrap_or_else(|| default_per_client(config.limit, queue))
             .max(1);
+        tracing::info!(limit = config.limit, queue, max_per_client, "compile slots");
         let sandbox = match crate::sandbox::Sandbox::available() {
             Some(abi) => {
                 tracing::info!(
@@ -264,7 +280,7 @@ impl Server {
             sandbox,
             per_client: Arc::default(),
             max_per_client,
-            slots: Arc::new(Semaphore::new(config.limit)),
+            scheduler: Scheduler::new(config.limit, queue),
             config,
             cache,
             compilers: Compilers::new(compilers),

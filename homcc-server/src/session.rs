@@ -1,6 +1,7 @@
 //! One connection, one compile: authenticate the client (`auth`, with a token), read the
-//! request, reserve a slot or refuse at once, negotiate the missing files, run the compiler
-//! hermetically while sending heartbeats, send the result.
+//! request, take a place (`queue`) or refuse as busy at once, negotiate the missing files, wait
+//! for a compile slot if none is free, run the compiler hermetically while sending heartbeats,
+//! send the result.
 
 use std::{collections::HashSet, net::SocketAddr, sync::Arc, time::Instant};
 
@@ -19,6 +20,7 @@ use crate::{
     fill::Filler,
     jobroot::{self, JobRoot},
     policy,
+    queue::{Admission, Slot},
     server::{Record, State},
 };
 
@@ -103,7 +105,7 @@ pub async fn serve(stream: TcpStream, peer: SocketAddr, state: Arc<State>) {
     tracing::info!(
         client = %peer, compiler = %record.compiler, output = %record.output, result = %record.outcome,
         files = record.files, blobs_in = record.blobs_in, bytes_in = record.bytes_in,
-        bytes_out = record.bytes_out, compile_ms = record.compile_ms, ms = started.elapsed().as_millis() as u64, "compile"
+        bytes_out = record.bytes_out, queued_ms = record.queued_ms, compile_ms = record.compile_ms, ms = started.elapsed().as_millis() as u64, "compile"
     );
     state.stats.record(record);
     if unread {
@@ -135,13 +137,10 @@ async fn handle(
             "server is shutting down",
         ));
     }
-    let _slot = state.slots.clone().try_acquire_owned().map_err(|_| {
-        refuse(
-            RefusalReason::Busy,
-            format!("busy: all {} compile slots are taken", state.config.limit),
-        )
-    })?;
-    let _running = state.stats.start_running();
+    // Held until the compile is done: uploading and waiting count as much as running.
+    let admission = (state.scheduler)
+        .admit(peer.ip(), req.queue)
+        .map_err(|full| refuse(RefusalReason::Busy, full.to_string()))?;
     let compiler = state
         .compilers
         .resolve(&req.compiler)
@@ -180,7 +179,12 @@ async fn handle(
         env: &req.env,
         sandbox: sandbox.as_ref(),
     };
+    let queued = Instant::now();
+    let _slot = take_slot(conn, state, &admission).await?;
+    let _running = state.stats.start_running();
     let compile_started = Instant::now();
+    record.queued_ms = (compile_started - queued).as_millis() as u64;
+    record.started = Some(compile_started);
     let finished = run_with_heartbeats(conn, state, invocation).await?;
     record.compile_ms = compile_started.elapsed().as_millis() as u64;
     let compression = req.compression;
@@ -445,6 +449,30 @@ fn check_dirs(req: &CompileRequest, limits: &crate::server::Limits) -> Result<()
         ));
     }
     Ok(())
+}
+
+/// A compile slot: at once if one is free and no one waits before this compile, else after
+/// `Queued` and heartbeats, when its turn comes (at most `queue_timeout`).
+async fn take_slot(conn: &mut Conn, state: &State, admission: &Admission) -> Result<Slot, Ending> {
+    let waiter = admission.wait();
+    if let Some(slot) = waiter.try_take() {
+        return Ok(slot);
+    }
+    let position = u32::try_from(waiter.position()).unwrap_or(u32::MAX);
+    conn.send(ServerMessage::Queued { position })
+        .await
+        .map_err(|e| Ending::Lost(e.to_string()))?;
+    let timeout = state.config.queue_timeout;
+    let turn = async {
+        tokio::select! {
+            slot = tokio::time::timeout(timeout, waiter.take()) => slot.map_err(|_| refuse(
+                RefusalReason::Busy,
+                format!("busy: no compile slot freed within {} s in the queue (queue_timeout)", timeout.as_secs()),
+            )),
+            _ = state.shutdown.cancelled() => Err(refuse(RefusalReason::ShuttingDown, "server is shutting down")),
+        }
+    };
+    conn.with_heartbeats(turn).await?
 }
 
 /// Runs the compile, sending heartbeats; a client that goes away kills it.

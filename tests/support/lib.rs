@@ -11,6 +11,7 @@ use std::{
     time::{Duration, Instant},
 };
 
+pub mod netns;
 pub mod raw;
 
 use homcc_server::{server::Record, Server, ServerConfig, Stats};
@@ -82,6 +83,16 @@ impl TestServer {
     /// Starts a server on 127.0.0.1:0 with a cache in `cache_dir`, after `adjust` changes the
     /// default configuration.
     pub fn start(cache_dir: &Path, adjust: impl FnOnce(&mut ServerConfig)) -> TestServer {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind homccd");
+        TestServer::start_on(listener, cache_dir, adjust)
+    }
+
+    /// As [`TestServer::start`], serving `listener` (e.g. one in a network namespace).
+    pub fn start_on(
+        listener: std::net::TcpListener,
+        cache_dir: &Path,
+        adjust: impl FnOnce(&mut ServerConfig),
+    ) -> TestServer {
         let mut config = ServerConfig::new(cache_dir.to_owned());
         config.limit = 4;
         // Every test client is 127.0.0.1: only a test of the per-client limit sets one.
@@ -97,9 +108,9 @@ impl TestServer {
                 .build()
                 .unwrap();
             runtime.block_on(async move {
-                let server = Server::bind("127.0.0.1:0".parse().unwrap(), config)
-                    .await
-                    .expect("bind homccd");
+                listener.set_nonblocking(true).unwrap();
+                let listener = tokio::net::TcpListener::from_std(listener).unwrap();
+                let server = Server::with_listener(listener, config).expect("start homccd");
                 tx.send((server.local_addr(), server.stats())).unwrap();
                 server.run(token).await.unwrap();
             });
@@ -409,19 +420,35 @@ fn job_tmp_files(cache_dir: &Path) -> usize {
         .sum()
 }
 
+/// Every regular file under `dir` (none if it does not exist).
+fn files_below(dir: &Path) -> Vec<std::fs::DirEntry> {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return Vec::new();
+    };
+    let mut files = Vec::new();
+    for entry in entries.flatten() {
+        match entry.file_type() {
+            Ok(t) if t.is_dir() => files.extend(files_below(&entry.path())),
+            Ok(t) if t.is_file() => files.push(entry),
+            _ => {}
+        }
+    }
+    files
+}
+
 /// Total bytes of the files under `dir`.
 pub fn disk_usage(dir: &Path) -> u64 {
-    let Ok(entries) = std::fs::read_dir(dir) else {
-        return 0;
-    };
-    entries
-        .flatten()
-        .map(|e| match e.file_type() {
-            Ok(t) if t.is_dir() => disk_usage(&e.path()),
-            Ok(t) if t.is_file() => e.metadata().map_or(0, |m| m.len()),
-            _ => 0,
-        })
+    (files_below(dir).iter())
+        .map(|e| e.metadata().map_or(0, |m| m.len()))
         .sum()
+}
+
+/// How many back-off records (`failed` files, see homcc-client's `slots.rs`) there are below
+/// `dir`, a client's home or state dir.
+pub fn back_off_files(dir: &Path) -> usize {
+    (files_below(dir).iter())
+        .filter(|e| e.file_name() == "failed")
+        .count()
 }
 
 /// A C++ source that takes the compiler a few seconds at -O2 (for tests that need a compile to
@@ -435,6 +462,18 @@ pub fn slow_cxx_source(functions: usize) -> String {
             "std::map<std::string, std::vector<int>> f{i}(int n) {{ std::map<std::string, std::vector<int>> m; \
              for (int k = 0; k < n; ++k) {{ auto& v = m[std::to_string(k * {i})]; v.push_back(k); std::sort(v.begin(), v.end()); }} return m; }}\n"
         ));
+    }
+    s
+}
+
+/// A C++ source whose compile runs about 40 s (32 constant evaluations of about 1.3 s each; gcc's
+/// default `-fconstexpr-ops-limit` allows each), for a compile that must be killed, not finish.
+pub fn stuck_cxx_source() -> String {
+    let mut s = String::from(
+        "constexpr long spin(long n) { long x = 0; for (long i = 0; i < n; ++i) for (long j = 0; j < 1000; ++j) x += i ^ j; return x; }\n",
+    );
+    for k in 0..32 {
+        s.push_str(&format!("constexpr long spun{k} = spin({});\n", 1500 + k));
     }
     s
 }

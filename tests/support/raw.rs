@@ -72,6 +72,7 @@ pub fn raw_request(dir: &Path, version: u32, compiler: CompilerIdentity) -> Comp
         outputs: vec![dir.join("held.o")],
         env: Vec::new(),
         compression: Compression::default(),
+        queue: true,
     }
 }
 
@@ -90,9 +91,10 @@ pub async fn send_request(addr: SocketAddr, request: CompileRequest) -> (Raw, Se
     (conn, reply)
 }
 
-/// Holds one compile slot of the server at `addr` until dropped (inside `runtime`): a request
-/// whose file the server waits for, as long as its idle timeout lets it.
-pub fn hold_slot(runtime: &tokio::runtime::Runtime, addr: SocketAddr, dir: &Path) -> Raw {
+/// Holds one place of the server at `addr` (admitted, as a running or queued compile is) until
+/// dropped (inside `runtime`): a request whose file the server waits for, as long as its idle
+/// timeout lets it. It never takes a compile slot: that comes only once the files are there.
+pub fn hold_place(runtime: &tokio::runtime::Runtime, addr: SocketAddr, dir: &Path) -> Raw {
     let request = raw_request(dir, PROTOCOL_VERSION, gxx_identity());
     let (conn, reply) = runtime.block_on(send_request(addr, request));
     match reply {
@@ -143,7 +145,7 @@ pub fn body(message: &ClientMessage) -> Vec<u8> {
     homcc_proto::codec::encode_record(message).expect("a message encodes")
 }
 
-/// The server's next frame that is not a heartbeat; panics after [`ANSWER_LIMIT`] of silence.
+/// The server's next frame that is not a heartbeat (or its place in the queue); panics after [`ANSWER_LIMIT`] of silence.
 pub async fn next_answer(conn: &mut Raw) -> Answer {
     loop {
         let frame = tokio::time::timeout(ANSWER_LIMIT, conn.next())
@@ -153,7 +155,7 @@ pub async fn next_answer(conn: &mut Raw) -> Answer {
             None => Answer::Closed("end of file".into()),
             Some(Err(CodecError::Io(e))) => Answer::Closed(e.to_string()),
             Some(Err(e)) => Answer::Unexpected(e.to_string()),
-            Some(Ok(ServerMessage::Heartbeat)) => continue,
+            Some(Ok(ServerMessage::Heartbeat | ServerMessage::Queued { .. })) => continue,
             Some(Ok(ServerMessage::Refused(refusal))) => Answer::Refused(refusal),
             Some(Ok(ServerMessage::Need(need))) => Answer::Need(need),
             Some(Ok(ServerMessage::Result(result))) => Answer::Result(result),
@@ -221,6 +223,7 @@ impl Conversation {
                 outputs: outputs.to_vec(),
                 env: Vec::new(),
                 compression,
+                queue: true,
             },
             chunks: HashMap::new(),
             blobs,

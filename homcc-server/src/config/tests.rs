@@ -33,6 +33,8 @@ fn keys_are_exactly_the_fields() {
 fn an_empty_table_is_the_defaults() {
     let want = Settings {
         limit: default_limit() as u32,
+        queue: None,
+        queue_timeout: 120,
         port: 3126,
         address: "0.0.0.0".parse().unwrap(),
         log_level: LogLevel::Info,
@@ -71,6 +73,11 @@ fn values() {
     check("allow = [\"10.1.0.0/16\", \"fd00::/8\", \"192.0.2.7\"]", Ok(|s| s.allow.len() == 3 && s.allow[2].to_string() == "192.0.2.7/32"));
     check("allow = \"10.0.0.0/8 192.168.0.0/16\"", Ok(|s| s.allow.len() == 2));
     check("allow = [\"10.0.0.0/33\"]", Err("'10.0.0.0/33' is not a network: write an address with a prefix length, as in 10.0.0.0/8 or fd00::/8"));
+    check("queue = 0\nqueue_timeout = 5", Ok(|s| {
+        let config = s.server_config();
+        config.queue == Some(0) && config.queue_timeout == std::time::Duration::from_secs(5)
+    }));
+    check("queue_timeout = 0", Err("invalid value unsigned int `0`, expected at least 1"));
     check("max_connections_per_client = 3", Ok(|s| s.server_config().max_connections_per_client == Some(3)));
     check("max_compiler_output = \"1M\"", Ok(|s| s.server_config().max_compiler_output == 1 << 20));
     check("max_upload_size = \"1G\"\nmax_manifest_entries = 10", Ok(|s| {

@@ -330,6 +330,7 @@ fn relative_paths_that_climb_out_are_refused_by_the_hermetic_command_line() {
             outputs: vec![PathBuf::from("/home/u/a.o")],
             env: vec![],
             compression: Compression::None,
+            queue: true,
         };
         assert_eq!(hermetic_args(&req, &job).is_err(), escapes, "{line}");
     }

@@ -1,0 +1,325 @@
+//! The compile slots and the fair queue in front of them. A compile is first admitted (one of
+//! `limit + queue` places, or `Busy` at once), uploads what the server lacks while it holds its
+//! place, then takes a compile slot. When every slot is taken it waits; a freed slot goes to the
+//! waiting client address with the fewest compiles running (fair share between users), first
+//! come first served among equals, and never stays free while someone waits (work-conserving).
+
+use std::{
+    collections::{BTreeMap, HashMap},
+    fmt,
+    net::IpAddr,
+    sync::{Arc, Mutex},
+};
+
+use tokio::sync::Notify;
+
+/// Admission and slots of one server.
+#[derive(Debug)]
+pub struct Scheduler {
+    limit: usize,
+    queue: usize,
+    inner: Mutex<Inner>,
+    /// Woken whenever a slot frees or a waiter leaves: the waiters look again.
+    changed: Notify,
+}
+
+#[derive(Debug, Default)]
+struct Inner {
+    /// Compiles holding a place: uploading, waiting or running.
+    admitted: usize,
+    running: usize,
+    /// Compiles running per client address (addresses with none are removed).
+    running_per_client: HashMap<IpAddr, usize>,
+    /// Waiting compiles by ticket (arrival order) and their client address.
+    waiting: BTreeMap<u64, IpAddr>,
+    next_ticket: u64,
+}
+
+impl Inner {
+    /// The order in which waiters get slots: fewest running for their address, then arrival.
+    fn rank(&self, ticket: u64, client: IpAddr) -> (usize, u64) {
+        let running = self.running_per_client.get(&client).copied().unwrap_or(0);
+        (running, ticket)
+    }
+
+    /// How many waiters come before `ticket`.
+    fn ahead(&self, ticket: u64, client: IpAddr) -> usize {
+        let mine = self.rank(ticket, client);
+        (self.waiting.iter())
+            .filter(|(t, c)| self.rank(**t, **c) < mine)
+            .count()
+    }
+}
+
+/// Why a compile was not admitted.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Full {
+    /// The client would not wait, and every slot is spoken for.
+    Slots { limit: usize },
+    /// Every slot and every place of the queue is taken.
+    Queue { limit: usize, queue: usize },
+}
+
+/// The detail of the `Busy` refusal.
+impl fmt::Display for Full {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Full::Slots { limit } => write!(f, "busy: all {limit} compile slots are taken"),
+            Full::Queue { limit, queue } => write!(
+                f,
+                "busy: all {limit} compile slots and the {queue} places of the queue are taken"
+            ),
+        }
+    }
+}
+
+impl Scheduler {
+    /// `limit` compiles at once, and `queue` more admitted to wait for them.
+    pub fn new(limit: usize, queue: usize) -> Arc<Scheduler> {
+        Arc::new(Scheduler {
+            limit,
+            queue,
+            inner: Mutex::default(),
+            changed: Notify::new(),
+        })
+    }
+
+    /// A place for a compile of `client`: among the first `limit` if it may not wait in the
+    /// queue (`may_queue` false), else among `limit + queue`.
+    pub fn admit(self: &Arc<Self>, client: IpAddr, may_queue: bool) -> Result<Admission, Full> {
+        let mut inner = self.inner.lock().unwrap();
+        if inner.admitted >= self.limit + self.queue {
+            return Err(Full::Queue {
+                limit: self.limit,
+                queue: self.queue,
+            });
+        }
+        if !may_queue && inner.admitted >= self.limit {
+            return Err(Full::Slots { limit: self.limit });
+        }
+        inner.admitted += 1;
+        Ok(Admission {
+            scheduler: self.clone(),
+            client,
+        })
+    }
+
+    /// Compiles running now.
+    pub fn running(&self) -> usize {
+        self.inner.lock().unwrap().running
+    }
+}
+
+/// An admitted compile's place; dropping it frees the place.
+#[derive(Debug)]
+pub struct Admission {
+    scheduler: Arc<Scheduler>,
+    client: IpAddr,
+}
+
+impl Drop for Admission {
+    fn drop(&mut self) {
+        self.scheduler.inner.lock().unwrap().admitted -= 1;
+    }
+}
+
+impl Admission {
+    /// Joins the compiles waiting for a slot (it may be free at once: see [`Waiter::try_take`]).
+    pub fn wait(&self) -> Waiter<'_> {
+        let mut inner = self.scheduler.inner.lock().unwrap();
+        let ticket = inner.next_ticket;
+        inner.next_ticket += 1;
+        inner.waiting.insert(ticket, self.client);
+        Waiter {
+            scheduler: &self.scheduler,
+            ticket,
+            client: self.client,
+        }
+    }
+}
+
+/// A compile waiting for a slot; dropping it leaves the queue.
+#[derive(Debug)]
+pub struct Waiter<'a> {
+    scheduler: &'a Arc<Scheduler>,
+    ticket: u64,
+    client: IpAddr,
+}
+
+impl Waiter<'_> {
+    /// The slot, if one is free and this waiter is first in line.
+    pub fn try_take(&self) -> Option<Slot> {
+        let scheduler = self.scheduler;
+        let mut inner = scheduler.inner.lock().unwrap();
+        if inner.running >= scheduler.limit || inner.ahead(self.ticket, self.client) > 0 {
+            return None;
+        }
+        inner.waiting.remove(&self.ticket);
+        inner.running += 1;
+        *inner.running_per_client.entry(self.client).or_default() += 1;
+        drop(inner);
+        // Another slot may be free for the next in line.
+        scheduler.changed.notify_waiters();
+        Some(Slot {
+            scheduler: scheduler.clone(),
+            client: self.client,
+        })
+    }
+
+    /// Where it stands now: 1 is next.
+    pub fn position(&self) -> usize {
+        let inner = self.scheduler.inner.lock().unwrap();
+        inner.ahead(self.ticket, self.client) + 1
+    }
+
+    /// Waits for its turn and a free slot.
+    pub async fn take(self) -> Slot {
+        loop {
+            let changed = self.scheduler.changed.notified();
+            tokio::pin!(changed);
+            // Registered before looking, so that a slot freed in between is not missed.
+            changed.as_mut().enable();
+            if let Some(slot) = self.try_take() {
+                return slot;
+            }
+            changed.await;
+        }
+    }
+}
+
+impl Drop for Waiter<'_> {
+    fn drop(&mut self) {
+        let left = (self.scheduler.inner.lock().unwrap())
+            .waiting
+            .remove(&self.ticket);
+        if left.is_some() {
+            // It may have stood before others who could take a free slot now.
+            self.scheduler.changed.notify_waiters();
+        }
+    }
+}
+
+/// A compile slot; dropping it frees the slot for the next in line.
+#[derive(Debug)]
+pub struct Slot {
+    scheduler: Arc<Scheduler>,
+    client: IpAddr,
+}
+
+impl Drop for Slot {
+    fn drop(&mut self) {
+        let mut inner = self.scheduler.inner.lock().unwrap();
+        inner.running -= 1;
+        if let Some(count) = inner.running_per_client.get_mut(&self.client) {
+            *count -= 1;
+            if *count == 0 {
+                inner.running_per_client.remove(&self.client);
+            }
+        }
+        drop(inner);
+        self.scheduler.changed.notify_waiters();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ip(last: u8) -> IpAddr {
+        IpAddr::from([10, 0, 0, last])
+    }
+
+    #[test]
+    fn admission_counts_slots_then_queue_places() {
+        let s = Scheduler::new(2, 1);
+        let a = s.admit(ip(1), false).unwrap();
+        let _b = s.admit(ip(1), false).unwrap();
+        assert_eq!(s.admit(ip(2), false).unwrap_err(), Full::Slots { limit: 2 });
+        let _c = s.admit(ip(2), true).unwrap();
+        let full = Full::Queue { limit: 2, queue: 1 };
+        assert_eq!(s.admit(ip(3), true).unwrap_err(), full);
+        assert_eq!(
+            full.to_string(),
+            "busy: all 2 compile slots and the 1 places of the queue are taken"
+        );
+        drop(a);
+        assert!(s.admit(ip(3), true).is_ok(), "a freed place is free again");
+    }
+
+    #[test]
+    fn a_free_slot_is_taken_at_once_and_the_limit_holds() {
+        let s = Scheduler::new(2, 4);
+        let places: Vec<_> = (0..3).map(|_| s.admit(ip(1), true).unwrap()).collect();
+        let one = places[0].wait().try_take().expect("a free slot");
+        let _two = places[1].wait().try_take().expect("a second one");
+        let third = places[2].wait();
+        assert!(third.try_take().is_none(), "the limit is 2");
+        assert_eq!(third.position(), 1);
+        assert_eq!(s.running(), 2);
+        drop(one);
+        assert!(third.try_take().is_some(), "the freed slot");
+    }
+
+    #[test]
+    fn a_freed_slot_goes_to_the_address_with_fewest_running_then_first_come() {
+        let s = Scheduler::new(2, 8);
+        let admit = |client| s.admit(ip(client), true).unwrap();
+        let (a1, a2, a3, a4, b1, c1) = (admit(1), admit(1), admit(1), admit(1), admit(2), admit(3));
+        let first = a1.wait().try_take().unwrap();
+        let second = a2.wait().try_take().unwrap();
+        // Waiting, in arrival order: a3, a4, b1, c1. Address 1 runs two, 2 and 3 none.
+        let (w3, w4, wb, wc) = (a3.wait(), a4.wait(), b1.wait(), c1.wait());
+        assert_eq!(
+            [wb.position(), wc.position(), w3.position(), w4.position()],
+            [1, 2, 3, 4]
+        );
+        drop(first);
+        assert!(
+            w3.try_take().is_none() && wc.try_take().is_none(),
+            "b1 is first"
+        );
+        let b_slot = wb.try_take().expect("b1 takes it");
+        drop(b_slot);
+        assert!(w3.try_take().is_none(), "c1 runs none, address 1 one");
+        let _c = wc.try_take().expect("c1 next");
+        drop(second);
+        // Only address 1 waits now: it gets every slot it can use.
+        let _a3 = w3.try_take().expect("a3, the only address waiting");
+        assert!(w4.try_take().is_none(), "the limit is 2 (c1 and a3 run)");
+    }
+
+    #[test]
+    fn a_waiter_that_leaves_lets_the_next_one_in() {
+        let s = Scheduler::new(1, 2);
+        let (a, b, c) = (
+            s.admit(ip(1), true).unwrap(),
+            s.admit(ip(2), true).unwrap(),
+            s.admit(ip(3), true).unwrap(),
+        );
+        let running = a.wait().try_take().unwrap();
+        let wb = b.wait();
+        let wc = c.wait();
+        assert_eq!(wc.position(), 2);
+        drop(running);
+        drop(wb);
+        assert_eq!(wc.position(), 1);
+        assert!(wc.try_take().is_some());
+    }
+
+    #[tokio::test]
+    async fn a_waiting_compile_starts_when_a_slot_frees() {
+        let s = Scheduler::new(1, 1);
+        let a = s.admit(ip(1), true).unwrap();
+        let b = s.admit(ip(2), true).unwrap();
+        let running = a.wait().take().await;
+        let waiting = tokio::spawn(async move {
+            let slot = b.wait().take().await;
+            drop(slot);
+        });
+        tokio::task::yield_now().await;
+        assert!(!waiting.is_finished());
+        drop(running);
+        waiting.await.unwrap();
+        assert_eq!(s.running(), 0);
+    }
+}
