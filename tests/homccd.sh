@@ -1,13 +1,18 @@
-# Sourced by demo.sh and bench.sh: builds the release binaries and starts a homccd on a free
-# loopback port with an empty cache in a fresh work dir. Sets $bin, $work, $host; stops the
-# server and removes $work on exit. Usage: start_homccd LOG_LEVEL
+# Sourced by demo.sh, bench.sh and bench-load.sh: builds the release binaries and starts a homccd
+# on a free port of $listen (default 127.0.0.1) with an empty cache in a fresh work dir, under the
+# command in the array $run_in if set (e.g. `ip netns exec NS`). Sets $bin, $work, $host; stops
+# the server, runs $on_exit if set and removes $work on exit.
+# Usage: start_homccd LOG_LEVEL [HOMCCD_ARGS...]
 start_homccd() {
+  local level=$1
+  shift
   cargo build --release --bins --quiet
   bin=$PWD/target/release
   work=$(mktemp -d)
   server=""
-  trap '[ -n "$server" ] && kill "$server" 2>/dev/null; rm -rf "$work"' EXIT
-  "$bin/homccd" --listen 127.0.0.1 --port 0 --cache-dir "$work/server-cache" --log-level "$1" 2>"$work/homccd.log" &
+  trap '[ -n "$server" ] && kill "$server" 2>/dev/null; ${on_exit:-true}; rm -rf "$work"' EXIT
+  ${run_in[@]+"${run_in[@]}"} "$bin/homccd" --listen "${listen:-127.0.0.1}" --port 0 \
+    --cache-dir "$work/server-cache" --log-level "$level" "$@" 2>"$work/homccd.log" &
   server=$!
   until grep -q '^listening on' "$work/homccd.log"; do
     kill -0 "$server" 2>/dev/null || { cat "$work/homccd.log"; exit 1; }
