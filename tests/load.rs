@@ -422,3 +422,36 @@ fn a_queued_compile_runs_as_soon_as_the_slot_frees() {
     assert!(queued.queued_ms > 0, "{queued:?}");
     assert_eq!(server.stats.peak_running(), 1);
 }
+
+#[test]
+fn with_localhost_listed_a_busy_server_leaves_the_compile_to_this_machine_at_once() {
+    // Full: its one place is held by a raw client whose upload never comes, and no queue.
+    let server = TestServer::fresh(|c| {
+        c.limit = 1;
+        c.queue = Some(0);
+    });
+    let project = Project::new();
+    let runtime = raw::runtime();
+    let holder = raw::hold_place(&runtime, server.addr, project.path());
+    project.write("q.c", "int q(void) { return 2; }\n");
+    let args = ["-c", "q.c", "-o", "q.o"];
+    assert!(project.local("gcc", &args).status.success());
+    let local = project.take(&["q.o"]);
+
+    let out = project
+        .homcc_command(&["--compilation-request-timeout", "60"], "gcc", &args)
+        .env("HOMCC_HOSTS", format!("localhost/2 {}/4", server.host()))
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    // Quietly: no fallback line (which would come only after the 60 s).
+    assert_eq!(String::from_utf8_lossy(&out.stderr), "");
+    assert_eq!(project.take(&["q.o"]), local);
+    let asked = server.wait_for_records(1);
+    assert!(
+        asked.iter().all(|r| r.outcome.starts_with("refused: busy")),
+        "{asked:?}"
+    );
+    let _context = runtime.enter();
+    drop(holder);
+}
