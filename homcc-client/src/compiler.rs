@@ -11,6 +11,8 @@ use std::{
 use anyhow::{bail, Context};
 use homcc_proto::{
     codec::{decode_record, encode_record},
+    identity,
+    sys::is_executable,
     CompilerIdentity, Digest,
 };
 use serde::{Deserialize, Serialize};
@@ -73,11 +75,6 @@ pub fn resolve(compiler: &OsStr) -> Result<PathBuf, ResolveError> {
         Some(me) => ResolveError::IsHomcc(me),
         None => ResolveError::NotFound(path.display().to_string()),
     })
-}
-
-fn is_executable(path: &Path) -> bool {
-    path.metadata()
-        .is_ok_and(|m| m.is_file() && m.mode() & 0o111 != 0)
 }
 
 /// The compiler's identity and include dirs for `language` and `target_args`, from the on-disk
@@ -189,13 +186,8 @@ fn probe(
             text.lines().last().unwrap_or("")
         );
     }
-    let mut identity = CompilerIdentity::from_verbose_output(name, &text)
-        .with_context(|| format!("cannot read the version and target of {}", binary.display()))?;
-    if !identity.is_clang() {
-        let assembler = assembler_version(binary)
-            .with_context(|| format!("cannot find the assembler {} runs", binary.display()))?;
-        identity = identity.with_assembler(&assembler);
-    }
+    let identity = identity::identify(name, binary.as_os_str(), &text, first_line)
+        .with_context(|| format!("{}", binary.display()))?;
     // Preprocessed languages list no dependencies at all.
     let listed = !out.stdout.iter().all(u8::is_ascii_whitespace);
     let implicit_includes = if listed {
@@ -214,22 +206,15 @@ fn probe(
     })
 }
 
-/// The first line of `as --version` for the assembler gcc runs (`gcc -print-prog-name=as`).
-fn assembler_version(binary: &Path) -> Option<String> {
-    let run = |program: &OsStr, arg: &str| {
-        let out = Command::new(program)
-            .arg(arg)
-            .env("LC_ALL", "C")
-            .stdin(Stdio::null())
-            .output()
-            .ok()?;
-        let text = String::from_utf8(out.stdout).ok()?;
-        out.status
-            .success()
-            .then(|| text.lines().next().unwrap_or_default().trim().to_owned())
-    };
-    let assembler = run(binary.as_os_str(), "-print-prog-name=as")?;
-    run(OsStr::new(&assembler), "--version").filter(|line| !line.is_empty())
+/// The first stdout line of `program arg`, run in the C locale (for [`identity::identify`]).
+fn first_line(program: &OsStr, arg: &str) -> Option<String> {
+    let out = Command::new(program)
+        .arg(arg)
+        .env("LC_ALL", "C")
+        .stdin(Stdio::null())
+        .output()
+        .ok()?;
+    identity::first_line(out.status.success(), &out.stdout)
 }
 
 /// The lines between `#include <...> search starts here:` and `End of search list.`.

@@ -7,7 +7,9 @@ use std::{
 };
 
 use homcc_proto::{
-    config::{config_dirs, from_str, read_auth_token, words, ConfigError, LogLevel, Sources},
+    config::{
+        at_least_one, config_dirs, from_str, read_auth_token, words, ConfigError, LogLevel, Sources,
+    },
     AuthToken, Compression,
 };
 use serde::{Deserialize, Deserializer};
@@ -92,14 +94,6 @@ fn positive_seconds<'de, D: Deserializer<'de>>(deserializer: D) -> Result<f64, D
         false => Err(serde::de::Error::custom(format!(
             "{seconds} is not a positive number of seconds"
         ))),
-    }
-}
-
-/// A count of at least one.
-fn at_least_one<'de, D: Deserializer<'de>>(deserializer: D) -> Result<usize, D::Error> {
-    match usize::deserialize(deserializer)? {
-        0 => Err(serde::de::Error::custom("0 is not allowed: use at least 1")),
-        n => Ok(n),
     }
 }
 
@@ -230,11 +224,7 @@ fn load_hosts(flags: &[String]) -> Result<(Vec<Host>, HostsSource), ConfigError>
 
 /// `$XDG_CACHE_HOME/homcc`, else `~/.cache/homcc`.
 fn cache_dir() -> Option<PathBuf> {
-    let base = std::env::var_os("XDG_CACHE_HOME")
-        .filter(|v| !v.is_empty())
-        .map(PathBuf::from)
-        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cache")))?;
-    Some(base.join("homcc"))
+    Some(homcc_proto::sys::cache_home()?.join("homcc"))
 }
 
 /// `$XDG_RUNTIME_DIR/homcc` (per user, emptied at logout), else `<cache dir>/run`.

@@ -291,13 +291,7 @@ async fn compile_and_link(
         .status();
     drop(dir);
     match status {
-        Ok(status) => {
-            use std::os::unix::process::ExitStatusExt;
-            let code = status
-                .code()
-                .unwrap_or_else(|| 128 + status.signal().unwrap_or(0));
-            u8::try_from(code).unwrap_or(1)
-        }
+        Ok(status) => u8::try_from(homcc_proto::sys::exit_code(status)).unwrap_or(1),
         Err(e) => {
             eprintln!("homcc: cannot run {} to link: {e}", cmd.binary.display());
             EXIT_HOMCC_FAILED

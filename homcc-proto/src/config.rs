@@ -211,6 +211,20 @@ where
     text.parse().map_err(serde::de::Error::custom)
 }
 
+/// A number of at least one (a count, a limit, seconds): 0 would refuse every compile, drop
+/// every client or try no host.
+pub fn at_least_one<'de, D, T>(deserializer: D) -> Result<T, D::Error>
+where
+    D: Deserializer<'de>,
+    T: Deserialize<'de> + Default + PartialEq,
+{
+    let value = T::deserialize(deserializer)?;
+    match value == T::default() {
+        true => Err(serde::de::Error::custom("0 is not allowed: use at least 1")),
+        false => Ok(value),
+    }
+}
+
 /// For `#[serde(deserialize_with)]`: a list of words, or one text with the words separated by
 /// whitespace (how a variable gives a list).
 pub fn words<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Vec<String>, D::Error> {

@@ -1,12 +1,14 @@
 //! homcc's wire protocol: the messages of one compile, their framing codec, blob compression and
-//! content digests, and the settings loader both binaries share. It opens no sockets and runs
-//! no processes (`counted` only wraps a stream the caller owns); its only file access is
-//! `config` reading homcc.conf and the token file.
+//! content digests, the compiler identity (`identity`), and the settings loader both binaries
+//! share. It opens no sockets and runs no processes (`counted` only wraps a stream the caller
+//! owns); its only file access is `config` reading homcc.conf and the token file, and `sys`
+//! looking at a file's metadata.
 //!
 //! One compile per TCP connection (see `docs/protocol.md`):
-//! client `Compile` → server `Need` → client `Chunks`/`Blob`s → server `Queued` (if it waits for a
-//! compile slot) and `Heartbeat`s → `Result`, or `Refused` at any point before the result. A server with a token first sends `Challenge`,
-//! which the client answers with `Auth` (`auth`) before its `Compile`.
+//! client `Compile` → server `Need` → client `Chunks`/`Blob`s → server `Queued` (if it waits for
+//! a compile slot) and `Heartbeat`s → `Result`, or `Refused` at any point before the result. A
+//! server with a token first sends `Challenge`, which the client answers with `Auth` (`auth`)
+//! before its `Compile`.
 
 pub mod auth;
 pub mod codec;
@@ -14,8 +16,10 @@ pub mod compression;
 pub mod config;
 pub mod counted;
 pub mod digest;
+pub mod identity;
 pub mod manifest;
 pub mod message;
+pub mod sys;
 
 pub use auth::{AuthToken, AuthTokenError};
 pub use codec::{ClientCodec, CodecError, ServerCodec};

@@ -1,6 +1,6 @@
 //! The manifest: every file a compile reads, as (client path, digest, size), grouped into chunks of
 //! one directory each. A chunk is named by the digest of its encoding, so a warm request carries
-//! 32 bytes per directory instead of every path and digest (DESIGN.md §3).
+//! 32 bytes per directory instead of every path and digest (docs/protocol.md §6).
 
 use std::{
     collections::BTreeMap,

@@ -1,7 +1,7 @@
-//! The hermetic command line (DESIGN.md §2): the client's arguments with every absolute path moved
-//! into the job root, `-nostdinc` plus the client's built-in include dirs as `-isystem R<dir>`, and
-//! `-fdebug-prefix-map=R= -fmacro-prefix-map=R=` so that the root never shows in what the
-//! compiler writes.
+//! The hermetic command line (docs/protocol.md §4, *The server's command line*): the client's
+//! arguments with every absolute path moved into the job root, `-nostdinc` plus the client's
+//! built-in include dirs as `-isystem R<dir>`, and `-fdebug-prefix-map=R= -fmacro-prefix-map=R=`
+//! so that the root never shows in what the compiler writes.
 
 use std::{
     ffi::{OsStr, OsString},

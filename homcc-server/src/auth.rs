@@ -9,7 +9,7 @@ use homcc_proto::{
 
 use crate::{
     conn::Conn,
-    session::{refuse, Ending},
+    ending::{refuse, Ending},
 };
 
 /// The largest frame read before the client has authenticated. `Auth` has 33 body bytes and a

@@ -8,7 +8,6 @@ use homcc_proto::config::ConfigError;
 use serde::Serialize;
 
 use crate::config::{cache_size_alias, Settings};
-pub use crate::config::{default_cache_dir, parse_log_level, parse_size};
 
 /// Where settings come from, for the end of `--help`.
 const SOURCES_HELP: &str = "\

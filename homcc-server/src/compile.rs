@@ -12,7 +12,7 @@ use std::{
 
 use homcc_proto::FORWARDED_ENV;
 
-use crate::sandbox::{confine, Sandbox};
+use crate::sandbox::Sandbox;
 
 /// What the compiler did.
 #[derive(Debug)]
@@ -52,7 +52,7 @@ pub struct Invocation<'a> {
     /// The client's variables; only names in `FORWARDED_ENV` are used.
     pub env: &'a [(String, String)],
     /// The file system the compiler may see, when the kernel can confine it.
-    pub sandbox: Option<&'a Sandbox>,
+    pub sandbox: Option<Sandbox>,
 }
 
 /// Runs the compile to its end or to `limit`, keeping at most `max_output` bytes of its stdout
@@ -84,12 +84,21 @@ pub async fn run(
         .stderr(Stdio::piped())
         .process_group(0)
         .kill_on_drop(true);
-    if let Some(fd) = inv.sandbox.map(Sandbox::fd) {
-        // SAFETY: `confine` makes two system calls and allocates nothing; the rule set's fd
-        // stays open until after the spawn (`inv` borrows the sandbox).
-        unsafe { cmd.pre_exec(move || confine(fd)) };
-    }
-    let mut child = cmd.spawn().map_err(|source| CompileError::Spawn {
+    let spawned = match inv.sandbox {
+        Some(sandbox) => {
+            let runtime = tokio::runtime::Handle::current();
+            let start = move || {
+                let _in_runtime = runtime.enter();
+                cmd.spawn()
+            };
+            let confined = tokio::task::spawn_blocking(move || sandbox.run_confined(start));
+            confined
+                .await
+                .unwrap_or_else(|e| Err(std::io::Error::other(e)))
+        }
+        None => cmd.spawn(),
+    };
+    let mut child = spawned.map_err(|source| CompileError::Spawn {
         compiler: inv.compiler.to_owned(),
         source,
     })?;
@@ -107,7 +116,7 @@ pub async fn run(
         .map_err(|_| CompileError::TimedOut(limit))??;
     group.disarm();
     Ok(Finished {
-        exit_code: exit_code(&status),
+        exit_code: homcc_proto::sys::exit_code(status),
         stdout,
         stderr,
     })
@@ -134,14 +143,6 @@ async fn read_capped(
         true => Err(CompileError::OutputTooLarge { stream, max }),
         false => Ok(out),
     }
-}
-
-/// The shell's convention: the exit code, or 128 + the signal that ended the process.
-fn exit_code(status: &std::process::ExitStatus) -> i32 {
-    use std::os::unix::process::ExitStatusExt;
-    status
-        .code()
-        .unwrap_or_else(|| 128 + status.signal().unwrap_or(0))
 }
 
 /// Kills a process group when dropped, unless disarmed.

@@ -8,13 +8,14 @@
 
 use std::{
     collections::{BTreeMap, HashMap},
-    ffi::OsString,
+    ffi::{OsStr, OsString},
     io,
     path::{Path, PathBuf},
+    process::{Command, Stdio},
     sync::Mutex,
 };
 
-use homcc_proto::CompilerIdentity;
+use homcc_proto::{identity, sys::is_executable, CompilerIdentity};
 
 /// Where homccd looks for links named after the compilers it may run, as distcc's
 /// `/usr/lib/distcc`.
@@ -180,12 +181,6 @@ fn path_dirs() -> Vec<PathBuf> {
         .collect()
 }
 
-fn is_executable(path: &Path) -> bool {
-    use std::os::unix::fs::PermissionsExt;
-    path.metadata()
-        .is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
-}
-
 /// A `compilers` entry: an absolute path, or a name looked up in `path_dirs`.
 fn find_configured(entry: &Path, path_dirs: &[PathBuf]) -> Result<Allowed, AllowlistError> {
     let name = entry.file_name().and_then(|n| n.to_str());
@@ -308,10 +303,6 @@ impl Compilers {
         }
     }
 
-    pub fn allowed(&self) -> &Allowlist {
-        &self.allowed
-    }
-
     /// The server's compiler that matches `wanted`, or a one-line reason why there is none.
     pub async fn resolve(&self, wanted: &CompilerIdentity) -> Result<Resolved, String> {
         let name = Path::new(&wanted.name)
@@ -414,45 +405,35 @@ impl Compilers {
     }
 }
 
+/// The identity of the compiler at `path` (for `target`), probed as the client does
+/// (`homcc_proto::identity`), on a blocking thread: it runs the compiler and its assembler.
 async fn probe(path: &Path, name: &str, target: Option<&str>) -> Option<CompilerIdentity> {
-    let out = tokio::process::Command::new(path)
-        .args(target.map(|t| format!("--target={t}")))
-        .arg("-v")
-        .env("LC_ALL", "C")
-        .stdin(std::process::Stdio::null())
-        .output()
-        .await
-        .ok()?;
-    let text = String::from_utf8_lossy(&out.stderr);
-    let mut identity = CompilerIdentity::from_verbose_output(name, &text)?;
-    if !identity.is_clang() {
-        identity = identity.with_assembler(&assembler_version(path).await?);
-    }
-    tracing::info!(compiler = %path.display(), %identity, "found compiler");
-    Some(identity)
+    let (path, name, target) = (path.to_owned(), name.to_owned(), target.map(str::to_owned));
+    let probed = tokio::task::spawn_blocking(move || {
+        let out = Command::new(&path)
+            .args(target.map(|t| format!("--target={t}")))
+            .arg("-v")
+            .env("LC_ALL", "C")
+            .stdin(Stdio::null())
+            .output()
+            .ok()?;
+        let text = String::from_utf8_lossy(&out.stderr);
+        let identity = identity::identify(&name, path.as_os_str(), &text, first_line).ok()?;
+        tracing::info!(compiler = %path.display(), %identity, "found compiler");
+        Some(identity)
+    });
+    probed.await.ok().flatten()
 }
 
-/// The first line of `as --version` for the assembler gcc runs (`gcc -print-prog-name=as`),
-/// which is part of a gcc's identity (see `CompilerIdentity::with_assembler`).
-async fn assembler_version(compiler: &Path) -> Option<String> {
-    async fn first_line(program: &std::ffi::OsStr, arg: &str) -> Option<String> {
-        let out = tokio::process::Command::new(program)
-            .arg(arg)
-            .env("LC_ALL", "C")
-            .stdin(std::process::Stdio::null())
-            .output()
-            .await
-            .ok()?;
-        let line = String::from_utf8(out.stdout)
-            .ok()?
-            .lines()
-            .next()?
-            .trim()
-            .to_owned();
-        (out.status.success() && !line.is_empty()).then_some(line)
-    }
-    let assembler = first_line(compiler.as_os_str(), "-print-prog-name=as").await?;
-    first_line(assembler.as_ref(), "--version").await
+/// The first stdout line of `program arg`, run in the C locale (for [`identity::identify`]).
+fn first_line(program: &OsStr, arg: &str) -> Option<String> {
+    let out = Command::new(program)
+        .arg(arg)
+        .env("LC_ALL", "C")
+        .stdin(Stdio::null())
+        .output()
+        .ok()?;
+    identity::first_line(out.status.success(), &out.stdout)
 }
 
 #[cfg(test)]

@@ -10,7 +10,7 @@ use std::{
 };
 
 use homcc_proto::{
-    config::{read_auth_token, words, ConfigError, LogLevel, Sources},
+    config::{at_least_one, read_auth_token, words, ConfigError, LogLevel, Sources},
     AuthToken,
 };
 use serde::{
@@ -235,22 +235,6 @@ pub fn cache_size_alias() -> Result<Option<u64>, ConfigError> {
     }
 }
 
-/// A limit or timeout of 0 would refuse every compile or drop every client.
-fn at_least_one<'de, D, T>(deserializer: D) -> Result<T, D::Error>
-where
-    D: Deserializer<'de>,
-    T: Deserialize<'de> + Copy + Into<u64>,
-{
-    let value = T::deserialize(deserializer)?;
-    match value.into() {
-        0 => Err(D::Error::invalid_value(
-            Unexpected::Unsigned(0),
-            &"at least 1",
-        )),
-        _ => Ok(value),
-    }
-}
-
 /// A size as a number of bytes or as text for [`parse_size`].
 fn size<'de, D: Deserializer<'de>>(deserializer: D) -> Result<u64, D::Error> {
     struct Size;
@@ -340,11 +324,6 @@ pub fn tracing_level(level: LogLevel) -> tracing::Level {
     }
 }
 
-/// A level by the Python homcc's names (`DEBUG`, ..., `CRITICAL`) or tracing's, in any case.
-pub fn parse_log_level(text: &str) -> Result<tracing::Level, String> {
-    text.parse().map(tracing_level)
-}
-
 /// `/var/cache/homccd` when it can be created and written, else `$XDG_CACHE_HOME/homccd`
 /// (`~/.cache/homccd`).
 pub fn default_cache_dir() -> PathBuf {
@@ -352,10 +331,7 @@ pub fn default_cache_dir() -> PathBuf {
     if std::fs::create_dir_all(&system).is_ok() && tempfile::tempfile_in(&system).is_ok() {
         return system;
     }
-    let base = std::env::var_os("XDG_CACHE_HOME")
-        .map(PathBuf::from)
-        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cache")))
-        .unwrap_or_else(std::env::temp_dir);
+    let base = homcc_proto::sys::cache_home().unwrap_or_else(std::env::temp_dir);
     base.join("homccd")
 }
 

@@ -14,6 +14,7 @@ pub mod compile;
 pub mod compilers;
 pub mod config;
 pub mod conn;
+pub mod ending;
 pub mod fill;
 pub mod jobroot;
 pub mod policy;

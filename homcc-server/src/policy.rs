@@ -1,6 +1,6 @@
-//! The server's argument policy (DESIGN.md §7): homccd runs a client's compiler arguments only if
-//! every flag is in its allowlist, so that no argument runs or loads code, reads or writes outside
-//! the job root, or links.
+//! The server's argument policy (docs/security.md; docs/protocol.md §4, `Forbidden`): homccd runs
+//! a client's compiler arguments only if every flag is in its allowlist, so that no argument runs
+//! or loads code, reads or writes outside the job root, or links.
 //!
 //! The table names each flag family, how its value is attached and what homccd does with it; the
 //! first row that matches an argument decides (specific rows come before general families). Paths

@@ -266,7 +266,7 @@ impl Server {
         let sandbox = match crate::sandbox::Sandbox::available() {
             Some(abi) => {
                 tracing::info!(
-                    landlock_abi = abi,
+                    landlock_abi = abi as i32,
                     "compilers see only their job and the system's files"
                 );
                 true

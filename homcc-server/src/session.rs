@@ -8,7 +8,7 @@ use std::{collections::HashSet, net::SocketAddr, sync::Arc, time::Instant};
 use homcc_proto::{
     codec::{decode_chunk, encode_chunk},
     ClientMessage, CodecError, CompileRequest, CompileResult, Digest, Need, OutputFile, Payload,
-    Refusal, RefusalReason, ServerMessage, PROTOCOL_VERSION,
+    RefusalReason, ServerMessage, PROTOCOL_VERSION,
 };
 use tokio::net::TcpStream;
 
@@ -16,46 +16,14 @@ use crate::{
     args::hermetic_args,
     auth,
     compile::{self, CompileError, Invocation},
-    conn::{ClientGone, Conn},
+    conn::Conn,
+    ending::{internal, invalid, refuse, Ending},
     fill::Filler,
     jobroot::{self, JobRoot},
     policy,
     queue::{Admission, Slot},
     server::{Record, State},
 };
-
-/// How a session ended without a result.
-#[derive(Debug)]
-pub(crate) enum Ending {
-    /// Tell the client why (it will compile elsewhere).
-    Refuse(Refusal),
-    /// The connection is gone or unusable; nothing more can be sent.
-    Lost(String),
-}
-
-pub(crate) fn refuse(reason: RefusalReason, detail: impl Into<String>) -> Ending {
-    Ending::Refuse(Refusal {
-        reason,
-        detail: detail.into(),
-    })
-}
-
-fn invalid(detail: impl std::fmt::Display) -> Ending {
-    refuse(
-        RefusalReason::InvalidRequest,
-        format!("invalid request: {detail}"),
-    )
-}
-
-fn internal(detail: impl std::fmt::Display) -> Ending {
-    refuse(RefusalReason::Internal, format!("server error: {detail}"))
-}
-
-impl From<ClientGone> for Ending {
-    fn from(gone: ClientGone) -> Self {
-        Ending::Lost(gone.0)
-    }
-}
 
 /// Serves one connection to its end; never fails the caller.
 pub async fn serve(stream: TcpStream, peer: SocketAddr, state: Arc<State>) {
@@ -177,7 +145,7 @@ async fn handle(
         cwd,
         tmp: job.tmp().to_owned(),
         env: &req.env,
-        sandbox: sandbox.as_ref(),
+        sandbox,
     };
     let queued = Instant::now();
     let _slot = take_slot(conn, state, &admission).await?;

@@ -69,11 +69,11 @@ fn bad_flags_are_named() {
         let check = |args: &[&str], want: &str| assert_eq!(settings(args), Err(want.into()));
         check(
             &["--limit", "0"],
-            "--limit: invalid value unsigned int `0`, expected at least 1",
+            "--limit: 0 is not allowed: use at least 1",
         );
         check(
             &["--idle-timeout", "0"],
-            "--idle-timeout: invalid value unsigned int `0`, expected at least 1",
+            "--idle-timeout: 0 is not allowed: use at least 1",
         );
         check(
             &["--max-dependency-cache-size", "big"],
@@ -186,7 +186,7 @@ fn bad_files_name_the_file_and_the_key() {
         );
         check(
             "[homccd]\nlimit = 0\n",
-            "key 'limit' in [homccd]: invalid value unsigned int `0`, expected at least 1",
+            "key 'limit' in [homccd]: 0 is not allowed: use at least 1",
         );
         check(
             "[homccd]\njobs = 4\n",
@@ -214,7 +214,7 @@ fn bad_variables_are_named() {
         check(
             "HOMCCD_IDLE_TIMEOUT",
             "0",
-            "invalid value unsigned int `0`, expected at least 1",
+            "0 is not allowed: use at least 1",
         );
         check("HOMCCD_ADDRESS", "here", "invalid IP address syntax");
         check(

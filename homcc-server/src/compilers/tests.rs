@@ -167,17 +167,18 @@ fn a_configured_entry_that_cannot_run_is_named() {
 }
 
 /// Compilers allowed by a directory holding `gcc -> /usr/bin/gcc` only.
-fn only_gcc() -> (tempfile::TempDir, Compilers) {
+/// Compilers that allow gcc alone, and its entry.
+fn only_gcc() -> (tempfile::TempDir, Compilers, Allowed) {
     let dir = tempfile::tempdir().unwrap();
     symlink("/usr/bin/gcc", dir.path().join("gcc")).unwrap();
     let list = Allowlist::build(&[], dir.path(), &[]).unwrap();
-    (dir, Compilers::new(list))
+    let gcc = list.get("gcc").unwrap().clone();
+    (dir, Compilers::new(list), gcc)
 }
 
 #[tokio::test]
 async fn only_allowed_compilers_resolve() {
-    let (dir, compilers) = only_gcc();
-    let gcc = compilers.allowed().get("gcc").unwrap().clone();
+    let (dir, compilers, gcc) = only_gcc();
     let identity = compilers.probe(&gcc, None).await.expect("gcc -v");
     let want = |name: &str| CompilerIdentity {
         name: name.into(),
@@ -205,8 +206,7 @@ async fn only_allowed_compilers_resolve() {
 
 #[tokio::test]
 async fn a_cross_compiler_must_be_allowed_too() {
-    let (dir, compilers) = only_gcc();
-    let gcc = compilers.allowed().get("gcc").unwrap().clone();
+    let (dir, compilers, gcc) = only_gcc();
     let host = compilers.probe(&gcc, None).await.expect("gcc -v");
     let wanted = CompilerIdentity {
         target: "aarch64-linux-gnu".into(),

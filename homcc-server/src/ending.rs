@@ -1,0 +1,42 @@
+//! How a session ends without a result: a refusal to send the client (it compiles elsewhere),
+//! or a connection that is gone. Below `auth` and `session`, which both end this way.
+
+use homcc_proto::{Refusal, RefusalReason};
+
+use crate::conn::ClientGone;
+
+/// How a session ended without a result.
+#[derive(Debug)]
+pub enum Ending {
+    /// Tell the client why (it will compile elsewhere).
+    Refuse(Refusal),
+    /// The connection is gone or unusable; nothing more can be sent.
+    Lost(String),
+}
+
+/// A refusal for `reason`, saying `detail` to the user.
+pub fn refuse(reason: RefusalReason, detail: impl Into<String>) -> Ending {
+    Ending::Refuse(Refusal {
+        reason,
+        detail: detail.into(),
+    })
+}
+
+/// The request breaks a rule of the protocol (docs/protocol.md).
+pub fn invalid(detail: impl std::fmt::Display) -> Ending {
+    refuse(
+        RefusalReason::InvalidRequest,
+        format!("invalid request: {detail}"),
+    )
+}
+
+/// The server failed on its side (a disk, a process).
+pub fn internal(detail: impl std::fmt::Display) -> Ending {
+    refuse(RefusalReason::Internal, format!("server error: {detail}"))
+}
+
+impl From<ClientGone> for Ending {
+    fn from(gone: ClientGone) -> Self {
+        Ending::Lost(gone.0)
+    }
+}

@@ -1,0 +1,14 @@
+//! The whole-pipeline tests, one module per area, in one test binary (the workspace links once):
+//! real gcc and clang, real homccd servers on 127.0.0.1:0 (or in network namespaces of the
+//! tests' own), outputs compared with local compiles. Helpers are in `homcc_tests` (`support/`).
+
+mod attacks;
+mod auth;
+mod command_lines;
+mod failures;
+mod hosts;
+mod load;
+mod pipeline;
+mod scenarios;
+mod thin_link;
+mod tidy;
