@@ -10,9 +10,11 @@ use std::{
     path::{Path, PathBuf},
 };
 
+use homcc_proto::policy;
+
 use crate::paths::absolute;
 
-mod flags;
+pub mod flags;
 mod language;
 mod plan;
 
@@ -74,6 +76,24 @@ impl Driver {
 
 /// Classifies `args` (the compiler's arguments) run by `driver` in `cwd`.
 pub fn classify(args: &[OsString], cwd: &Path, driver: Driver) -> Plan {
+    let plan = walk(args, cwd, driver);
+    let jobs = match &plan {
+        Plan::Remote(jobs) | Plan::CompileAndLink { jobs, .. } => jobs,
+        Plan::Local(_) => return plan,
+    };
+    // Every homccd applies homcc-proto's argument policy: what it would refuse runs here, and
+    // no host is asked.
+    match jobs
+        .iter()
+        .find_map(|j| policy::check(&j.compile_args).err())
+    {
+        Some(refused) => local(refused.to_string()),
+        None => plan,
+    }
+}
+
+/// The table walk over the arguments, and the jobs it leads to.
+fn walk(args: &[OsString], cwd: &Path, driver: Driver) -> Plan {
     let mut compile_only = false;
     let mut assembly_only = false;
     let mut language: Option<Language> = None;
@@ -231,7 +251,7 @@ pub fn classify(args: &[OsString], cwd: &Path, driver: Driver) -> Plan {
                 args: taken,
                 scan: false,
             },
-            Local(reason) => return local(reason),
+            Local(reason) | Refused(reason) => return local(reason),
             IncludeDir => {
                 let dir = absolute(cwd, Path::new(&value.unwrap_or_default()));
                 if !include_flag_dirs.contains(&dir) {

@@ -19,6 +19,7 @@ pub mod digest;
 pub mod identity;
 pub mod manifest;
 pub mod message;
+pub mod policy;
 pub mod sys;
 
 pub use auth::{AuthToken, AuthTokenError};

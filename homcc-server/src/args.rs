@@ -318,4 +318,26 @@ mod tests {
         assert!(hermetic_args(&request(&[], "/", &["/../x"], &[]), &job).is_err());
         assert!(hermetic_args(&request(&[], "/", &[], &["/../x.h"]), &job).is_err());
     }
+
+    /// The policy judges flags; the hermetic command line keeps every path it allows inside
+    /// the job root.
+    #[test]
+    fn relative_paths_that_climb_out_pass_the_policy_and_are_refused_here() {
+        let jobs = tempfile::tempdir().unwrap();
+        let job = JobRoot::create(jobs.path()).unwrap();
+        for (line, escapes) in [
+            ("-c a.c -o ../../../x.o", true),
+            ("-c a.c -o../../../x.o", true),
+            ("-c a.c -MF ../../../x.d", true),
+            ("-c a.c -I../../../../etc", true),
+            ("-c a.c --sysroot=../../..", true),
+            ("-c ../../../../a.c", true),
+            ("-c a.c -o ../x.o", false),
+        ] {
+            let args: Vec<&str> = line.split(' ').collect();
+            let req = request(&args, "/home/u", &[], &[]);
+            assert_eq!(homcc_proto::policy::check(&req.args), Ok(()), "{line}");
+            assert_eq!(hermetic_args(&req, &job).is_err(), escapes, "{line}");
+        }
+    }
 }

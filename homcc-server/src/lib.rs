@@ -17,7 +17,6 @@ pub mod conn;
 pub mod ending;
 pub mod fill;
 pub mod jobroot;
-pub mod policy;
 pub mod queue;
 pub mod sandbox;
 pub mod server;

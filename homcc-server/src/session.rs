@@ -7,8 +7,8 @@ use std::{collections::HashSet, net::SocketAddr, sync::Arc, time::Instant};
 
 use homcc_proto::{
     codec::{decode_chunk, encode_chunk},
-    ClientMessage, CodecError, CompileRequest, CompileResult, Digest, Need, OutputFile, Payload,
-    RefusalReason, ServerMessage, PROTOCOL_VERSION,
+    policy, ClientMessage, CodecError, CompileRequest, CompileResult, Digest, Need, OutputFile,
+    Payload, RefusalReason, ServerMessage, PROTOCOL_VERSION,
 };
 use tokio::net::TcpStream;
 
@@ -20,7 +20,6 @@ use crate::{
     ending::{internal, invalid, refuse, Ending},
     fill::Filler,
     jobroot::{self, JobRoot},
-    policy,
     queue::{Admission, Slot},
     server::{Record, State},
 };

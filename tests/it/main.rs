@@ -6,6 +6,7 @@ mod attacks;
 mod auth;
 mod command_lines;
 mod failures;
+mod flag_tables;
 mod hosts;
 mod load;
 mod pipeline;

@@ -3,7 +3,7 @@
 
 /// How a flag's value is given.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(super) enum Takes {
+pub enum Takes {
     /// No value: `-c`.
     Nothing,
     /// `-o file` or `-ofile`.
@@ -16,7 +16,7 @@ pub(super) enum Takes {
 
 /// What a flag means for homcc.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(super) enum Role {
+pub enum Role {
     /// `-c`: stop at the object file.
     CompileOnly,
     /// `-S`: stop at the assembly file (wins over `-c`, as in the compiler).
@@ -37,6 +37,9 @@ pub(super) enum Role {
     PreprocessorPassThrough,
     /// Cannot be made identical remotely (yet).
     Local(&'static str),
+    /// homccd's argument policy refuses it (a cross-check test holds the two tables to that):
+    /// runs locally, like `Local`.
+    Refused(&'static str),
     /// Passed through unchanged, to the scan and the server.
     Pass,
     /// An include search directory (`-I`, `-isystem`, `-iquote`, `-idirafter`): passed through,
@@ -44,10 +47,11 @@ pub(super) enum Role {
     IncludeDir,
 }
 
-pub(super) struct Flag {
-    pub(super) name: &'static str,
-    pub(super) takes: Takes,
-    pub(super) role: Role,
+#[derive(Debug)]
+pub struct Flag {
+    pub name: &'static str,
+    pub takes: Takes,
+    pub role: Role,
 }
 
 const fn flag(name: &'static str, takes: Takes, role: Role) -> Flag {
@@ -58,7 +62,7 @@ use Role::*;
 use Takes::*;
 
 /// Specific entries before general prefixes (`-march=native` before `-m`).
-pub(super) const FLAGS: &[Flag] = &[
+pub const FLAGS: &[Flag] = &[
     flag("-c", Nothing, CompileOnly),
     flag("-o", NextOrJoined, Output),
     flag("-x", NextOrJoined, Language),
@@ -137,55 +141,56 @@ pub(super) const FLAGS: &[Flag] = &[
         Local("-save-temps writes intermediate files"),
     ),
     flag("-fdump-", Joined, Local("-fdump-* writes dump files")),
-    // What homccd's argument policy refuses, kept local here so that no host is asked first.
+    // What homccd's argument policy refuses (homcc_proto::policy, which `classify` checks too):
+    // listed here for their values' arity, so that the walk reads the rest of the command right.
     flag(
         "-fstack-usage",
         Nothing,
-        Local("-fstack-usage writes a .su file"),
+        Refused("-fstack-usage writes a .su file"),
     ),
     flag(
         "-fcallgraph-info",
         Joined,
-        Local("-fcallgraph-info writes a .ci file"),
+        Refused("-fcallgraph-info writes a .ci file"),
     ),
     flag(
         "-ftime-trace",
         Joined,
-        Local("-ftime-trace writes a trace file"),
+        Refused("-ftime-trace writes a trace file"),
     ),
     flag(
         "-fsave-optimization-record",
         Joined,
-        Local("optimization records are written beside the build"),
+        Refused("optimization records are written beside the build"),
     ),
     flag(
         "-fmodule",
         Joined,
-        Local("modules read and write module caches"),
+        Refused("modules read and write module caches"),
     ),
     flag(
         "-fcompare-debug",
         Joined,
-        Local("-fcompare-debug runs the compiler twice"),
+        Refused("-fcompare-debug runs the compiler twice"),
     ),
     flag(
         "-wrapper",
         NextOrJoined,
-        Local("-wrapper runs the compiler through a program"),
+        Refused("-wrapper runs the compiler through a program"),
     ),
     flag(
         "--gcc-toolchain",
         NextOrJoined,
-        Local("--gcc-toolchain picks another gcc"),
+        Refused("--gcc-toolchain picks another gcc"),
     ),
-    flag("-ccc-", Joined, Local("clang driver debugging flags")),
+    flag("-ccc-", Joined, Refused("clang driver debugging flags")),
     flag(
         "--config",
         NextOrJoined,
-        Local("--config reads a clang configuration file"),
+        Refused("--config reads a clang configuration file"),
     ),
-    flag("-mllvm", Next, Local("-mllvm passes options to LLVM")),
-    flag("-fplugin", Joined, Local("compiler plugins")),
+    flag("-mllvm", Next, Refused("-mllvm passes options to LLVM")),
+    flag("-fplugin", Joined, Refused("compiler plugins")),
     flag(
         "-fsyntax-only",
         Nothing,

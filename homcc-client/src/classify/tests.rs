@@ -1,4 +1,5 @@
-//! Unit tests of the classifier: one line per case.
+//! Unit tests of the classifier, one line per case: the table walk (`walk`), which decides
+//! every shape, and the argument policy it is checked against (`classify`).
 
 use super::*;
 
@@ -8,7 +9,7 @@ fn args(line: &str) -> Vec<OsString> {
 
 /// The jobs of a command that must run remotely.
 fn jobs(line: &str) -> Vec<RemoteJob> {
-    match classify(
+    match walk(
         &args(line),
         Path::new("/tmp"),
         Driver::from_name(OsStr::new("gcc")),
@@ -27,7 +28,7 @@ fn remote(line: &str, object: &str, scan: &str) {
 }
 
 fn local_because(line: &str, reason: &str) {
-    match classify(
+    match walk(
         &args(line),
         Path::new("/tmp"),
         Driver::from_name(OsStr::new("gcc")),
@@ -128,7 +129,7 @@ fn linker_flags_go_to_the_compile_not_the_scan() {
 
 #[test]
 fn compile_and_link_compiles_each_source_then_links_the_objects() {
-    let Plan::CompileAndLink { mut jobs, link } = classify(
+    let Plan::CompileAndLink { mut jobs, link } = walk(
         &args("a.c -x c++ b.txt -x none -o app -lm -O2 lib.a"),
         Path::new("/tmp"),
         Driver::from_name(OsStr::new("gcc")),
@@ -150,7 +151,7 @@ fn compile_and_link_compiles_each_source_then_links_the_objects() {
 
 #[test]
 fn wp_md_is_a_dependency_file_whose_target_depends_on_the_driver() {
-    let depfile = |name: &str, line: &str| match classify(
+    let depfile = |name: &str, line: &str| match walk(
         &args(line),
         Path::new("/tmp"),
         Driver::from_name(OsStr::new(name)),
@@ -175,7 +176,7 @@ fn wp_md_is_a_dependency_file_whose_target_depends_on_the_driver() {
 
 #[test]
 fn a_cxx_driver_compiles_c_files_as_cxx() {
-    let plan = |name: &str| match classify(
+    let plan = |name: &str| match walk(
         &args("-c a.c"),
         Path::new("/tmp"),
         Driver::from_name(OsStr::new(name)),
@@ -352,4 +353,33 @@ fn local_forms() {
     local_because("-c a.i -MD", "preprocessed");
     local_because("-c a.c -o /dev/null", "not a regular file");
     local_because("-c a.c -o -", "standard output");
+}
+
+#[test]
+fn what_homccd_would_refuse_runs_locally_and_the_rest_goes_as_walked() {
+    let driver = Driver::from_name(OsStr::new("gcc"));
+    let plan = |line: &str| classify(&args(line), Path::new("/tmp"), driver);
+    // Flags the walk passes on, which the policy refuses.
+    for line in [
+        "-c a.c -Xclang -load -Xclang x.so",
+        "-c a.c -fsanitize-ignorelist=list.txt",
+        "-c a.c -unknown-flag",
+        "a.c b.c -o app -Wa,-adhln=listing",
+    ] {
+        assert!(
+            matches!(
+                walk(&args(line), Path::new("/tmp"), driver),
+                Plan::Remote(_) | Plan::CompileAndLink { .. }
+            ),
+            "{line}"
+        );
+        match plan(line) {
+            Plan::Local(why) => assert!(why.contains("homccd"), "{line}: {why}"),
+            other => panic!("{line}: {other:?}"),
+        }
+    }
+    for line in ["-c a.c -O2 -Wall", "a.c b.c -o app -lm"] {
+        let walked = walk(&args(line), Path::new("/tmp"), driver);
+        assert_eq!(plan(line), walked, "{line}");
+    }
 }

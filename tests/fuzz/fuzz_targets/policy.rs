@@ -1,11 +1,11 @@
-//! homccd's argument policy: any arguments (NUL-separated bytes) are allowed or refused with a
+//! homccd's argument policy (homcc-proto's, which homcc checks too): any arguments (NUL-separated bytes) are allowed or refused with a
 //! one-line reason, without panicking; a refused argument list stays refused with more
 //! arguments after it.
 #![no_main]
 
 use std::{ffi::OsString, os::unix::ffi::OsStringExt};
 
-use homcc_server::policy::check;
+use homcc_proto::policy::check;
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {

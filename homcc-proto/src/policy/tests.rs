@@ -2,11 +2,7 @@
 //! that runs or loads code, reads or writes outside the job root, or links is refused, in each
 //! spelling.
 
-use std::{ffi::OsString, path::PathBuf};
-
-use homcc_proto::{CompileRequest, CompilerIdentity, Compression, PROTOCOL_VERSION};
-
-use crate::{args::hermetic_args, jobroot::JobRoot};
+use std::ffi::OsString;
 
 /// `line` is the arguments, separated by single spaces; `expected` is `Ok` or the start of the
 /// refusal's message.
@@ -294,44 +290,4 @@ fn messages_are_one_short_line() {
         .unwrap_err()
         .to_string();
     assert!(!e.contains('\n') && e.len() < 200, "{e}");
-}
-
-/// The policy judges flags; `args` keeps every path it allows inside the job root.
-#[test]
-fn relative_paths_that_climb_out_are_refused_by_the_hermetic_command_line() {
-    let jobs = tempfile::tempdir().unwrap();
-    let job = JobRoot::create(jobs.path()).unwrap();
-    for (line, escapes) in [
-        ("-c a.c -o ../../../x.o", true),
-        ("-c a.c -o../../../x.o", true),
-        ("-c a.c -MF ../../../x.d", true),
-        ("-c a.c -I../../../../etc", true),
-        ("-c a.c --sysroot=../../..", true),
-        ("-c ../../../../a.c", true),
-        ("-c a.c -o ../x.o", false),
-    ] {
-        let args: Vec<OsString> = line.split(' ').map(OsString::from).collect();
-        assert_eq!(super::check(&args), Ok(()), "{line}");
-        let req = CompileRequest {
-            version: PROTOCOL_VERSION,
-            compiler: CompilerIdentity {
-                name: "gcc".into(),
-                version: "12".into(),
-                build: "gcc version 12".into(),
-                target: "x".into(),
-            },
-            args,
-            cwd: "/home/u".into(),
-            include_dirs: vec![],
-            implicit_includes: vec![],
-            preprocessed: false,
-            dirs: vec![],
-            manifest: vec![],
-            outputs: vec![PathBuf::from("/home/u/a.o")],
-            env: vec![],
-            compression: Compression::None,
-            queue: true,
-        };
-        assert_eq!(hermetic_args(&req, &job).is_err(), escapes, "{line}");
-    }
 }

@@ -1,6 +1,7 @@
-//! The server's argument policy (docs/security.md; docs/protocol.md §4, `Forbidden`): homccd runs
-//! a client's compiler arguments only if every flag is in its allowlist, so that no argument runs
-//! or loads code, reads or writes outside the job root, or links.
+//! The argument policy (docs/security.md; docs/protocol.md §4, `Forbidden`): homccd runs a
+//! client's compiler arguments only if every flag is in its allowlist, so that no argument runs
+//! or loads code, reads or writes outside the job root, or links. homcc checks the same table
+//! before it asks a host, so a command homccd would refuse runs locally at once, quietly.
 //!
 //! The table names each flag family, how its value is attached and what homccd does with it; the
 //! first row that matches an argument decides (specific rows come before general families). Paths
