@@ -15,7 +15,10 @@ use serde::Serialize;
 /// Settings come from these flags, then `HOMCC_*` variables, then the [homcc] table of the first
 /// homcc.conf files in $HOMCC_DIR, ~/.homcc, ~/.config/homcc and /etc/homcc (see
 /// docs/configuration.md).
-#[derive(Debug, Parser)]
+///
+/// Every field that is a setting is also the top layer of the configuration (`config`):
+/// serialized without the flags not given.
+#[derive(Debug, Parser, Serialize)]
 #[command(
     name = "homcc",
     version,
@@ -24,51 +27,67 @@ use serde::Serialize;
 pub struct Cli {
     /// Build server HOST[:PORT][/LIMIT][,COMPRESSION]; repeat for several [env: HOMCC_HOSTS, whitespace-separated] [default: the first hosts file of $HOMCC_DIR, ~/.homcc, ~/.config/homcc, /etc/homcc]
     #[arg(long = "host", value_name = "HOST")]
+    #[serde(skip)]
     pub hosts: Vec<String>,
     /// Compression of uploaded files and returned outputs: none, lzo or lzma [env: HOMCC_COMPRESSION] [default: lzo]
     #[arg(long, value_name = "ALGORITHM")]
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub compression: Option<String>,
     /// Seconds to connect to a host and get its first answer; then the next host is tried [env: HOMCC_ESTABLISH_CONNECTION_TIMEOUT] [default: 10]
     #[arg(long, value_name = "SECONDS")]
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub establish_connection_timeout: Option<f64>,
-    /// Seconds a whole remote compile may take (and a wait for a free slot) before compiling locally [env: HOMCC_COMPILATION_REQUEST_TIMEOUT] [default: 240]
+    /// Seconds a whole remote compile may take (and the wait when every host is full) before compiling locally [env: HOMCC_COMPILATION_REQUEST_TIMEOUT] [default: 240]
     #[arg(long, value_name = "SECONDS")]
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub compilation_request_timeout: Option<f64>,
-    /// How many hosts to try for one compile [env: HOMCC_REMOTE_COMPILATION_TRIES] [default: 3]
+    /// How many hosts may fail one compile (busy ones do not count) [env: HOMCC_REMOTE_COMPILATION_TRIES] [default: 3]
     #[arg(long, value_name = "N")]
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub remote_compilation_tries: Option<usize>,
     /// Never compile locally after a remote failure: exit with status 100 and the reason instead [env: HOMCC_NO_LOCAL_COMPILATION]
     #[arg(long)]
+    #[serde(skip_serializing_if = "is_false")]
     pub no_local_compilation: bool,
     /// schroot profile for remote compiles (accepted for compatibility, not sent: homccd checks the compiler's identity instead) [env: HOMCC_SCHROOT_PROFILE]
     #[arg(long, value_name = "PROFILE")]
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub schroot_profile: Option<String>,
     /// Docker container for remote compiles (accepted for compatibility, not sent, as --schroot-profile) [env: HOMCC_DOCKER_CONTAINER]
     #[arg(long, value_name = "CONTAINER")]
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub docker_container: Option<String>,
     /// A file holding the token of servers that require authentication (their auth_token_file; the whitespace around it is trimmed); never sent, only used to answer their challenges [env: HOMCC_AUTH_TOKEN_FILE] [default: none]
     #[arg(long, value_name = "FILE")]
+    #[serde(skip)]
     pub auth_token_file: Option<std::path::PathBuf>,
     /// What homcc says on stderr: DEBUG, INFO, WARNING, ERROR or CRITICAL [env: HOMCC_LOG_LEVEL] [default: WARNING]
     #[arg(long, value_name = "LEVEL")]
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub log_level: Option<String>,
     /// Say what homcc does (log level DEBUG): why a compile runs locally, what was sent [env: HOMCC_VERBOSE]
     #[arg(long)]
+    #[serde(skip_serializing_if = "is_false")]
     pub verbose: bool,
     /// Read no homcc.conf file (variables and flags still apply)
     #[arg(long)]
+    #[serde(skip)]
     pub no_config: bool,
     /// Print the hosts in use, one per line (address, limit, compression, transport), and exit
     #[arg(long)]
+    #[serde(skip)]
     pub show_hosts: bool,
     /// Print how many compiles can run at once (the sum of the remote hosts' limits, or the local limit without one), and exit
     #[arg(short = 'j', long)]
+    #[serde(skip)]
     pub show_concurrency: bool,
     /// Print the HOMCC_* variables in effect, and exit
     #[arg(long)]
+    #[serde(skip)]
     pub show_variables: bool,
     /// Print the files the compile would send (every file it reads), one per line, and exit
     #[arg(long)]
+    #[serde(skip)]
     pub scan_includes: bool,
     /// The compiler and its arguments
     #[arg(
@@ -77,52 +96,19 @@ pub struct Cli {
         trailing_var_arg = true,
         allow_hyphen_values = true
     )]
+    #[serde(skip)]
     pub command: Vec<OsString>,
 }
 
-/// The settings given as flags, as the top layer of the configuration: absent flags are skipped.
-#[derive(Debug, Default, Serialize)]
-pub struct Flags {
-    #[serde(skip_serializing_if = "Option::is_none")]
-    compression: Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    schroot_profile: Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    docker_container: Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    compilation_request_timeout: Option<f64>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    establish_connection_timeout: Option<f64>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    remote_compilation_tries: Option<usize>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    log_level: Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    verbose: Option<bool>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    no_local_compilation: Option<bool>,
-}
-
 impl Cli {
-    /// The configuration layer these flags make.
-    pub fn flags(&self) -> Flags {
-        Flags {
-            compression: self.compression.clone(),
-            schroot_profile: self.schroot_profile.clone(),
-            docker_container: self.docker_container.clone(),
-            compilation_request_timeout: self.compilation_request_timeout,
-            establish_connection_timeout: self.establish_connection_timeout,
-            remote_compilation_tries: self.remote_compilation_tries,
-            log_level: self.log_level.clone(),
-            verbose: self.verbose.then_some(true),
-            no_local_compilation: self.no_local_compilation.then_some(true),
-        }
-    }
-
     /// Whether one of the `--show-*` commands was asked for.
     pub fn shows(&self) -> bool {
         self.show_hosts || self.show_concurrency || self.show_variables
     }
+}
+
+fn is_false(flag: &bool) -> bool {
+    !flag
 }
 
 #[cfg(test)]
@@ -159,14 +145,21 @@ mod tests {
 
     #[test]
     fn only_given_flags_are_a_layer() {
-        let flags = parse("--verbose --remote-compilation-tries 2 gcc").flags();
+        use figment::{providers::Serialized, value::Value, Figment};
+        let layer = |line: &str| {
+            let cli = parse(line);
+            let values: std::collections::BTreeMap<String, Value> =
+                Figment::from(Serialized::defaults(&cli)).extract().unwrap();
+            values.into_keys().collect::<Vec<_>>()
+        };
         assert_eq!(
-            (flags.verbose, flags.remote_compilation_tries),
-            (Some(true), Some(2))
+            layer("--verbose --remote-compilation-tries 2 --host h --no-config gcc -c a.c"),
+            ["remote_compilation_tries", "verbose"]
         );
+        assert_eq!(layer("gcc"), Vec::<String>::new());
         assert_eq!(
-            (flags.no_local_compilation, flags.compression),
-            (None, None)
+            layer("--no-local-compilation --compression lzma gcc").len(),
+            2
         );
     }
 }

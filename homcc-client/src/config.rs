@@ -43,7 +43,7 @@ pub const OTHER_VARIABLES: &[&str] = &["HOMCC_HOSTS", "HOMCC_DIR"];
 /// The [homcc] table: every key, with the Python homcc's defaults.
 #[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(default, deny_unknown_fields)]
-pub struct ClientConfig {
+pub struct Keys {
     #[serde(deserialize_with = "from_str")]
     pub compression: Compression,
     pub schroot_profile: Option<String>,
@@ -66,9 +66,9 @@ pub struct ClientConfig {
     pub auth_token_file: Option<PathBuf>,
 }
 
-impl Default for ClientConfig {
+impl Default for Keys {
     fn default() -> Self {
-        ClientConfig {
+        Keys {
             compression: Compression::default(),
             schroot_profile: None,
             docker_container: None,
@@ -132,7 +132,7 @@ pub struct Settings {
     pub slots: Option<Slots>,
     /// The token of `auth_token_file`, which answers the servers' challenges.
     pub auth: Option<AuthToken>,
-    pub config: ClientConfig,
+    pub config: Keys,
 }
 
 /// Where the [homcc] settings come from (no homcc.conf with `--no-config`).
@@ -144,7 +144,7 @@ impl Settings {
     /// The settings `cli`, the environment and the config files describe, or a one-line reason
     /// they are unusable.
     pub fn load(cli: &Cli) -> Result<Settings, ConfigError> {
-        let mut config: ClientConfig = sources(cli.no_config).load(&cli.flags())?;
+        let mut config: Keys = sources(cli.no_config).load(cli)?;
         // Applied after loading: a path need not be UTF-8, a serialized flag must.
         if let Some(file) = &cli.auth_token_file {
             config.auth_token_file = Some(file.clone());

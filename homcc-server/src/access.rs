@@ -26,11 +26,11 @@ pub const DEFAULT_ALLOW: [&str; 8] = [
 
 /// The client networks homccd serves.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct AllowList(Vec<IpNet>);
+pub struct AllowedNetworks(Vec<IpNet>);
 
-impl AllowList {
-    pub fn new(networks: Vec<IpNet>) -> AllowList {
-        AllowList(networks)
+impl AllowedNetworks {
+    pub fn new(networks: Vec<IpNet>) -> AllowedNetworks {
+        AllowedNetworks(networks)
     }
 
     /// Whether `peer` is in one of the networks (an IPv4 address seen as `::ffff:a.b.c.d` on a
@@ -44,9 +44,9 @@ impl AllowList {
     }
 }
 
-impl Default for AllowList {
+impl Default for AllowedNetworks {
     fn default() -> Self {
-        AllowList(
+        AllowedNetworks(
             DEFAULT_ALLOW
                 .iter()
                 .map(|n| n.parse().expect("a valid network"))
@@ -56,7 +56,7 @@ impl Default for AllowList {
 }
 
 /// `10.0.0.0/8, 192.168.0.0/16`: how the start-up log names them.
-impl fmt::Display for AllowList {
+impl fmt::Display for AllowedNetworks {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let names: Vec<String> = self.0.iter().map(ToString::to_string).collect();
         f.write_str(&names.join(", "))
@@ -108,7 +108,7 @@ impl Drop for Held {
 mod tests {
     use super::*;
 
-    fn check(list: &AllowList, peer: &str, allowed: bool) {
+    fn check(list: &AllowedNetworks, peer: &str, allowed: bool) {
         assert_eq!(
             list.allows(peer.parse().unwrap()),
             allowed,
@@ -119,7 +119,7 @@ mod tests {
     #[rustfmt::skip]
     #[test]
     fn the_default_allows_loopback_private_and_link_local() {
-        let list = AllowList::default();
+        let list = AllowedNetworks::default();
         for peer in ["127.0.0.1", "127.1.2.3", "10.20.30.40", "172.16.0.1", "172.31.255.254",
                      "192.168.1.10", "169.254.0.5", "::1", "fd12:3456::1", "fe80::1",
                      "::ffff:10.0.0.1", "::ffff:127.0.0.1"] {
@@ -133,7 +133,7 @@ mod tests {
 
     #[test]
     fn a_configured_list_allows_only_its_networks() {
-        let list = AllowList::new(vec!["203.0.113.0/24".parse().unwrap()]);
+        let list = AllowedNetworks::new(vec!["203.0.113.0/24".parse().unwrap()]);
         check(&list, "203.0.113.7", true);
         check(&list, "::ffff:203.0.113.7", true);
         check(&list, "127.0.0.1", false);

@@ -1,4 +1,4 @@
-//! homccd's command line, parsed with clap (flags only), and the [`Settings`] it leads to with the
+//! homccd's command line, parsed with clap (flags only), and the [`Keys`] it leads to with the
 //! `HOMCCD_*` variables and homcc.conf's [homccd] table (`config`).
 
 use std::{net::IpAddr, path::PathBuf};
@@ -7,7 +7,7 @@ use clap::Parser;
 use homcc_proto::config::ConfigError;
 use serde::Serialize;
 
-use crate::config::{cache_size_alias, Settings};
+use crate::config::{cache_size_alias, Keys};
 
 /// Where settings come from, for the end of `--help`.
 const SOURCES_HELP: &str = "\
@@ -18,7 +18,7 @@ key), else its default.";
 /// homccd: the homcc build server.
 ///
 /// Every field is a flag that, when given, overrides its variable and homcc.conf; serialized
-/// (without the flags not given) as the top layer of [`Settings::load`].
+/// (without the flags not given) as the top layer of [`Keys::load`].
 #[derive(Debug, Clone, Parser, Serialize)]
 #[command(name = "homccd", version, about, long_about = None, after_help = SOURCES_HELP)]
 pub struct Cli {
@@ -126,13 +126,13 @@ pub struct Cli {
 impl Cli {
     /// The settings: these flags, over the variables, over homcc.conf (unless `--no-config`),
     /// over the defaults; with the token of `auth_token_file` read.
-    pub fn settings(&self) -> Result<Settings, ConfigError> {
+    pub fn keys(&self) -> Result<Keys, ConfigError> {
         let mut flags = self.clone();
         if flags.max_dependency_cache_size.is_none() {
             // Below the HOMCCD_ variable (`cache_size_alias` is None when it is set), over files.
             flags.max_dependency_cache_size = cache_size_alias()?.map(|bytes| bytes.to_string());
         }
-        let mut settings = Settings::load(&flags, self.no_config)?;
+        let mut settings = Keys::load(&flags, self.no_config)?;
         if let Some(dir) = &self.cache_dir {
             settings.cache_dir = Some(dir.clone());
         }

@@ -1,5 +1,5 @@
-//! The compilers this server runs: an [`Allowlist`] fixed when homccd starts (the `compilers`
-//! setting and the links in the compiler directory, `/usr/lib/homcc`; with neither, the
+//! The compilers this server runs: the [`AllowedCompilers`] fixed when homccd starts (the
+//! `compilers` setting and the links in the compiler directory, `/usr/lib/homcc`; with neither, the
 //! well-known gcc and clang names found on `PATH`), and for each request the allowed compiler
 //! whose version, build and target are the client's. A request's compiler name is looked up in
 //! the allowlist only, never on `PATH`. For another target (cross compilation, or a client on
@@ -48,7 +48,7 @@ pub struct Allowed {
 
 /// A configured compiler or the compiler directory that cannot be used: homccd does not start.
 #[derive(Debug, thiserror::Error)]
-pub enum AllowlistError {
+pub enum AllowedCompilersError {
     #[error("compiler '{0}' in compilers is not an executable file in a PATH directory")]
     NotOnPath(String),
     #[error("compiler '{}' in compilers is not an executable file", .0.display())]
@@ -61,29 +61,32 @@ pub enum AllowlistError {
 
 /// The compilers homccd may run, by name; fixed when it starts.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Allowlist {
+pub struct AllowedCompilers {
     compilers: BTreeMap<String, Allowed>,
     /// The compiler directory, for the advice in a refusal.
     dir: PathBuf,
 }
 
-impl Allowlist {
+impl AllowedCompilers {
     /// The `configured` compilers (names are looked up on `PATH` now) and the links in `dir`
     /// (missing: none); with neither, the [well-known](is_well_known) names in the `PATH`
     /// directories. Logs what it allows, and from where.
-    pub fn load(configured: &[PathBuf], dir: &Path) -> Result<Allowlist, AllowlistError> {
-        let list = Allowlist::build(configured, dir, &path_dirs())?;
+    pub fn load(
+        configured: &[PathBuf],
+        dir: &Path,
+    ) -> Result<AllowedCompilers, AllowedCompilersError> {
+        let list = AllowedCompilers::build(configured, dir, &path_dirs())?;
         list.log();
         Ok(list)
     }
 
-    /// [`Allowlist::load`] with `path_dirs` for `PATH`; the first compiler of a name wins.
+    /// [`AllowedCompilers::load`] with `path_dirs` for `PATH`; the first compiler of a name wins.
     fn build(
         configured: &[PathBuf],
         dir: &Path,
         path_dirs: &[PathBuf],
-    ) -> Result<Allowlist, AllowlistError> {
-        let mut list = Allowlist {
+    ) -> Result<AllowedCompilers, AllowedCompilersError> {
+        let mut list = AllowedCompilers {
             compilers: BTreeMap::new(),
             dir: dir.to_owned(),
         };
@@ -182,7 +185,7 @@ fn path_dirs() -> Vec<PathBuf> {
 }
 
 /// A `compilers` entry: an absolute path, or a name looked up in `path_dirs`.
-fn find_configured(entry: &Path, path_dirs: &[PathBuf]) -> Result<Allowed, AllowlistError> {
+fn find_configured(entry: &Path, path_dirs: &[PathBuf]) -> Result<Allowed, AllowedCompilersError> {
     let name = entry.file_name().and_then(|n| n.to_str());
     let path = match name {
         Some(_) if entry.is_absolute() => entry.to_owned(),
@@ -190,11 +193,11 @@ fn find_configured(entry: &Path, path_dirs: &[PathBuf]) -> Result<Allowed, Allow
             .iter()
             .map(|dir| dir.join(name))
             .find(|p| is_executable(p))
-            .ok_or_else(|| AllowlistError::NotOnPath(name.to_owned()))?,
-        _ => return Err(AllowlistError::NotNameOrAbsolute(entry.to_owned())),
+            .ok_or_else(|| AllowedCompilersError::NotOnPath(name.to_owned()))?,
+        _ => return Err(AllowedCompilersError::NotNameOrAbsolute(entry.to_owned())),
     };
     if !is_executable(&path) {
-        return Err(AllowlistError::NotExecutable(path));
+        return Err(AllowedCompilersError::NotExecutable(path));
     }
     Ok(Allowed {
         name: name.unwrap_or_default().to_owned(),
@@ -205,8 +208,8 @@ fn find_configured(entry: &Path, path_dirs: &[PathBuf]) -> Result<Allowed, Allow
 
 /// The compilers linked in `dir` (none if it is missing), by the links' names; entries that
 /// lead to no executable file are skipped with a warning.
-fn linked_in(dir: &Path) -> Result<Vec<Allowed>, AllowlistError> {
-    let fail = |source| AllowlistError::Dir {
+fn linked_in(dir: &Path) -> Result<Vec<Allowed>, AllowedCompilersError> {
+    let fail = |source| AllowedCompilersError::Dir {
         dir: dir.to_owned(),
         source,
     };
@@ -291,12 +294,12 @@ type ProbeKey = (PathBuf, Option<String>);
 /// The allowed compilers, each probed once (`cc -v`) per target.
 #[derive(Debug)]
 pub struct Compilers {
-    allowed: Allowlist,
+    allowed: AllowedCompilers,
     probed: Mutex<HashMap<ProbeKey, Option<CompilerIdentity>>>,
 }
 
 impl Compilers {
-    pub fn new(allowed: Allowlist) -> Compilers {
+    pub fn new(allowed: AllowedCompilers) -> Compilers {
         Compilers {
             allowed,
             probed: Mutex::default(),

@@ -1,6 +1,6 @@
 //! The [homccd] table of homcc.conf and its `HOMCCD_*` variables: every key, its default and its
 //! checks, loaded by homcc-proto's `Sources` (flags > variables > files > defaults) and turned
-//! into the listen address, the log level and a [`ServerConfig`].
+//! into the listen address, the log level and a [`Settings`].
 
 use std::{
     fmt,
@@ -19,13 +19,13 @@ use serde::{
 };
 
 use crate::{
-    access::AllowList,
-    compilers::{Allowlist, AllowlistError, DEFAULT_COMPILER_DIR},
-    server::{default_limit, Limits, ServerConfig},
+    access::AllowedNetworks,
+    compilers::{AllowedCompilers, AllowedCompilersError, DEFAULT_COMPILER_DIR},
+    server::{Limits, Settings},
 };
 use ipnet::IpNet;
 
-/// The keys of [homccd] (and so the `HOMCCD_*` variables), in the order of [`Settings`]' fields.
+/// The keys of [homccd] (and so the `HOMCCD_*` variables), in the order of [`Keys`]' fields.
 pub const KEYS: &[&str] = &[
     "limit",
     "queue",
@@ -61,7 +61,7 @@ pub const CACHE_SIZE_ALIAS: &str = "HOMCC_MAX_DEPENDENCY_CACHE_SIZE";
 /// The [homccd] table: every key, with its default.
 #[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(default, deny_unknown_fields)]
-pub struct Settings {
+pub struct Keys {
     /// Concurrent compiles; more wait in the queue.
     #[serde(deserialize_with = "at_least_one")]
     pub limit: u32,
@@ -92,7 +92,7 @@ pub struct Settings {
     pub compilers: Vec<PathBuf>,
     /// Links named after the compilers homccd may run, as distcc's `/usr/lib/distcc`.
     pub compiler_dir: PathBuf,
-    /// The client networks served; empty: [`AllowList::default`].
+    /// The client networks served; empty: [`AllowedNetworks::default`].
     #[serde(deserialize_with = "networks")]
     pub allow: Vec<IpNet>,
     /// The most connections (so compiles) one client address holds at once; `None`:
@@ -118,46 +118,50 @@ pub struct Settings {
     /// A file holding the token clients must prove they hold; `None` (or empty): any client of
     /// the allowed networks may compile.
     pub auth_token_file: Option<PathBuf>,
-    /// The token in `auth_token_file`, read by [`Settings::read_auth_token`] (the `Cli` does).
+    /// The token in `auth_token_file`, read by [`Keys::read_auth_token`] (the `Cli` does).
     #[serde(skip)]
     pub auth: Option<AuthToken>,
 }
 
-impl Default for Settings {
+/// homccd's defaults, as [`Settings::new`] has them (the one place they are written),
+/// in the form of the keys.
+impl Default for Keys {
     fn default() -> Self {
-        let limits = Limits::default();
-        Settings {
-            limit: u32::try_from(default_limit()).unwrap_or(u32::MAX),
-            queue: None,
-            queue_timeout: 120,
+        let resolved = Settings::new(PathBuf::new());
+        let limits = resolved.limits;
+        let count = |n: usize| u32::try_from(n).unwrap_or(u32::MAX);
+        Keys {
+            limit: count(resolved.limit),
+            queue: resolved.queue.map(count),
+            queue_timeout: resolved.queue_timeout.as_secs(),
             port: homcc_proto::DEFAULT_PORT,
             address: Ipv4Addr::UNSPECIFIED.into(),
             log_level: LogLevel::Info,
             verbose: false,
-            max_dependency_cache_size: 10 << 30,
+            max_dependency_cache_size: resolved.max_cache_bytes,
             cache_dir: None,
-            compile_timeout: 300,
-            idle_timeout: 60,
+            compile_timeout: resolved.compile_timeout.as_secs(),
+            idle_timeout: resolved.idle_timeout.as_secs(),
             compilers: Vec::new(),
             compiler_dir: DEFAULT_COMPILER_DIR.into(),
             allow: Vec::new(),
-            max_connections_per_client: None,
-            max_frame_size: homcc_proto::codec::DEFAULT_MAX_CLIENT_FRAME as u64,
+            max_connections_per_client: resolved.max_connections_per_client.map(count),
+            max_frame_size: resolved.max_frame as u64,
             max_manifest_entries: limits.manifest_entries as u64,
             max_file_size: limits.file_size,
             max_upload_size: limits.upload_size,
             max_output_size: limits.output_size,
-            max_compiler_output: 16 << 20,
+            max_compiler_output: resolved.max_compiler_output as u64,
             auth_token_file: None,
             auth: None,
         }
     }
 }
 
-impl Settings {
+impl Keys {
     /// The settings from `flags` (a struct whose `None` fields are skipped when serialized),
     /// the variables, and the homcc.conf files unless `no_config`.
-    pub fn load(flags: &impl Serialize, no_config: bool) -> Result<Settings, ConfigError> {
+    pub fn load(flags: &impl Serialize, no_config: bool) -> Result<Keys, ConfigError> {
         let sources = Sources::new("homccd", KEYS, ENV_PREFIX, no_config);
         sources.load(flags)
     }
@@ -175,9 +179,9 @@ impl Settings {
         }
     }
 
-    /// The compilers homccd may run: [`Allowlist::load`] with `compilers` and `compiler_dir`.
-    pub fn allowlist(&self) -> Result<Allowlist, AllowlistError> {
-        Allowlist::load(&self.compilers, &self.compiler_dir)
+    /// The compilers homccd may run: [`AllowedCompilers::load`] with `compilers` and `compiler_dir`.
+    pub fn allowlist(&self) -> Result<AllowedCompilers, AllowedCompilersError> {
+        AllowedCompilers::load(&self.compilers, &self.compiler_dir)
     }
 
     /// Reads the token of `auth_token_file` into `auth` (no file, or an empty path: no token); a
@@ -188,11 +192,11 @@ impl Settings {
         Ok(())
     }
 
-    /// The server's configuration (without its compilers: see [`Settings::allowlist`]); finds
+    /// The server's configuration (without its compilers: see [`Keys::allowlist`]); finds
     /// the default cache directory if none is set.
-    pub fn server_config(&self) -> ServerConfig {
+    pub fn settings(&self) -> Settings {
         let cache_dir = self.cache_dir.clone().unwrap_or_else(default_cache_dir);
-        let mut config = ServerConfig::new(cache_dir);
+        let mut config = Settings::new(cache_dir);
         config.limit = self.limit as usize;
         config.queue = self.queue.map(|n| n as usize);
         config.queue_timeout = Duration::from_secs(self.queue_timeout);
@@ -200,7 +204,7 @@ impl Settings {
         config.compile_timeout = Duration::from_secs(self.compile_timeout);
         config.idle_timeout = Duration::from_secs(self.idle_timeout);
         if !self.allow.is_empty() {
-            config.allow = AllowList::new(self.allow.clone());
+            config.allow = AllowedNetworks::new(self.allow.clone());
         }
         config.max_connections_per_client =
             (self.max_connections_per_client).map(|n| (n as usize).max(1));

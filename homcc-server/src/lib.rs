@@ -22,4 +22,4 @@ pub mod sandbox;
 pub mod server;
 pub mod session;
 
-pub use server::{Server, ServerConfig, Stats};
+pub use server::{Server, Settings, Stats};

@@ -6,24 +6,24 @@ use std::process::ExitCode;
 use clap::Parser;
 use homcc_server::{
     cli::Cli,
-    compilers::{Allowlist, Compilers},
-    config::Settings,
+    compilers::{AllowedCompilers, Compilers},
+    config::Keys,
     Server,
 };
 use tokio_util::sync::CancellationToken;
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    let settings = match cli.settings() {
-        Ok(settings) => settings,
+    let keys = match cli.keys() {
+        Ok(keys) => keys,
         Err(e) => return bad_setting(e),
     };
     tracing_subscriber::fmt()
-        .with_max_level(settings.tracing_level())
+        .with_max_level(keys.tracing_level())
         .with_writer(std::io::stderr)
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .init();
-    let compilers = match settings.allowlist() {
+    let compilers = match keys.allowlist() {
         Ok(compilers) => compilers,
         Err(e) => return bad_setting(e),
     };
@@ -32,7 +32,7 @@ fn main() -> ExitCode {
         print!("{}", runtime.block_on(Compilers::new(compilers).table()));
         return ExitCode::SUCCESS;
     }
-    match runtime.block_on(serve(settings, compilers)) {
+    match runtime.block_on(serve(keys, compilers)) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("homccd: {e:#}");
@@ -47,7 +47,7 @@ fn bad_setting(e: impl std::fmt::Display) -> ExitCode {
     ExitCode::from(2)
 }
 
-async fn serve(settings: Settings, compilers: Allowlist) -> anyhow::Result<()> {
+async fn serve(keys: Keys, compilers: AllowedCompilers) -> anyhow::Result<()> {
     use tokio::signal::unix::{signal, SignalKind};
     // SAFETY: geteuid(2) has no preconditions and cannot fail.
     if unsafe { libc::geteuid() } == 0 {
@@ -56,9 +56,9 @@ async fn serve(settings: Settings, compilers: Allowlist) -> anyhow::Result<()> {
              to the cache (see docs/security.md); run homccd as a user of its own"
         );
     }
-    let mut config = settings.server_config();
-    config.compilers = Some(compilers);
-    let server = Server::bind(settings.listen_addr(), config).await?;
+    let mut settings = keys.settings();
+    settings.compilers = Some(compilers);
+    let server = Server::bind(keys.listen_addr(), settings).await?;
     // Handlers first: a SIGTERM right after the address is printed must stop gracefully too.
     let mut term = signal(SignalKind::terminate())?;
     let mut int = signal(SignalKind::interrupt())?;

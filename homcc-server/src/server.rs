@@ -18,9 +18,9 @@ use tokio::net::TcpListener;
 use tokio_util::{sync::CancellationToken, task::TaskTracker};
 
 use crate::{
-    access::{AllowList, PerClient},
+    access::{AllowedNetworks, PerClient},
     cache::Cache,
-    compilers::{Allowlist, Compilers, DEFAULT_COMPILER_DIR},
+    compilers::{AllowedCompilers, Compilers, DEFAULT_COMPILER_DIR},
     conn::Conn,
     queue::Scheduler,
     session,
@@ -28,7 +28,7 @@ use crate::{
 
 /// Everything homccd needs to run, resolved from flags and environment.
 #[derive(Debug, Clone)]
-pub struct ServerConfig {
+pub struct Settings {
     /// Concurrent compiles; more wait in the queue.
     pub limit: usize,
     /// Compiles admitted beyond `limit` to upload and wait for a slot; more are refused as busy.
@@ -52,11 +52,11 @@ pub struct ServerConfig {
     pub idle_timeout: Duration,
     /// How long running compiles may take to finish after SIGTERM/SIGINT.
     pub shutdown_grace: Duration,
-    /// The compilers it may run. `None`: [`Allowlist::load`] with no configured compiler and
-    /// the default compiler directory, when the server starts.
-    pub compilers: Option<Allowlist>,
+    /// The compilers it may run. `None`: [`AllowedCompilers::load`] with no configured compiler
+    /// and the default compiler directory, when the server starts.
+    pub compilers: Option<AllowedCompilers>,
     /// The client networks served; other peers are closed at once.
-    pub allow: AllowList,
+    pub allow: AllowedNetworks,
     /// The most connections one client address holds at once (each compile is one); `None`:
     /// [`default_per_client`].
     pub max_connections_per_client: Option<usize>,
@@ -95,10 +95,10 @@ pub fn default_per_client(limit: usize, queue: usize) -> usize {
     limit + queue
 }
 
-impl ServerConfig {
+impl Settings {
     /// The defaults, with the given cache directory.
     pub fn new(cache_dir: PathBuf) -> Self {
-        ServerConfig {
+        Settings {
             limit: default_limit(),
             queue: None,
             queue_timeout: Duration::from_secs(120),
@@ -112,7 +112,7 @@ impl ServerConfig {
             idle_timeout: Duration::from_secs(60),
             shutdown_grace: Duration::from_secs(60),
             compilers: None,
-            allow: AllowList::default(),
+            allow: AllowedNetworks::default(),
             max_connections_per_client: None,
             auth: None,
         }
@@ -199,7 +199,7 @@ impl Stats {
 /// State shared by every session.
 #[derive(Debug)]
 pub struct State {
-    pub config: ServerConfig,
+    pub config: Settings,
     pub cache: Cache,
     pub compilers: Compilers,
     /// Admission, compile slots and the fair queue.
@@ -224,7 +224,7 @@ pub struct Server {
 
 impl Server {
     /// Opens the cache and binds `addr` (port 0 picks a free port).
-    pub async fn bind(addr: SocketAddr, config: ServerConfig) -> anyhow::Result<Server> {
+    pub async fn bind(addr: SocketAddr, config: Settings) -> anyhow::Result<Server> {
         let listener = TcpListener::bind(addr)
             .await
             .with_context(|| format!("cannot listen on {addr}"))?;
@@ -232,7 +232,7 @@ impl Server {
     }
 
     /// Uses an already bound listener.
-    pub fn with_listener(listener: TcpListener, config: ServerConfig) -> anyhow::Result<Server> {
+    pub fn with_listener(listener: TcpListener, config: Settings) -> anyhow::Result<Server> {
         let cache = Cache::open(&config.cache_dir, config.max_cache_bytes)
             .with_context(|| format!("cannot open the cache in {}", config.cache_dir.display()))?;
         let jobs_dir = config.cache_dir.join("jobs");
@@ -252,7 +252,7 @@ impl Server {
         tracing::info!(blobs = cache.len(), bytes = cache.total_bytes(), dir = %config.cache_dir.display(), "cache opened");
         let compilers = match &config.compilers {
             Some(allowed) => allowed.clone(),
-            None => Allowlist::load(&[], DEFAULT_COMPILER_DIR.as_ref())?,
+            None => AllowedCompilers::load(&[], DEFAULT_COMPILER_DIR.as_ref())?,
         };
         tracing::info!(networks = %config.allow, "serving clients from");
         if config.auth.is_some() {

@@ -3,12 +3,12 @@
 //! for a compile slot if none is free, run the compiler hermetically while sending heartbeats,
 //! send the result.
 
-use std::{collections::HashSet, net::SocketAddr, sync::Arc, time::Instant};
+use std::{collections::HashSet, net::SocketAddr, path::PathBuf, sync::Arc, time::Instant};
 
 use homcc_proto::{
     codec::{decode_chunk, encode_chunk},
-    policy, ClientMessage, CodecError, CompileRequest, CompileResult, Digest, Need, OutputFile,
-    Payload, RefusalReason, ServerMessage, PROTOCOL_VERSION,
+    policy, ClientMessage, CodecError, CompileRequest, CompileResult, Compression, Digest, Need,
+    OutputFile, Payload, RefusalReason, ServerMessage, PROTOCOL_VERSION,
 };
 use tokio::net::TcpStream;
 
@@ -154,7 +154,31 @@ async fn handle(
     record.started = Some(compile_started);
     let finished = run_with_heartbeats(conn, state, invocation).await?;
     record.compile_ms = compile_started.elapsed().as_millis() as u64;
-    let compression = req.compression;
+    let (compression, max) = (req.compression, state.config.limits.output_size);
+    let outputs: Vec<_> = outputs
+        .into_iter()
+        .map(|(out, path)| (out.clone(), path))
+        .collect();
+    // Outputs may be hundreds of MB: read and compressed off the async threads.
+    let outputs = tokio::task::spawn_blocking(move || collect_outputs(outputs, compression, max))
+        .await
+        .map_err(internal)??;
+    let result = CompileResult {
+        exit_code: finished.exit_code,
+        stdout: job.unmap_text(&finished.stdout),
+        stderr: job.unmap_text(&finished.stderr),
+        outputs,
+    };
+    Ok((result, job))
+}
+
+/// The outputs the compiler wrote (regular files at their paths in the job root), each at most
+/// `max` bytes, compressed with `compression`.
+fn collect_outputs(
+    outputs: Vec<(PathBuf, PathBuf)>,
+    compression: Compression,
+    max: u64,
+) -> Result<Vec<OutputFile>, Ending> {
     let mut files = Vec::new();
     for (out, path) in outputs {
         let Ok(meta) = std::fs::symlink_metadata(&path) else {
@@ -163,7 +187,6 @@ async fn handle(
         if !meta.is_file() {
             continue;
         }
-        let max = state.config.limits.output_size;
         if meta.len() > max {
             return Err(refuse(
                 RefusalReason::Limit,
@@ -173,26 +196,13 @@ async fn handle(
                 ),
             ));
         }
-        files.push((out.clone(), std::fs::read(&path).map_err(internal)?));
+        let bytes = std::fs::read(&path).map_err(internal)?;
+        files.push(OutputFile {
+            path: out,
+            payload: Payload::pack(compression, &bytes),
+        });
     }
-    let outputs = tokio::task::spawn_blocking(move || {
-        files
-            .into_iter()
-            .map(|(path, bytes)| OutputFile {
-                path,
-                payload: Payload::pack(compression, &bytes),
-            })
-            .collect()
-    })
-    .await
-    .map_err(internal)?;
-    let result = CompileResult {
-        exit_code: finished.exit_code,
-        stdout: job.unmap_text(&finished.stdout),
-        stderr: job.unmap_text(&finished.stderr),
-        outputs,
-    };
-    Ok((result, job))
+    Ok(files)
 }
 
 async fn read_request(conn: &mut Conn) -> Result<CompileRequest, Ending> {

@@ -19,7 +19,7 @@ use homcc_proto::{
     Blob, Chunk, ChunkFile, ChunkRef, ClientMessage, CompilerIdentity, Compression, Digest, Need,
     Payload, Refusal, RefusalReason, PROTOCOL_VERSION,
 };
-use homcc_server::{access::AllowList, ServerConfig};
+use homcc_server::{access::AllowedNetworks, Settings};
 use homcc_tests::raw::{
     body, connect, frame, gxx_identity, next_answer, runtime, send_bytes, Answer, Conversation,
 };
@@ -41,7 +41,7 @@ const SOURCE: &[u8] =
     int attacked(int x) { return x + 1; }\n";
 
 /// Small limits, so that every bound is quick to reach; a normal compile of a C file fits.
-fn strict(config: &mut ServerConfig) {
+fn strict(config: &mut Settings) {
     config.max_frame = 1 << 20;
     config.limits.manifest_entries = 10;
     config.limits.file_size = 16 << 10;
@@ -69,7 +69,7 @@ struct Arena {
 }
 
 impl Arena {
-    fn new(adjust: impl FnOnce(&mut ServerConfig)) -> Arena {
+    fn new(adjust: impl FnOnce(&mut Settings)) -> Arena {
         let dir = tempfile::tempdir().unwrap();
         fs::create_dir(dir.path().join("work")).unwrap();
         fs::create_dir(dir.path().join("canary")).unwrap();
@@ -845,7 +845,7 @@ fn endless_compile_is_killed() {
 fn peer_outside_the_allowed_networks_is_closed() {
     let arena = Arena::new(|config| {
         strict(config);
-        config.allow = AllowList::new(vec!["192.0.2.0/24".parse().unwrap()]);
+        config.allow = AllowedNetworks::new(vec!["192.0.2.0/24".parse().unwrap()]);
     });
     let started = Instant::now();
     let answer = runtime().block_on(arena.conversation(&["-c", "a.cpp"]).run(arena.server.addr));

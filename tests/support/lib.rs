@@ -14,7 +14,7 @@ use std::{
 pub mod netns;
 pub mod raw;
 
-use homcc_server::{server::Record, Server, ServerConfig, Stats};
+use homcc_server::{server::Record, Server, Settings, Stats};
 use tokio_util::sync::CancellationToken;
 
 /// A built binary of the workspace (`homcc`, `homccd`), next to the test executable's directory.
@@ -82,7 +82,7 @@ pub struct TestServer {
 impl TestServer {
     /// Starts a server on 127.0.0.1:0 with a cache in `cache_dir`, after `adjust` changes the
     /// default configuration.
-    pub fn start(cache_dir: &Path, adjust: impl FnOnce(&mut ServerConfig)) -> TestServer {
+    pub fn start(cache_dir: &Path, adjust: impl FnOnce(&mut Settings)) -> TestServer {
         let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind homccd");
         TestServer::start_on(listener, cache_dir, adjust)
     }
@@ -91,9 +91,9 @@ impl TestServer {
     pub fn start_on(
         listener: std::net::TcpListener,
         cache_dir: &Path,
-        adjust: impl FnOnce(&mut ServerConfig),
+        adjust: impl FnOnce(&mut Settings),
     ) -> TestServer {
-        let mut config = ServerConfig::new(cache_dir.to_owned());
+        let mut config = Settings::new(cache_dir.to_owned());
         config.limit = 4;
         // Every test client is 127.0.0.1: only a test of the per-client limit sets one.
         config.max_connections_per_client = Some(usize::MAX);
@@ -128,7 +128,7 @@ impl TestServer {
     }
 
     /// A server with a cache of its own in a temporary directory.
-    pub fn fresh(adjust: impl FnOnce(&mut ServerConfig)) -> TestServer {
+    pub fn fresh(adjust: impl FnOnce(&mut Settings)) -> TestServer {
         let cache = tempfile::tempdir().unwrap();
         let mut server = TestServer::start(cache.path(), adjust);
         server._owned_cache = Some(cache);

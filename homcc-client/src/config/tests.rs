@@ -36,7 +36,7 @@ fn load(args: &str) -> Result<Settings, String> {
 fn defaults() {
     jail(|_| {
         let s = load("").unwrap();
-        assert_eq!(s.config, ClientConfig::default());
+        assert_eq!(s.config, Keys::default());
         assert_eq!((s.hosts.len(), s.hosts_source), (0, HostsSource::Nowhere));
         assert_eq!(s.compression, Compression::Lzo);
         assert_eq!(s.connect_timeout, Duration::from_secs(10));
@@ -73,7 +73,7 @@ fn every_key_is_read_from_the_file() {
         )
         .unwrap();
         let s = load("").unwrap();
-        let want = ClientConfig {
+        let want = Keys {
             compression: Compression::Lzma,
             schroot_profile: Some("jammy".into()),
             docker_container: Some("example_container".into()),

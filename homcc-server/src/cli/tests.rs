@@ -24,15 +24,15 @@ fn jail(test: impl FnOnce(&mut Jail)) {
     });
 }
 
-fn settings(args: &[&str]) -> Result<Settings, String> {
+fn settings(args: &[&str]) -> Result<Keys, String> {
     let cli = Cli::try_parse_from([&["homccd"], args].concat()).map_err(|e| e.to_string())?;
-    cli.settings().map_err(|e| e.0)
+    cli.keys().map_err(|e| e.0)
 }
 
 #[test]
 fn flags_and_their_aliases() {
     jail(|_| {
-        let check = |args: &[&str], test: fn(&Settings) -> bool| {
+        let check = |args: &[&str], test: fn(&Keys) -> bool| {
             let settings = settings(args).unwrap();
             assert!(test(&settings), "{args:?}: {settings:?}");
         };
@@ -58,8 +58,8 @@ fn flags_and_their_aliases() {
         check(&["--compiler-dir", "/d"], |s| {
             s.compiler_dir == Path::new("/d")
         });
-        check(&["--show-compilers"], |s| *s == Settings::default());
-        check(&[], |s| *s == Settings::default());
+        check(&["--show-compilers"], |s| *s == Keys::default());
+        check(&[], |s| *s == Keys::default());
     });
 }
 
@@ -95,8 +95,7 @@ fn flag_beats_variable_beats_file_beats_default() {
         jail.set_env("HOMCCD_PORT", "2002");
         jail.set_env("HOMCCD_LIMIT", "22");
         let got = settings(&["--port", "3003"]).unwrap();
-        let port_limit_level_timeout =
-            |s: &Settings| (s.port, s.limit, s.log_level, s.idle_timeout);
+        let port_limit_level_timeout = |s: &Keys| (s.port, s.limit, s.log_level, s.idle_timeout);
         assert_eq!(
             port_limit_level_timeout(&got),
             (3003, 22, LogLevel::Error, 60)

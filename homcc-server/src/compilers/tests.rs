@@ -46,7 +46,7 @@ fn executable(dir: &Path, name: &str) -> PathBuf {
 }
 
 /// name, path, origin of each allowed compiler.
-fn entries(list: &Allowlist) -> Vec<(&str, &Path, Origin)> {
+fn entries(list: &AllowedCompilers) -> Vec<(&str, &Path, Origin)> {
     list.iter()
         .map(|a| (a.name.as_str(), a.path.as_path(), a.origin))
         .collect()
@@ -64,7 +64,7 @@ fn the_default_is_the_well_known_names_first_on_path() {
     std::fs::write(second.path().join("g++"), "not executable").unwrap();
     let dirs = [first.path().to_owned(), second.path().to_owned()];
     let no_links = first.path().join("missing");
-    let list = Allowlist::build(&[], &no_links, &dirs).unwrap();
+    let list = AllowedCompilers::build(&[], &no_links, &dirs).unwrap();
     assert_eq!(
         entries(&list),
         [
@@ -87,7 +87,7 @@ fn links_in_the_compiler_dir_are_allowed_by_their_names() {
     symlink("tools/real-cc", dir.path().join("cc")).unwrap();
     symlink("/nonexistent/gcc", dir.path().join("gone")).unwrap();
     std::fs::write(dir.path().join("notes"), "not a compiler").unwrap();
-    let list = Allowlist::build(&[], dir.path(), &[]).unwrap();
+    let list = AllowedCompilers::build(&[], dir.path(), &[]).unwrap();
     let real_cc = other.path().canonicalize().unwrap().join("real-cc");
     assert_eq!(script.canonicalize().unwrap(), real_cc);
     assert_eq!(
@@ -104,10 +104,12 @@ fn links_in_the_compiler_dir_are_allowed_by_their_names() {
 fn a_missing_compiler_dir_allows_nothing() {
     let dir = tempfile::tempdir().unwrap();
     let missing = dir.path().join("missing");
-    let list = Allowlist::build(&[], &missing, &[]).unwrap();
+    let list = AllowedCompilers::build(&[], &missing, &[]).unwrap();
     assert_eq!(entries(&list), []);
     let file = executable(dir.path(), "file");
-    let error = Allowlist::build(&[], &file, &[]).unwrap_err().to_string();
+    let error = AllowedCompilers::build(&[], &file, &[])
+        .unwrap_err()
+        .to_string();
     let want = format!("cannot read the compiler directory {}: ", file.display());
     assert!(error.starts_with(&want), "{error}");
 }
@@ -120,7 +122,7 @@ fn configured_entries_are_names_on_path_or_absolute_paths() {
     symlink("/usr/bin/g++", links.path().join("g++")).unwrap();
     let path_dirs = [bin.path().to_owned()];
     let configured = ["cc", "/usr/bin/clang++-14", "cc"].map(PathBuf::from);
-    let list = Allowlist::build(&configured, links.path(), &path_dirs).unwrap();
+    let list = AllowedCompilers::build(&configured, links.path(), &path_dirs).unwrap();
     // The configured `cc` wins over the link of that name; the links add the others.
     assert_eq!(
         entries(&list),
@@ -141,7 +143,7 @@ fn a_configured_entry_that_cannot_run_is_named() {
     let bin = tempfile::tempdir().unwrap();
     std::fs::write(bin.path().join("plain"), "not executable").unwrap();
     let check = |entry: &str, want: &str| {
-        let got = Allowlist::build(&[entry.into()], bin.path(), &[bin.path().to_owned()]);
+        let got = AllowedCompilers::build(&[entry.into()], bin.path(), &[bin.path().to_owned()]);
         assert_eq!(got.unwrap_err().to_string(), want, "{entry}");
     };
     check(
@@ -171,7 +173,7 @@ fn a_configured_entry_that_cannot_run_is_named() {
 fn only_gcc() -> (tempfile::TempDir, Compilers, Allowed) {
     let dir = tempfile::tempdir().unwrap();
     symlink("/usr/bin/gcc", dir.path().join("gcc")).unwrap();
-    let list = Allowlist::build(&[], dir.path(), &[]).unwrap();
+    let list = AllowedCompilers::build(&[], dir.path(), &[]).unwrap();
     let gcc = list.get("gcc").unwrap().clone();
     (dir, Compilers::new(list), gcc)
 }

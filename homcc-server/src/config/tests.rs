@@ -1,6 +1,7 @@
 //! The [homccd] keys as figment reads them (TOML text, lossy like a variable), sizes and levels.
 
 use super::*;
+use crate::server::default_limit;
 use figment::{
     providers::{Format, Serialized, Toml},
     value::Dict,
@@ -8,7 +9,7 @@ use figment::{
 };
 
 /// The settings from a [homccd] table's body, or figment's error message.
-fn from_toml(body: &str) -> Result<Settings, String> {
+fn from_toml(body: &str) -> Result<Keys, String> {
     Figment::from(Toml::string(body))
         .extract_lossy()
         .map_err(|e| e.kind.to_string())
@@ -19,7 +20,7 @@ fn keys_are_exactly_the_fields() {
     let mut unknown = Dict::new();
     unknown.insert("not_a_key".into(), 1.into());
     let error = Figment::from(Serialized::defaults(unknown))
-        .extract::<Settings>()
+        .extract::<Keys>()
         .unwrap_err();
     match error.kind {
         figment::error::Kind::UnknownField(key, fields) => {
@@ -31,7 +32,7 @@ fn keys_are_exactly_the_fields() {
 
 #[test]
 fn an_empty_table_is_the_defaults() {
-    let want = Settings {
+    let want = Keys {
         limit: default_limit() as u32,
         queue: None,
         queue_timeout: 120,
@@ -62,7 +63,7 @@ fn an_empty_table_is_the_defaults() {
 #[rustfmt::skip]
 #[test]
 fn values() {
-    let check = |body: &str, want: Result<fn(&Settings) -> bool, &str>| {
+    let check = |body: &str, want: Result<fn(&Keys) -> bool, &str>| {
         match (from_toml(body), want) {
             (Ok(settings), Ok(test)) => assert!(test(&settings), "{body}: {settings:?}"),
             (Err(error), Err(want)) => assert_eq!(error, want, "{body}"),
@@ -74,17 +75,17 @@ fn values() {
     check("allow = \"10.0.0.0/8 192.168.0.0/16\"", Ok(|s| s.allow.len() == 2));
     check("allow = [\"10.0.0.0/33\"]", Err("'10.0.0.0/33' is not a network: write an address with a prefix length, as in 10.0.0.0/8 or fd00::/8"));
     check("queue = 0\nqueue_timeout = 5", Ok(|s| {
-        let config = s.server_config();
+        let config = s.settings();
         config.queue == Some(0) && config.queue_timeout == std::time::Duration::from_secs(5)
     }));
     check("queue_timeout = 0", Err("0 is not allowed: use at least 1"));
-    check("max_connections_per_client = 3", Ok(|s| s.server_config().max_connections_per_client == Some(3)));
-    check("max_compiler_output = \"1M\"", Ok(|s| s.server_config().max_compiler_output == 1 << 20));
+    check("max_connections_per_client = 3", Ok(|s| s.settings().max_connections_per_client == Some(3)));
+    check("max_compiler_output = \"1M\"", Ok(|s| s.settings().max_compiler_output == 1 << 20));
     check("max_upload_size = \"1G\"\nmax_manifest_entries = 10", Ok(|s| {
-        let limits = s.server_config().limits;
+        let limits = s.settings().limits;
         limits.upload_size == 1 << 30 && limits.manifest_entries == 10
     }));
-    check("max_frame_size = 4096", Ok(|s| s.server_config().max_frame == 4096));
+    check("max_frame_size = 4096", Ok(|s| s.settings().max_frame == 4096));
     check("auth_token_file = \"/etc/homcc/token\"", Ok(|s| s.auth_token_file == Some("/etc/homcc/token".into()) && s.auth.is_none()));
     check("max_dependency_cache_size = 4096", Ok(|s| s.max_dependency_cache_size == 4096));
     check("max_dependency_cache_size = \"4096\"", Ok(|s| s.max_dependency_cache_size == 4096));
@@ -113,10 +114,10 @@ fn values() {
 fn verbose_forces_debug() {
     use tracing::Level;
     let check = |level: LogLevel, verbose: bool, want: Level| {
-        let settings = Settings {
+        let settings = Keys {
             log_level: level,
             verbose,
-            ..Settings::default()
+            ..Keys::default()
         };
         assert_eq!(settings.tracing_level(), want, "{level} {verbose}");
     };
@@ -157,26 +158,26 @@ fn log_levels() {
 }
 
 #[test]
-fn server_config_takes_the_settings() {
+fn the_keys_make_the_settings() {
     let token = AuthToken::from_bytes(b"t").unwrap();
-    let settings = Settings {
+    let settings = Keys {
         auth: Some(token.clone()),
         limit: 3,
         max_dependency_cache_size: 1 << 20,
         cache_dir: Some("/srv/cache".into()),
         compile_timeout: 5,
         idle_timeout: 7,
-        ..Settings::default()
+        ..Keys::default()
     };
-    let config = settings.server_config();
+    let config = settings.settings();
     assert_eq!((config.limit, config.max_cache_bytes), (3, 1 << 20));
     assert_eq!(config.cache_dir, PathBuf::from("/srv/cache"));
     assert_eq!(config.compile_timeout, Duration::from_secs(5));
     assert_eq!(config.idle_timeout, Duration::from_secs(7));
     assert_eq!(
         config.compilers, None,
-        "from Settings::allowlist, when homccd starts"
+        "from Keys::allowlist, when homccd starts"
     );
     assert_eq!(config.auth, Some(token));
-    assert_eq!(Settings::default().server_config().auth, None);
+    assert_eq!(Keys::default().settings().auth, None);
 }
