@@ -1,8 +1,11 @@
-//! Classifies a compiler command line: a single-source compile that can run remotely (with its
-//! outputs and the arguments of its dependency scan), or a local run with the reason why.
+//! Classifies a compiler command line: remote jobs (one per source, with outputs and the
+//! arguments of its dependency scan), a compile+link whose link runs locally, or a local run
+//! with the reason why.
 //!
-//! The table names each flag, how its value is attached and what it means for homcc; a small
-//! matcher walks the arguments with it.
+//! Two pure passes: `read` takes each argument by its entry in the flag table (`flags`: how its
+//! value is attached, what it means for homcc) into a flat `Command`; `plan` makes the jobs from
+//! it. Then the outputs are checked against this machine's file system, and every job against
+//! homcc-proto's argument policy.
 
 use std::{
     ffi::{OsStr, OsString},
@@ -17,10 +20,11 @@ use crate::paths::absolute;
 pub mod flags;
 mod language;
 mod plan;
+mod read;
 
-use flags::{lookup, Role::*, Takes::*};
 pub use language::Language;
 pub use plan::{link_args, Depfile, LinkArg, Plan, RemoteJob};
+use read::{read, Command};
 
 /// Extensions of the languages other than C and C++ that the compiler driver compiles or
 /// assembles itself; any other input of a link is for the linker.
@@ -92,184 +96,46 @@ pub fn classify(args: &[OsString], cwd: &Path, driver: Driver) -> Plan {
     }
 }
 
-/// The table walk over the arguments, and the jobs it leads to.
+/// Everything but the argument policy: the command read against the flag table, the jobs it
+/// makes, and whether this machine can write their outputs where the compiler would.
 fn walk(args: &[OsString], cwd: &Path, driver: Driver) -> Plan {
-    let mut compile_only = false;
-    let mut assembly_only = false;
-    let mut language: Option<Language> = None;
-    let mut dep_while_compiling = false;
-    let mut dep_file: Option<PathBuf> = None;
-    let mut dep_user_only = false;
-    let mut dep_shape: Vec<OsString> = Vec::new();
-    // gcc's preprocessor, given `-Wp,-MD,file` directly, targets `<source>.o`, not the object.
-    let mut dep_targets_object = true;
-    let mut output_arg: Option<OsString> = None;
-    let mut split_dwarf = false;
-    let mut sources: Vec<(PathBuf, Language)> = Vec::new();
-    let mut not_source: Option<PathBuf> = None;
-    let mut other_language: Option<PathBuf> = None;
-    let mut parts: Vec<Part> = Vec::new();
-    let mut target_args = Vec::new();
-    let mut include_flag_dirs: Vec<PathBuf> = Vec::new();
-
-    let mut i = 0;
-    while i < args.len() {
-        let arg = &args[i];
-        let bytes = arg.as_bytes();
-        i += 1;
-        if bytes == b"-" {
-            return local("reads the source from standard input");
+    let command = match read(args, cwd, driver) {
+        Ok(command) => command,
+        Err(reason) => return Plan::Local(reason),
+    };
+    let plan = plan(command, cwd);
+    if let Plan::Remote(jobs) = &plan {
+        let written = jobs
+            .iter()
+            .flat_map(|j| j.outputs.iter().chain(j.depfile.as_ref().map(|d| &d.path)));
+        if let Some(reason) = written.map(|p| unwritable(p)).find_map(|r| r) {
+            return local(reason);
         }
-        if bytes.starts_with(b"@") {
-            // What remains after expansion: a file that does not exist, kept as the compiler does.
-            return local(format!(
-                "response file {} cannot be read",
-                arg.to_string_lossy()
-            ));
-        }
-        if !bytes.starts_with(b"-") {
-            let path = PathBuf::from(arg);
-            let by_name = Language::from_extension(&path).map(|l| match (l, driver) {
-                (Language::C, Driver { cxx: true, .. }) => Language::Cxx,
-                (Language::PreprocessedC, Driver { cxx: true, .. }) => Language::PreprocessedCxx,
-                (l, _) => l,
-            });
-            match language.or(by_name) {
-                Some(lang) => {
-                    parts.push(Part::Source(sources.len()));
-                    sources.push((path, lang));
-                }
-                None => {
-                    let other = path
-                        .extension()
-                        .and_then(OsStr::to_str)
-                        .is_some_and(|e| OTHER_LANGUAGES.contains(&e));
-                    if other {
-                        other_language = other_language.or(Some(path.clone()));
-                    }
-                    not_source = not_source.or(Some(path));
-                    parts.push(Part::LinkInput(arg.clone()));
-                }
-            }
-            continue;
-        }
-        let Some((flag, joined)) = lookup(bytes) else {
-            parts.push(Part::Common {
-                args: vec![arg.clone()],
-                scan: true,
-            });
-            continue;
-        };
-        let mut taken = vec![arg.clone()];
-        let value: Option<OsString> = match (flag.takes, joined) {
-            (Nothing, _) => None,
-            (NextOrJoined, Some(v)) if !v.is_empty() => Some(OsStr::from_bytes(v).to_owned()),
-            (Joined, Some(v)) => Some(OsStr::from_bytes(v).to_owned()),
-            (NextOrJoined | Next, _) => {
-                let Some(next) = args.get(i) else {
-                    return local(format!("{} lacks its value", arg.to_string_lossy()));
-                };
-                i += 1;
-                taken.push(next.clone());
-                Some(next.clone())
-            }
-            (Joined, None) => None,
-        };
-        let part = match flag.role {
-            CompileOnly => {
-                compile_only = true;
-                Part::Stop(taken)
-            }
-            AssemblyOnly => {
-                assembly_only = true;
-                Part::Stop(taken)
-            }
-            Output => {
-                output_arg = value;
-                Part::Output(taken)
-            }
-            Language => {
-                let v = value.unwrap_or_default();
-                if v.as_bytes() == b"none" {
-                    language = None;
-                } else {
-                    match Language::from_x(&v) {
-                        Some(l) => language = Some(l),
-                        None => {
-                            return local(format!(
-                                "language '{}' is compiled locally",
-                                v.to_string_lossy()
-                            ))
-                        }
-                    }
-                }
-                Part::Language(taken)
-            }
-            DepWhileCompiling => {
-                dep_while_compiling = true;
-                dep_user_only = bytes == b"-MMD";
-                Part::Dependency
-            }
-            DepFile => {
-                dep_file = value.map(PathBuf::from);
-                Part::Dependency
-            }
-            PreprocessorPassThrough => {
-                let value = value.unwrap_or_default();
-                let mut items = value.as_bytes().splitn(2, |b| *b == b',');
-                match (items.next(), items.next()) {
-                    (Some(kind @ (b"-MD" | b"-MMD")), Some(file)) if !file.is_empty() => {
-                        dep_while_compiling = true;
-                        dep_user_only = kind == b"-MMD";
-                        dep_file = Some(PathBuf::from(OsStr::from_bytes(file)));
-                        dep_targets_object = driver.clang;
-                        Part::Dependency
-                    }
-                    _ => return local("preprocessor options through -Wp, other than -MD/-MMD"),
-                }
-            }
-            DepShape => {
-                dep_shape.extend(taken);
-                Part::Dependency
-            }
-            SplitDwarf => {
-                split_dwarf = true;
-                Part::Common {
-                    args: taken,
-                    scan: true,
-                }
-            }
-            Target => {
-                target_args.extend(taken.iter().cloned());
-                Part::Common {
-                    args: taken,
-                    scan: true,
-                }
-            }
-            // The server's compiler prints the same "unused" warnings the local one would.
-            LinkOnly => Part::Common {
-                args: taken,
-                scan: false,
-            },
-            Local(reason) | Refused(reason) => return local(reason),
-            IncludeDir => {
-                let dir = absolute(cwd, Path::new(&value.unwrap_or_default()));
-                if !include_flag_dirs.contains(&dir) {
-                    include_flag_dirs.push(dir);
-                }
-                Part::Common {
-                    args: taken,
-                    scan: true,
-                }
-            }
-            Pass => Part::Common {
-                args: taken,
-                scan: true,
-            },
-        };
-        parts.push(part);
     }
+    plan
+}
 
+/// The second pass: the jobs of a command (one per source) and, for a compile+link, the link;
+/// or why it runs locally. Pure.
+fn plan(command: Command, cwd: &Path) -> Plan {
+    let Command {
+        compile_only,
+        assembly_only,
+        dep_while_compiling,
+        dep_file,
+        dep_user_only,
+        dep_shape,
+        dep_targets_source,
+        output_arg,
+        split_dwarf,
+        sources,
+        not_source,
+        other_language,
+        parts,
+        target_args,
+        include_flag_dirs,
+        language: _,
+    } = command;
     if !compile_only && !assembly_only {
         if sources.is_empty() {
             return local("linking only: runs locally");
@@ -315,7 +181,7 @@ fn walk(args: &[OsString], cwd: &Path, driver: Driver) -> Plan {
             let has_target = shape
                 .iter()
                 .any(|a| a.as_bytes().starts_with(b"-MT") || a.as_bytes().starts_with(b"-MQ"));
-            if let (false, true, Some(o)) = (has_target, dep_targets_object, &output_arg) {
+            if let (false, false, Some(o)) = (has_target, dep_targets_source, &output_arg) {
                 shape.extend(["-MQ".into(), o.clone()]);
             }
             Depfile {
@@ -326,11 +192,6 @@ fn walk(args: &[OsString], cwd: &Path, driver: Driver) -> Plan {
                 shape_args: shape,
             }
         });
-        for path in outputs.iter().chain(depfile.as_ref().map(|d| &d.path)) {
-            if let Some(reason) = unwritable(path) {
-                return local(reason);
-            }
-        }
         let (compile_args, scan_args) = job_args(&parts, index, source, false);
         jobs.push(RemoteJob {
             source: source.clone(),
