@@ -20,26 +20,15 @@ use crate::{
     classify::{Language, RemoteJob},
     compiler,
     config::Settings,
-    debug,
     hosts::Host,
     known::KnownChunks,
+    local::Instead,
     output,
+    say::{debug, verbose},
     scan::{self, ScanError},
     session::{compile_on, Failure, Prepared, Target, Timeouts, Traffic},
     slots::{poll_interval, Pick, Slot, Slots, BACKOFF},
-    verbose,
 };
-
-/// Why a job (and so its whole command) runs locally instead of remotely.
-#[derive(Debug)]
-pub enum Instead {
-    /// Quietly: the compiler will speak for itself (a failed dependency scan) or remote output
-    /// could differ (`--verbose` said why).
-    Local,
-    /// After a failure before the compiler's verdict: say this (or exit, if local compilation
-    /// is disabled).
-    Fallback(String),
-}
 
 /// Runs `job` of the compiler `name` (resolved to `binary`) on the first host that takes it.
 pub async fn compile(

@@ -1,10 +1,12 @@
 //! homcc, the compiler wrapper: classify the command line, scan and hash the compile's files,
 //! send it to a homccd, write back what it returns; or compile locally, saying why.
 //!
-//! One compile, top to bottom (`run`): `config` (settings, hosts) → `classify` →
-//! `compiler::info` (identity, include dirs) → `scan` (every file, hashed) → manifest chunks →
-//! `slots` (a host with a free slot) → `session::compile_on` → `output` (files, stdout, stderr,
-//! exit code); any failure before the verdict → `local`, in a local slot.
+//! One compile, top to bottom: here `run` (resolve the compiler, `config`: settings and hosts,
+//! `respfile`, `classify`) and `run_jobs`; then, per source, `job::compile`: prepare (`compiler`
+//! probe, `scan` and hashes, manifest chunks) → pick a host (`slots`) → one attempt per host
+//! (`session::compile_on`) → `output::write_outputs`; back here, `output::replay` (stdout,
+//! stderr, exit code) and the local link of a compile+link. Any failure before the verdict is an
+//! `Instead` (`local`), run locally in a local slot; `say` is what homcc itself prints.
 
 pub mod classify;
 pub mod cli;
@@ -18,13 +20,14 @@ pub mod local;
 pub mod output;
 pub mod paths;
 pub mod respfile;
+pub mod say;
 pub mod scan;
 pub mod session;
 mod show;
 pub mod slots;
 
 use std::{
-    ffi::{OsStr, OsString},
+    ffi::OsString,
     io::Write,
     path::{Path, PathBuf},
     process::ExitCode,
@@ -32,15 +35,15 @@ use std::{
 
 use clap::Parser;
 use futures_util::StreamExt;
-use homcc_proto::{config::LogLevel, CompileResult};
+use homcc_proto::CompileResult;
 
 use crate::{
     classify::{classify, link_args, Driver, LinkArg, Plan, RemoteJob},
     cli::Cli,
     compiler::ResolveError,
     config::Settings,
-    job::Instead,
-    slots::{Slot, Slots},
+    local::{fallback, no_local_anyway, Instead, Invocation},
+    say::verbose,
 };
 
 /// Exit code when homcc itself fails and local compilation is disabled (as distcc's).
@@ -74,33 +77,6 @@ fn masquerade_name(args: &[OsString]) -> Option<OsString> {
     (name != "homcc").then(|| name.to_owned())
 }
 
-/// The compiler command: the name as invoked (its identity on servers), the binary it resolves
-/// to (never homcc itself), its arguments as given, and this machine's slots for running it.
-struct Command<'a> {
-    name: &'a OsStr,
-    binary: PathBuf,
-    args: &'a [OsString],
-    /// The state dir's slots and the local limit, once the settings are known.
-    local_slots: Option<(Slots, u32)>,
-}
-
-impl Command<'_> {
-    /// Runs the compiler locally, as the user asked, in a local slot that the compiler holds
-    /// until it exits.
-    fn local(&self) -> u8 {
-        if let Some(slot) = self.take_local_slot() {
-            slot.keep_across_exec();
-        }
-        local::exec(&self.binary, self.args)
-    }
-
-    /// A local slot, once one is free; `None` without a state dir.
-    fn take_local_slot(&self) -> Option<Slot> {
-        let (slots, limit) = self.local_slots.as_ref()?;
-        slots.take_local(*limit)
-    }
-}
-
 /// Runs one compiler invocation; returns the exit code.
 pub async fn run(cli: Cli) -> u8 {
     let (name, args) = cli.command.split_first().expect("clap requires COMPILER");
@@ -114,7 +90,7 @@ pub async fn run(cli: Cli) -> u8 {
             };
         }
     };
-    let mut cmd = Command {
+    let mut cmd = Invocation {
         name,
         binary,
         args,
@@ -173,7 +149,7 @@ pub async fn run(cli: Cli) -> u8 {
 
 /// `--scan-includes`: the files the compile would send, one per line, each once (no dependency
 /// file is written on the way).
-fn scan_includes(cmd: &Command<'_>, cwd: &Path, jobs: Vec<RemoteJob>) -> u8 {
+fn scan_includes(cmd: &Invocation<'_>, cwd: &Path, jobs: Vec<RemoteJob>) -> u8 {
     let mut seen = std::collections::HashSet::new();
     let mut out = std::io::stdout().lock();
     for mut job in jobs {
@@ -196,20 +172,11 @@ fn scan_includes(cmd: &Command<'_>, cwd: &Path, jobs: Vec<RemoteJob>) -> u8 {
     0
 }
 
-impl Instead {
-    fn run(self, settings: &Settings, cmd: &Command<'_>) -> u8 {
-        match self {
-            Instead::Local => cmd.local(),
-            Instead::Fallback(reason) => fallback(settings.no_local, cmd, &reason),
-        }
-    }
-}
-
 /// Runs `jobs` (one per source) on the build hosts, in parallel up to the hosts' limits; their
 /// outputs are written. Any job that does not reach a verdict makes the whole command local.
 async fn run_jobs(
     settings: &Settings,
-    cmd: &Command<'_>,
+    cmd: &Invocation<'_>,
     cwd: &Path,
     jobs: &[RemoteJob],
 ) -> Result<Vec<CompileResult>, Instead> {
@@ -243,7 +210,7 @@ fn replay_all(results: &[CompileResult]) -> u8 {
 }
 
 /// A compile-only command: every source remotely.
-async fn remote(settings: &Settings, cmd: &Command<'_>, cwd: &Path, jobs: Vec<RemoteJob>) -> u8 {
+async fn remote(settings: &Settings, cmd: &Invocation<'_>, cwd: &Path, jobs: Vec<RemoteJob>) -> u8 {
     match run_jobs(settings, cmd, cwd, &jobs).await {
         Ok(results) => replay_all(&results),
         Err(instead) => instead.run(settings, cmd),
@@ -254,7 +221,7 @@ async fn remote(settings: &Settings, cmd: &Command<'_>, cwd: &Path, jobs: Vec<Re
 /// locally on those objects; the temporary directory is gone whatever happens.
 async fn compile_and_link(
     settings: &Settings,
-    cmd: &Command<'_>,
+    cmd: &Invocation<'_>,
     cwd: &Path,
     mut jobs: Vec<RemoteJob>,
     link: &[LinkArg],
@@ -296,39 +263,5 @@ async fn compile_and_link(
             eprintln!("homcc: cannot run {} to link: {e}", cmd.binary.display());
             EXIT_HOMCC_FAILED
         }
-    }
-}
-
-/// After a failure before the compiler's verdict: compile locally, or (fallback disabled) exit.
-fn fallback(no_local: bool, cmd: &Command<'_>, reason: &str) -> u8 {
-    if no_local {
-        eprintln!("homcc: {reason}; not compiling locally (local compilation is disabled)");
-        return EXIT_HOMCC_FAILED;
-    }
-    eprintln!("homcc: {reason}; compiling locally");
-    cmd.local()
-}
-
-/// Whether local compilation is off when the settings themselves are unusable: the flag, or
-/// the variable if it reads as true.
-fn no_local_anyway(cli: &Cli) -> bool {
-    let variable = std::env::var("HOMCC_NO_LOCAL_COMPILATION").unwrap_or_default();
-    cli.no_local_compilation
-        || ["1", "true", "yes", "on"].contains(&variable.to_ascii_lowercase().as_str())
-}
-
-/// Prints `line` at log level INFO (what runs where, what was sent).
-pub(crate) fn verbose(settings: &Settings, line: &str) {
-    say(settings, LogLevel::Info, line);
-}
-
-/// Prints `line` at log level DEBUG (`--verbose`: slots, back-offs).
-pub(crate) fn debug(settings: &Settings, line: &str) {
-    say(settings, LogLevel::Debug, line);
-}
-
-fn say(settings: &Settings, level: LogLevel, line: &str) {
-    if settings.shows(level) {
-        eprintln!("homcc: {line}");
     }
 }
