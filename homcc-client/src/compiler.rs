@@ -186,7 +186,7 @@ fn probe(
             text.lines().last().unwrap_or("")
         );
     }
-    let identity = identity::identify(name, binary.as_os_str(), &text, first_line)
+    let identity = identity::identify(name, binary.as_os_str(), &text, identity::run_first_line)
         .with_context(|| format!("{}", binary.display()))?;
     // Preprocessed languages list no dependencies at all.
     let listed = !out.stdout.iter().all(u8::is_ascii_whitespace);
@@ -204,17 +204,6 @@ fn probe(
         include_dirs: parse_search_list(&text),
         implicit_includes,
     })
-}
-
-/// The first stdout line of `program arg`, run in the C locale (for [`identity::identify`]).
-fn first_line(program: &OsStr, arg: &str) -> Option<String> {
-    let out = Command::new(program)
-        .arg(arg)
-        .env("LC_ALL", "C")
-        .stdin(Stdio::null())
-        .output()
-        .ok()?;
-    identity::first_line(out.status.success(), &out.stdout)
 }
 
 /// The lines between `#include <...> search starts here:` and `End of search list.`.

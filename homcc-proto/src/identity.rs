@@ -1,9 +1,13 @@
 //! A compiler's identity, computed the same way on both sides (if the two drifted apart, no
 //! compile would ever match): the version and target from what `cc -v` prints, and for gcc the
-//! version line of the assembler it runs, since the assembler writes the object's bytes. Pure:
-//! the caller runs the processes.
+//! version line of the assembler it runs, since the assembler writes the object's bytes.
+//! `identify` is pure: the caller runs the processes, both binaries with `run_first_line`, the
+//! only process this crate knows how to start.
 
-use std::ffi::OsStr;
+use std::{
+    ffi::OsStr,
+    process::{Command, Stdio},
+};
 
 use crate::CompilerIdentity;
 
@@ -43,6 +47,18 @@ pub fn identify(
         .filter(|line| !line.is_empty())
         .ok_or(IdentityError::NoAssembler)?;
     Ok(identity.with_assembler(&version))
+}
+
+/// The first stdout line of `program arg`, run in the C locale with no input (for
+/// [`identify`]): `None` if it cannot run or fails.
+pub fn run_first_line(program: &OsStr, arg: &str) -> Option<String> {
+    let out = Command::new(program)
+        .arg(arg)
+        .env("LC_ALL", "C")
+        .stdin(Stdio::null())
+        .output()
+        .ok()?;
+    first_line(out.status.success(), &out.stdout)
 }
 
 /// The first line of what a run printed on stdout, trimmed; `None` unless it succeeded and

@@ -1,8 +1,9 @@
 //! homcc's wire protocol: the messages of one compile, their framing codec, blob compression and
 //! content digests, the compiler identity (`identity`), and the settings loader both binaries
-//! share. It opens no sockets and runs no processes (`counted` only wraps a stream the caller
-//! owns); its only file access is `config` reading homcc.conf and the token file, and `sys`
-//! looking at a file's metadata.
+//! share. It opens no sockets (`counted` only wraps a stream the caller owns); the only processes
+//! it runs are the one-line queries of a compiler's identity (`identity::run_first_line`); its
+//! only file access is `config` reading homcc.conf and the token file, and `sys` looking at a
+//! file's metadata.
 //!
 //! One compile per TCP connection (see `docs/protocol.md`):
 //! client `Compile` → server `Need` → client `Chunks`/`Blob`s → server `Queued` (if it waits for

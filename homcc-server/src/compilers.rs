@@ -8,7 +8,7 @@
 
 use std::{
     collections::{BTreeMap, HashMap},
-    ffi::{OsStr, OsString},
+    ffi::OsString,
     io,
     path::{Path, PathBuf},
     process::{Command, Stdio},
@@ -421,22 +421,12 @@ async fn probe(path: &Path, name: &str, target: Option<&str>) -> Option<Compiler
             .output()
             .ok()?;
         let text = String::from_utf8_lossy(&out.stderr);
-        let identity = identity::identify(&name, path.as_os_str(), &text, first_line).ok()?;
+        let identity =
+            identity::identify(&name, path.as_os_str(), &text, identity::run_first_line).ok()?;
         tracing::info!(compiler = %path.display(), %identity, "found compiler");
         Some(identity)
     });
     probed.await.ok().flatten()
-}
-
-/// The first stdout line of `program arg`, run in the C locale (for [`identity::identify`]).
-fn first_line(program: &OsStr, arg: &str) -> Option<String> {
-    let out = Command::new(program)
-        .arg(arg)
-        .env("LC_ALL", "C")
-        .stdin(Stdio::null())
-        .output()
-        .ok()?;
-    identity::first_line(out.status.success(), &out.stdout)
 }
 
 #[cfg(test)]
