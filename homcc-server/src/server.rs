@@ -305,7 +305,8 @@ impl Server {
     }
 
     /// Serves until `shutdown` is cancelled, then stops accepting and waits (at most the grace
-    /// period) for running compiles.
+    /// period) for running compiles. Needs a multi-threaded tokio runtime: sessions do their
+    /// file work (hard links, copies, directories) in place on a worker that blocks for it.
     pub async fn run(self, shutdown: CancellationToken) -> anyhow::Result<()> {
         let tracker = TaskTracker::new();
         loop {

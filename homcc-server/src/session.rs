@@ -114,30 +114,25 @@ async fn handle(
         .await
         .map_err(|m| refuse(RefusalReason::CompilerMismatch, m))?;
     check_dirs(&req, &state.config.limits)?;
-    let job = JobRoot::create(&state.jobs_dir).map_err(internal)?;
-    let cwd = job.create_dir_spelt(&req.cwd).map_err(invalid)?;
-    for dir in &req.include_dirs {
-        job.create_dir_spelt(dir).map_err(invalid)?;
-    }
-    for dir in &req.dirs {
-        let mapped = job.map_normal(dir).map_err(invalid)?;
-        std::fs::create_dir_all(&mapped)
-            .map_err(|e| invalid(format!("directory {}: {e}", dir.display())))?;
-    }
+    // File work (directories, hard links, copies) blocks: off the async threads' duty.
+    let (job, cwd) = tokio::task::block_in_place(|| job_root(&state.jobs_dir, &req))?;
     negotiate(conn, state, &req, &job, record).await?;
-    let mut outputs = Vec::with_capacity(req.outputs.len());
-    for out in &req.outputs {
-        let path = job.map_normal(out).map_err(invalid)?;
-        jobroot::prepare_output(&path).map_err(internal)?;
-        outputs.push((out, path));
-    }
-    let mut args = compiler.target_args.clone();
-    args.extend(hermetic_args(&req, &job).map_err(invalid)?);
-    jobroot::shield_written_paths(&args, &cwd, job.path()).map_err(internal)?;
-    let sandbox = match state.sandbox {
-        true => Some(job.sandbox(&compiler.path).map_err(internal)?),
-        false => None,
-    };
+    let (outputs, args, sandbox) = tokio::task::block_in_place(|| {
+        let mut outputs = Vec::with_capacity(req.outputs.len());
+        for out in &req.outputs {
+            let path = job.map_normal(out).map_err(invalid)?;
+            jobroot::prepare_output(&path).map_err(internal)?;
+            outputs.push((out, path));
+        }
+        let mut args = compiler.target_args.clone();
+        args.extend(hermetic_args(&req, &job).map_err(invalid)?);
+        jobroot::shield_written_paths(&args, &cwd, job.path()).map_err(internal)?;
+        let sandbox = match state.sandbox {
+            true => Some(job.sandbox(&compiler.path).map_err(internal)?),
+            false => None,
+        };
+        Ok::<_, Ending>((outputs, args, sandbox))
+    })?;
     let invocation = Invocation {
         compiler: &compiler.path,
         args,
@@ -205,6 +200,25 @@ fn collect_outputs(
     Ok(files)
 }
 
+/// A fresh job root for `req`, with the client's working directory (returned, mapped), its
+/// compiler's include dirs as spelt and the dirs its include flags name.
+fn job_root(
+    jobs_dir: &std::path::Path,
+    req: &CompileRequest,
+) -> Result<(JobRoot, PathBuf), Ending> {
+    let job = JobRoot::create(jobs_dir).map_err(internal)?;
+    let cwd = job.create_dir_spelt(&req.cwd).map_err(invalid)?;
+    for dir in &req.include_dirs {
+        job.create_dir_spelt(dir).map_err(invalid)?;
+    }
+    for dir in &req.dirs {
+        let mapped = job.map_normal(dir).map_err(invalid)?;
+        std::fs::create_dir_all(&mapped)
+            .map_err(|e| invalid(format!("directory {}: {e}", dir.display())))?;
+    }
+    Ok((job, cwd))
+}
+
 async fn read_request(conn: &mut Conn) -> Result<CompileRequest, Ending> {
     // The request is small: it must arrive whole within the idle time, however it trickles in.
     let idle = conn.idle();
@@ -244,32 +258,13 @@ async fn negotiate(
     let cache = &state.cache;
     let limits = &state.config.limits;
     let mut filler = Filler::new(job, cache);
-    let mut unknown_chunks = Vec::new();
     let mut upload = 0u64;
     if req.manifest.len() > limits.manifest_entries {
         return Err(too_many_files(req.manifest.len(), limits));
     }
-    for chunk_ref in &req.manifest {
-        match &chunk_ref.inline {
-            Some(chunk) => {
-                let bytes = encode_chunk(chunk);
-                if Digest::of(&bytes) != chunk_ref.digest {
-                    return Err(invalid(format!(
-                        "chunk {} does not match its digest",
-                        chunk.dir
-                    )));
-                }
-                cache.insert(&chunk_ref.digest, &bytes).map_err(internal)?;
-                filler.add_chunk(chunk).map_err(invalid)?;
-            }
-            None => match cache.read(&chunk_ref.digest).map_err(internal)? {
-                Some(bytes) => filler
-                    .add_chunk(&decode_chunk(&bytes).map_err(internal)?)
-                    .map_err(invalid)?,
-                None => unknown_chunks.push(chunk_ref.digest),
-            },
-        }
-    }
+    // Thousands of hard links: blocking file work.
+    let mut unknown_chunks =
+        tokio::task::block_in_place(|| place_manifest(req, cache, &mut filler))?;
     let mut first = true;
     loop {
         if filler.files > limits.manifest_entries {
@@ -322,6 +317,38 @@ async fn negotiate(
     Ok(())
 }
 
+/// Caches the inline chunks and places the files of every chunk the cache has; returns the
+/// chunks it lacks.
+fn place_manifest(
+    req: &CompileRequest,
+    cache: &crate::cache::Cache,
+    filler: &mut Filler<'_>,
+) -> Result<Vec<Digest>, Ending> {
+    let mut unknown_chunks = Vec::new();
+    for chunk_ref in &req.manifest {
+        match &chunk_ref.inline {
+            Some(chunk) => {
+                let bytes = encode_chunk(chunk);
+                if Digest::of(&bytes) != chunk_ref.digest {
+                    return Err(invalid(format!(
+                        "chunk {} does not match its digest",
+                        chunk.dir
+                    )));
+                }
+                cache.insert(&chunk_ref.digest, &bytes).map_err(internal)?;
+                filler.add_chunk(chunk).map_err(invalid)?;
+            }
+            None => match cache.read(&chunk_ref.digest).map_err(internal)? {
+                Some(bytes) => filler
+                    .add_chunk(&decode_chunk(&bytes).map_err(internal)?)
+                    .map_err(invalid)?,
+                None => unknown_chunks.push(chunk_ref.digest),
+            },
+        }
+    }
+    Ok(unknown_chunks)
+}
+
 fn too_many_files(count: usize, limits: &crate::server::Limits) -> Ending {
     refuse(
         RefusalReason::Limit,
@@ -354,7 +381,7 @@ async fn receive(
                 ))
             }
             Some(Err(e)) => return Err(invalid(e)),
-            Some(Ok(ClientMessage::Chunks(list))) => {
+            Some(Ok(ClientMessage::Chunks(list))) => tokio::task::block_in_place(|| {
                 for chunk in list {
                     let bytes = encode_chunk(&chunk);
                     let digest = Digest::of(&bytes);
@@ -365,7 +392,8 @@ async fn receive(
                     filler.add_chunk(&chunk).map_err(invalid)?;
                     record.chunks_in += 1;
                 }
-            }
+                Ok(())
+            })?,
             Some(Ok(ClientMessage::Blob(blob))) => {
                 if !blobs.remove(&blob.digest) {
                     return Err(invalid(format!("blob {} was not asked for", blob.digest)));
@@ -388,7 +416,8 @@ async fn receive(
                 .map_err(internal)?
                 .map_err(invalid)?
                 .ok_or_else(|| invalid(format!("blob {digest} does not match its digest")))?;
-                filler.complete_upload(&digest, &bytes).map_err(invalid)?;
+                tokio::task::block_in_place(|| filler.complete_upload(&digest, &bytes))
+                    .map_err(invalid)?;
                 record.blobs_in += 1;
             }
             Some(Ok(ClientMessage::Compile(_))) => {
