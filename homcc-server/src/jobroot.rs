@@ -1,6 +1,7 @@
 //! The job root `R`: a fresh directory per compile in which each client path `/p` lives at `R/p`.
 //! Every path that comes from a client is checked here, lexically, never to leave `R`; and no
-//! file the compile may write is a hard link into the cache.
+//! file the compile may write is a hard link into the cache. A request's root is made here
+//! (`for_request`), and its outputs are read back from it (`collect_outputs`).
 
 use std::{
     ffi::OsStr,
@@ -9,7 +10,10 @@ use std::{
     path::{Component, Path, PathBuf},
 };
 
+use homcc_proto::{CompileRequest, Compression, OutputFile, Payload, RefusalReason};
 use tempfile::TempDir;
+
+use crate::ending::{internal, invalid, refuse, Ending};
 
 /// The longest client path accepted, in bytes (Linux's PATH_MAX).
 pub const MAX_PATH_LEN: usize = 4096;
@@ -255,6 +259,55 @@ fn find(haystack: &[u8], needle: &[u8]) -> Option<usize> {
         return None;
     }
     haystack.windows(needle.len()).position(|w| w == needle)
+}
+
+/// A fresh job root for `req`, with the client's working directory (returned, mapped), its
+/// compiler's include dirs as spelt and the dirs its include flags name.
+pub fn for_request(jobs_dir: &Path, req: &CompileRequest) -> Result<(JobRoot, PathBuf), Ending> {
+    let job = JobRoot::create(jobs_dir).map_err(internal)?;
+    let cwd = job.create_dir_spelt(&req.cwd).map_err(invalid)?;
+    for dir in &req.include_dirs {
+        job.create_dir_spelt(dir).map_err(invalid)?;
+    }
+    for dir in &req.dirs {
+        let mapped = job.map_normal(dir).map_err(invalid)?;
+        std::fs::create_dir_all(&mapped)
+            .map_err(|e| invalid(format!("directory {}: {e}", dir.display())))?;
+    }
+    Ok((job, cwd))
+}
+
+/// The outputs the compiler wrote (regular files at their paths in the job root), each at most
+/// `max` bytes, compressed with `compression`.
+pub fn collect_outputs(
+    outputs: Vec<(PathBuf, PathBuf)>,
+    compression: Compression,
+    max: u64,
+) -> Result<Vec<OutputFile>, Ending> {
+    let mut files = Vec::new();
+    for (out, path) in outputs {
+        let Ok(meta) = std::fs::symlink_metadata(&path) else {
+            continue;
+        };
+        if !meta.is_file() {
+            continue;
+        }
+        if meta.len() > max {
+            return Err(refuse(
+                RefusalReason::Limit,
+                format!(
+                    "output {} is larger than {max} bytes (max_output_size)",
+                    out.display()
+                ),
+            ));
+        }
+        let bytes = std::fs::read(&path).map_err(internal)?;
+        files.push(OutputFile {
+            path: out,
+            payload: Payload::pack(compression, &bytes),
+        });
+    }
+    Ok(files)
 }
 
 #[cfg(test)]

@@ -3,12 +3,12 @@
 //! for a compile slot if none is free, run the compiler hermetically while sending heartbeats,
 //! send the result.
 
-use std::{collections::HashSet, net::SocketAddr, path::PathBuf, sync::Arc, time::Instant};
+use std::{collections::HashSet, net::SocketAddr, sync::Arc, time::Instant};
 
 use homcc_proto::{
     codec::{decode_chunk, encode_chunk},
-    policy, ClientMessage, CodecError, CompileRequest, CompileResult, Compression, Digest, Need,
-    OutputFile, Payload, RefusalReason, ServerMessage, PROTOCOL_VERSION,
+    policy, ClientMessage, CodecError, CompileRequest, CompileResult, Digest, Need, RefusalReason,
+    ServerMessage, PROTOCOL_VERSION,
 };
 use tokio::net::TcpStream;
 
@@ -115,7 +115,7 @@ async fn handle(
         .map_err(|m| refuse(RefusalReason::CompilerMismatch, m))?;
     check_dirs(&req, &state.config.limits)?;
     // File work (directories, hard links, copies) blocks: off the async threads' duty.
-    let (job, cwd) = tokio::task::block_in_place(|| job_root(&state.jobs_dir, &req))?;
+    let (job, cwd) = tokio::task::block_in_place(|| jobroot::for_request(&state.jobs_dir, &req))?;
     negotiate(conn, state, &req, &job, record).await?;
     let (outputs, args, sandbox) = tokio::task::block_in_place(|| {
         let mut outputs = Vec::with_capacity(req.outputs.len());
@@ -155,9 +155,10 @@ async fn handle(
         .map(|(out, path)| (out.clone(), path))
         .collect();
     // Outputs may be hundreds of MB: read and compressed off the async threads.
-    let outputs = tokio::task::spawn_blocking(move || collect_outputs(outputs, compression, max))
-        .await
-        .map_err(internal)??;
+    let outputs =
+        tokio::task::spawn_blocking(move || jobroot::collect_outputs(outputs, compression, max))
+            .await
+            .map_err(internal)??;
     let result = CompileResult {
         exit_code: finished.exit_code,
         stdout: job.unmap_text(&finished.stdout),
@@ -165,58 +166,6 @@ async fn handle(
         outputs,
     };
     Ok((result, job))
-}
-
-/// The outputs the compiler wrote (regular files at their paths in the job root), each at most
-/// `max` bytes, compressed with `compression`.
-fn collect_outputs(
-    outputs: Vec<(PathBuf, PathBuf)>,
-    compression: Compression,
-    max: u64,
-) -> Result<Vec<OutputFile>, Ending> {
-    let mut files = Vec::new();
-    for (out, path) in outputs {
-        let Ok(meta) = std::fs::symlink_metadata(&path) else {
-            continue;
-        };
-        if !meta.is_file() {
-            continue;
-        }
-        if meta.len() > max {
-            return Err(refuse(
-                RefusalReason::Limit,
-                format!(
-                    "output {} is larger than {max} bytes (max_output_size)",
-                    out.display()
-                ),
-            ));
-        }
-        let bytes = std::fs::read(&path).map_err(internal)?;
-        files.push(OutputFile {
-            path: out,
-            payload: Payload::pack(compression, &bytes),
-        });
-    }
-    Ok(files)
-}
-
-/// A fresh job root for `req`, with the client's working directory (returned, mapped), its
-/// compiler's include dirs as spelt and the dirs its include flags name.
-fn job_root(
-    jobs_dir: &std::path::Path,
-    req: &CompileRequest,
-) -> Result<(JobRoot, PathBuf), Ending> {
-    let job = JobRoot::create(jobs_dir).map_err(internal)?;
-    let cwd = job.create_dir_spelt(&req.cwd).map_err(invalid)?;
-    for dir in &req.include_dirs {
-        job.create_dir_spelt(dir).map_err(invalid)?;
-    }
-    for dir in &req.dirs {
-        let mapped = job.map_normal(dir).map_err(invalid)?;
-        std::fs::create_dir_all(&mapped)
-            .map_err(|e| invalid(format!("directory {}: {e}", dir.display())))?;
-    }
-    Ok((job, cwd))
 }
 
 async fn read_request(conn: &mut Conn) -> Result<CompileRequest, Ending> {
