@@ -169,8 +169,9 @@ struct Wait {
     during: &'static str,
 }
 
-/// Runs the compile on `target`; `answered` is called once the server has shown it is healthy
-/// (its first answer to the request is not a refusal, or only says it is busy).
+/// Runs the compile on `target`: connect (and answer the challenge), send the request, then
+/// answer the server until its verdict. `answered` is called once the server has shown it is
+/// healthy (its first answer to the request is not a refusal, or only says it is busy).
 pub async fn compile_on(
     target: &Target<'_>,
     prepared: &Prepared,
@@ -178,15 +179,38 @@ pub async fn compile_on(
     traffic: &mut Traffic,
     answered: &mut dyn FnMut(),
 ) -> Result<CompileResult, Failure> {
-    let Target {
-        host,
-        auth,
-        compression,
-        timeouts,
-        queue,
-    } = *target;
-    let deadline = Instant::now() + timeouts.request;
-    let stream = tokio::time::timeout(timeouts.connect, TcpStream::connect(host.address()))
+    let deadline = Instant::now() + target.timeouts.request;
+    let (mut conn, counts) = connect(target, deadline).await?;
+    let request = request_for(target, prepared, known, traffic);
+    send(&mut conn, ClientMessage::Compile(Box::new(request))).await?;
+    let result = converse(
+        &mut conn, &counts, target, prepared, traffic, answered, deadline,
+    )
+    .await?;
+    known.insert_all(prepared.chunks.iter().map(|(d, _)| d));
+    traffic.sent = counts.written.load(Ordering::Relaxed);
+    traffic.received = counts.read.load(Ordering::Relaxed);
+    Ok(result)
+}
+
+/// The wait for the server's first answer, to the challenge or to the request: it comes as soon
+/// as the server has accepted the connection or read the request, so a server that accepts
+/// connections but does not answer costs only the connect timeout.
+fn first_answer(timeouts: Timeouts, during: &'static str) -> Wait {
+    Wait {
+        silence: timeouts.connect,
+        timeout: "establish_connection_timeout",
+        during,
+    }
+}
+
+/// A connection to `target`'s host, authenticated when the client has a token.
+async fn connect(
+    target: &Target<'_>,
+    deadline: Instant,
+) -> Result<(Conn, Arc<ByteCounts>), Failure> {
+    let timeouts = target.timeouts;
+    let stream = tokio::time::timeout(timeouts.connect, TcpStream::connect(target.host.address()))
         .await
         .map_err(|_| Failure::TimedOut {
             timeout: "establish_connection_timeout",
@@ -200,16 +224,9 @@ pub async fn compile_on(
         Counted::new(stream, counts.clone()),
         ClientCodec::with_limits(DEFAULT_MAX_SERVER_FRAME, DEFAULT_MAX_CLIENT_FRAME),
     );
-    // The first answer, to the challenge or to the request, comes as soon as the server has
-    // accepted the connection or read the request: a server that accepts connections but does
-    // not answer costs only the connect timeout.
-    let first_answer = |during| Wait {
-        silence: timeouts.connect,
-        timeout: "establish_connection_timeout",
-        during,
-    };
-    if let Some(token) = auth {
+    if let Some(token) = target.auth {
         let wait = first_answer(
+            timeouts,
             "waiting for the server's authentication challenge (does it have an auth_token_file?)",
         );
         let nonce = match receive(&mut conn, &counts, wait, deadline, timeouts.request).await? {
@@ -224,13 +241,21 @@ pub async fn compile_on(
         let proof = token.proof(&nonce);
         send(&mut conn, ClientMessage::Auth { proof }).await?;
     }
+    Ok((conn, counts))
+}
 
+/// The request for `target`: its compression and leave to queue, and the manifest's chunks inline
+/// where the host is not known to have them.
+fn request_for(
+    target: &Target<'_>,
+    prepared: &Prepared,
+    known: &KnownChunks,
+    traffic: &mut Traffic,
+) -> CompileRequest {
     let mut request = prepared.request.clone();
-    request.compression = compression;
-    request.queue = queue;
-    request.manifest = prepared
-        .chunks
-        .iter()
+    request.compression = target.compression;
+    request.queue = target.queue;
+    request.manifest = (prepared.chunks.iter())
         .map(|(digest, chunk)| ChunkRef {
             digest: *digest,
             inline: (!known.contains(digest)).then(|| chunk.clone()),
@@ -238,24 +263,35 @@ pub async fn compile_on(
         .collect();
     traffic.files = prepared.files.len();
     traffic.chunks = request.manifest.len();
-    traffic.chunks_inline = request
-        .manifest
-        .iter()
+    traffic.chunks_inline = (request.manifest.iter())
         .filter(|c| c.inline.is_some())
         .count();
-    send(&mut conn, ClientMessage::Compile(Box::new(request))).await?;
+    request
+}
 
+/// Answers the server after the request (uploads what it needs, notes its place in the queue)
+/// until its verdict.
+async fn converse(
+    conn: &mut Conn,
+    counts: &ByteCounts,
+    target: &Target<'_>,
+    prepared: &Prepared,
+    traffic: &mut Traffic,
+    answered: &mut dyn FnMut(),
+    deadline: Instant,
+) -> Result<CompileResult, Failure> {
+    let timeouts = target.timeouts;
     let mut first = true;
-    let result = loop {
+    loop {
         let wait = match first {
-            true => first_answer("waiting for the server's first answer"),
+            true => first_answer(timeouts, "waiting for the server's first answer"),
             false => Wait {
                 silence: timeouts.heartbeat,
                 timeout: "heartbeat timeout",
                 during: "waiting for a sign of life from the server",
             },
         };
-        let message = receive(&mut conn, &counts, wait, deadline, timeouts.request).await?;
+        let message = receive(conn, counts, wait, deadline, timeouts.request).await?;
         let was_first = std::mem::take(&mut first);
         let healthy = match &message {
             ServerMessage::Refused(refusal) => refusal.reason == RefusalReason::Busy,
@@ -267,13 +303,13 @@ pub async fn compile_on(
         }
         match message {
             ServerMessage::Need(need) => {
-                upload(&mut conn, prepared, &need, compression, traffic).await?
+                upload(conn, prepared, &need, target.compression, traffic).await?
             }
             ServerMessage::Heartbeat => {}
             ServerMessage::Queued { position } => traffic.queued = Some(position),
-            ServerMessage::Result(result) => break result,
+            ServerMessage::Result(result) => return Ok(result),
             ServerMessage::Refused(refusal) => return Err(Failure::Refused(refusal)),
-            ServerMessage::Challenge { .. } if was_first && auth.is_none() => {
+            ServerMessage::Challenge { .. } if was_first && target.auth.is_none() => {
                 return Err(Failure::AuthRequired)
             }
             ServerMessage::Challenge { .. } => {
@@ -282,11 +318,7 @@ pub async fn compile_on(
                 ))
             }
         }
-    };
-    known.insert_all(prepared.chunks.iter().map(|(d, _)| d));
-    traffic.sent = counts.written.load(Ordering::Relaxed);
-    traffic.received = counts.read.load(Ordering::Relaxed);
-    Ok(result)
+    }
 }
 
 /// The server's next frame, or why none came: within `wait`, and before `deadline`, the end of
