@@ -47,7 +47,7 @@ pub struct Cli {
     pub remote_compilation_tries: Option<usize>,
     /// Never compile locally after a remote failure: exit with status 100 and the reason instead [env: HOMCC_NO_LOCAL_COMPILATION]
     #[arg(long)]
-    #[serde(skip_serializing_if = "is_false")]
+    #[serde(skip_serializing_if = "homcc_proto::config::is_false")]
     pub no_local_compilation: bool,
     /// schroot profile for remote compiles (accepted for compatibility, not sent: homccd checks the compiler's identity instead) [env: HOMCC_SCHROOT_PROFILE]
     #[arg(long, value_name = "PROFILE")]
@@ -67,7 +67,7 @@ pub struct Cli {
     pub log_level: Option<String>,
     /// Say what homcc does (log level DEBUG): why a compile runs locally, what was sent [env: HOMCC_VERBOSE]
     #[arg(long)]
-    #[serde(skip_serializing_if = "is_false")]
+    #[serde(skip_serializing_if = "homcc_proto::config::is_false")]
     pub verbose: bool,
     /// Read no homcc.conf file (variables and flags still apply)
     #[arg(long)]
@@ -105,10 +105,6 @@ impl Cli {
     pub fn shows(&self) -> bool {
         self.show_hosts || self.show_concurrency || self.show_variables
     }
-}
-
-fn is_false(flag: &bool) -> bool {
-    !flag
 }
 
 #[cfg(test)]

@@ -86,7 +86,7 @@ pub async fn compile(
         }
         // The first look at the hosts asks a full one to say so rather than queue the compile,
         // as long as another host may have a free slot.
-        let queue = round.number > 0 || alone;
+        let queue = round.all_were_full || alone;
         match attempt(settings, host, &prepared, queue, probe).await {
             Ok((result, traffic, remote)) => {
                 let remove_stale = prepared.request.compiler.is_clang() || job.assembly;
@@ -174,8 +174,8 @@ enum Room {
 /// What one walk over the hosts has learnt: which failed (not asked again) and which were full.
 #[derive(Debug)]
 struct Round {
-    /// How many times every host left was full and the walk began again.
-    number: u32,
+    /// Every host left was full in an earlier walk: from then on, each is asked to queue.
+    all_were_full: bool,
     failed: Vec<bool>,
     /// The busy answer of each host that gave one in this walk.
     busy: Vec<Option<String>>,
@@ -184,7 +184,7 @@ struct Round {
 impl Round {
     fn new(hosts: usize) -> Round {
         Round {
-            number: 0,
+            all_were_full: false,
             failed: vec![false; hosts],
             busy: vec![None; hosts],
         }
@@ -215,7 +215,7 @@ impl Round {
         }
         let pause = busy_pause().min(wait_until.saturating_duration_since(Instant::now()));
         tokio::time::sleep(pause).await;
-        self.number += 1;
+        self.all_were_full = true;
         self.busy.fill(None);
         Room::AskAgain
     }

@@ -129,30 +129,9 @@ impl Slots {
     /// random); hosts backing off or not usable yet (SSH) are not candidates. Hosts that said
     /// they are full within [`BUSY_HINT`] are candidates only when no other host is.
     pub fn pick(&self, hosts: &[Host], skip: &[bool]) -> Pick {
-        let full: Vec<bool> = (hosts.iter().enumerate())
-            .map(|(i, host)| !skip[i] && self.said_busy(&host.key()))
-            .collect();
-        let others_left = (hosts.iter().enumerate())
-            .any(|(i, host)| !skip[i] && !full[i] && self.is_candidate(host));
-        match others_left {
-            true => {
-                let skip: Vec<bool> = skip.iter().zip(&full).map(|(s, f)| *s || *f).collect();
-                self.pick_among(hosts, &skip)
-            }
-            false => self.pick_among(hosts, skip),
-        }
-    }
-
-    /// Whether `host` may be asked now: usable, and not backing off.
-    fn is_candidate(&self, host: &Host) -> bool {
-        !matches!(host.transport, Transport::Ssh { .. }) && self.backing_off(&host.key()).is_none()
-    }
-
-    fn pick_among(&self, hosts: &[Host], skip: &[bool]) -> Pick {
-        let mut best: Option<(usize, Slot, u32)> = None;
-        let mut ties = 0;
         let mut reasons = Vec::new();
-        let mut candidates = 0;
+        // The hosts that may be asked, and whether each said it is full just now.
+        let mut candidates = Vec::new();
         for (index, host) in hosts.iter().enumerate() {
             if skip[index] {
                 continue;
@@ -166,7 +145,19 @@ impl Slots {
                 reasons.push(format!("{host}: skipped for {left} s after: {reason}"));
                 continue;
             }
-            candidates += 1;
+            candidates.push((index, self.said_busy(&host.key())));
+        }
+        if candidates.iter().any(|(_, busy)| !busy) {
+            candidates.retain(|(_, busy)| !busy);
+        }
+        if candidates.is_empty() {
+            return Pick::NoHost(reasons);
+        }
+        let alone = candidates.len() == 1;
+        let mut best: Option<(usize, Slot, u32)> = None;
+        let mut ties = 0;
+        for (index, _) in candidates {
+            let host = &hosts[index];
             let Ok((Some(slot), free)) = self.try_take(&host.key(), host.limit) else {
                 continue;
             };
@@ -184,13 +175,8 @@ impl Slots {
             best = Some((index, slot, free));
         }
         match best {
-            Some((index, slot, _)) => Pick::Host {
-                index,
-                slot,
-                alone: candidates == 1,
-            },
-            None if candidates > 0 => Pick::Full,
-            None => Pick::NoHost(reasons),
+            Some((index, slot, _)) => Pick::Host { index, slot, alone },
+            None => Pick::Full,
         }
     }
 

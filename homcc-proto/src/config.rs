@@ -211,6 +211,12 @@ where
     text.parse().map_err(serde::de::Error::custom)
 }
 
+/// For `skip_serializing_if` on a flag given as a bool: leaves it out of the flags layer
+/// unless it is set.
+pub fn is_false(flag: &bool) -> bool {
+    !flag
+}
+
 /// A number of at least one (a count, a limit, seconds): 0 would refuse every compile, drop
 /// every client or try no host.
 pub fn at_least_one<'de, D, T>(deserializer: D) -> Result<T, D::Error>

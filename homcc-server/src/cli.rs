@@ -65,7 +65,7 @@ pub struct Cli {
     pub log_level: Option<String>,
     /// Log at DEBUG level, whatever the log level [env: HOMCCD_VERBOSE] [default: false]
     #[arg(long)]
-    #[serde(skip_serializing_if = "is_false")]
+    #[serde(skip_serializing_if = "homcc_proto::config::is_false")]
     pub verbose: bool,
     /// A compiler homccd may run besides those linked in the compiler dir, by name (looked up on PATH at start) or absolute path; repeat for more. With neither, the gcc, g++, cc, c++, clang and clang++ found on PATH, also versioned (gcc-12) or target-prefixed (aarch64-linux-gnu-gcc). Any other compiler is refused [env: HOMCCD_COMPILERS, separated by spaces] [default: none]
     #[arg(long = "compiler", value_name = "NAME_OR_PATH")]
@@ -148,10 +148,6 @@ impl Cli {
         settings.read_auth_token()?;
         Ok(settings)
     }
-}
-
-fn is_false(flag: &bool) -> bool {
-    !flag
 }
 
 #[cfg(test)]

@@ -28,6 +28,8 @@ struct Inner {
     /// Compiles holding a place: uploading, waiting or running.
     admitted: usize,
     running: usize,
+    /// The most compiles that ever ran at once.
+    peak_running: usize,
     /// Compiles running per client address (addresses with none are removed).
     running_per_client: HashMap<IpAddr, usize>,
     /// Waiting compiles by ticket (arrival order) and their client address.
@@ -108,6 +110,11 @@ impl Scheduler {
     pub fn running(&self) -> usize {
         self.inner.lock().unwrap().running
     }
+
+    /// The most compiles that ran at once.
+    pub fn peak_running(&self) -> usize {
+        self.inner.lock().unwrap().peak_running
+    }
 }
 
 /// An admitted compile's place; dropping it frees the place.
@@ -156,10 +163,14 @@ impl Waiter<'_> {
         }
         inner.waiting.remove(&self.ticket);
         inner.running += 1;
+        inner.peak_running = inner.peak_running.max(inner.running);
         *inner.running_per_client.entry(self.client).or_default() += 1;
+        let slot_left = inner.running < scheduler.limit && !inner.waiting.is_empty();
         drop(inner);
-        // Another slot may be free for the next in line.
-        scheduler.changed.notify_waiters();
+        if slot_left {
+            // Another slot is free for the next in line.
+            scheduler.changed.notify_waiters();
+        }
         Some(Slot {
             scheduler: scheduler.clone(),
             client: self.client,
@@ -255,7 +266,7 @@ mod tests {
         let third = places[2].wait();
         assert!(third.try_take().is_none(), "the limit is 2");
         assert_eq!(third.position(), 1);
-        assert_eq!(s.running(), 2);
+        assert_eq!((s.running(), s.peak_running()), (2, 2));
         drop(one);
         assert!(third.try_take().is_some(), "the freed slot");
     }

@@ -5,10 +5,7 @@
 use std::{
     net::SocketAddr,
     path::PathBuf,
-    sync::{
-        atomic::{AtomicUsize, Ordering},
-        Arc, Mutex,
-    },
+    sync::{Arc, Mutex},
     time::Duration,
 };
 
@@ -146,40 +143,23 @@ pub struct Record {
     pub started: Option<std::time::Instant>,
 }
 
-/// Counters shared by all sessions.
-#[derive(Debug, Default)]
+/// What the server did and does: its finished connections, and (from its scheduler) the
+/// compiles running now.
+#[derive(Debug)]
 pub struct Stats {
     records: Mutex<Vec<Record>>,
-    /// Sessions holding a compile slot now, and the most there ever were at once.
-    running: AtomicUsize,
-    peak_running: AtomicUsize,
-}
-
-/// A session's compile slot, counted in [`Stats`] until dropped.
-#[derive(Debug)]
-pub(crate) struct Running(Arc<Stats>);
-
-impl Drop for Running {
-    fn drop(&mut self) {
-        self.0.running.fetch_sub(1, Ordering::SeqCst);
-    }
+    scheduler: Arc<Scheduler>,
 }
 
 impl Stats {
     /// How many sessions hold a compile slot now.
     pub fn running(&self) -> usize {
-        self.running.load(Ordering::SeqCst)
+        self.scheduler.running()
     }
 
     /// The most sessions that held a compile slot at the same moment.
     pub fn peak_running(&self) -> usize {
-        self.peak_running.load(Ordering::SeqCst)
-    }
-
-    pub(crate) fn start_running(self: &Arc<Self>) -> Running {
-        let now = self.running.fetch_add(1, Ordering::SeqCst) + 1;
-        self.peak_running.fetch_max(now, Ordering::SeqCst);
-        Running(self.clone())
+        self.scheduler.peak_running()
     }
 
     /// Every finished connection, oldest first.
@@ -276,16 +256,20 @@ impl Server {
                 false
             }
         };
+        let scheduler = Scheduler::new(config.limit, queue);
         let state = State {
             sandbox,
             per_client: Arc::default(),
             max_per_client,
-            scheduler: Scheduler::new(config.limit, queue),
+            stats: Arc::new(Stats {
+                records: Mutex::default(),
+                scheduler: scheduler.clone(),
+            }),
+            scheduler,
             config,
             cache,
             compilers: Compilers::new(compilers),
             jobs_dir,
-            stats: Arc::default(),
             shutdown: CancellationToken::new(),
         };
         Ok(Server {

@@ -122,7 +122,7 @@ async fn handle(
         for out in &req.outputs {
             let path = job.map_normal(out).map_err(invalid)?;
             jobroot::prepare_output(&path).map_err(internal)?;
-            outputs.push((out, path));
+            outputs.push((out.clone(), path));
         }
         let mut args = compiler.target_args.clone();
         args.extend(hermetic_args(&req, &job).map_err(invalid)?);
@@ -143,17 +143,12 @@ async fn handle(
     };
     let queued = Instant::now();
     let _slot = take_slot(conn, state, &admission).await?;
-    let _running = state.stats.start_running();
     let compile_started = Instant::now();
     record.queued_ms = (compile_started - queued).as_millis() as u64;
     record.started = Some(compile_started);
     let finished = run_with_heartbeats(conn, state, invocation).await?;
     record.compile_ms = compile_started.elapsed().as_millis() as u64;
     let (compression, max) = (req.compression, state.config.limits.output_size);
-    let outputs: Vec<_> = outputs
-        .into_iter()
-        .map(|(out, path)| (out.clone(), path))
-        .collect();
     // Outputs may be hundreds of MB: read and compressed off the async threads.
     let outputs =
         tokio::task::spawn_blocking(move || jobroot::collect_outputs(outputs, compression, max))
