@@ -118,96 +118,102 @@ fn walk(args: &[OsString], cwd: &Path, driver: Driver) -> Plan {
 /// The second pass: the jobs of a command (one per source) and, for a compile+link, the link;
 /// or why it runs locally. Pure.
 fn plan(command: Command, cwd: &Path) -> Plan {
-    let Command {
-        compile_only,
-        assembly_only,
-        dep_while_compiling,
-        dep_file,
-        dep_user_only,
-        dep_shape,
-        dep_targets_source,
-        output_arg,
-        split_dwarf,
-        sources,
-        not_source,
-        other_language,
-        parts,
-        target_args,
-        include_flag_dirs,
-        language: _,
-    } = command;
-    if !compile_only && !assembly_only {
-        if sources.is_empty() {
-            return local("linking only: runs locally");
-        }
-        if let Some(path) = other_language {
-            return local(format!("input {} is compiled locally", path.display()));
-        }
-        if dep_while_compiling || split_dwarf {
-            return local(
-                "dependency files and split DWARF of a compile+link command are written locally",
-            );
-        }
-        return compile_and_link(&parts, &sources, &target_args, &include_flag_dirs);
-    }
-    if let Some(path) = not_source {
-        return local(format!("input {} is not a C or C++ source", path.display()));
-    }
-    if sources.is_empty() {
-        return local("no source file");
-    }
-    if dep_while_compiling && sources.iter().any(|(_, l)| l.is_preprocessed()) {
-        return local("a dependency file of a preprocessed source");
-    }
-    if sources.len() > 1 && (output_arg.is_some() || dep_file.is_some()) {
-        return local("-o or -MF with several sources: the compiler reports it");
-    }
-    if output_arg.as_ref().is_some_and(|o| o.as_bytes() == b"-") {
-        return local("writes the object to standard output (-o -)");
-    }
-    let suffix = if assembly_only { "s" } else { "o" };
-    let mut jobs = Vec::with_capacity(sources.len());
-    for (index, (source, language)) in sources.iter().enumerate() {
-        let object = match &output_arg {
-            Some(o) => absolute(cwd, Path::new(o)),
-            None => absolute(cwd, &default_output(source, suffix)),
+    let c = &command;
+    if !c.compile_only && !c.assembly_only {
+        return match why_link_is_local(c) {
+            Some(reason) => local(reason),
+            None => compile_and_link(&c.parts, &c.sources, &c.target_args, &c.include_flag_dirs),
         };
-        let mut outputs = vec![object.clone()];
-        if split_dwarf {
-            outputs.push(object.with_extension("dwo"));
-        }
-        let depfile = dep_while_compiling.then(|| {
-            let mut shape = dep_shape.clone();
-            let has_target = shape
-                .iter()
-                .any(|a| a.as_bytes().starts_with(b"-MT") || a.as_bytes().starts_with(b"-MQ"));
-            if let (false, false, Some(o)) = (has_target, dep_targets_source, &output_arg) {
-                shape.extend(["-MQ".into(), o.clone()]);
-            }
-            Depfile {
-                path: dep_file
-                    .as_ref()
-                    .map_or_else(|| object.with_extension("d"), |f| absolute(cwd, f)),
-                user_headers_only: dep_user_only,
-                shape_args: shape,
-            }
-        });
-        let (compile_args, scan_args) = job_args(&parts, index, source, false);
-        jobs.push(RemoteJob {
-            source: source.clone(),
-            language: *language,
-            object,
-            outputs,
-            depfile,
-            compile_args,
-            scan_args,
-            target_args: target_args.clone(),
-            include_flag_dirs: include_flag_dirs.clone(),
-            split_dwarf,
-            assembly: assembly_only,
-        });
     }
-    Plan::Remote(jobs)
+    if let Some(reason) = why_compile_is_local(c) {
+        return local(reason);
+    }
+    Plan::Remote(
+        (0..c.sources.len())
+            .map(|i| remote_job(c, i, cwd))
+            .collect(),
+    )
+}
+
+/// Why a command that links (no `-c`, `-S`) runs locally, if it does.
+fn why_link_is_local(c: &Command) -> Option<String> {
+    if c.sources.is_empty() {
+        return Some("linking only: runs locally".into());
+    }
+    if let Some(path) = &c.other_language {
+        return Some(format!("input {} is compiled locally", path.display()));
+    }
+    (c.dep_while_compiling || c.split_dwarf).then(|| {
+        "dependency files and split DWARF of a compile+link command are written locally".into()
+    })
+}
+
+/// Why a command that stops before linking runs locally, if it does.
+fn why_compile_is_local(c: &Command) -> Option<String> {
+    if let Some(path) = &c.not_source {
+        return Some(format!("input {} is not a C or C++ source", path.display()));
+    }
+    let reason = if c.sources.is_empty() {
+        "no source file"
+    } else if c.dep_while_compiling && c.sources.iter().any(|(_, l)| l.is_preprocessed()) {
+        "a dependency file of a preprocessed source"
+    } else if c.sources.len() > 1 && (c.output_arg.is_some() || c.dep_file.is_some()) {
+        "-o or -MF with several sources: the compiler reports it"
+    } else if c.output_arg.as_ref().is_some_and(|o| o.as_bytes() == b"-") {
+        "writes the object to standard output (-o -)"
+    } else {
+        return None;
+    };
+    Some(reason.into())
+}
+
+/// The job of source `index` of a command that stops before linking.
+fn remote_job(c: &Command, index: usize, cwd: &Path) -> RemoteJob {
+    let (source, language) = &c.sources[index];
+    let suffix = if c.assembly_only { "s" } else { "o" };
+    let object = match &c.output_arg {
+        Some(o) => absolute(cwd, Path::new(o)),
+        None => absolute(cwd, &default_output(source, suffix)),
+    };
+    let mut outputs = vec![object.clone()];
+    if c.split_dwarf {
+        outputs.push(object.with_extension("dwo"));
+    }
+    let depfile = c.dep_while_compiling.then(|| depfile(c, &object, cwd));
+    let (compile_args, scan_args) = job_args(&c.parts, index, source, false);
+    RemoteJob {
+        source: source.clone(),
+        language: *language,
+        object,
+        outputs,
+        depfile,
+        compile_args,
+        scan_args,
+        target_args: c.target_args.clone(),
+        include_flag_dirs: c.include_flag_dirs.clone(),
+        split_dwarf: c.split_dwarf,
+        assembly: c.assembly_only,
+    }
+}
+
+/// The dependency file of the job whose output is `object`: at `-MF`, else beside the object;
+/// targeting the `-o` value, as the compiler driver does for `-MD`, unless the user names one.
+fn depfile(c: &Command, object: &Path, cwd: &Path) -> Depfile {
+    let mut shape = c.dep_shape.clone();
+    let has_target = shape
+        .iter()
+        .any(|a| a.as_bytes().starts_with(b"-MT") || a.as_bytes().starts_with(b"-MQ"));
+    if let (false, false, Some(o)) = (has_target, c.dep_targets_source, &c.output_arg) {
+        shape.extend(["-MQ".into(), o.clone()]);
+    }
+    Depfile {
+        path: c
+            .dep_file
+            .as_ref()
+            .map_or_else(|| object.with_extension("d"), |f| absolute(cwd, f)),
+        user_headers_only: c.dep_user_only,
+        shape_args: shape,
+    }
 }
 
 /// The compile and scan arguments of the job of source `index`: the command's parts in order,

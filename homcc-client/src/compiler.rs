@@ -11,6 +11,7 @@ use std::{
 use anyhow::{bail, Context};
 use homcc_proto::{
     codec::{decode_record, encode_record},
+    flags::{self, Token},
     identity,
     sys::is_executable,
     CompilerIdentity, Digest,
@@ -134,24 +135,10 @@ pub fn info(
 
 /// Whether a target flag names a relative path (`--sysroot=dir`, `-isysroot dir`).
 fn names_relative_path(target_args: &[OsString]) -> bool {
-    const PATH_FLAGS: [&str; 3] = ["--sysroot=", "--sysroot", "-isysroot"];
-    let mut next_is_path = false;
-    for arg in target_args {
-        let bytes = arg.as_bytes();
-        let value = if next_is_path {
-            Some(bytes)
-        } else {
-            PATH_FLAGS
-                .iter()
-                .find_map(|f| bytes.strip_prefix(f.as_bytes()))
-                .filter(|v| !v.is_empty())
-        };
-        next_is_path = PATH_FLAGS[1..].iter().any(|f| f.as_bytes() == bytes);
-        if value.is_some_and(|v| !v.starts_with(b"/")) {
-            return true;
-        }
-    }
-    false
+    flags::tokens(target_args).any(|token| match token {
+        Token::Flag(flag) => flag.path().is_some_and(|p| !p.as_bytes().starts_with(b"/")),
+        _ => false,
+    })
 }
 
 fn store(file: &Path, bytes: &[u8]) -> std::io::Result<()> {

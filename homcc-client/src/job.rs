@@ -30,7 +30,9 @@ use crate::{
     slots::{poll_interval, Pick, Slot, Slots, BACKOFF},
 };
 
-/// Runs `job` of the compiler `name` (resolved to `binary`) on the first host that takes it.
+/// Runs `job` of the compiler `name` (resolved to `binary`) on the first host that takes it:
+/// prepare it, then a host at a time (`Round::next_host`), each asked once (`ask`), until one
+/// compiles it (its outputs are written here), the tries run out or no host is left.
 pub async fn compile(
     settings: &Settings,
     name: &OsStr,
@@ -41,54 +43,19 @@ pub async fn compile(
     let started = Instant::now();
     let prepared = prepare_in_local_slot(settings, name, binary, cwd, job).await?;
     let prepared_in = started.elapsed();
-    let slots = settings.slots.as_ref();
-    let mut round = Round::new(settings.hosts.len());
-    let mut failures = Vec::new();
-    let wait_until = Instant::now() + settings.request_timeout;
-    let mut attempts = 0;
-    while attempts < settings.tries {
-        let (index, _slot, alone) =
-            match take_host(settings, slots, &round.skip(), wait_until).await {
-                Taken::Host(index, slot, alone) => (index, slot, alone),
-                Taken::Local => return Err(local_instead(settings)),
-                Taken::Nothing(reasons) if round.any_busy() => {
-                    match round.wait_for_room(settings, wait_until).await {
-                        Room::AskAgain => continue,
-                        Room::Local => return Err(local_instead(settings)),
-                        Room::TimedOut(line) => {
-                            failures.extend(reasons);
-                            failures.push(line);
-                            break;
-                        }
-                    }
-                }
-                Taken::Nothing(reasons) => {
-                    failures.extend(reasons);
-                    break;
-                }
-            };
-        let host = &settings.hosts[index];
-        let key = host.key();
-        // A host of unknown health is tried by one process at a time; the others then see how
-        // it went.
-        let probe = match slots {
-            Some(slots) => {
-                let deadline = Instant::now() + 2 * settings.connect_timeout;
-                slots.probe(&key, deadline).await
+    let mut round = Round::new(settings);
+    while round.attempts < settings.tries {
+        let (index, _slot, alone) = match round.next_host(settings).await {
+            Taken::Host(index, slot, alone) => (index, slot, alone),
+            Taken::Local => return Err(local_instead(settings)),
+            Taken::Nothing(reasons) => {
+                round.failures.extend(reasons);
+                break;
             }
-            None => None,
         };
-        if let Some((left, reason)) = slots.and_then(|s| s.backing_off(&key)) {
-            let left = left.as_secs() + 1;
-            failures.push(format!("{host}: skipped for {left} s after: {reason}"));
-            round.failed[index] = true;
-            continue;
-        }
-        // The first look at the hosts asks a full one to say so rather than queue the compile,
-        // as long as another host may have a free slot.
-        let queue = round.all_were_full || alone;
-        match attempt(settings, host, &prepared, queue, probe).await {
-            Ok((result, traffic, remote)) => {
+        let host = &settings.hosts[index];
+        match ask(settings, &mut round, index, alone, &prepared).await {
+            Some(Ok((result, traffic, remote))) => {
                 let remove_stale = prepared.request.compiler.is_clang() || job.assembly;
                 if let Err(e) = output::write_outputs(&result, &job.outputs, remove_stale) {
                     return Err(Instead::Fallback(format!("{host} {e:#}")));
@@ -97,26 +64,45 @@ pub async fn compile(
                 verbose(settings, &line);
                 return Ok(result);
             }
-            Err(failure) if failure.is_busy() => {
-                debug(settings, &format!("{host} {failure}: asking another host"));
-                if let Some(slots) = slots {
-                    slots.record_busy(&key);
-                }
-                round.busy[index] = Some(format!("{host} {failure}"));
-            }
-            Err(failure) => {
-                attempts += 1;
-                round.failed[index] = true;
-                record_failure(settings, host, &failure);
-                failures.push(format!("{host} {failure}"));
-                // Every homccd applies the same argument policy: no other host will take it.
-                if failure.is_forbidden() {
-                    break;
-                }
-            }
+            Some(Err(failure)) if round.record(settings, index, &failure) => break,
+            Some(Err(_)) | None => {}
         }
     }
-    Err(Instead::Fallback(failures.join("; ")))
+    Err(Instead::Fallback(round.failures.join("; ")))
+}
+
+/// Asks `hosts[index]` to compile, unless it is backing off after a failure (`None`, and the
+/// round notes why). A host of unknown health is tried by one process at a time; the others then
+/// see how it went.
+async fn ask(
+    settings: &Settings,
+    round: &mut Round,
+    index: usize,
+    alone: bool,
+    prepared: &Prepared,
+) -> Option<Result<(CompileResult, Traffic, Duration), Failure>> {
+    let host = &settings.hosts[index];
+    let key = host.key();
+    let slots = settings.slots.as_ref();
+    let probe = match slots {
+        Some(slots) => {
+            let deadline = Instant::now() + 2 * settings.connect_timeout;
+            slots.probe(&key, deadline).await
+        }
+        None => None,
+    };
+    if let Some((left, reason)) = slots.and_then(|s| s.backing_off(&key)) {
+        let left = left.as_secs() + 1;
+        round
+            .failures
+            .push(format!("{host}: skipped for {left} s after: {reason}"));
+        round.failed[index] = true;
+        return None;
+    }
+    // The first look at the hosts asks a full one to say so rather than queue the compile, as
+    // long as another host may have a free slot.
+    let queue = round.all_were_full || alone;
+    Some(attempt(settings, host, prepared, queue, probe).await)
 }
 
 /// Probes the compiler and scans and hashes the files, off the runtime (so jobs overlap) and in
@@ -171,7 +157,8 @@ enum Room {
     TimedOut(String),
 }
 
-/// What one walk over the hosts has learnt: which failed (not asked again) and which were full.
+/// What the walks over the hosts have learnt: which failed (not asked again) and which were full
+/// in this walk, the tries spent, and why each host did not compile the job.
 #[derive(Debug)]
 struct Round {
     /// Every host left was full in an earlier walk: from then on, each is asked to queue.
@@ -179,15 +166,65 @@ struct Round {
     failed: Vec<bool>,
     /// The busy answer of each host that gave one in this walk.
     busy: Vec<Option<String>>,
+    /// Failures so far (a busy answer is none): `remote_compilation_tries` bounds them.
+    attempts: usize,
+    failures: Vec<String>,
+    /// Until when full hosts are asked again: `compilation_request_timeout` from the start.
+    wait_until: Instant,
 }
 
 impl Round {
-    fn new(hosts: usize) -> Round {
+    fn new(settings: &Settings) -> Round {
+        let hosts = settings.hosts.len();
         Round {
             all_were_full: false,
             failed: vec![false; hosts],
             busy: vec![None; hosts],
+            attempts: 0,
+            failures: Vec::new(),
+            wait_until: Instant::now() + settings.request_timeout,
         }
+    }
+
+    /// The host to ask next: one with a free slot that has neither failed nor been full in this
+    /// walk; when every host left is full, after a pause, the next walk.
+    async fn next_host(&mut self, settings: &Settings) -> Taken {
+        let slots = settings.slots.as_ref();
+        loop {
+            return match take_host(settings, slots, &self.skip(), self.wait_until).await {
+                Taken::Nothing(mut reasons) if self.any_busy() => {
+                    match self.wait_for_room(settings).await {
+                        Room::AskAgain => continue,
+                        Room::Local => Taken::Local,
+                        Room::TimedOut(line) => {
+                            reasons.push(line);
+                            Taken::Nothing(reasons)
+                        }
+                    }
+                }
+                taken => taken,
+            };
+        }
+    }
+
+    /// Notes how `hosts[index]` failed: a busy host is asked again in the next walk, any other
+    /// failure spends a try and is not. True if no host would take the job (every homccd applies
+    /// the same argument policy).
+    fn record(&mut self, settings: &Settings, index: usize, failure: &Failure) -> bool {
+        let host = &settings.hosts[index];
+        if failure.is_busy() {
+            debug(settings, &format!("{host} {failure}: asking another host"));
+            if let Some(slots) = &settings.slots {
+                slots.record_busy(&host.key());
+            }
+            self.busy[index] = Some(format!("{host} {failure}"));
+            return false;
+        }
+        self.attempts += 1;
+        self.failed[index] = true;
+        record_failure(settings, host, failure);
+        self.failures.push(format!("{host} {failure}"));
+        failure.is_forbidden()
     }
 
     /// The hosts not to pick in this walk.
@@ -203,7 +240,8 @@ impl Round {
 
     /// Every host left is full: load, not failure. Waits a moment for the next walk, in which
     /// the full hosts may have room again (or queue the compile), unless `wait_until` has come.
-    async fn wait_for_room(&mut self, settings: &Settings, wait_until: Instant) -> Room {
+    async fn wait_for_room(&mut self, settings: &Settings) -> Room {
+        let wait_until = self.wait_until;
         if Instant::now() >= wait_until {
             return Room::TimedOut(self.busy_line(settings.request_timeout));
         }

@@ -17,6 +17,7 @@ pub mod compression;
 pub mod config;
 pub mod counted;
 pub mod digest;
+pub mod flags;
 pub mod identity;
 pub mod manifest;
 pub mod message;

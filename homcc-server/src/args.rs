@@ -9,49 +9,12 @@ use std::{
     path::Path,
 };
 
-use homcc_proto::CompileRequest;
+use homcc_proto::{
+    flags::{self, Operand, Token, Value},
+    CompileRequest,
+};
 
 use crate::jobroot::{JobRoot, PathError};
-
-/// Flags whose value is a path, given as the next argument or joined (`-I/x`, `--sysroot=/x`);
-/// longest first, so that a joined `-iwithprefixbefore/x` is not read as `-iwithprefix`.
-const PATH_FLAGS: &[&str] = &[
-    "-iwithprefixbefore",
-    "-iwithprefix",
-    "-idirafter",
-    "-isysroot",
-    "--sysroot",
-    "-isystem",
-    "-imacros",
-    "-include",
-    "-iprefix",
-    "-iquote",
-    "-MF",
-    "-I",
-    "-o",
-];
-
-/// Prefix maps whose old prefix is a path: `-ffile-prefix-map=OLD=NEW`.
-const PREFIX_MAPS: &[&str] = &[
-    "-ffile-prefix-map=",
-    "-fdebug-prefix-map=",
-    "-fmacro-prefix-map=",
-];
-
-/// Flags whose next argument is a value that is not a path.
-const VALUE_FLAGS: &[&str] = &[
-    "-x",
-    "-MT",
-    "-MQ",
-    "-D",
-    "-U",
-    "-Xclang",
-    "-target",
-    "-arch",
-    "-Xpreprocessor",
-    "-Xassembler",
-    "-Xlinker",
-];
 
 /// Builds the server's argument list for `req`, whose include dirs the caller has created in the
 /// root (`JobRoot::create_dir_spelt`).
@@ -79,31 +42,24 @@ pub fn hermetic_args(req: &CompileRequest, job: &JobRoot) -> Result<Vec<OsString
         out.push("-include".into());
         out.push(implicit_include(file, cwd, job)?);
     }
-    let mut iter = args.iter();
-    while let Some(arg) = iter.next() {
-        let bytes = arg.as_bytes();
-        if PATH_FLAGS.iter().any(|f| f.as_bytes() == bytes) {
-            out.push(arg.clone());
-            if let Some(value) = iter.next() {
-                out.push(map_path(value, cwd, job)?);
-            }
-        } else if VALUE_FLAGS.iter().any(|f| f.as_bytes() == bytes) {
-            out.push(arg.clone());
-            out.extend(iter.next().cloned());
-        } else if let Some(rest) = PREFIX_MAPS
-            .iter()
-            .find_map(|p| bytes.strip_prefix(p.as_bytes()).map(|r| (p, r)))
-        {
-            out.push(map_prefix_map(rest.0, rest.1, job)?);
-        } else if let Some((flag, value)) = joined_path(bytes) {
-            out.push(concat(&[
-                OsStr::from_bytes(flag),
-                &map_path(OsStr::from_bytes(value), cwd, job)?,
-            ]));
-        } else if !bytes.starts_with(b"-") {
-            out.push(map_path(arg, cwd, job)?);
-        } else {
-            out.push(arg.clone());
+    // The same tokens the policy checked: each path read or written goes into the root.
+    for token in flags::tokens(args) {
+        match token {
+            Token::Input(arg) => out.push(map_path(arg, cwd, job)?),
+            Token::Flag(flag) => match (flag.rule.operand, flag.value) {
+                (Operand::Read | Operand::Written, Value::Separate(path)) => {
+                    out.push(flag.arg.to_owned());
+                    out.push(map_path(path, cwd, job)?);
+                }
+                (Operand::Read | Operand::Written, Value::Joined(path)) if !path.is_empty() => {
+                    out.push(concat(&[flag.head(), &map_path(path, cwd, job)?]));
+                }
+                (Operand::PrefixMap, Value::Joined(map)) => {
+                    out.push(map_prefix_map(flag.head(), map.as_bytes(), job)?);
+                }
+                _ => out.extend(flag.args().map(OsStr::to_owned)),
+            },
+            Token::ResponseFile(arg) | Token::Unknown(arg) => out.push(arg.to_owned()),
         }
     }
     if !req.preprocessed {
@@ -129,19 +85,6 @@ fn implicit_include(file: &Path, cwd: &Path, job: &JobRoot) -> Result<OsString, 
     }
 }
 
-/// `-I/x` → (`-I`, `/x`); `--sysroot=/x` → (`--sysroot=`, `/x`).
-fn joined_path(arg: &[u8]) -> Option<(&[u8], &[u8])> {
-    PATH_FLAGS.iter().find_map(|flag| {
-        let rest = arg.strip_prefix(flag.as_bytes())?;
-        let rest = if flag.starts_with("--") {
-            rest.strip_prefix(b"=")?
-        } else {
-            rest
-        };
-        (!rest.is_empty()).then(|| arg.split_at(arg.len() - rest.len()))
-    })
-}
-
 /// An absolute path goes into the root; a relative one stays (the compiler runs in `R/cwd`), but
 /// neither may leave the root.
 fn map_path(value: &OsStr, cwd: &Path, job: &JobRoot) -> Result<OsString, PathError> {
@@ -156,7 +99,7 @@ fn map_path(value: &OsStr, cwd: &Path, job: &JobRoot) -> Result<OsString, PathEr
 
 /// `-ffile-prefix-map=/old=/new` → `-ffile-prefix-map=R/old=/new`: after ours, so the user's more
 /// specific map still applies to the paths the compiler sees.
-fn map_prefix_map(flag: &str, value: &[u8], job: &JobRoot) -> Result<OsString, PathError> {
+fn map_prefix_map(flag: &OsStr, value: &[u8], job: &JobRoot) -> Result<OsString, PathError> {
     let (old, new) = match value.iter().position(|b| *b == b'=') {
         Some(at) => (&value[..at], &value[at..]),
         None => (value, &b""[..]),
@@ -167,7 +110,7 @@ fn map_prefix_map(flag: &str, value: &[u8], job: &JobRoot) -> Result<OsString, P
     } else {
         old.as_os_str().to_owned()
     };
-    Ok(concat(&[OsStr::new(flag), &old, OsStr::from_bytes(new)]))
+    Ok(concat(&[flag, &old, OsStr::from_bytes(new)]))
 }
 
 fn concat(parts: &[&OsStr]) -> OsString {
@@ -317,6 +260,43 @@ mod tests {
         assert!(!bad(&["-o", "../x.o"]));
         assert!(hermetic_args(&request(&[], "/", &["/../x"], &[]), &job).is_err());
         assert!(hermetic_args(&request(&[], "/", &[], &["/../x.h"]), &job).is_err());
+    }
+
+    /// Every row of the flag table whose value is a path, in each spelling the row takes: an
+    /// absolute path there goes into the root, so no allowed flag reads or writes outside it.
+    #[test]
+    fn every_path_flag_of_the_table_is_mapped() {
+        use homcc_proto::flags::{Attach, Operand, Verdict, RULES};
+        let jobs = tempfile::tempdir().unwrap();
+        let job = JobRoot::create(jobs.path()).unwrap();
+        let r = job.path().display().to_string();
+        let paths = RULES.iter().filter(|r| {
+            matches!(r.operand, Operand::Read | Operand::Written) && r.verdict != Verdict::Refuse
+        });
+        let mut seen = 0;
+        for rule in paths {
+            let s = rule.spelling;
+            let spellings: Vec<Vec<String>> = match rule.attach {
+                Attach::Either => vec![vec![s.into(), "/p/x".into()], vec![format!("{s}/p/x")]],
+                Attach::Separate => vec![vec![s.into(), "/p/x".into()]],
+                Attach::Joined => vec![vec![format!("{s}/p/x")]],
+                Attach::None => unreachable!("{s} takes no value"),
+            };
+            for spelling in spellings {
+                let mut args = vec!["-c", "a.c"];
+                args.extend(spelling.iter().map(String::as_str));
+                let req = request(&args, "/home/u", &[], &[]);
+                assert_eq!(homcc_proto::policy::check(&req.args), Ok(()), "{args:?}");
+                let got = hermetic_args(&req, &job).unwrap();
+                let mapped = format!("{r}/p/x");
+                assert!(
+                    got.iter().any(|a| a.to_string_lossy().ends_with(&mapped)),
+                    "{args:?} -> {got:?}"
+                );
+                seen += 1;
+            }
+        }
+        assert!(seen >= 20, "{seen}");
     }
 
     /// The policy judges flags; the hermetic command line keeps every path it allows inside

@@ -10,7 +10,10 @@ use std::{
     path::{Component, Path, PathBuf},
 };
 
-use homcc_proto::{CompileRequest, Compression, OutputFile, Payload, RefusalReason};
+use homcc_proto::{
+    flags::{self, Operand, Token},
+    CompileRequest, Compression, OutputFile, Payload, RefusalReason,
+};
 use tempfile::TempDir;
 
 use crate::ending::{internal, invalid, refuse, Ending};
@@ -159,7 +162,7 @@ impl JobRoot {
 /// `-gsplit-dwarf` `a.dwo`, ...).
 const WRITTEN_EXTENSIONS: &[&str] = &["o", "s", "i", "ii", "d", "dwo", "gcno", "su", "ci", "out"];
 
-/// Every file the compile might write (each path the arguments name, `-o` and `-MF` values, and
+/// Every file the compile might write (each input the arguments name, each path written, and
 /// those paths with [`WRITTEN_EXTENSIONS`], beside them and in the working directory) that is a
 /// hard link into the cache becomes a private copy first: the compiler may write it (as root it
 /// would write through the read-only mode), but never the cached file other compiles share. A
@@ -169,18 +172,16 @@ pub fn shield_written_paths(
     cwd: &Path,
     root: &Path,
 ) -> std::io::Result<()> {
-    use std::os::unix::ffi::OsStrExt;
     let mut named: Vec<PathBuf> = vec![cwd.join("a.out")];
-    for arg in args {
-        let bytes = arg.as_bytes();
-        let value = [&b"-o"[..], b"-MF"]
-            .iter()
-            .find_map(|flag| bytes.strip_prefix(*flag))
-            .unwrap_or(bytes);
-        if value.is_empty() || value.starts_with(b"-") {
-            continue;
-        }
-        let path = cwd.join(std::ffi::OsStr::from_bytes(value));
+    // The same tokens the policy checked and `args` mapped: the inputs, beside which the
+    // compiler writes, and the paths it is told to write.
+    let written = flags::tokens(args).filter_map(|token| match token {
+        Token::Input(input) => Some(input),
+        Token::Flag(flag) if flag.rule.operand == Operand::Written => flag.value(),
+        _ => None,
+    });
+    for value in written.filter(|v| !v.is_empty()) {
+        let path = cwd.join(value);
         for ext in WRITTEN_EXTENSIONS {
             named.push(path.with_extension(ext));
             if let Some(name) = path.file_name() {

@@ -3,7 +3,7 @@
 //! for a compile slot if none is free, run the compiler hermetically while sending heartbeats,
 //! send the result.
 
-use std::{collections::HashSet, net::SocketAddr, sync::Arc, time::Instant};
+use std::{collections::HashSet, net::SocketAddr, path::PathBuf, sync::Arc, time::Instant};
 
 use homcc_proto::{
     codec::{decode_chunk, encode_chunk},
@@ -16,6 +16,7 @@ use crate::{
     args::hermetic_args,
     auth,
     compile::{self, CompileError, Invocation},
+    compilers::Resolved,
     conn::Conn,
     ending::{internal, invalid, refuse, Ending},
     fill::Filler,
@@ -97,50 +98,14 @@ async fn handle(
         .first()
         .map(|o| o.display().to_string())
         .unwrap_or_default();
-    policy::check(&req.args).map_err(|e| refuse(RefusalReason::Forbidden, e.to_string()))?;
-    if state.shutdown.is_cancelled() {
-        return Err(refuse(
-            RefusalReason::ShuttingDown,
-            "server is shutting down",
-        ));
-    }
     // Held until the compile is done: uploading and waiting count as much as running.
-    let admission = (state.scheduler)
-        .admit(peer.ip(), req.queue)
-        .map_err(|full| refuse(RefusalReason::Busy, full.to_string()))?;
-    let compiler = state
-        .compilers
-        .resolve(&req.compiler)
-        .await
-        .map_err(|m| refuse(RefusalReason::CompilerMismatch, m))?;
+    let (admission, compiler) = admit(state, peer, &req).await?;
     check_dirs(&req, &state.config.limits)?;
     // File work (directories, hard links, copies) blocks: off the async threads' duty.
     let (job, cwd) = tokio::task::block_in_place(|| jobroot::for_request(&state.jobs_dir, &req))?;
     negotiate(conn, state, &req, &job, record).await?;
-    let (outputs, args, sandbox) = tokio::task::block_in_place(|| {
-        let mut outputs = Vec::with_capacity(req.outputs.len());
-        for out in &req.outputs {
-            let path = job.map_normal(out).map_err(invalid)?;
-            jobroot::prepare_output(&path).map_err(internal)?;
-            outputs.push((out.clone(), path));
-        }
-        let mut args = compiler.target_args.clone();
-        args.extend(hermetic_args(&req, &job).map_err(invalid)?);
-        jobroot::shield_written_paths(&args, &cwd, job.path()).map_err(internal)?;
-        let sandbox = match state.sandbox {
-            true => Some(job.sandbox(&compiler.path).map_err(internal)?),
-            false => None,
-        };
-        Ok::<_, Ending>((outputs, args, sandbox))
-    })?;
-    let invocation = Invocation {
-        compiler: &compiler.path,
-        args,
-        cwd,
-        tmp: job.tmp().to_owned(),
-        env: &req.env,
-        sandbox,
-    };
+    let (outputs, invocation) =
+        tokio::task::block_in_place(|| invocation(state, &req, &compiler, &job, cwd))?;
     let queued = Instant::now();
     let _slot = take_slot(conn, state, &admission).await?;
     let compile_started = Instant::now();
@@ -161,6 +126,64 @@ async fn handle(
         outputs,
     };
     Ok((result, job))
+}
+
+/// What homccd decides before it writes a file: the arguments pass its policy, it is not
+/// shutting down, it has room (now or in its queue), and it has the client's compiler.
+async fn admit(
+    state: &State,
+    peer: SocketAddr,
+    req: &CompileRequest,
+) -> Result<(Admission, Resolved), Ending> {
+    policy::check(&req.args).map_err(|e| refuse(RefusalReason::Forbidden, e.to_string()))?;
+    if state.shutdown.is_cancelled() {
+        return Err(refuse(
+            RefusalReason::ShuttingDown,
+            "server is shutting down",
+        ));
+    }
+    let admission = (state.scheduler)
+        .admit(peer.ip(), req.queue)
+        .map_err(|full| refuse(RefusalReason::Busy, full.to_string()))?;
+    let compiler = state
+        .compilers
+        .resolve(&req.compiler)
+        .await
+        .map_err(|m| refuse(RefusalReason::CompilerMismatch, m))?;
+    Ok((admission, compiler))
+}
+
+/// The compile to run in the filled job root, and where its outputs will be (none there yet):
+/// the hermetic command line, every file it may write unshared from the cache, the sandbox.
+fn invocation<'a>(
+    state: &State,
+    req: &'a CompileRequest,
+    compiler: &'a Resolved,
+    job: &JobRoot,
+    cwd: PathBuf,
+) -> Result<(Vec<(PathBuf, PathBuf)>, Invocation<'a>), Ending> {
+    let mut outputs = Vec::with_capacity(req.outputs.len());
+    for out in &req.outputs {
+        let path = job.map_normal(out).map_err(invalid)?;
+        jobroot::prepare_output(&path).map_err(internal)?;
+        outputs.push((out.clone(), path));
+    }
+    let mut args = compiler.target_args.clone();
+    args.extend(hermetic_args(req, job).map_err(invalid)?);
+    jobroot::shield_written_paths(&args, &cwd, job.path()).map_err(internal)?;
+    let sandbox = match state.sandbox {
+        true => Some(job.sandbox(&compiler.path).map_err(internal)?),
+        false => None,
+    };
+    let invocation = Invocation {
+        compiler: &compiler.path,
+        args,
+        cwd,
+        tmp: job.tmp().to_owned(),
+        env: &req.env,
+        sandbox,
+    };
+    Ok((outputs, invocation))
 }
 
 async fn read_request(conn: &mut Conn) -> Result<CompileRequest, Ending> {

@@ -1,24 +1,27 @@
-//! The client's flag table and the server's argument policy agree: every command homcc would
-//! send passes homccd's policy, and every flag homcc keeps local because homccd refuses it
-//! (`Role::Refused`) is refused there. Built from the tables themselves, so that a flag added to
-//! one of them alone makes a test fail.
+//! homcc's classification and homccd's argument policy agree: every command homcc would send
+//! passes homccd's policy, every flag homcc keeps local because homccd refuses it is refused
+//! there, and every role homcc gives a flag names a row of homcc-proto's one flag table. Built
+//! from the tables themselves, so that a flag added to one side alone makes a test fail.
 
 use std::{ffi::OsString, path::Path};
 
 use homcc_client::classify::{
     classify,
-    flags::{Flag, Role, Takes, FLAGS},
+    flags::{role, Role, ROLES},
     Driver, Plan,
 };
-use homcc_proto::policy;
+use homcc_proto::{
+    flags::{Attach, Rule, Verdict, RULES},
+    policy,
+};
 
-/// Arguments that `flag`'s entry matches, its value (if it takes one) a plain word.
-fn example(flag: &Flag) -> Vec<OsString> {
-    let name = flag.name;
-    match flag.takes {
-        Takes::Nothing => vec![name.into()],
-        Takes::NextOrJoined | Takes::Next => vec![name.into(), "word".into()],
-        Takes::Joined => vec![format!("{name}word").into()],
+/// Arguments that `rule`'s row matches, its value (if it takes one) a plain word.
+fn example(rule: &Rule) -> Vec<OsString> {
+    let spelling = rule.spelling.replace('*', "x");
+    match rule.attach {
+        Attach::None => vec![spelling.into()],
+        Attach::Separate | Attach::Either => vec![spelling.into(), "word".into()],
+        Attach::Joined => vec![format!("{spelling}word").into()],
     }
 }
 
@@ -38,8 +41,8 @@ fn every_command_homcc_would_send_passes_homccds_policy() {
     let mut remote = 0;
     for driver in ["gcc", "clang++"] {
         let driver = Driver::from_name(driver.as_ref());
-        for flag in FLAGS {
-            for command in commands(&example(flag)) {
+        for rule in RULES {
+            for command in commands(&example(rule)) {
                 let jobs = match classify(&command, dir.path(), driver) {
                     Plan::Remote(jobs) | Plan::CompileAndLink { jobs, .. } => jobs,
                     Plan::Local(_) => continue,
@@ -53,24 +56,23 @@ fn every_command_homcc_would_send_passes_homccds_policy() {
         }
     }
     assert!(
-        remote > FLAGS.len(),
+        remote > RULES.len(),
         "most flags compile remotely ({remote} commands)"
     );
 }
 
 #[test]
 fn every_flag_homcc_keeps_local_for_homccd_is_refused_there() {
-    let refused: Vec<&Flag> = FLAGS
+    let refused: Vec<&Rule> = RULES
         .iter()
-        .filter(|f| matches!(f.role, Role::Refused(_)))
+        .filter(|r| matches!(role(r), Role::Refused(_)))
         .collect();
     assert!(refused.len() >= 10, "{refused:?}");
-    for flag in refused {
-        let [command, _] = commands(&example(flag));
+    for rule in refused {
+        let [command, _] = commands(&example(rule));
         assert!(
             policy::check(&command).is_err(),
-            "homcc keeps {command:?} local because homccd refuses it, but homccd allows it: \
-             make its role Local with the reason, or refuse it in the policy"
+            "homcc keeps {command:?} local because homccd refuses it, but homccd allows it"
         );
         let plan = classify(
             &command,
@@ -78,5 +80,22 @@ fn every_flag_homcc_keeps_local_for_homccd_is_refused_there() {
             Driver::from_name("gcc".as_ref()),
         );
         assert!(matches!(plan, Plan::Local(_)), "{command:?}: {plan:?}");
+    }
+}
+
+#[test]
+fn every_role_names_a_row_of_the_one_table() {
+    for (spelling, given) in ROLES {
+        let row = RULES.iter().find(|r| r.spelling == *spelling);
+        let Some(row) = row else {
+            panic!("homcc gives {spelling} a role, but homcc-proto's flag table has no such row: add it there");
+        };
+        assert_eq!(role(row), *given, "{spelling}");
+        if row.verdict == Verdict::Refuse {
+            assert!(
+                matches!(given, Role::Local(_)),
+                "homccd refuses {spelling}, but homcc would send it as {given:?}"
+            );
+        }
     }
 }

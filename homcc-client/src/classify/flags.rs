@@ -1,18 +1,8 @@
-//! The flag table of gcc and clang arguments: each flag, how its value is attached, and what
-//! it means for homcc; and the matcher that finds a flag's entry.
+//! What each flag of homcc-proto's table (`homcc_proto::flags`, which says how its value is
+//! attached and what homccd does with it) means for homcc: a [`Role`] for the rows that are
+//! more to homcc than text passed through, and [`role`] for any row.
 
-/// How a flag's value is given.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Takes {
-    /// No value: `-c`.
-    Nothing,
-    /// `-o file` or `-ofile`.
-    NextOrJoined,
-    /// Only `-Wp,...`-style joined values, matched as a prefix.
-    Joined,
-    /// Only the next argument: `-Xclang x`.
-    Next,
-}
+use homcc_proto::flags::{Rule, Verdict};
 
 /// What a flag means for homcc.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -35,10 +25,9 @@ pub enum Role {
     LinkOnly,
     /// `-Wp,...`: only `-Wp,-MD,file` and `-Wp,-MMD,file` (kbuild) are understood.
     PreprocessorPassThrough,
-    /// Cannot be made identical remotely (yet).
+    /// Cannot be made identical remotely (yet), or not worth sending: runs locally.
     Local(&'static str),
-    /// homccd's argument policy refuses it (a cross-check test holds the two tables to that):
-    /// runs locally, like `Local`.
+    /// homccd refuses it (its row's verdict; the note says why): runs locally, like `Local`.
     Refused(&'static str),
     /// Passed through unchanged, to the scan and the server.
     Pass,
@@ -47,194 +36,66 @@ pub enum Role {
     IncludeDir,
 }
 
-#[derive(Debug)]
-pub struct Flag {
-    pub name: &'static str,
-    pub takes: Takes,
-    pub role: Role,
-}
-
-const fn flag(name: &'static str, takes: Takes, role: Role) -> Flag {
-    Flag { name, takes, role }
-}
-
 use Role::*;
-use Takes::*;
 
-/// Specific entries before general prefixes (`-march=native` before `-m`).
-pub const FLAGS: &[Flag] = &[
-    flag("-c", Nothing, CompileOnly),
-    flag("-o", NextOrJoined, Output),
-    flag("-x", NextOrJoined, Language),
-    flag("-E", Nothing, Local("preprocessing only (-E)")),
-    flag("-S", Nothing, AssemblyOnly),
-    flag("-M", Nothing, Local("dependency output only (-M)")),
-    flag("-MM", Nothing, Local("dependency output only (-MM)")),
-    flag("-MD", Nothing, DepWhileCompiling),
-    flag("-MMD", Nothing, DepWhileCompiling),
-    flag("-MF", NextOrJoined, DepFile),
-    flag("-MT", NextOrJoined, DepShape),
-    flag("-MQ", NextOrJoined, DepShape),
-    flag("-MP", Nothing, DepShape),
-    flag(
+/// The rows of homcc-proto's table that mean more than [`Pass`], by their spelling there (a test
+/// holds that each names a row).
+pub const ROLES: &[(&str, Role)] = &[
+    ("-c", CompileOnly),
+    ("-S", AssemblyOnly),
+    ("-o", Output),
+    ("-x", Language),
+    ("-E", Local("preprocessing only (-E)")),
+    ("-M", Local("dependency output only (-M)")),
+    ("-MM", Local("dependency output only (-MM)")),
+    ("-MD", DepWhileCompiling),
+    ("-MMD", DepWhileCompiling),
+    ("-MF", DepFile),
+    ("-MT", DepShape),
+    ("-MQ", DepShape),
+    ("-MP", DepShape),
+    (
         "-MG",
-        Nothing,
         Local("-MG treats missing headers as generated files"),
     ),
-    flag("-Wp,", Joined, PreprocessorPassThrough),
-    flag("-gsplit-dwarf", Nothing, SplitDwarf),
-    flag(
-        "-march=native",
-        Nothing,
-        Local("-march=native depends on the machine"),
-    ),
-    flag(
-        "-mtune=native",
-        Nothing,
-        Local("-mtune=native depends on the machine"),
-    ),
-    flag(
-        "-mcpu=native",
-        Nothing,
-        Local("-mcpu=native depends on the machine"),
-    ),
-    flag("--sysroot", NextOrJoined, Target),
-    flag("-isysroot", NextOrJoined, Target),
-    flag("--target=", Joined, Target),
-    flag("-target", Next, Target),
-    flag("-nostdinc", Nothing, Target),
-    flag("-nostdinc++", Nothing, Target),
-    flag("-nostdlibinc", Nothing, Target),
-    flag("-ffreestanding", Nothing, Target),
-    flag("-fhosted", Nothing, Target),
-    flag("-undef", Nothing, Target),
-    flag("-stdlib=", Joined, Target),
-    flag("-m", Joined, Target),
-    flag(
-        "-B",
-        NextOrJoined,
-        Local("-B changes where the compiler finds its programs"),
-    ),
-    flag(
-        "-specs",
-        NextOrJoined,
-        Local("-specs changes the compiler's configuration"),
-    ),
-    flag(
-        "--coverage",
-        Nothing,
-        Local("coverage data embeds build paths"),
-    ),
-    flag(
-        "-ftest-coverage",
-        Nothing,
-        Local("coverage data embeds build paths"),
-    ),
-    flag(
-        "-fprofile-",
-        Joined,
-        Local("profile flags read or write files beside the build"),
-    ),
-    flag(
-        "-save-temps",
-        Joined,
-        Local("-save-temps writes intermediate files"),
-    ),
-    flag("-fdump-", Joined, Local("-fdump-* writes dump files")),
-    // What homccd's argument policy refuses (homcc_proto::policy, which `classify` checks too):
-    // listed here for their values' arity, so that the walk reads the rest of the command right.
-    flag(
-        "-fstack-usage",
-        Nothing,
-        Refused("-fstack-usage writes a .su file"),
-    ),
-    flag(
-        "-fcallgraph-info",
-        Joined,
-        Refused("-fcallgraph-info writes a .ci file"),
-    ),
-    flag(
-        "-ftime-trace",
-        Joined,
-        Refused("-ftime-trace writes a trace file"),
-    ),
-    flag(
-        "-fsave-optimization-record",
-        Joined,
-        Refused("optimization records are written beside the build"),
-    ),
-    flag(
-        "-fmodule",
-        Joined,
-        Refused("modules read and write module caches"),
-    ),
-    flag(
-        "-fcompare-debug",
-        Joined,
-        Refused("-fcompare-debug runs the compiler twice"),
-    ),
-    flag(
-        "-wrapper",
-        NextOrJoined,
-        Refused("-wrapper runs the compiler through a program"),
-    ),
-    flag(
-        "--gcc-toolchain",
-        NextOrJoined,
-        Refused("--gcc-toolchain picks another gcc"),
-    ),
-    flag("-ccc-", Joined, Refused("clang driver debugging flags")),
-    flag(
-        "--config",
-        NextOrJoined,
-        Refused("--config reads a clang configuration file"),
-    ),
-    flag("-mllvm", Next, Refused("-mllvm passes options to LLVM")),
-    flag("-fplugin", Joined, Refused("compiler plugins")),
-    flag(
-        "-fsyntax-only",
-        Nothing,
-        Local("-fsyntax-only writes nothing"),
-    ),
-    flag("-v", Nothing, Local("verbose compiler run (-v)")),
-    flag("-###", Nothing, Local("-### only prints commands")),
-    flag("-I", NextOrJoined, IncludeDir),
-    flag("-isystem", NextOrJoined, IncludeDir),
-    flag("-iquote", NextOrJoined, IncludeDir),
-    flag("-idirafter", NextOrJoined, IncludeDir),
-    flag("-include", NextOrJoined, Pass),
-    flag("-imacros", NextOrJoined, Pass),
-    flag("-iprefix", NextOrJoined, Pass),
-    flag(
-        "-iwithprefix",
-        NextOrJoined,
-        Local("-iwithprefix dirs hang off the compiler's own directory"),
-    ),
-    flag(
-        "-iwithprefixbefore",
-        NextOrJoined,
-        Local("-iwithprefix dirs hang off the compiler's own directory"),
-    ),
-    flag("-D", NextOrJoined, Pass),
-    flag("-U", NextOrJoined, Pass),
-    flag("-Xclang", Next, Pass),
-    flag("-Xpreprocessor", Next, Pass),
-    flag("-Xassembler", Next, Pass),
-    flag("-l", NextOrJoined, LinkOnly),
-    flag("-L", NextOrJoined, LinkOnly),
-    flag("-Wl,", Joined, LinkOnly),
-    flag("-Xlinker", Next, LinkOnly),
+    ("-Wp,", PreprocessorPassThrough),
+    ("-gsplit-dwarf", SplitDwarf),
+    ("--sysroot=", Target),
+    ("--sysroot", Target),
+    ("-isysroot", Target),
+    ("--target=", Target),
+    ("-target", Target),
+    ("-nostdinc", Target),
+    ("-nostdinc++", Target),
+    ("-nostdlibinc", Target),
+    ("-ffreestanding", Target),
+    ("-fhosted", Target),
+    ("-undef", Target),
+    ("-stdlib=", Target),
+    ("-m", Target),
+    ("-fplugin", Local("compiler plugins are not sent")),
+    ("-fsyntax-only", Local("-fsyntax-only writes nothing")),
+    ("-v", Local("verbose compiler run (-v)")),
+    ("-###", Local("-### only prints commands")),
+    ("-I", IncludeDir),
+    ("-isystem", IncludeDir),
+    ("-iquote", IncludeDir),
+    ("-idirafter", IncludeDir),
+    ("-l", LinkOnly),
+    ("-L", LinkOnly),
+    ("-Wl,", LinkOnly),
+    ("-Xlinker", LinkOnly),
 ];
 
-/// Finds the table entry for `arg`: exact names first, then joined prefixes; with the value.
-pub(super) fn lookup(arg: &[u8]) -> Option<(&'static Flag, Option<&[u8]>)> {
-    if let Some(f) = FLAGS.iter().find(|f| f.name.as_bytes() == arg) {
-        return Some((f, None));
-    }
-    FLAGS
+/// What the flag of `rule` means for homcc: its entry in [`ROLES`], else `Refused` with the
+/// row's note if homccd refuses it, else `Pass`.
+pub fn role(rule: &Rule) -> Role {
+    match ROLES
         .iter()
-        .filter(|f| matches!(f.takes, NextOrJoined | Joined))
-        .filter(|f| arg.starts_with(f.name.as_bytes()))
-        .max_by_key(|f| f.name.len())
-        .map(|f| (f, Some(&arg[f.name.len()..])))
+        .find(|(spelling, _)| *spelling == rule.spelling)
+    {
+        Some((_, role)) => *role,
+        None if rule.verdict == Verdict::Refuse => Refused(rule.note),
+        None => Pass,
+    }
 }

@@ -1,4 +1,5 @@
-//! The first pass of classification: each argument by its entry in the flag table (`flags`),
+//! The first pass of classification: each argument by its row in homcc-proto's flag table and
+//! its role for homcc (`flags`),
 //! into a flat [`Command`] (what the command says: outputs, dependency file, sources, the parts
 //! of each job's arguments); `plan` makes the jobs from it. Pure.
 
@@ -8,8 +9,10 @@ use std::{
     path::{Path, PathBuf},
 };
 
+use homcc_proto::flags::{self, Flag, Token, Value};
+
 use super::{
-    flags::{lookup, Role, Role::*, Takes::*},
+    flags::{role, Role::*},
     Driver, Language, Part, OTHER_LANGUAGES,
 };
 use crate::paths::absolute;
@@ -47,46 +50,33 @@ pub(super) struct Command {
 /// command runs locally. Pure.
 pub(super) fn read(args: &[OsString], cwd: &Path, driver: Driver) -> Result<Command, String> {
     let mut command = Command::default();
-    let mut i = 0;
-    while i < args.len() {
-        let arg = &args[i];
-        let bytes = arg.as_bytes();
-        i += 1;
-        if bytes == b"-" {
-            return Err("reads the source from standard input".into());
-        }
-        if bytes.starts_with(b"@") {
-            // What remains after expansion: a file that does not exist, kept as the compiler does.
-            let name = arg.to_string_lossy();
-            return Err(format!("response file {name} cannot be read"));
-        }
-        if !bytes.starts_with(b"-") {
-            command.input(arg, driver);
-            continue;
-        }
-        let Some((flag, joined)) = lookup(bytes) else {
-            command.parts.push(Part::Common {
-                args: vec![arg.clone()],
-                scan: true,
-            });
-            continue;
-        };
-        let mut taken = vec![arg.clone()];
-        let value: Option<OsString> = match (flag.takes, joined) {
-            (Nothing, _) => None,
-            (NextOrJoined, Some(v)) if !v.is_empty() => Some(OsStr::from_bytes(v).to_owned()),
-            (Joined, Some(v)) => Some(OsStr::from_bytes(v).to_owned()),
-            (NextOrJoined | Next, _) => {
-                let Some(next) = args.get(i) else {
-                    return Err(format!("{} lacks its value", arg.to_string_lossy()));
-                };
-                i += 1;
-                taken.push(next.clone());
-                Some(next.clone())
+    for token in flags::tokens(args) {
+        let flag = match token {
+            Token::Unknown(arg) if arg == "-" => {
+                return Err("reads the source from standard input".into())
             }
-            (Joined, None) => None,
+            // What remains after expansion: a file that does not exist, kept as the compiler does.
+            Token::ResponseFile(arg) => {
+                let name = arg.to_string_lossy();
+                return Err(format!("response file {name} cannot be read"));
+            }
+            Token::Input(arg) => {
+                command.input(arg, driver);
+                continue;
+            }
+            Token::Unknown(arg) => {
+                command.parts.push(Part::Common {
+                    args: vec![arg.to_owned()],
+                    scan: true,
+                });
+                continue;
+            }
+            Token::Flag(flag) => flag,
         };
-        let part = command.flag(flag.role, bytes, taken, value, cwd, driver)?;
+        if flag.value == Value::Missing {
+            return Err(format!("{} lacks its value", flag.arg.to_string_lossy()));
+        }
+        let part = command.flag(&flag, cwd, driver)?;
         command.parts.push(part);
     }
     Ok(command)
@@ -94,7 +84,7 @@ pub(super) fn read(args: &[OsString], cwd: &Path, driver: Driver) -> Result<Comm
 
 impl Command {
     /// An argument that is not a flag: a source in its language, or an input of the link.
-    fn input(&mut self, arg: &OsString, driver: Driver) {
+    fn input(&mut self, arg: &OsStr, driver: Driver) {
         let path = PathBuf::from(arg);
         let by_name = Language::from_extension(&path).map(|l| match (l, driver) {
             (Language::C, Driver { cxx: true, .. }) => Language::Cxx,
@@ -113,24 +103,19 @@ impl Command {
                     self.other_language = self.other_language.take().or(Some(path.clone()));
                 }
                 self.not_source = self.not_source.take().or(Some(path));
-                self.parts.push(Part::LinkInput(arg.clone()));
+                self.parts.push(Part::LinkInput(arg.to_owned()));
             }
         }
     }
 
-    /// A flag `arg` of `role`, with the arguments it `taken` and its `value`: what it changes,
-    /// and its part of the command. `Err`: why the command runs locally.
-    fn flag(
-        &mut self,
-        role: Role,
-        arg: &[u8],
-        taken: Vec<OsString>,
-        value: Option<OsString>,
-        cwd: &Path,
-        driver: Driver,
-    ) -> Result<Part, String> {
+    /// A flag, by what it means for homcc (`flags::role`): what it changes, and its part of the
+    /// command. `Err`: why the command runs locally.
+    fn flag(&mut self, flag: &Flag, cwd: &Path, driver: Driver) -> Result<Part, String> {
+        let arg = flag.arg.as_bytes();
+        let taken: Vec<OsString> = flag.args().map(OsStr::to_owned).collect();
+        let value = flag.value().map(OsStr::to_owned);
         let common = |args: Vec<OsString>| Part::Common { args, scan: true };
-        Ok(match role {
+        Ok(match role(flag.rule) {
             CompileOnly => {
                 self.compile_only = true;
                 Part::Stop(taken)
@@ -193,7 +178,11 @@ impl Command {
                 args: taken,
                 scan: false,
             },
-            Local(reason) | Refused(reason) => return Err(reason.into()),
+            Local(reason) => return Err(reason.into()),
+            Refused(why) => {
+                let arg = flag.arg.to_string_lossy();
+                return Err(format!("{arg} {why}: homccd refuses it"));
+            }
             IncludeDir => {
                 let dir = absolute(cwd, Path::new(&value.unwrap_or_default()));
                 if !self.include_flag_dirs.contains(&dir) {

@@ -343,6 +343,8 @@ fn local_forms() {
     local_because("-c a.c -mllvm -inline-threshold=9", "-mllvm");
     local_because("-c --coverage a.c", "coverage");
     local_because("-c -fprofile-generate a.c", "profile");
+    // What homccd refuses, the walk reads as refused (its row's verdict), before the policy.
+    local_because("-c a.c -fsanitize-ignorelist=list.txt", "homccd refuses it");
     local_because("-c @args", "response file @args cannot be read");
     local_because("-c a.c -o", "lacks its value");
     local_because("-c -x fortran a.f", "language 'fortran'");
@@ -362,7 +364,7 @@ fn what_homccd_would_refuse_runs_locally_and_the_rest_goes_as_walked() {
     // Flags the walk passes on, which the policy refuses.
     for line in [
         "-c a.c -Xclang -load -Xclang x.so",
-        "-c a.c -fsanitize-ignorelist=list.txt",
+        "-c a.c -I-",
         "-c a.c -unknown-flag",
         "a.c b.c -o app -Wa,-adhln=listing",
     ] {
