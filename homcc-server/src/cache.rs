@@ -1,10 +1,10 @@
 //! The server's content-addressed blob cache: files named by digest under `<dir>/blobs-v1/`,
 //! bounded in bytes with least-recently-used eviction, and one upload per missing blob.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::fs::{self, File};
 use std::io::{self, Read, Write};
-use std::os::unix::fs::PermissionsExt;
+use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
@@ -42,6 +42,9 @@ struct State {
     total: u64,
     /// Blobs some job is uploading right now; the receivers are cloned for waiters.
     pending: HashMap<Digest, watch::Receiver<()>>,
+    /// Blobs found on disk at open whose content has not been checked since: each is hashed
+    /// before its first use (`Inner::verify`).
+    unverified: HashSet<Digest>,
 }
 
 /// What a job missing a blob should do, from [`Cache::claim`].
@@ -107,6 +110,11 @@ impl Cache {
                 let meta = entry.metadata()?;
                 match digest {
                     Some(digest) if meta.is_file() => {
+                        if meta.mode() & 0o777 != 0o444
+                            || sealed_owner().is_some_and(|o| o != meta.uid())
+                        {
+                            seal(&entry.path())?;
+                        }
                         found.push((meta.modified()?, digest, meta.len()));
                     }
                     _ => {
@@ -121,9 +129,11 @@ impl Cache {
             lru: LruCache::unbounded(),
             total: 0,
             pending: HashMap::new(),
+            unverified: HashSet::new(),
         };
         for (_, digest, size) in found {
             state.lru.put(digest, size);
+            state.unverified.insert(digest);
             state.total += size;
         }
         let inner = Arc::new(Inner {
@@ -248,9 +258,9 @@ impl Cache {
         present
     }
 
-    /// Makes the complete temp file `tmp` read-only, renames it into place and indexes it.
+    /// Seals the complete temp file `tmp` ([`seal`]), renames it into place and indexes it.
     fn commit(&self, digest: &Digest, tmp: TempPath, size: u64) -> io::Result<()> {
-        fs::set_permissions(&tmp, fs::Permissions::from_mode(0o444))?;
+        seal(&tmp)?;
         let dest = self.inner.path_of(digest);
         fs::create_dir_all(dest.parent().expect("blob paths have a shard directory"))?;
         let mut state = self.inner.lock();
@@ -263,6 +273,27 @@ impl Cache {
         self.inner.evict(&mut state, true);
         Ok(())
     }
+}
+
+/// The owner of every blob when homccd runs as root: the overflow user, whom no process of
+/// homccd's runs as, so that a compiler (root without capabilities) can neither write nor chmod it.
+const BLOB_OWNER: u32 = 65534;
+
+/// Makes a blob's file read-only for every compiler: mode 0444 and, when homccd runs as root, an
+/// owner of its own ([`BLOB_OWNER`]). A compiler runs as homccd's user without capabilities, so
+/// the mode binds it, also through a hard link in a job root under any name.
+fn seal(path: &Path) -> io::Result<()> {
+    fs::set_permissions(path, fs::Permissions::from_mode(0o444))?;
+    if let Some(owner) = sealed_owner() {
+        std::os::unix::fs::chown(path, Some(owner), Some(owner))?;
+    }
+    Ok(())
+}
+
+/// The owner [`seal`] gives blobs: [`BLOB_OWNER`] when homccd runs as root, else none (they
+/// stay homccd's user's).
+fn sealed_owner() -> Option<u32> {
+    nix::unistd::geteuid().is_root().then_some(BLOB_OWNER)
 }
 
 impl Inner {
@@ -284,6 +315,9 @@ impl Inner {
         f: impl FnOnce(&Path) -> io::Result<T>,
     ) -> io::Result<Option<T>> {
         let path = self.path_of(digest);
+        if self.lock().unverified.contains(digest) {
+            self.verify(digest, &path);
+        }
         let mut state = self.lock();
         if state.lru.get(digest).is_none() {
             return Ok(None);
@@ -297,6 +331,22 @@ impl Inner {
                 Ok(None)
             }
             result => result.map(Some),
+        }
+    }
+
+    /// Hashes a blob found on disk at open, outside the lock, before its first use: one whose
+    /// content no longer matches its name (written to by something other than homccd) is
+    /// deleted, and the job that wanted it uploads it again.
+    fn verify(&self, digest: &Digest, path: &Path) {
+        let holds = Digest::of_file(path).map(|d| d == *digest);
+        let mut state = self.lock();
+        state.unverified.remove(digest);
+        if let Ok(false) = holds {
+            warn!(%digest, "cached file does not hold what its name says; deleting it");
+            if let Some(size) = state.lru.pop(digest) {
+                state.total -= size;
+            }
+            remove_junk(path, false);
         }
     }
 

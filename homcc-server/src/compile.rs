@@ -12,7 +12,7 @@ use std::{
 
 use homcc_proto::FORWARDED_ENV;
 
-use crate::sandbox::Sandbox;
+use crate::sandbox::{self, Sandbox};
 
 /// What the compiler did.
 #[derive(Debug)]
@@ -84,20 +84,17 @@ pub async fn run(
         .stderr(Stdio::piped())
         .process_group(0)
         .kill_on_drop(true);
-    let spawned = match inv.sandbox {
-        Some(sandbox) => {
-            let runtime = tokio::runtime::Handle::current();
-            let start = move || {
-                let _in_runtime = runtime.enter();
-                cmd.spawn()
-            };
-            let confined = tokio::task::spawn_blocking(move || sandbox.run_confined(start));
-            confined
-                .await
-                .unwrap_or_else(|e| Err(std::io::Error::other(e)))
-        }
-        None => cmd.spawn(),
+    // Started from a thread that has given up its capabilities (and, with a sandbox, confined
+    // itself): the compiler can write no file its mode forbids, also as root.
+    let runtime = tokio::runtime::Handle::current();
+    let start = move || {
+        let _in_runtime = runtime.enter();
+        cmd.spawn()
     };
+    let sandbox = inv.sandbox;
+    let spawned = tokio::task::spawn_blocking(move || sandbox::run_confined(sandbox, start))
+        .await
+        .unwrap_or_else(|e| Err(std::io::Error::other(e)));
     let mut child = spawned.map_err(|source| CompileError::Spawn {
         compiler: inv.compiler.to_owned(),
         source,

@@ -10,10 +10,7 @@ use std::{
     path::{Component, Path, PathBuf},
 };
 
-use homcc_proto::{
-    flags::{self, Operand, Token},
-    CompileRequest, Compression, OutputFile, Payload, RefusalReason,
-};
+use homcc_proto::{CompileRequest, Compression, OutputFile, Payload, RefusalReason};
 use tempfile::TempDir;
 
 use crate::ending::{internal, invalid, refuse, Ending};
@@ -155,57 +152,6 @@ impl JobRoot {
         let mut bytes = self.path().as_os_str().as_bytes().to_vec();
         bytes.extend_from_slice(client.as_os_str().as_bytes());
         PathBuf::from(OsStr::from_bytes(&bytes))
-    }
-}
-
-/// Extensions a compile may write beside a file it names (`-c a.c` writes `a.o`, `-MD` `a.d`,
-/// `-gsplit-dwarf` `a.dwo`, ...).
-const WRITTEN_EXTENSIONS: &[&str] = &["o", "s", "i", "ii", "d", "dwo", "gcno", "su", "ci", "out"];
-
-/// Every file the compile might write (each input the arguments name, each path written, and
-/// those paths with [`WRITTEN_EXTENSIONS`], beside them and in the working directory) that is a
-/// hard link into the cache becomes a private copy first: the compiler may write it (as root it
-/// would write through the read-only mode), but never the cached file other compiles share. A
-/// name that only looks like an output costs a copy, nothing else.
-pub fn shield_written_paths(
-    args: &[std::ffi::OsString],
-    cwd: &Path,
-    root: &Path,
-) -> std::io::Result<()> {
-    let mut named: Vec<PathBuf> = vec![cwd.join("a.out")];
-    // The same tokens the policy checked and `args` mapped: the inputs, beside which the
-    // compiler writes, and the paths it is told to write.
-    let written = flags::tokens(args).filter_map(|token| match token {
-        Token::Input(input) => Some(input),
-        Token::Flag(flag) if flag.rule.operand == Operand::Written => flag.value(),
-        _ => None,
-    });
-    for value in written.filter(|v| !v.is_empty()) {
-        let path = cwd.join(value);
-        for ext in WRITTEN_EXTENSIONS {
-            named.push(path.with_extension(ext));
-            if let Some(name) = path.file_name() {
-                named.push(cwd.join(name).with_extension(ext));
-            }
-        }
-        named.push(path);
-    }
-    for path in named.iter().filter(|p| p.starts_with(root)) {
-        unshare(path)?;
-    }
-    Ok(())
-}
-
-/// Replaces `path`, if it is a file with other links (the cache's), by a copy of its own.
-fn unshare(path: &Path) -> std::io::Result<()> {
-    use std::os::unix::fs::MetadataExt;
-    match std::fs::symlink_metadata(path) {
-        Ok(meta) if meta.is_file() && meta.nlink() > 1 => {
-            let copy = path.with_file_name(format!(".homcc-unshare-{}", std::process::id()));
-            std::fs::copy(path, &copy)?;
-            std::fs::rename(&copy, path)
-        }
-        _ => Ok(()),
     }
 }
 

@@ -49,11 +49,10 @@ fn bad_setting(e: impl std::fmt::Display) -> ExitCode {
 
 async fn serve(keys: Keys, compilers: AllowedCompilers) -> anyhow::Result<()> {
     use tokio::signal::unix::{signal, SignalKind};
-    // SAFETY: geteuid(2) has no preconditions and cannot fail.
-    if unsafe { libc::geteuid() } == 0 {
-        tracing::warn!(
-            "running as root: compilers run as root too, and a hostile request could then write \
-             to the cache (see docs/security.md); run homccd as a user of its own"
+    if nix::unistd::geteuid().is_root() {
+        tracing::info!(
+            "running as root: compilers run as root without capabilities, and the cache's files \
+             belong to user 65534, so that no compile can write them (see docs/security.md)"
         );
     }
     let mut settings = keys.settings();

@@ -11,6 +11,7 @@ use std::{
     path::{Path, PathBuf},
 };
 
+use caps::{CapSet, Capability};
 use landlock::{
     Access, AccessFs, AccessNet, BitFlags, LandlockStatus, PathBeneath, PathFd, Ruleset,
     RulesetAttr, RulesetCreated, RulesetCreatedAttr, RulesetError, RulesetStatus, Scope, ABI,
@@ -86,24 +87,58 @@ impl Sandbox {
         Ok(Sandbox { ruleset })
     }
 
-    /// Runs `start` (which starts the compiler) on a thread of its own that first confines
-    /// itself: Landlock confines the calling thread and every process it starts from then on,
-    /// and no other thread of homccd.
-    pub fn run_confined<T: Send + 'static>(
-        self,
-        start: impl FnOnce() -> io::Result<T> + Send + 'static,
-    ) -> io::Result<T> {
-        let confined = std::thread::spawn(move || {
-            let status = self.ruleset.restrict_self().map_err(io::Error::other)?;
-            if status.ruleset == RulesetStatus::NotEnforced {
-                return Err(io::Error::other("Landlock did not confine the compiler"));
-            }
-            start()
-        });
-        confined
-            .join()
-            .unwrap_or_else(|_| Err(io::Error::other("the confined thread panicked")))
+    /// Confines the calling thread, and every process it starts from then on.
+    fn restrict_self(self) -> io::Result<()> {
+        let status = self.ruleset.restrict_self().map_err(io::Error::other)?;
+        if status.ruleset == RulesetStatus::NotEnforced {
+            return Err(io::Error::other("Landlock did not confine the compiler"));
+        }
+        Ok(())
     }
+}
+
+/// Runs `start` (which starts the compiler) on a thread of its own that first gives up every
+/// capability and the means to regain one (`no_new_privs`), and then, with a `sandbox`, confines
+/// itself with Landlock. Both hold for that thread and every process it starts, and for no other
+/// thread of homccd. Without capabilities a compiler that runs as root cannot write through a
+/// file's read-only mode, so the cache's blobs, hard-linked into the job root, stay as they are
+/// whatever file the compiler writes (docs/security.md).
+pub fn run_confined<T: Send + 'static>(
+    sandbox: Option<Sandbox>,
+    start: impl FnOnce() -> io::Result<T> + Send + 'static,
+) -> io::Result<T> {
+    let confined = std::thread::spawn(move || {
+        drop_capabilities()?;
+        if let Some(sandbox) = sandbox {
+            sandbox.restrict_self()?;
+        }
+        start()
+    });
+    confined
+        .join()
+        .unwrap_or_else(|_| Err(io::Error::other("the confined thread panicked")))
+}
+
+/// Gives up, on the calling thread, every capability: from the bounding set where it may (with
+/// `CAP_SETPCAP`), and from the others; `no_new_privs` keeps a program it runs from gaining any
+/// (root's are otherwise granted again at `execve`).
+fn drop_capabilities() -> io::Result<()> {
+    let failed = |e: caps::errors::CapsError| {
+        io::Error::other(format!("cannot give up the compiler's capabilities: {e}"))
+    };
+    nix::sys::prctl::set_no_new_privs().map_err(io::Error::from)?;
+    if caps::has_cap(None, CapSet::Effective, Capability::CAP_SETPCAP).map_err(failed)? {
+        caps::clear(None, CapSet::Bounding).map_err(failed)?;
+    }
+    for set in [
+        CapSet::Ambient,
+        CapSet::Inheritable,
+        CapSet::Effective,
+        CapSet::Permitted,
+    ] {
+        caps::clear(None, set).map_err(failed)?;
+    }
+    Ok(())
 }
 
 /// `ruleset` with `access` allowed beneath `path`; a path that does not exist is skipped, a file
@@ -133,7 +168,7 @@ mod tests {
     fn can_read(job: &Path, path: &Path) -> bool {
         let sandbox = Sandbox::for_job(job, &[]).unwrap();
         let path = path.to_owned();
-        let cat = sandbox.run_confined(move || {
+        let cat = run_confined(Some(sandbox), move || {
             Command::new("/bin/cat")
                 .arg(path)
                 .stdout(Stdio::null())
@@ -159,5 +194,30 @@ mod tests {
         assert!(!can_read(job.path(), Path::new("/etc/passwd")));
         // The thread that ran the confined ones is not confined.
         assert!(std::fs::read(outside.path().join("secret")).is_ok());
+    }
+
+    /// A process started by `run_confined` has no capability, so a read-only file binds it
+    /// also when homccd runs as root; the calling thread keeps its own.
+    #[test]
+    fn a_confined_process_has_no_capabilities_and_cannot_write_a_read_only_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("blob");
+        std::fs::write(&file, "cached\n").unwrap();
+        std::fs::set_permissions(&file, std::os::unix::fs::PermissionsExt::from_mode(0o444))
+            .unwrap();
+        let script = format!(
+            "grep -q '^CapEff:[[:space:]]*0*$' /proc/self/status && ! (echo x > {}) 2>/dev/null",
+            file.display()
+        );
+        let shell = run_confined(None, move || {
+            Command::new("/bin/sh").args(["-c", &script]).status()
+        });
+        assert!(
+            shell.unwrap().success(),
+            "the shell had capabilities or wrote the file"
+        );
+        assert_eq!(std::fs::read_to_string(&file).unwrap(), "cached\n");
+        let before = caps::read(None, CapSet::Effective).unwrap();
+        assert_eq!(nix::unistd::geteuid().is_root(), !before.is_empty());
     }
 }

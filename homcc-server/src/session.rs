@@ -154,7 +154,8 @@ async fn admit(
 }
 
 /// The compile to run in the filled job root, and where its outputs will be (none there yet):
-/// the hermetic command line, every file it may write unshared from the cache, the sandbox.
+/// the hermetic command line and the sandbox. (Whatever else it writes, it cannot write a
+/// cached blob: `sandbox::run_confined`.)
 fn invocation<'a>(
     state: &State,
     req: &'a CompileRequest,
@@ -170,7 +171,6 @@ fn invocation<'a>(
     }
     let mut args = compiler.target_args.clone();
     args.extend(hermetic_args(req, job).map_err(invalid)?);
-    jobroot::shield_written_paths(&args, &cwd, job.path()).map_err(internal)?;
     let sandbox = match state.sandbox {
         true => Some(job.sandbox(&compiler.path).map_err(internal)?),
         false => None,

@@ -910,9 +910,25 @@ fn trickling_a_request_is_cut_off() {
     arena.assert_unharmed();
 }
 
-/// `-S -o`, `-E -o` or `-MF` naming a manifest file that is not an output: the compiler may write
-/// it, but never through the hard link into the cached blob other compiles share (as root it
-/// would ignore the read-only mode). The cache's blobs still hash to their names afterwards.
+/// Runs `args` against a fresh server with a manifest of `files` (each either the attacker's
+/// source or a header shared with other compiles), then checks that every cached blob still
+/// hashes to its name and that a normal compile still works.
+fn assert_cannot_poison(args: &[&str], files: &[(&str, bool)]) {
+    let arena = Arena::new(strict);
+    let header: &[u8] = b"int shared_header_value = 7;\n";
+    let evil: &[u8] =
+        b"int shared_header_value = 666; int injected_by_attacker(void) { return 1; }\n";
+    let files: Vec<(&str, &[u8])> = (files.iter())
+        .map(|(name, shared)| (*name, if *shared { header } else { evil }))
+        .collect();
+    let attack = arena.conversation_of(&files, args, Compression::None);
+    let _answer = runtime().block_on(attack.run(arena.server.addr));
+    assert_only_a_cache(&arena.server.cache_dir);
+    arena.assert_normal_compile();
+}
+
+/// `-S -o`, `-E -o` or `-MF` naming a manifest file that is not an output: the compiler may try
+/// to write it, but never through the hard link into the cached blob other compiles share.
 #[test]
 fn an_output_over_a_manifest_file_cannot_poison_the_cache() {
     for args in [
@@ -921,23 +937,29 @@ fn an_output_over_a_manifest_file_cannot_poison_the_cache() {
         &["-c", "a.cpp", "-MD", "-MF", "h.h"],
         &["-S", "h.cpp"],
     ] {
-        let arena = Arena::new(strict);
-        let header: &[u8] = b"int shared_header_value = 7;\n";
-        let evil: &[u8] =
-            b"int shared_header_value = 666; int injected_by_attacker(void) { return 1; }\n";
-        let attack = arena.conversation_of(
-            &[
-                ("a.cpp", evil),
-                ("h.cpp", evil),
-                ("h.h", header),
-                ("h.s", header),
-            ],
-            args,
-            Compression::None,
-        );
-        let _answer = runtime().block_on(attack.run(arena.server.addr));
-        assert_only_a_cache(&arena.server.cache_dir);
-        arena.assert_normal_compile();
+        let files = [
+            ("a.cpp", false),
+            ("h.cpp", false),
+            ("h.h", true),
+            ("h.s", true),
+        ];
+        assert_cannot_poison(args, &files);
+    }
+}
+
+/// A header compiled on its own (`-c a.h`, `-c x.hpp`) makes g++ write a precompiled header
+/// beside it (`a.h.gch`, a name no flag gives), over a manifest file of that name: never into the
+/// cached blob that file is a hard link of, whatever homccd's user (as root, the read-only mode
+/// alone would not stop it).
+#[test]
+fn a_precompiled_header_over_a_manifest_file_cannot_poison_the_cache() {
+    for (args, gch) in [
+        (&["-c", "a.h"][..], "a.h.gch"),
+        (&["-c", "x.hpp"], "x.hpp.gch"),
+        (&["-c", "a.h", "-o", "h.h"], "a.h.gch"),
+    ] {
+        let files = [("a.h", false), ("x.hpp", false), (gch, true), ("h.h", true)];
+        assert_cannot_poison(args, &files);
     }
 }
 

@@ -51,6 +51,46 @@ fn vanished_file_is_dropped_from_the_index() {
     assert_eq!((cache.len(), cache.total_bytes()), (0, 0));
 }
 
+/// A blob whose file was changed while homccd was not running (by hand, or a compile of an
+/// older homccd) is found out at its first use after the restart: deleted, reported absent (so
+/// the job asks its client for it), and the rest of the cache is kept. An intact one is used.
+#[test]
+fn a_blob_changed_on_disk_is_dropped_at_its_first_use_after_a_restart() {
+    let dir = tempfile::tempdir().unwrap();
+    let (good, good_bytes) = blob(1, 10);
+    let (bad, bad_bytes) = blob(2, 10);
+    {
+        let cache = Cache::open(dir.path(), 1000).unwrap();
+        cache.insert(&good, &good_bytes).unwrap();
+        cache.insert(&bad, &bad_bytes).unwrap();
+    }
+    let path = blob_path(dir.path(), &bad);
+    fs::set_permissions(&path, fs::Permissions::from_mode(0o644)).unwrap();
+    fs::write(&path, b"poisoned!!").unwrap();
+    let cache = Cache::open(dir.path(), 1000).unwrap();
+    assert_eq!(mode(&path), 0o444, "sealed again at open");
+    assert!(!cache.link_into(&bad, &dir.path().join("a.h")).unwrap());
+    assert!(!path.exists());
+    assert!(cache.link_into(&good, &dir.path().join("b.h")).unwrap());
+    assert_eq!(fs::read(dir.path().join("b.h")).unwrap(), good_bytes);
+    assert_eq!((cache.len(), cache.total_bytes()), (1, 10));
+}
+
+/// As root, blobs belong to user 65534, whom a compiler (root without capabilities) is not.
+#[test]
+fn blobs_belong_to_a_user_of_their_own_as_root() {
+    let dir = tempfile::tempdir().unwrap();
+    let cache = Cache::open(dir.path(), 1000).unwrap();
+    let (d, bytes) = blob(1, 10);
+    cache.insert(&d, &bytes).unwrap();
+    let uid = fs::metadata(blob_path(dir.path(), &d)).unwrap().uid();
+    let expected = match nix::unistd::geteuid().is_root() {
+        true => BLOB_OWNER,
+        false => nix::unistd::geteuid().as_raw(),
+    };
+    assert_eq!(uid, expected);
+}
+
 #[test]
 fn least_recently_used_blobs_are_evicted_first() {
     let dir = tempfile::tempdir().unwrap();
