@@ -313,6 +313,12 @@ impl Compilers {
             .and_then(|n| n.to_str())
             .filter(|n| !n.starts_with('-') && !n.is_empty())
             .ok_or_else(|| format!("compiler name '{}' is not usable", wanted.name))?;
+        if !is_target_triple(&wanted.target) {
+            return Err(format!(
+                "compiler target '{}' is not a target triple (such as x86_64-linux-gnu)",
+                crate::request::shown(&wanted.target)
+            ));
+        }
         let not_here = || format!("compiler {wanted} not available there");
         let own = self
             .allowed
@@ -397,7 +403,11 @@ impl Compilers {
             Some(found) => found,
             None => {
                 let found = probe(&allowed.path, &allowed.name, target).await;
-                self.probed.lock().unwrap().insert(key, found.clone());
+                let mut probed = self.probed.lock().unwrap();
+                // Clients choose the targets: the cache keeps a bounded number.
+                if probed.len() < MAX_PROBES {
+                    probed.insert(key, found.clone());
+                }
                 found
             }
         };
@@ -406,6 +416,19 @@ impl Compilers {
             ..identity
         })
     }
+}
+
+/// The most probes [`Compilers`] keeps (each allowed compiler, and clang per target asked for).
+const MAX_PROBES: usize = 256;
+
+/// `x86_64-linux-gnu`, `aarch64-unknown-linux-gnu`, `arm-linux-gnueabihf`: at most 64 letters,
+/// digits, `_`, `.` and `-`, as a clang `--target=` takes it and a cross gcc's name starts.
+fn is_target_triple(target: &str) -> bool {
+    (1..=64).contains(&target.len())
+        && target
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"_.-".contains(&b))
+        && !target.starts_with('-')
 }
 
 /// The identity of the compiler at `path` (for `target`), probed as the client does

@@ -49,8 +49,25 @@ impl Conn {
         next_while_receiving(&mut self.frames, &self.counts, self.idle).await
     }
 
+    /// Sends `message`, waiting as long as the client keeps reading: `idle` in which it takes not
+    /// one byte gives up, so a client that never reads its result cannot hold it (and its job
+    /// root) for longer.
     pub async fn send(&mut self, message: ServerMessage) -> Result<(), CodecError> {
-        self.frames.send(message).await
+        use std::sync::atomic::Ordering::Relaxed;
+        let (counts, idle) = (self.counts.clone(), self.idle);
+        let send = self.frames.send(message);
+        tokio::pin!(send);
+        loop {
+            let before = counts.written.load(Relaxed);
+            match tokio::time::timeout(idle, &mut send).await {
+                Ok(sent) => return sent,
+                Err(_) if counts.written.load(Relaxed) > before => continue,
+                Err(_) => {
+                    let why = format!("the client read nothing for {} s", idle.as_secs());
+                    return Err(std::io::Error::new(std::io::ErrorKind::TimedOut, why).into());
+                }
+            }
+        }
     }
 
     /// Sends `refusal` before reading anything, then [`Conn::close_unread`].

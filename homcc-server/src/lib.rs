@@ -18,6 +18,7 @@ pub mod ending;
 pub mod fill;
 pub mod jobroot;
 pub mod queue;
+pub mod request;
 pub mod sandbox;
 pub mod server;
 pub mod session;

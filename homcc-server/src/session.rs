@@ -22,6 +22,7 @@ use crate::{
     fill::Filler,
     jobroot::{self, JobRoot},
     queue::{Admission, Slot},
+    request,
     server::{Record, State},
 };
 
@@ -71,7 +72,7 @@ pub async fn serve(stream: TcpStream, peer: SocketAddr, state: Arc<State>) {
     }
     (record.bytes_in, record.bytes_out) = conn.bytes();
     tracing::info!(
-        client = %peer, compiler = %record.compiler, output = %record.output, result = %record.outcome,
+        client = %peer, compiler = %record.compiler, output = %record.output, result = %request::shown(&record.outcome),
         files = record.files, blobs_in = record.blobs_in, bytes_in = record.bytes_in,
         bytes_out = record.bytes_out, queued_ms = record.queued_ms, compile_ms = record.compile_ms, ms = started.elapsed().as_millis() as u64, "compile"
     );
@@ -92,15 +93,14 @@ async fn handle(
         auth::authenticate(conn, token, peer, state.config.max_frame).await?;
     }
     let req = read_request(conn).await?;
-    record.compiler = req.compiler.to_string();
-    record.output = req
-        .outputs
-        .first()
-        .map(|o| o.display().to_string())
+    // The client's strings, shown as one short line each: a log line is never forged.
+    record.compiler = request::shown(&req.compiler.to_string());
+    record.output = (req.outputs.first())
+        .map(|o| request::shown(&o.to_string_lossy()))
         .unwrap_or_default();
     // Held until the compile is done: uploading and waiting count as much as running.
     let (admission, compiler) = admit(state, peer, &req).await?;
-    check_dirs(&req, &state.config.limits)?;
+    request::check(&req, &state.config.limits)?;
     // File work (directories, hard links, copies) blocks: off the async threads' duty.
     let (job, cwd) = tokio::task::block_in_place(|| jobroot::for_request(&state.jobs_dir, &req))?;
     negotiate(conn, state, &req, &job, record).await?;
@@ -231,7 +231,7 @@ async fn negotiate(
     }
     // Thousands of hard links: blocking file work.
     let mut unknown_chunks =
-        tokio::task::block_in_place(|| place_manifest(req, cache, &mut filler))?;
+        tokio::task::block_in_place(|| place_manifest(req, cache, &mut filler, limits))?;
     let mut first = true;
     loop {
         if filler.files > limits.manifest_entries {
@@ -290,6 +290,7 @@ fn place_manifest(
     req: &CompileRequest,
     cache: &crate::cache::Cache,
     filler: &mut Filler<'_>,
+    limits: &crate::server::Limits,
 ) -> Result<Vec<Digest>, Ending> {
     let mut unknown_chunks = Vec::new();
     for chunk_ref in &req.manifest {
@@ -302,6 +303,7 @@ fn place_manifest(
                         chunk.dir
                     )));
                 }
+                fits(filler, chunk, limits)?;
                 cache.insert(&chunk_ref.digest, &bytes).map_err(internal)?;
                 filler.add_chunk(chunk).map_err(invalid)?;
             }
@@ -314,6 +316,20 @@ fn place_manifest(
         }
     }
     Ok(unknown_chunks)
+}
+
+/// Refuses a chunk that would take the manifest over `max_manifest_entries`, before anything of
+/// it is cached or placed: a refused request leaves nothing behind.
+fn fits(
+    filler: &Filler<'_>,
+    chunk: &homcc_proto::Chunk,
+    limits: &crate::server::Limits,
+) -> Result<(), Ending> {
+    let count = filler.files.saturating_add(chunk.files.len());
+    match count > limits.manifest_entries {
+        true => Err(too_many_files(count, limits)),
+        false => Ok(()),
+    }
 }
 
 fn too_many_files(count: usize, limits: &crate::server::Limits) -> Ending {
@@ -355,6 +371,7 @@ async fn receive(
                     if !chunks.remove(&digest) {
                         return Err(invalid(format!("chunk {} was not asked for", chunk.dir)));
                     }
+                    fits(filler, &chunk, &state.config.limits)?;
                     state.cache.insert(&digest, &bytes).map_err(internal)?;
                     filler.add_chunk(&chunk).map_err(invalid)?;
                     record.chunks_in += 1;
@@ -394,32 +411,6 @@ async fn receive(
                 return Err(invalid("an Auth frame during the upload"))
             }
         }
-    }
-    Ok(())
-}
-
-/// The directories a request makes the server create, counted by path component: a few hundred
-/// for a real compile, while 60 paths 2000 levels deep would take the server seconds.
-const MAX_DIR_COMPONENTS: usize = 20_000;
-
-fn check_dirs(req: &CompileRequest, limits: &crate::server::Limits) -> Result<(), Ending> {
-    let all = || {
-        std::iter::once(&req.cwd)
-            .chain(&req.include_dirs)
-            .chain(&req.dirs)
-            .chain(&req.implicit_includes)
-    };
-    let count = all().count();
-    let components: usize = all().map(|d| d.components().count()).sum();
-    if count > limits.manifest_entries || components > MAX_DIR_COMPONENTS {
-        return Err(refuse(
-            RefusalReason::Limit,
-            format!(
-                "the request names {count} dirs of {components} components, more than {} dirs \
-                 (max_manifest_entries) or {MAX_DIR_COMPONENTS} components",
-                limits.manifest_entries
-            ),
-        ));
     }
     Ok(())
 }

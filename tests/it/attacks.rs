@@ -523,6 +523,44 @@ cases! {
     upload_too_large: Request(|_, c| add_headers(c, 3, 12 << 10)) => limit("max_upload_size");
 }
 
+// Fields that cost the server memory or reach the compiler: each output once, a compiler target
+// that is a target triple (probes are cached by it), environment values of known shapes (a `LANGUAGE` that climbs would load a message catalog the client sent).
+cases! {
+    duplicate_outputs: Request(|a, c| c.request.outputs = vec![a.work().join("a.o"); 24]) => invalid("is listed twice");
+    language_climbs: Request(|_, c| c.request.env = vec![("LANGUAGE".into(), "../../../proc/self/cwd/evil".into())]) => invalid("LANGUAGE=");
+    lc_messages_path: Request(|_, c| c.request.env = vec![("LC_MESSAGES".into(), "/tmp/evil".into())]) => invalid("LC_MESSAGES=");
+    lang_dot_dot: Request(|_, c| c.request.env = vec![("LANG".into(), "..".into())]) => invalid("LANG=");
+    target_not_a_triple: Request(|_, c| c.request.compiler.target = "x".repeat(100 << 10)) => mismatch("is not a target triple");
+    target_with_a_flag: Request(|_, c| c.request.compiler.target = "x86_64-linux-gnu -B/tmp".into()) => mismatch("is not a target triple");
+    source_date_epoch_text: Request(|_, c| c.request.env = vec![("SOURCE_DATE_EPOCH".into(), "1%s%s%n".into())]) => invalid("SOURCE_DATE_EPOCH=");
+}
+
+/// A client's strings reach homccd's log as one escaped line each, at most 500 characters: a
+/// newline in the compiler's name forges no log line, and a 300 KiB name fills no log.
+#[test]
+fn client_strings_in_the_log_are_one_short_line() {
+    let arena = Arena::new(strict);
+    for name in [
+        "g++\n2026-01-01T00:00:00Z  INFO forged line",
+        &"x".repeat(300 << 10),
+    ] {
+        let mut conversation = arena.conversation(&["-c", "a.cpp", "-o", "a.o"]);
+        conversation.request.compiler.name = name.to_owned();
+        conversation.request.compiler.target = name.to_owned();
+        let answer = runtime().block_on(conversation.run(arena.server.addr));
+        assert_answer(&answer, mismatch("compiler"));
+    }
+    for record in arena.server.records() {
+        assert!(!record.compiler.contains('\n'), "{:?}", record.compiler);
+        assert!(
+            record.compiler.len() < 600,
+            "{} bytes",
+            record.compiler.len()
+        );
+    }
+    arena.assert_unharmed();
+}
+
 /// An honest `Compile` of `a.cpp`.
 fn compile(arena: &Arena) -> ClientMessage {
     let conversation = arena.conversation(&["-c", "a.cpp", "-o", "a.o"]);
@@ -961,6 +999,63 @@ fn a_precompiled_header_over_a_manifest_file_cannot_poison_the_cache() {
         let files = [("a.h", false), ("x.hpp", false), (gch, true), ("h.h", true)];
         assert_cannot_poison(args, &files);
     }
+}
+
+/// A client that uploads honestly and then never reads its result (a 64 MiB object, more than
+/// the sockets buffer) holds it, and its job root, for no longer than the idle timeout; a normal
+/// compile meanwhile is not held up.
+#[test]
+fn a_client_that_never_reads_its_result_is_dropped() {
+    let arena = Arena::new(strict);
+    let big: &[u8] = b"char big[64 << 20] = {1};\n";
+    let attack = arena.conversation_of(
+        &[("a.cpp", big)],
+        &["-c", "a.cpp", "-o", "a.o"],
+        Compression::None,
+    );
+    let rt = runtime();
+    let _held = rt.block_on(async {
+        let mut conn = connect(arena.server.addr).await;
+        conn.send(ClientMessage::Compile(Box::new(attack.request.clone())))
+            .await
+            .unwrap();
+        match next_answer(&mut conn).await {
+            Answer::Need(need) => attack.upload(&mut conn, &need).await.unwrap(),
+            other => panic!("expected Need, got {other:?}"),
+        }
+        conn
+    });
+    let started = Instant::now();
+    arena.assert_normal_compile();
+    let normal = started.elapsed();
+    wait_for("the unread result to be given up", QUICK, || {
+        (arena.server.records().iter()).any(|r| r.outcome.contains("the client read nothing"))
+    });
+    assert!(
+        normal < QUICK,
+        "a normal compile took {normal:?} during the attack"
+    );
+    assert_only_a_cache(&arena.server.cache_dir);
+}
+
+/// A manifest over `max_manifest_entries` is refused before any of it is cached: the refused
+/// request leaves no chunk behind.
+#[test]
+fn a_refused_manifest_leaves_nothing_in_the_cache() {
+    let arena = Arena::new(strict);
+    let mut attack = arena.conversation(&["-c", "a.cpp", "-o", "a.o"]);
+    add_headers(&mut attack, 10, 16);
+    attack.seal();
+    let answer = runtime().block_on(attack.run(arena.server.addr));
+    assert_answer(&answer, limit("max_manifest_entries"));
+    let blobs = arena.server.cache_dir.join("blobs-v1");
+    let cached: Vec<String> = names(&blobs).into_iter().filter(|s| s != "tmp").collect();
+    assert_eq!(
+        cached,
+        Vec::<String>::new(),
+        "cached from a refused request"
+    );
+    arena.assert_unharmed();
 }
 
 /// A manifest file name is one path component (protocol.md §4).

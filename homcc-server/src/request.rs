@@ -1,0 +1,164 @@
+//! What homccd checks of a request's own fields before it creates a directory or a job root
+//! (docs/protocol.md §4, docs/security.md): the directories it would make, counted by path
+//! component; outputs listed once each; environment values of known, safe shapes.
+
+use std::{collections::HashSet, path::Path};
+
+use homcc_proto::{CompileRequest, RefusalReason, FORWARDED_ENV};
+
+use crate::{
+    ending::{refuse, Ending},
+    server::Limits,
+};
+
+/// The directories a request makes the server create, counted by path component: a few hundred
+/// for a real compile, while 60 paths 2000 levels deep would take the server seconds.
+pub const MAX_DIR_COMPONENTS: usize = 20_000;
+
+/// The longest value of a forwarded environment variable.
+const MAX_ENV_VALUE: usize = 256;
+
+/// Checks `req` against `limits` and the rules above.
+pub fn check(req: &CompileRequest, limits: &Limits) -> Result<(), Ending> {
+    dirs(req, limits)?;
+    outputs(req)?;
+    env(req)
+}
+
+fn dirs(req: &CompileRequest, limits: &Limits) -> Result<(), Ending> {
+    let inline_chunks = (req.manifest.iter())
+        .filter_map(|c| c.inline.as_ref())
+        .map(|c| Path::new(&c.dir));
+    let all = || {
+        std::iter::once(req.cwd.as_path())
+            .chain(req.include_dirs.iter().map(|d| d.as_path()))
+            .chain(req.dirs.iter().map(|d| d.as_path()))
+            .chain(req.implicit_includes.iter().map(|d| d.as_path()))
+            .chain(inline_chunks.clone())
+    };
+    let count = all().count();
+    let components: usize = all().map(|d| d.components().count()).sum();
+    if count > limits.manifest_entries || components > MAX_DIR_COMPONENTS {
+        return Err(refuse(
+            RefusalReason::Limit,
+            format!(
+                "the request names {count} dirs of {components} components, more than {} dirs \
+                 (max_manifest_entries) or {MAX_DIR_COMPONENTS} components",
+                limits.manifest_entries
+            ),
+        ));
+    }
+    Ok(())
+}
+
+/// Each output once: the server reads each back into memory.
+fn outputs(req: &CompileRequest) -> Result<(), Ending> {
+    let mut seen = HashSet::with_capacity(req.outputs.len());
+    match req.outputs.iter().find(|o| !seen.insert(*o)) {
+        Some(twice) => Err(refuse(
+            RefusalReason::InvalidRequest,
+            format!(
+                "output {} is listed twice: list each output once",
+                shown(&twice.to_string_lossy())
+            ),
+        )),
+        None => Ok(()),
+    }
+}
+
+/// The forwarded variables' values must have the shape their meaning allows: locale names
+/// (`LANGUAGE` a `:`-separated list of them) and a number of seconds, nothing that could name
+/// a file (the compiler finds message catalogs by the locale's name).
+fn env(req: &CompileRequest) -> Result<(), Ending> {
+    let forwarded = (req.env.iter()).filter(|(name, _)| FORWARDED_ENV.contains(&name.as_str()));
+    for (name, value) in forwarded {
+        let fits = value.len() <= MAX_ENV_VALUE
+            && match name.as_str() {
+                "SOURCE_DATE_EPOCH" => {
+                    !value.is_empty() && value.bytes().all(|b| b.is_ascii_digit())
+                }
+                "LANGUAGE" => value.split(':').all(is_locale_name),
+                _ => value.is_empty() || is_locale_name(value),
+            };
+        if !fits {
+            let expected = match name.as_str() {
+                "SOURCE_DATE_EPOCH" => "a number of seconds",
+                "LANGUAGE" => "locale names separated by ':'",
+                _ => "a locale name such as C.UTF-8 or en_US.UTF-8",
+            };
+            return Err(refuse(
+                RefusalReason::InvalidRequest,
+                format!(
+                    "environment variable {name}={} is not {expected}",
+                    shown(value)
+                ),
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// `C`, `POSIX`, `en_US.UTF-8`, `de_DE@euro`, `sr_RS.UTF-8@latin`: a letter, then letters,
+/// digits and `_.-@`.
+fn is_locale_name(name: &str) -> bool {
+    let mut bytes = name.bytes();
+    bytes.next().is_some_and(|b| b.is_ascii_alphabetic())
+        && bytes.all(|b| b.is_ascii_alphanumeric() || b"_.-@".contains(&b))
+}
+
+/// A client's string as homccd shows it, in a message or its log: one line, at most 500
+/// characters, control characters escaped (`\n`).
+pub fn shown(text: &str) -> String {
+    let mut out = String::new();
+    for (i, c) in text.chars().enumerate() {
+        if i == 500 {
+            out.push_str("...");
+            break;
+        }
+        match c.is_control() {
+            true => out.extend(c.escape_default()),
+            false => out.push(c),
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn locale_names() {
+        for good in [
+            "C",
+            "POSIX",
+            "C.UTF-8",
+            "en_US.UTF-8",
+            "de_DE@euro",
+            "sr_RS.UTF-8@latin",
+        ] {
+            assert!(is_locale_name(good), "{good}");
+        }
+        for bad in [
+            "",
+            "..",
+            "../../proc/self/cwd/evil",
+            "/tmp/x",
+            "en US",
+            ".hidden",
+            "a/b",
+        ] {
+            assert!(!is_locale_name(bad), "{bad}");
+        }
+    }
+
+    #[test]
+    fn shown_strings_are_one_short_line() {
+        assert_eq!(
+            shown("gcc\n2026-01-01 INFO forged"),
+            "gcc\\n2026-01-01 INFO forged"
+        );
+        assert_eq!(shown(&"x".repeat(600)).len(), 503);
+        assert_eq!(shown("a\u{1b}[31m"), "a\\u{1b}[31m");
+    }
+}
