@@ -156,9 +156,7 @@ impl Cache {
     /// error), marks it most recently used and returns `Ok(true)`. `Ok(false)` when it is absent,
     /// including when its file has vanished (then it is also dropped from the index).
     pub fn link_into(&self, digest: &Digest, dest: &Path) -> io::Result<bool> {
-        let linked = self
-            .inner
-            .use_blob(digest, |src| fs::hard_link(src, dest))?;
+        let linked = self.inner.use_blob(digest, |src| link_or_copy(src, dest))?;
         if linked.is_some() {
             touch(File::open(dest));
         }
@@ -273,6 +271,24 @@ impl Cache {
         self.inner.evict(&mut state, true);
         Ok(())
     }
+}
+
+/// Makes `dest` (which must not exist) a hard link of `src`, or a copy when `src` has as many
+/// links as its filesystem allows (`EMLINK`, 65,000 on ext4): no number of names one client
+/// gives a file can make other compiles fail to place it.
+pub fn link_or_copy(src: &Path, dest: &Path) -> io::Result<()> {
+    match fs::hard_link(src, dest) {
+        Err(e) if e.raw_os_error() == Some(libc::EMLINK) => copy_new(src, dest),
+        linked => linked,
+    }
+}
+
+/// Copies `src` to `dest`, which must not exist, with `src`'s mode.
+pub fn copy_new(src: &Path, dest: &Path) -> io::Result<()> {
+    let mut from = File::open(src)?;
+    let mut to = File::options().write(true).create_new(true).open(dest)?;
+    io::copy(&mut from, &mut to)?;
+    to.set_permissions(from.metadata()?.permissions())
 }
 
 /// The owner of every blob when homccd runs as root: the overflow user, whom no process of

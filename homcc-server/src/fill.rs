@@ -54,7 +54,8 @@ enum Source {
 pub struct Filler<'a> {
     job: &'a JobRoot,
     cache: &'a Cache,
-    placed: HashMap<Digest, PathBuf>,
+    /// Each placed file's first path in the root, and how many names it has there.
+    placed: HashMap<Digest, (PathBuf, usize)>,
     pending: HashMap<Digest, Pending>,
     pub files: usize,
 }
@@ -93,9 +94,9 @@ impl<'a> Filler<'a> {
             pending.dests.push(dest);
             return Ok(());
         }
-        if let Some(first) = self.placed.get(&entry.digest) {
-            std::fs::hard_link(first, &dest)
-                .map_err(|_| FillError::Conflict(entry.path.clone()))?;
+        if let Some((first, names)) = self.placed.get_mut(&entry.digest) {
+            name_again(first, &dest, *names)?;
+            *names += 1;
             return Ok(());
         }
         self.place(entry.digest, vec![dest], entry.size)
@@ -112,11 +113,10 @@ impl<'a> Filler<'a> {
                     _ => FillError::Io(e),
                 })?;
             if linked {
-                for other in &dests[1..] {
-                    std::fs::hard_link(&dests[0], other)
-                        .map_err(|_| FillError::Conflict(other.clone()))?;
+                for (nth, other) in dests.iter().enumerate().skip(1) {
+                    name_again(&dests[0], other, nth)?;
                 }
-                self.placed.insert(digest, dests[0].clone());
+                self.placed.insert(digest, (dests[0].clone(), dests.len()));
                 return Ok(());
             }
             let source = match self.cache.claim(&digest) {
@@ -189,11 +189,12 @@ impl<'a> Filler<'a> {
         };
         let first = &pending.dests[0];
         write_new(first, bytes)?;
-        for other in &pending.dests[1..] {
-            std::fs::hard_link(first, other).map_err(|_| FillError::Conflict(other.clone()))?;
+        for (nth, other) in pending.dests.iter().enumerate().skip(1) {
+            name_again(first, other, nth)?;
         }
         self.cache.insert_file(digest, first, pending.size)?;
-        self.placed.insert(*digest, first.clone());
+        self.placed
+            .insert(*digest, (first.clone(), pending.dests.len()));
         Ok(())
     }
 
@@ -252,4 +253,20 @@ fn write_new(path: &Path, bytes: &[u8]) -> io::Result<()> {
         .create_new(true)
         .open(path)?;
     file.write_all(bytes)
+}
+
+/// The most hard links one job makes to one file: further names of it are copies, so that one
+/// request cannot use up the links a file's inode may have (65,000 on ext4), which every other
+/// compile that places it shares.
+const MAX_LINKS_PER_FILE: usize = 64;
+
+/// Gives `first` (a file in the root, with `names` names so far) the further name `dest`: a hard
+/// link while the job has made fewer than [`MAX_LINKS_PER_FILE`] and the filesystem allows, else a
+/// copy.
+fn name_again(first: &Path, dest: &Path, names: usize) -> Result<(), FillError> {
+    let named = match names < MAX_LINKS_PER_FILE {
+        true => crate::cache::link_or_copy(first, dest),
+        false => crate::cache::copy_new(first, dest),
+    };
+    named.map_err(|_| FillError::Conflict(dest.to_owned()))
 }

@@ -1058,6 +1058,44 @@ fn a_refused_manifest_leaves_nothing_in_the_cache() {
     arena.assert_unharmed();
 }
 
+/// One cached file listed under a thousand names: one job makes at most 64 hard links to it
+/// (the rest are copies), so no request can use up the links its inode may have (65,000 on
+/// ext4) while it holds the connection, which would make every other compile of it fail.
+#[test]
+fn one_file_under_many_names_does_not_use_up_its_links() {
+    let arena = Arena::new(|c| {
+        strict(c);
+        c.limits.manifest_entries = 2000;
+    });
+    let header: &[u8] = b"int shared_header_value = 7;\n";
+    let warm = arena.conversation_of(&[("h.h", header)], &["-c", "a.cpp"], Compression::None);
+    let _ = runtime().block_on(warm.run(arena.server.addr));
+    let hex = Digest::of(header).to_hex();
+    let blob = arena
+        .server
+        .cache_dir
+        .join("blobs-v1")
+        .join(&hex[..2])
+        .join(&hex);
+    assert!(blob.exists(), "the header is cached");
+    let names: Vec<String> = (0..1000).map(|i| format!("h{i}.h")).collect();
+    let mut files: Vec<(&str, &[u8])> = names.iter().map(|n| (n.as_str(), header)).collect();
+    files.push(("b.cpp", b"int never_uploaded;\n"));
+    let attack = arena.conversation_of(&files, &["-c", "b.cpp"], Compression::None);
+    let links = runtime().block_on(async {
+        let mut conn = connect(arena.server.addr).await;
+        conn.send(ClientMessage::Compile(Box::new(attack.request.clone())))
+            .await
+            .unwrap();
+        let answer = next_answer(&mut conn).await;
+        assert!(matches!(answer, Answer::Need(_)), "{answer:?}");
+        fs::metadata(&blob).unwrap().nlink()
+    });
+    assert!(links <= 1 + 64, "the cached file has {links} links");
+    assert_only_a_cache(&arena.server.cache_dir);
+    arena.assert_normal_compile();
+}
+
 /// A manifest file name is one path component (protocol.md §4).
 #[test]
 fn a_file_name_must_be_one_component() {
