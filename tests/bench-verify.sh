@@ -10,8 +10,7 @@ cd "$(dirname "$0")/.."
 source tests/homccd.sh
 start_homccd info
 cd "$work"
-printf '#include <%s>\n' map string iostream vector algorithm memory functional unordered_map sstream >tu.cpp
-echo 'int main() { std::map<std::string, int> m{{"a", 1}}; std::cout << m.size() << "\n"; }' >>tu.cpp
+write_tu
 export XDG_CACHE_HOME=$work/client-cache
 compile_ms() { # one compile through homcc against $host, in ms
   local start end

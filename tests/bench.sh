@@ -13,8 +13,7 @@ cd "$(dirname "$0")/.."
 source tests/homccd.sh
 start_homccd info
 cd "$work"
-printf '#include <%s>\n' map string iostream vector algorithm memory functional unordered_map sstream >tu.cpp
-echo 'int main() { std::map<std::string, int> m{{"a", 1}}; std::cout << m.size() << "\n"; }' >>tu.cpp
+write_tu
 flags=(-O2 -c tu.cpp -o tu.o)
 export XDG_CACHE_HOME=$work/client-cache
 

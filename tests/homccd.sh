@@ -1,4 +1,4 @@
-# Sourced by demo.sh, bench.sh and bench-load.sh: builds the release binaries and starts a homccd
+# Sourced by demo.sh, bench.sh, bench-verify.sh and bench-load.sh: builds the release binaries and starts a homccd
 # on a free port of $listen (default 127.0.0.1) with an empty cache in a fresh work dir, under the
 # command in the array $run_in if set (e.g. `ip netns exec NS`). Sets $bin, $work, $host; stops
 # the server, runs $on_exit if set and removes $work on exit.
@@ -19,4 +19,11 @@ start_homccd() {
     sleep 0.05
   done
   host=$(sed -n 's/^listening on //p' "$work/homccd.log")
+}
+
+# Writes tu.cpp in the current dir: a typical C++ TU of the standard library's headers (~230
+# files), as the benchmarks compile it.
+write_tu() {
+  printf '#include <%s>\n' map string iostream vector algorithm memory functional unordered_map sstream >tu.cpp
+  echo 'int main() { std::map<std::string, int> m{{"a", 1}}; std::cout << m.size() << "\n"; }' >>tu.cpp
 }

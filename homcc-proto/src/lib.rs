@@ -23,6 +23,7 @@ pub mod manifest;
 pub mod message;
 pub mod policy;
 pub mod sys;
+pub mod text;
 
 pub use auth::{AuthToken, AuthTokenError};
 pub use codec::{ClientCodec, CodecError, ServerCodec};

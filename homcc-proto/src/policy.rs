@@ -149,16 +149,7 @@ impl Forbidden {
 
 /// An argument as a message shows it: one line, at most 100 characters.
 fn show(arg: &OsStr) -> String {
-    let text = arg.to_string_lossy();
-    let mut shown: String = text
-        .chars()
-        .take(100)
-        .map(|c| if c.is_control() { '?' } else { c })
-        .collect();
-    if text.chars().count() > 100 {
-        shown.push_str("...");
-    }
-    shown
+    crate::text::shown(&arg.to_string_lossy(), 100)
 }
 
 #[cfg(test)]

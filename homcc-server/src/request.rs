@@ -107,20 +107,9 @@ fn is_locale_name(name: &str) -> bool {
 }
 
 /// A client's string as homccd shows it, in a message or its log: one line, at most 500
-/// characters, control characters escaped (`\n`).
+/// characters, control characters escaped.
 pub fn shown(text: &str) -> String {
-    let mut out = String::new();
-    for (i, c) in text.chars().enumerate() {
-        if i == 500 {
-            out.push_str("...");
-            break;
-        }
-        match c.is_control() {
-            true => out.extend(c.escape_default()),
-            false => out.push(c),
-        }
-    }
-    out
+    homcc_proto::text::shown(text, 500)
 }
 
 #[cfg(test)]
@@ -150,15 +139,5 @@ mod tests {
         ] {
             assert!(!is_locale_name(bad), "{bad}");
         }
-    }
-
-    #[test]
-    fn shown_strings_are_one_short_line() {
-        assert_eq!(
-            shown("gcc\n2026-01-01 INFO forged"),
-            "gcc\\n2026-01-01 INFO forged"
-        );
-        assert_eq!(shown(&"x".repeat(600)).len(), 503);
-        assert_eq!(shown("a\u{1b}[31m"), "a\\u{1b}[31m");
     }
 }

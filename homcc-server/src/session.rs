@@ -100,7 +100,6 @@ async fn handle(
         .unwrap_or_default();
     // Held until the compile is done: uploading and waiting count as much as running.
     let (admission, compiler) = admit(state, peer, &req).await?;
-    request::check(&req, &state.config.limits)?;
     // File work (directories, hard links, copies) blocks: off the async threads' duty.
     let (job, cwd) = tokio::task::block_in_place(|| jobroot::for_request(&state.jobs_dir, &req))?;
     negotiate(conn, state, &req, &job, record).await?;
@@ -128,14 +127,17 @@ async fn handle(
     Ok((result, job))
 }
 
-/// What homccd decides before it writes a file: the arguments pass its policy, it is not
-/// shutting down, it has room (now or in its queue), and it has the client's compiler.
+/// What homccd decides before it writes a file: the arguments pass its policy and the other
+/// fields its checks (`request`), it is not shutting down, it has room (now or in its queue), and
+/// it has the client's compiler. The checks come first: a refused request takes no place and
+/// runs no compiler probe.
 async fn admit(
     state: &State,
     peer: SocketAddr,
     req: &CompileRequest,
 ) -> Result<(Admission, Resolved), Ending> {
     policy::check(&req.args).map_err(|e| refuse(RefusalReason::Forbidden, e.to_string()))?;
+    request::check(req, &state.config.limits)?;
     if state.shutdown.is_cancelled() {
         return Err(refuse(
             RefusalReason::ShuttingDown,
@@ -234,9 +236,6 @@ async fn negotiate(
         tokio::task::block_in_place(|| place_manifest(req, cache, &mut filler, limits))?;
     let mut first = true;
     loop {
-        if filler.files > limits.manifest_entries {
-            return Err(too_many_files(filler.files, limits));
-        }
         let need = Need {
             chunks: std::mem::take(&mut unknown_chunks),
             blobs: filler.take_unrequested(),
@@ -308,9 +307,11 @@ fn place_manifest(
                 filler.add_chunk(chunk).map_err(invalid)?;
             }
             None => match cache.read(&chunk_ref.digest).map_err(internal)? {
-                Some(bytes) => filler
-                    .add_chunk(&decode_chunk(&bytes).map_err(internal)?)
-                    .map_err(invalid)?,
+                Some(bytes) => {
+                    let chunk = decode_chunk(&bytes).map_err(internal)?;
+                    fits(filler, &chunk, limits)?;
+                    filler.add_chunk(&chunk).map_err(invalid)?;
+                }
                 None => unknown_chunks.push(chunk_ref.digest),
             },
         }
@@ -319,7 +320,8 @@ fn place_manifest(
 }
 
 /// Refuses a chunk that would take the manifest over `max_manifest_entries`, before anything of
-/// it is cached or placed: a refused request leaves nothing behind.
+/// it is cached or placed (a refused request leaves nothing behind): every chunk, inline, cached
+/// or uploaded, passes here before `Filler::add_chunk`.
 fn fits(
     filler: &Filler<'_>,
     chunk: &homcc_proto::Chunk,
