@@ -5,10 +5,20 @@
 //! A frame longer than the codec's maximum is rejected from its length header, before its body is
 //! buffered or decoded.
 
-use std::marker::PhantomData;
+use std::{
+    cell::Cell,
+    marker::PhantomData,
+    sync::{
+        atomic::{AtomicUsize, Ordering},
+        Arc,
+    },
+};
 
 use bytes::{Buf, BufMut, BytesMut};
-use serde::{de::DeserializeOwned, Serialize};
+use serde::{
+    de::{DeserializeOwned, Error as _, SeqAccess, Visitor},
+    Deserialize, Deserializer, Serialize,
+};
 use tokio_util::codec::{Decoder, Encoder, LengthDelimitedCodec};
 
 use crate::{manifest::Chunk, ClientMessage, ServerMessage, PROTOCOL_VERSION};
@@ -31,6 +41,10 @@ pub enum CodecError {
     VersionMismatch { peer: u32 },
     #[error("malformed message: {0}")]
     Malformed(String),
+    #[error("a frame lists more than {max} manifest files or more than {max} directories (dirs and chunks)")]
+    TooManyEntries { max: usize },
+    #[error("busy: the {max} bytes of memory for the frames being read are taken, so a frame of {len} bytes waits for none")]
+    NoMemory { len: usize, max: usize },
     #[error("cannot encode message: {0}")]
     Encode(String),
     #[error(transparent)]
@@ -67,6 +81,11 @@ pub struct MessageCodec<Rx, Tx> {
     at_head: bool,
     max_in: usize,
     max_out: usize,
+    /// The most manifest files, and the most directories, one incoming frame may list.
+    max_entries: Option<usize>,
+    /// Where each incoming frame takes its memory from, and what it holds of it while it is read.
+    memory: Option<Arc<FrameMemory>>,
+    held: Option<Held>,
     _types: PhantomData<fn(Tx) -> Rx>,
 }
 
@@ -94,6 +113,9 @@ impl<Rx, Tx> MessageCodec<Rx, Tx> {
             at_head: true,
             max_in,
             max_out: max_out.min(FRAME_LIMIT_CEILING),
+            max_entries: None,
+            memory: None,
+            held: None,
             _types: PhantomData,
         }
     }
@@ -105,6 +127,69 @@ impl<Rx, Tx> MessageCodec<Rx, Tx> {
     pub fn set_max_in(&mut self, max_in: usize) {
         self.max_in = max_in.min(FRAME_LIMIT_CEILING);
         self.frames.set_max_frame_length(self.max_in);
+    }
+
+    /// Refuses an incoming frame that lists more than `max` manifest files, or more than `max`
+    /// directories (chunks, dirs to create), from the lists' lengths: before their elements are
+    /// decoded ([`CodecError::TooManyEntries`]).
+    pub fn set_max_entries(&mut self, max: usize) {
+        self.max_entries = Some(max);
+    }
+
+    /// Takes the memory of every incoming frame, as its length header announces it, from
+    /// `memory` until the frame is decoded; a frame that does not fit is refused
+    /// ([`CodecError::NoMemory`]) before its body is read.
+    pub fn set_memory(&mut self, memory: Arc<FrameMemory>) {
+        self.memory = Some(memory);
+    }
+}
+
+/// Memory shared by many connections' frames: what they may buffer together.
+#[derive(Debug)]
+pub struct FrameMemory {
+    used: AtomicUsize,
+    max: usize,
+}
+
+/// Bytes taken from a [`FrameMemory`], given back when dropped.
+#[derive(Debug)]
+pub struct Held {
+    from: Arc<FrameMemory>,
+    bytes: usize,
+}
+
+impl FrameMemory {
+    pub fn new(max: usize) -> Arc<FrameMemory> {
+        Arc::new(FrameMemory {
+            used: AtomicUsize::new(0),
+            max,
+        })
+    }
+
+    /// `bytes` of it, if that much is free.
+    pub fn take(self: &Arc<Self>, bytes: usize) -> Result<Held, CodecError> {
+        let fits = |used: usize| used.checked_add(bytes).filter(|total| *total <= self.max);
+        self.used
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, fits)
+            .map_err(|_| CodecError::NoMemory {
+                len: bytes,
+                max: self.max,
+            })?;
+        Ok(Held {
+            from: self.clone(),
+            bytes,
+        })
+    }
+
+    /// The bytes taken now.
+    pub fn used(&self) -> usize {
+        self.used.load(Ordering::Acquire)
+    }
+}
+
+impl Drop for Held {
+    fn drop(&mut self) {
+        self.from.used.fetch_sub(self.bytes, Ordering::AcqRel);
     }
 }
 
@@ -122,11 +207,107 @@ impl<Rx: Incoming, Tx> Decoder for MessageCodec<Rx, Tx> {
                     max: self.max_in,
                 });
             }
+            if let Some(memory) = &self.memory {
+                self.held = Some(memory.take(len)?);
+            }
         }
         let frame = self.frames.decode(src)?;
         // A complete frame brings the stream back to a header; a consumed header leaves it in a body.
         self.at_head = frame.is_some() || (self.at_head && !at_head);
-        frame.map(|f| decode_body(&f)).transpose()
+        let Some(frame) = frame else {
+            return Ok(None);
+        };
+        // Once decoded, what the message holds is its receiver's to count.
+        let _held = self.held.take();
+        match self.max_entries {
+            None => decode_body(&frame).map(Some),
+            Some(max) => {
+                BUDGET.set(Some(EntryBudget {
+                    files: max,
+                    dirs: max,
+                    spent: false,
+                }));
+                let decoded = decode_body(&frame);
+                let spent = BUDGET.take().is_some_and(|b| b.spent);
+                match spent {
+                    true => Err(CodecError::TooManyEntries { max }),
+                    false => decoded.map(Some),
+                }
+            }
+        }
+    }
+}
+
+/// What a frame being decoded may still list (see [`MessageCodec::set_max_entries`]).
+#[derive(Debug, Clone, Copy)]
+struct EntryBudget {
+    files: usize,
+    dirs: usize,
+    /// A list was longer than what was left.
+    spent: bool,
+}
+
+thread_local! {
+    /// Set while a codec with a budget decodes one frame (decoding is synchronous).
+    static BUDGET: Cell<Option<EntryBudget>> = const { Cell::new(None) };
+}
+
+/// What a counted list lists.
+#[derive(Debug, Clone, Copy)]
+enum Counts {
+    Files,
+    Dirs,
+}
+
+/// Deserializes a list of manifest files, counted against the frame's budget.
+pub(crate) fn counted_files<'de, D, T>(d: D) -> Result<Vec<T>, D::Error>
+where
+    D: Deserializer<'de>,
+    T: Deserialize<'de>,
+{
+    d.deserialize_seq(CountedSeq(Counts::Files, PhantomData))
+}
+
+/// Deserializes a list of directories (chunks, dirs to create), counted against the budget.
+pub(crate) fn counted_dirs<'de, D, T>(d: D) -> Result<Vec<T>, D::Error>
+where
+    D: Deserializer<'de>,
+    T: Deserialize<'de>,
+{
+    d.deserialize_seq(CountedSeq(Counts::Dirs, PhantomData))
+}
+
+struct CountedSeq<T>(Counts, PhantomData<T>);
+
+impl<'de, T: Deserialize<'de>> Visitor<'de> for CountedSeq<T> {
+    type Value = Vec<T>;
+
+    fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+        f.write_str("a sequence")
+    }
+
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Vec<T>, A::Error> {
+        // bincode gives every list's length before its elements.
+        let len = seq.size_hint().unwrap_or(0);
+        if let Some(mut budget) = BUDGET.get() {
+            let left = match self.0 {
+                Counts::Files => &mut budget.files,
+                Counts::Dirs => &mut budget.dirs,
+            };
+            match left.checked_sub(len) {
+                Some(rest) => *left = rest,
+                None => budget.spent = true,
+            }
+            BUDGET.set(Some(budget));
+            if budget.spent {
+                return Err(A::Error::custom("too many manifest entries"));
+            }
+        }
+        let mut out = Vec::with_capacity(len.min(4096));
+        while let Some(element) = seq.next_element()? {
+            out.push(element);
+        }
+        Ok(out)
     }
 }
 

@@ -25,6 +25,7 @@ pub struct ManifestEntry {
 pub struct Chunk {
     /// Absolute client directory (UTF-8, so that the encoding and the digest never fail).
     pub dir: String,
+    #[serde(deserialize_with = "codec::counted_files")]
     pub files: Vec<ChunkFile>,
 }
 

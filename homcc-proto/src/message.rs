@@ -17,7 +17,7 @@ pub enum ClientMessage {
     /// the encoding is the request's own).
     Compile(Box<CompileRequest>),
     /// Manifest chunks the server asked for in `Need::chunks`.
-    Chunks(Vec<Chunk>),
+    Chunks(#[serde(deserialize_with = "crate::codec::counted_dirs")] Vec<Chunk>),
     /// One file's content, asked for in `Need::blobs`.
     Blob(Blob),
     /// The answer to the server's `Challenge`, sent before `Compile`:
@@ -68,8 +68,10 @@ pub struct CompileRequest {
     /// Absolute, normal client directories that the compile's include flags (`-I`, `-iquote`,
     /// `-isystem`, `-idirafter`) name and that exist on the client: the server creates them, so
     /// that the compiler finds the same directories present (gcc's `-Wmissing-include-dirs`).
+    #[serde(deserialize_with = "crate::codec::counted_dirs")]
     pub dirs: Vec<PathBuf>,
     /// Every file the compile reads, grouped into chunks (one per directory).
+    #[serde(deserialize_with = "crate::codec::counted_dirs")]
     pub manifest: Vec<ChunkRef>,
     /// Absolute client paths of the files the compile writes (object, split DWARF); the server
     /// sends back those that exist.

@@ -108,6 +108,18 @@ pub struct Cli {
     #[arg(long, value_name = "SIZE")]
     #[serde(skip_serializing_if = "Option::is_none")]
     pub max_compiler_output: Option<String>,
+    /// The address space each compiler process may take (K, M, G suffix; 0: unbounded); a compile that runs out of it is refused as a limit and compiles on the client [env: HOMCCD_MAX_COMPILER_MEMORY] [default: 4G]
+    #[arg(long, value_name = "SIZE")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub max_compiler_memory: Option<String>,
+    /// Bytes per second (K, M suffix) an upload must average once it has had the idle timeout (at most 10 s) to start; a slower one is refused, so that no client holds a place for long (0: any rate) [env: HOMCCD_MIN_UPLOAD_RATE] [default: 16K]
+    #[arg(long, value_name = "SIZE")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub min_upload_rate: Option<String>,
+    /// The memory all clients' frames being read (and uploads being unpacked) may take together; a frame that does not fit is refused as busy (K, M, G suffix) [env: HOMCCD_MAX_FRAME_MEMORY] [default: 512M]
+    #[arg(long, value_name = "SIZE")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub max_frame_memory: Option<String>,
     /// A file holding a shared secret (the whitespace around it is trimmed): only clients that prove they hold the same one, set as homcc's auth_token_file, may compile; the secret never crosses the network [env: HOMCCD_AUTH_TOKEN_FILE] [default: none: any client of the allowed networks]
     #[arg(long, value_name = "FILE")]
     // Applied after loading, as cache_dir.

@@ -38,6 +38,27 @@ pub enum CompileError {
         "the compiler wrote more than {max} bytes to {stream} and was killed (max_compiler_output)"
     )]
     OutputTooLarge { stream: &'static str, max: usize },
+    #[error("the compiler ran out of the {0} bytes of memory a compile may take here (max_compiler_memory)")]
+    OutOfMemory(u64),
+}
+
+/// What gcc (`xmalloc`) and clang (LLVM) say when an allocation fails.
+const OUT_OF_MEMORY: &[&str] = &[
+    "virtual memory exhausted",
+    "out of memory allocating",
+    "LLVM ERROR: out of memory",
+    "std::bad_alloc",
+];
+
+/// What one compile may take.
+#[derive(Debug, Clone, Copy)]
+pub struct Bounds {
+    /// Its running time.
+    pub time: Duration,
+    /// The bytes it writes to stdout, and to stderr.
+    pub output: usize,
+    /// The address space (`RLIMIT_AS`) of each of its processes; 0: unbounded.
+    pub memory: u64,
 }
 
 /// One compiler invocation.
@@ -55,15 +76,13 @@ pub struct Invocation<'a> {
     pub sandbox: Option<Sandbox>,
 }
 
-/// Runs the compile to its end or to `limit`, keeping at most `max_output` bytes of its stdout
-/// and of its stderr (both drained while it runs, so it never blocks on a full pipe; more is an
-/// error). Dropping the returned future kills the compiler's whole process group (the driver
-/// and `cc1`, `as`, ...).
-pub async fn run(
-    inv: Invocation<'_>,
-    limit: Duration,
-    max_output: usize,
-) -> Result<Finished, CompileError> {
+/// Runs the compile to its end or to its time bound, keeping at most `bounds.output` bytes of its
+/// stdout and of its stderr (both drained while it runs, so it never blocks on a full pipe; more
+/// is an error), each of its processes limited to `bounds.memory` (a compile that fails for
+/// it is an error, not a verdict). Dropping the returned future kills the compiler's whole
+/// process group (the driver and `cc1`, `as`, ...).
+pub async fn run(inv: Invocation<'_>, bounds: Bounds) -> Result<Finished, CompileError> {
+    let (limit, max_output) = (bounds.time, bounds.output);
     let mut cmd = tokio::process::Command::new(inv.compiler);
     cmd.args(&inv.args)
         .current_dir(&inv.cwd)
@@ -84,6 +103,18 @@ pub async fn run(
         .stderr(Stdio::piped())
         .process_group(0)
         .kill_on_drop(true);
+    if bounds.memory > 0 {
+        let memory = bounds.memory;
+        let limit_memory = move || {
+            use nix::sys::resource::{setrlimit, Resource};
+            setrlimit(Resource::RLIMIT_AS, memory, memory).map_err(std::io::Error::from)
+        };
+        // SAFETY: runs in the forked child before exec; setrlimit(2) is async-signal-safe and
+        // the closure allocates nothing.
+        unsafe {
+            cmd.pre_exec(limit_memory);
+        }
+    }
     // Started from a thread that has given up its capabilities (and, with a sandbox, confined
     // itself): the compiler can write no file its mode forbids, also as root.
     let runtime = tokio::runtime::Handle::current();
@@ -112,8 +143,13 @@ pub async fn run(
         .await
         .map_err(|_| CompileError::TimedOut(limit))??;
     group.disarm();
+    let exit_code = homcc_proto::sys::exit_code(status);
+    let said = |marker: &str| stderr.windows(marker.len()).any(|w| w == marker.as_bytes());
+    if bounds.memory > 0 && exit_code != 0 && OUT_OF_MEMORY.iter().any(|m| said(m)) {
+        return Err(CompileError::OutOfMemory(bounds.memory));
+    }
     Ok(Finished {
-        exit_code: homcc_proto::sys::exit_code(status),
+        exit_code,
         stdout,
         stderr,
     })

@@ -48,6 +48,9 @@ pub const KEYS: &[&str] = &[
     "max_upload_size",
     "max_output_size",
     "max_compiler_output",
+    "max_compiler_memory",
+    "min_upload_rate",
+    "max_frame_memory",
     "auth_token_file",
 ];
 
@@ -115,6 +118,15 @@ pub struct Keys {
     /// What the compiler writes to stdout, and to stderr; more kills it.
     #[serde(deserialize_with = "size")]
     pub max_compiler_output: u64,
+    /// The address space of each compiler process (0: unbounded).
+    #[serde(deserialize_with = "size")]
+    pub max_compiler_memory: u64,
+    /// Bytes per second an upload must average once the server asks for files (0: any rate).
+    #[serde(deserialize_with = "size")]
+    pub min_upload_rate: u64,
+    /// The memory the frames being read from all clients may take together.
+    #[serde(deserialize_with = "size")]
+    pub max_frame_memory: u64,
     /// A file holding the token clients must prove they hold; `None` (or empty): any client of
     /// the allowed networks may compile.
     pub auth_token_file: Option<PathBuf>,
@@ -152,6 +164,9 @@ impl Default for Keys {
             max_upload_size: limits.upload_size,
             max_output_size: limits.output_size,
             max_compiler_output: resolved.max_compiler_output as u64,
+            max_compiler_memory: resolved.max_compiler_memory,
+            min_upload_rate: resolved.min_upload_rate,
+            max_frame_memory: resolved.max_frame_memory as u64,
             auth_token_file: None,
             auth: None,
         }
@@ -211,6 +226,9 @@ impl Keys {
         let bytes = |n: u64| usize::try_from(n).unwrap_or(usize::MAX);
         config.max_frame = bytes(self.max_frame_size).min(homcc_proto::codec::FRAME_LIMIT_CEILING);
         config.max_compiler_output = bytes(self.max_compiler_output);
+        config.max_compiler_memory = self.max_compiler_memory;
+        config.min_upload_rate = self.min_upload_rate;
+        config.max_frame_memory = bytes(self.max_frame_memory);
         config.limits = Limits {
             manifest_entries: bytes(self.max_manifest_entries),
             file_size: self.max_file_size,

@@ -2,11 +2,16 @@
 //! that wait as long as the client keeps sending (a thin link may take minutes for one large
 //! frame), and heartbeats while the server works on the client's behalf.
 
-use std::{future::Future, sync::Arc, time::Duration};
+use std::{
+    future::Future,
+    sync::{atomic::Ordering::Relaxed, Arc},
+    time::Duration,
+};
 
+use bytes::BytesMut;
 use futures_util::{SinkExt, StreamExt};
 use homcc_proto::{
-    codec::DEFAULT_MAX_SERVER_FRAME,
+    codec::{FrameMemory, DEFAULT_MAX_SERVER_FRAME},
     counted::{next_while_receiving, ByteCounts, Counted, Silent},
     ClientMessage, CodecError, Refusal, ServerCodec, ServerMessage,
 };
@@ -30,6 +35,44 @@ pub struct Conn {
 #[derive(Debug)]
 pub struct ClientGone(pub String);
 
+/// The least an upload must bring: `rate` bytes a second on average, from `grace` after the
+/// server asked for files on. A thin link gets the grace to start and then sends far faster; a
+/// client trickling bytes to hold its place (each byte within the idle timeout) falls behind.
+#[derive(Debug, Clone, Copy)]
+pub struct Pace {
+    began: tokio::time::Instant,
+    read_before: u64,
+    grace: Duration,
+    rate: u64,
+}
+
+/// The largest read buffer kept between frames.
+const KEEP_BUFFER: usize = 1 << 20;
+
+/// The longest grace an upload gets before its rate counts.
+const MAX_GRACE: Duration = Duration::from_secs(10);
+
+impl Pace {
+    /// When the bytes read so far (`read`, since the pace began) are too few, or `None` if any
+    /// rate will do.
+    fn due(&self, read: u64) -> Option<tokio::time::Instant> {
+        if self.rate == 0 {
+            return None;
+        }
+        let ahead = Duration::try_from_secs_f64(read as f64 / self.rate as f64).ok()?;
+        self.began.checked_add(self.grace.checked_add(ahead)?)
+    }
+}
+
+/// Why an upload ended without its next frame.
+#[derive(Debug)]
+pub enum Stalled {
+    /// Not one byte within the idle timeout.
+    Silent,
+    /// It fell behind its [`Pace`], averaging less than this many bytes a second.
+    Slow(u64),
+}
+
 impl Conn {
     /// Reads client frames of at most `max_frame` bytes.
     pub fn new(stream: TcpStream, max_frame: usize, idle: Duration, heartbeat: Duration) -> Conn {
@@ -46,14 +89,59 @@ impl Conn {
 
     /// The next frame (`None`: the client closed), or `Silent` after `idle` without a byte.
     pub async fn next(&mut self) -> Result<Option<Result<ClientMessage, CodecError>>, Silent> {
-        next_while_receiving(&mut self.frames, &self.counts, self.idle).await
+        let frame = next_while_receiving(&mut self.frames, &self.counts, self.idle).await;
+        // A large frame's buffer is not kept for the small ones that follow.
+        let buffer = self.frames.read_buffer_mut();
+        if buffer.capacity() > KEEP_BUFFER {
+            *buffer = BytesMut::from(&buffer[..]);
+        }
+        frame
+    }
+
+    /// Takes each frame's memory from `memory` while it is read (`MessageCodec::set_memory`).
+    pub fn set_memory(&mut self, memory: Arc<FrameMemory>) {
+        self.frames.codec_mut().set_memory(memory);
+    }
+
+    /// A pace of `rate` bytes a second from now on, after a grace of the idle timeout (at most
+    /// 10 s).
+    pub fn pace(&self, rate: u64) -> Pace {
+        Pace {
+            began: tokio::time::Instant::now(),
+            read_before: self.counts.read.load(Relaxed),
+            grace: self.idle.min(MAX_GRACE),
+            rate,
+        }
+    }
+
+    /// The next frame as [`Conn::next`] gives it, unless the bytes read since `pace` began fall
+    /// behind it first.
+    pub async fn next_paced(
+        &mut self,
+        pace: &Pace,
+    ) -> Result<Option<Result<ClientMessage, CodecError>>, Stalled> {
+        let counts = self.counts.clone();
+        let read = || counts.read.load(Relaxed) - pace.read_before;
+        loop {
+            let Some(due) = pace.due(read()) else {
+                return self.next().await.map_err(|_| Stalled::Silent);
+            };
+            tokio::select! {
+                frame = self.next() => return frame.map_err(|_| Stalled::Silent),
+                _ = tokio::time::sleep_until(due) => {
+                    // Bytes that came meanwhile move the due time on.
+                    if pace.due(read()).is_some_and(|later| later <= tokio::time::Instant::now()) {
+                        return Err(Stalled::Slow(pace.rate));
+                    }
+                }
+            }
+        }
     }
 
     /// Sends `message`, waiting as long as the client keeps reading: `idle` in which it takes not
     /// one byte gives up, so a client that never reads its result cannot hold it (and its job
     /// root) for longer.
     pub async fn send(&mut self, message: ServerMessage) -> Result<(), CodecError> {
-        use std::sync::atomic::Ordering::Relaxed;
         let (counts, idle) = (self.counts.clone(), self.idle);
         let send = self.frames.send(message);
         tokio::pin!(send);
@@ -97,6 +185,12 @@ impl Conn {
         self.frames.codec_mut().set_max_in(max_frame);
     }
 
+    /// Refuses a frame listing more than `max` manifest files or directories before reading
+    /// them (`MessageCodec::set_max_entries`).
+    pub fn set_max_entries(&mut self, max: usize) {
+        self.frames.codec_mut().set_max_entries(max);
+    }
+
     /// The longest silence accepted, for messages.
     pub fn idle(&self) -> Duration {
         self.idle
@@ -104,7 +198,6 @@ impl Conn {
 
     /// (bytes read, bytes written) so far.
     pub fn bytes(&self) -> (u64, u64) {
-        use std::sync::atomic::Ordering::Relaxed;
         (
             self.counts.read.load(Relaxed),
             self.counts.written.load(Relaxed),

@@ -1,7 +1,7 @@
 //! How a session ends without a result: a refusal to send the client (it compiles elsewhere),
 //! or a connection that is gone. Below `auth` and `session`, which both end this way.
 
-use homcc_proto::{Refusal, RefusalReason};
+use homcc_proto::{CodecError, Refusal, RefusalReason};
 
 use crate::conn::ClientGone;
 
@@ -28,6 +28,20 @@ pub fn invalid(detail: impl std::fmt::Display) -> Ending {
         RefusalReason::InvalidRequest,
         format!("invalid request: {detail}"),
     )
+}
+
+/// A frame that did not decode: too long a list is a `Limit`, anything else invalid.
+pub fn bad_frame(e: CodecError) -> Ending {
+    match e {
+        CodecError::TooManyEntries { max } => refuse(
+            RefusalReason::Limit,
+            format!("{e}, refused before reading them (max_manifest_entries is {max})"),
+        ),
+        CodecError::NoMemory { .. } => {
+            refuse(RefusalReason::Busy, format!("{e} (max_frame_memory)"))
+        }
+        e => invalid(e),
+    }
 }
 
 /// The server failed on its side (a disk, a process).

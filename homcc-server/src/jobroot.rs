@@ -17,6 +17,9 @@ use crate::ending::{internal, invalid, refuse, Ending};
 
 /// The longest client path accepted, in bytes (Linux's PATH_MAX).
 pub const MAX_PATH_LEN: usize = 4096;
+/// The most components a client path may have: real trees stay below a few dozen, and each
+/// directory of a path `n` deep costs a lookup of all `n` when it is created.
+pub const MAX_PATH_COMPONENTS: usize = 256;
 
 /// A client path the server will not use.
 #[derive(Debug, thiserror::Error)]
@@ -27,7 +30,7 @@ pub enum PathError {
     NotNormal(PathBuf),
     #[error("path '{0}' leaves the job root through '..'")]
     Escapes(PathBuf),
-    #[error("path '{}...' is longer than {MAX_PATH_LEN} bytes or contains a NUL byte", .0.display().to_string().chars().take(60).collect::<String>())]
+    #[error("path '{}...' is longer than {MAX_PATH_LEN} bytes or {MAX_PATH_COMPONENTS} components, or contains a NUL byte", .0.display().to_string().chars().take(60).collect::<String>())]
     Unusable(PathBuf),
     #[error("cannot create '{path}' in the job root: {source}")]
     Io { path: PathBuf, source: io::Error },
@@ -177,7 +180,10 @@ fn has_dot_component(path: &Path) -> bool {
 
 fn check_usable(path: &Path) -> Result<(), PathError> {
     let bytes = path.as_os_str().as_bytes();
-    if bytes.len() > MAX_PATH_LEN || bytes.contains(&0) {
+    if bytes.len() > MAX_PATH_LEN
+        || bytes.contains(&0)
+        || path.components().count() > MAX_PATH_COMPONENTS
+    {
         return Err(PathError::Unusable(path.to_owned()));
     }
     Ok(())

@@ -25,30 +25,48 @@ pub fn check(req: &CompileRequest, limits: &Limits) -> Result<(), Ending> {
     env(req)
 }
 
-fn dirs(req: &CompileRequest, limits: &Limits) -> Result<(), Ending> {
-    let inline_chunks = (req.manifest.iter())
-        .filter_map(|c| c.inline.as_ref())
-        .map(|c| Path::new(&c.dir));
+/// The directories named by the request's own fields (the manifest's chunks are counted as
+/// they are placed, `session::fits`): how many, and their components together.
+pub fn dirs(req: &CompileRequest, limits: &Limits) -> Result<DirCount, Ending> {
     let all = || {
         std::iter::once(req.cwd.as_path())
             .chain(req.include_dirs.iter().map(|d| d.as_path()))
             .chain(req.dirs.iter().map(|d| d.as_path()))
             .chain(req.implicit_includes.iter().map(|d| d.as_path()))
-            .chain(inline_chunks.clone())
     };
-    let count = all().count();
-    let components: usize = all().map(|d| d.components().count()).sum();
-    if count > limits.manifest_entries || components > MAX_DIR_COMPONENTS {
-        return Err(refuse(
-            RefusalReason::Limit,
-            format!(
-                "the request names {count} dirs of {components} components, more than {} dirs \
-                 (max_manifest_entries) or {MAX_DIR_COMPONENTS} components",
-                limits.manifest_entries
-            ),
-        ));
+    let mut count = DirCount::default();
+    for dir in all() {
+        count = count.add(dir, limits)?;
     }
-    Ok(())
+    Ok(count)
+}
+
+/// Directories counted against the bounds: how many, and their components together.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct DirCount {
+    dirs: usize,
+    components: usize,
+}
+
+impl DirCount {
+    /// The count with `dir` added, or the refusal when it would pass a bound.
+    pub fn add(self, dir: &Path, limits: &Limits) -> Result<DirCount, Ending> {
+        let count = DirCount {
+            dirs: self.dirs + 1,
+            components: self.components + dir.components().count(),
+        };
+        if count.dirs > limits.manifest_entries || count.components > MAX_DIR_COMPONENTS {
+            return Err(refuse(
+                RefusalReason::Limit,
+                format!(
+                    "the request names more than {} dirs (max_manifest_entries) or dirs of more \
+                     than {MAX_DIR_COMPONENTS} components together",
+                    limits.manifest_entries
+                ),
+            ));
+        }
+        Ok(count)
+    }
 }
 
 /// Each output once: the server reads each back into memory.

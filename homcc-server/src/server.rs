@@ -10,7 +10,7 @@ use std::{
 };
 
 use anyhow::Context;
-use homcc_proto::{AuthToken, Refusal, RefusalReason};
+use homcc_proto::{codec::FrameMemory, AuthToken, Refusal, RefusalReason};
 use tokio::net::TcpListener;
 use tokio_util::{sync::CancellationToken, task::TaskTracker};
 
@@ -43,6 +43,15 @@ pub struct Settings {
     pub compile_timeout: Duration,
     /// The most bytes a compile may write to stdout, and to stderr; more kills it.
     pub max_compiler_output: usize,
+    /// The address space (`RLIMIT_AS`) of each compiler process, in bytes; 0: unbounded.
+    pub max_compiler_memory: u64,
+    /// Bytes per second an upload must average from `idle_timeout` (at most 10 s) after the
+    /// server asked for files; a slower one is refused, so that it cannot hold its place for
+    /// long. 0: any rate that keeps within `idle_timeout`.
+    pub min_upload_rate: u64,
+    /// The memory every client's frame being read (and every upload being unpacked) may take
+    /// together; a frame that does not fit is refused as busy.
+    pub max_frame_memory: usize,
     pub heartbeat_interval: Duration,
     /// The longest silence from a client (not a single byte) before its compile starts; a large
     /// upload on a thin link may take longer as long as bytes keep arriving.
@@ -105,6 +114,9 @@ impl Settings {
             limits: Limits::default(),
             compile_timeout: Duration::from_secs(300),
             max_compiler_output: 16 << 20,
+            max_compiler_memory: 4 << 30,
+            min_upload_rate: 16 << 10,
+            max_frame_memory: 512 << 20,
             heartbeat_interval: Duration::from_secs(2),
             idle_timeout: Duration::from_secs(60),
             shutdown_grace: Duration::from_secs(60),
@@ -193,6 +205,8 @@ pub struct State {
     /// Connections per client address, and the most one may hold.
     pub per_client: Arc<PerClient>,
     pub max_per_client: usize,
+    /// What all clients' frames being read, and uploads being unpacked, may take together.
+    pub frame_memory: Arc<FrameMemory>,
 }
 
 /// A bound homccd, ready to run.
@@ -258,6 +272,7 @@ impl Server {
         };
         let scheduler = Scheduler::new(config.limit, queue);
         let state = State {
+            frame_memory: FrameMemory::new(config.max_frame_memory),
             sandbox,
             per_client: Arc::default(),
             max_per_client,

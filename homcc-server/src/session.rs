@@ -3,7 +3,13 @@
 //! for a compile slot if none is free, run the compiler hermetically while sending heartbeats,
 //! send the result.
 
-use std::{collections::HashSet, net::SocketAddr, path::PathBuf, sync::Arc, time::Instant};
+use std::{
+    collections::HashSet,
+    net::SocketAddr,
+    path::{Path, PathBuf},
+    sync::Arc,
+    time::Instant,
+};
 
 use homcc_proto::{
     codec::{decode_chunk, encode_chunk},
@@ -17,12 +23,12 @@ use crate::{
     auth,
     compile::{self, CompileError, Invocation},
     compilers::Resolved,
-    conn::Conn,
-    ending::{internal, invalid, refuse, Ending},
+    conn::{Conn, Stalled},
+    ending::{bad_frame, internal, invalid, refuse, Ending},
     fill::Filler,
     jobroot::{self, JobRoot},
     queue::{Admission, Slot},
-    request,
+    request::{self, DirCount},
     server::{Record, State},
 };
 
@@ -36,6 +42,8 @@ pub async fn serve(stream: TcpStream, peer: SocketAddr, state: Arc<State>) {
         config.idle_timeout,
         config.heartbeat_interval,
     );
+    conn.set_max_entries(config.limits.manifest_entries);
+    conn.set_memory(state.frame_memory.clone());
     let mut record = Record {
         peer: Some(peer),
         ..Record::default()
@@ -55,8 +63,12 @@ pub async fn serve(stream: TcpStream, peer: SocketAddr, state: Arc<State>) {
         }
         Err(Ending::Refuse(refusal)) => {
             record.outcome = format!("refused: {refusal}");
-            // Refused before authenticating: the client's request may be there, unread.
-            unread = refusal.reason == RefusalReason::AuthFailed;
+            // Refused before authenticating, or before reading a frame it has no memory for:
+            // the client's frame may be there, unread.
+            unread = matches!(
+                refusal.reason,
+                RefusalReason::AuthFailed | RefusalReason::Busy
+            );
             conn.send(ServerMessage::Refused(refusal))
                 .await
                 .err()
@@ -199,7 +211,7 @@ async fn read_request(conn: &mut Conn) -> Result<CompileRequest, Ending> {
     let req = match first {
         None => return Err(Ending::Lost("closed before sending a request".into())),
         Some(Err(CodecError::VersionMismatch { peer })) => return Err(version_refusal(peer)),
-        Some(Err(e)) => return Err(invalid(e)),
+        Some(Err(e)) => return Err(bad_frame(e)),
         Some(Ok(ClientMessage::Compile(req))) => *req,
         Some(Ok(_)) => return Err(invalid("the first frame must be a Compile request")),
     };
@@ -227,13 +239,14 @@ async fn negotiate(
     let cache = &state.cache;
     let limits = &state.config.limits;
     let mut filler = Filler::new(job, cache);
+    let mut dirs = request::dirs(req, limits)?;
     let mut upload = 0u64;
     if req.manifest.len() > limits.manifest_entries {
         return Err(too_many_files(req.manifest.len(), limits));
     }
     // Thousands of hard links: blocking file work.
     let mut unknown_chunks =
-        tokio::task::block_in_place(|| place_manifest(req, cache, &mut filler, limits))?;
+        tokio::task::block_in_place(|| place_manifest(req, cache, &mut filler, &mut dirs, limits))?;
     let mut first = true;
     loop {
         let need = Need {
@@ -268,7 +281,7 @@ async fn negotiate(
                 .map_err(|e| Ending::Lost(e.to_string()))?;
             first = false;
         }
-        receive(conn, state, &need, &mut filler, record).await?;
+        receive(conn, state, &need, (&mut filler, &mut dirs), record).await?;
         if filler.waiting_on_others() {
             // Other clients' uploads may take long on thin links: heartbeats keep ours waiting.
             conn.with_heartbeats(filler.await_other_jobs(state.config.idle_timeout / 2))
@@ -289,6 +302,7 @@ fn place_manifest(
     req: &CompileRequest,
     cache: &crate::cache::Cache,
     filler: &mut Filler<'_>,
+    dirs: &mut DirCount,
     limits: &crate::server::Limits,
 ) -> Result<Vec<Digest>, Ending> {
     let mut unknown_chunks = Vec::new();
@@ -302,14 +316,14 @@ fn place_manifest(
                         chunk.dir
                     )));
                 }
-                fits(filler, chunk, limits)?;
+                fits(filler, dirs, chunk, limits)?;
                 cache.insert(&chunk_ref.digest, &bytes).map_err(internal)?;
                 filler.add_chunk(chunk).map_err(invalid)?;
             }
             None => match cache.read(&chunk_ref.digest).map_err(internal)? {
                 Some(bytes) => {
                     let chunk = decode_chunk(&bytes).map_err(internal)?;
-                    fits(filler, &chunk, limits)?;
+                    fits(filler, dirs, &chunk, limits)?;
                     filler.add_chunk(&chunk).map_err(invalid)?;
                 }
                 None => unknown_chunks.push(chunk_ref.digest),
@@ -319,19 +333,22 @@ fn place_manifest(
     Ok(unknown_chunks)
 }
 
-/// Refuses a chunk that would take the manifest over `max_manifest_entries`, before anything of
-/// it is cached or placed (a refused request leaves nothing behind): every chunk, inline, cached
-/// or uploaded, passes here before `Filler::add_chunk`.
+/// Refuses a chunk that would take the manifest over `max_manifest_entries` files or the job's
+/// directories over their bounds (`request::DirCount`), before anything of it is cached or
+/// placed (a refused request leaves nothing behind): every chunk, inline, cached or uploaded,
+/// passes here before `Filler::add_chunk`.
 fn fits(
     filler: &Filler<'_>,
+    dirs: &mut DirCount,
     chunk: &homcc_proto::Chunk,
     limits: &crate::server::Limits,
 ) -> Result<(), Ending> {
     let count = filler.files.saturating_add(chunk.files.len());
-    match count > limits.manifest_entries {
-        true => Err(too_many_files(count, limits)),
-        false => Ok(()),
+    if count > limits.manifest_entries {
+        return Err(too_many_files(count, limits));
     }
+    *dirs = dirs.add(Path::new(&chunk.dir), limits)?;
+    Ok(())
 }
 
 fn too_many_files(count: usize, limits: &crate::server::Limits) -> Ending {
@@ -349,23 +366,29 @@ async fn receive(
     conn: &mut Conn,
     state: &State,
     need: &Need,
-    filler: &mut Filler<'_>,
+    (filler, dirs): (&mut Filler<'_>, &mut DirCount),
     record: &mut Record,
 ) -> Result<(), Ending> {
     let mut chunks: HashSet<Digest> = need.chunks.iter().copied().collect();
     let mut blobs: HashSet<Digest> = need.blobs.iter().copied().collect();
+    let pace = conn.pace(state.config.min_upload_rate);
     while !chunks.is_empty() || !blobs.is_empty() {
-        let frame = conn
-            .next()
-            .await
-            .map_err(|_| Ending::Lost(format!("upload silent for {} s", conn.idle().as_secs())))?;
+        let frame = conn.next_paced(&pace).await.map_err(|stalled| match stalled {
+            Stalled::Silent => {
+                Ending::Lost(format!("upload silent for {} s", conn.idle().as_secs()))
+            }
+            Stalled::Slow(rate) => refuse(
+                RefusalReason::Timeout,
+                format!("the upload averaged less than {rate} bytes/s (min_upload_rate): too slow a link to compile here"),
+            ),
+        })?;
         match frame {
             None => {
                 return Err(Ending::Lost(
                     "client closed the connection during the upload".into(),
                 ))
             }
-            Some(Err(e)) => return Err(invalid(e)),
+            Some(Err(e)) => return Err(bad_frame(e)),
             Some(Ok(ClientMessage::Chunks(list))) => tokio::task::block_in_place(|| {
                 for chunk in list {
                     let bytes = encode_chunk(&chunk);
@@ -373,7 +396,7 @@ async fn receive(
                     if !chunks.remove(&digest) {
                         return Err(invalid(format!("chunk {} was not asked for", chunk.dir)));
                     }
-                    fits(filler, &chunk, &state.config.limits)?;
+                    fits(filler, dirs, &chunk, &state.config.limits)?;
                     state.cache.insert(&digest, &bytes).map_err(internal)?;
                     filler.add_chunk(&chunk).map_err(invalid)?;
                     record.chunks_in += 1;
@@ -392,6 +415,11 @@ async fn receive(
                     )));
                 }
                 let digest = blob.digest;
+                // The file unpacked beside the payload, until it is written.
+                let unpacked = usize::try_from(size).unwrap_or(usize::MAX);
+                let _memory = (state.frame_memory)
+                    .take(unpacked.saturating_add(blob.payload.data.len()))
+                    .map_err(bad_frame)?;
                 let bytes = tokio::task::spawn_blocking(move || {
                     let bytes = blob.payload.unpack(size)?;
                     Ok::<_, homcc_proto::CompressionError>(
@@ -447,14 +475,18 @@ async fn run_with_heartbeats(
     state: &State,
     inv: Invocation<'_>,
 ) -> Result<compile::Finished, Ending> {
-    let compile = compile::run(
-        inv,
-        state.config.compile_timeout,
-        state.config.max_compiler_output,
-    );
-    conn.with_heartbeats(compile).await?.map_err(|e| match e {
-        CompileError::TimedOut(_) => refuse(RefusalReason::Timeout, e.to_string()),
-        CompileError::OutputTooLarge { .. } => refuse(RefusalReason::Limit, e.to_string()),
-        _ => internal(e),
-    })
+    let bounds = compile::Bounds {
+        time: state.config.compile_timeout,
+        output: state.config.max_compiler_output,
+        memory: state.config.max_compiler_memory,
+    };
+    conn.with_heartbeats(compile::run(inv, bounds))
+        .await?
+        .map_err(|e| match e {
+            CompileError::TimedOut(_) => refuse(RefusalReason::Timeout, e.to_string()),
+            CompileError::OutputTooLarge { .. } | CompileError::OutOfMemory(_) => {
+                refuse(RefusalReason::Limit, e.to_string())
+            }
+            _ => internal(e),
+        })
 }

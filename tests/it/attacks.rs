@@ -21,7 +21,8 @@ use homcc_proto::{
 };
 use homcc_server::{access::AllowedNetworks, Settings};
 use homcc_tests::raw::{
-    body, connect, frame, gxx_identity, next_answer, runtime, send_bytes, Answer, Conversation,
+    body, connect, frame, gxx_identity, next_answer, runtime, send_bytes, trickle, Answer,
+    Conversation,
 };
 use homcc_tests::{homcc_lines, wait_for, Project, TestServer};
 use tokio::io::AsyncWriteExt;
@@ -761,6 +762,79 @@ fn trickling_slower_than_the_idle_timeout_is_cut_off() {
     arena.assert_unharmed();
 }
 
+/// A client that holds its place by trickling its upload, each byte within the idle timeout, is
+/// refused once it falls behind `min_upload_rate` (1 KiB/s here, after the grace of the idle
+/// timeout): it cannot hold one of the `limit` places for longer (one byte a second, or a minute
+/// with the default idle timeout, once kept every place taken for as long as the upload lasted).
+#[test]
+fn an_upload_below_the_minimum_rate_is_refused() {
+    let arena = Arena::new(|config| {
+        strict(config);
+        config.limit = 1;
+        config.queue = Some(0);
+        config.min_upload_rate = 1 << 10;
+    });
+    let header = vec![b'x'; 8 << 10];
+    let attack = arena.conversation_of(
+        &[("a.cpp", SOURCE), ("h.h", &header)],
+        &["-c", "a.cpp"],
+        Compression::None,
+    );
+    let started = Instant::now();
+    let answer = runtime().block_on(async {
+        let mut conn = connect(arena.server.addr).await;
+        let request = ClientMessage::Compile(Box::new(attack.request.clone()));
+        conn.send(request).await.unwrap();
+        assert!(matches!(next_answer(&mut conn).await, Answer::Need(_)));
+        let blob = ClientMessage::Blob(attack.blobs[&Digest::of(&header)].clone());
+        trickle(&mut conn, &frame(&body(&blob)), IDLE / 4).await
+    });
+    assert!(
+        started.elapsed() < QUICK,
+        "answered after {:?}",
+        started.elapsed()
+    );
+    assert_answer(
+        &answer,
+        Expect::Refused(RefusalReason::Timeout, "min_upload_rate"),
+    );
+    arena.assert_unharmed();
+}
+
+/// Frames being read take their announced length from `max_frame_memory`, shared by every
+/// connection: of three connections that each start a 1 MiB frame and stop halfway, one is
+/// refused as busy at once when 2.5 MiB are all there is (15 such frames of 60 MiB once held
+/// 900 MiB); the other two are cut off at the idle timeout, as any stalled request.
+#[test]
+fn partial_frames_take_no_more_than_the_frame_memory() {
+    let arena = Arena::new(|config| {
+        strict(config);
+        config.max_frame_memory = (5 << 20) / 2;
+    });
+    let addr = arena.server.addr;
+    let answers = runtime().block_on(async {
+        let mut held = Vec::new();
+        for _ in 0..3 {
+            let mut conn = connect(addr).await;
+            let mut half = (1u32 << 20).to_be_bytes().to_vec();
+            half.resize(4 + (512 << 10), 0);
+            send_bytes(&mut conn, &half).await.unwrap();
+            held.push(conn);
+        }
+        futures_util::future::join_all(held.iter_mut().map(next_answer)).await
+    });
+    let busy = answers
+        .iter()
+        .filter(|a| matches!(a, Answer::Refused(r) if r.reason == RefusalReason::Busy && r.detail.contains("max_frame_memory")))
+        .count();
+    let closed = answers
+        .iter()
+        .filter(|a| matches!(a, Answer::Closed(_)))
+        .count();
+    assert_eq!((busy, closed), (1, 2), "{answers:#?}");
+    arena.assert_unharmed();
+}
+
 /// Waits until the server has recorded `count` lost connections; returns their outcomes.
 fn wait_for_lost(server: &TestServer, count: usize) -> Vec<String> {
     let lost = || -> Vec<String> {
@@ -844,6 +918,31 @@ F10 F10 F10 F10 F10 F10 F10 F10 F10 F10
         "refused after {:?}",
         started.elapsed()
     );
+    arena.assert_unharmed();
+}
+
+/// A 600-byte macro bomb (2^30 tokens) makes the compiler allocate until its address space ends
+/// at `max_compiler_memory` (256 MiB here; without a bound one took 5.5 GB): refused as a
+/// `Limit` that names the bound, not returned as the compiler's verdict.
+#[test]
+fn a_macro_bomb_stops_at_the_compiler_memory_limit() {
+    let arena = Arena::new(|config| {
+        strict(config);
+        config.compile_timeout = Duration::from_secs(60);
+        config.max_compiler_memory = 256 << 20;
+    });
+    let mut bomb = String::from("#define X0 1,1\n");
+    for i in 1..30 {
+        bomb += &format!("#define X{i} X{p},X{p}\n", p = i - 1);
+    }
+    bomb += "int a[] = {X29};\n";
+    let attack = arena.conversation_of(
+        &[("a.cpp", bomb.as_bytes())],
+        &["-c", "a.cpp"],
+        Compression::None,
+    );
+    let answer = runtime().block_on(attack.run(arena.server.addr));
+    assert_answer(&answer, limit("max_compiler_memory"));
     arena.assert_unharmed();
 }
 
@@ -1058,6 +1157,47 @@ fn a_refused_manifest_leaves_nothing_in_the_cache() {
     arena.assert_unharmed();
 }
 
+/// A manifest of a million entries (a 40 MB request) is refused from its lists' lengths, before
+/// an entry is decoded: the last entry's name is not UTF-8, which decoding would reach and call
+/// the request malformed (it once took the server 5-6 s and about 1 GiB to refuse).
+#[test]
+fn a_huge_manifest_is_refused_before_its_entries_are_decoded() {
+    let arena = Arena::new(|config| {
+        strict(config);
+        config.max_frame = 64 << 20;
+        config.limits.manifest_entries = 200_000;
+    });
+    let mut attack = arena.conversation(&["-c", "a.cpp", "-o", "a.o"]);
+    let files = (0..1_000_000)
+        .map(|i| ChunkFile {
+            name: match i {
+                999_999 => "LAST-ENTRY".to_owned(),
+                i => format!("f{i:07}.h"),
+            },
+            digest: Digest::of(b""),
+            size: 0,
+        })
+        .collect();
+    let chunk = Chunk {
+        dir: attack.request.cwd.join("many").to_str().unwrap().to_owned(),
+        files,
+    };
+    attack.request.manifest.push(ChunkRef {
+        digest: chunk.digest(),
+        inline: Some(chunk),
+    });
+    let mut bytes = body(&ClientMessage::Compile(Box::new(attack.request)));
+    let last = bytes.windows(10).rposition(|w| w == b"LAST-ENTRY").unwrap();
+    bytes[last] = 0xff;
+    let answer = runtime().block_on(async {
+        let mut conn = connect(arena.server.addr).await;
+        send_bytes(&mut conn, &frame(&bytes)).await.unwrap();
+        next_answer(&mut conn).await
+    });
+    assert_answer(&answer, limit("max_manifest_entries"));
+    arena.assert_unharmed();
+}
+
 /// One cached file listed under a thousand names: one job makes at most 64 hard links to it
 /// (the rest are copies), so no request can use up the links its inode may have (65,000 on
 /// ext4) while it holds the connection, which would make every other compile of it fail.
@@ -1151,6 +1291,46 @@ fn many_dirs_are_refused_at_once() {
         started.elapsed()
     );
     assert_answer(&answer, limit("dirs"));
+    arena.assert_unharmed();
+}
+
+/// Directories of chunks the server asks for are bounded like the request's own: 60 empty
+/// chunks 2000 levels deep once took the server about 17 s, and a chunk path may have at most
+/// 256 components (`MAX_PATH_COMPONENTS`), and all directories together 20,000 (120 chunks 200
+/// deep are a `Limit`).
+#[test]
+fn deep_or_many_chunk_directories_are_refused_at_once() {
+    let arena = Arena::new(|config| {
+        strict(config);
+        config.limits.manifest_entries = 200;
+    });
+    let cases = [
+        (60, 2000, invalid("256 components")),
+        (120, 200, limit("dirs")),
+    ];
+    for (count, depth, expect) in cases {
+        let mut attack = arena.conversation(&["-c", "a.cpp", "-o", "a.o"]);
+        for i in 0..count {
+            let chunk = Chunk {
+                dir: format!("/x{i}{}", "/d".repeat(depth)),
+                files: Vec::new(),
+            };
+            let digest = chunk.digest();
+            attack.request.manifest.push(ChunkRef {
+                digest,
+                inline: None,
+            });
+            attack.chunks.insert(digest, chunk);
+        }
+        let started = Instant::now();
+        let answer = runtime().block_on(attack.run(arena.server.addr));
+        assert!(
+            started.elapsed() < QUICK,
+            "{count} chunks {depth} deep: answered after {:?}",
+            started.elapsed()
+        );
+        assert_answer(&answer, expect);
+    }
     arena.assert_unharmed();
 }
 

@@ -164,6 +164,24 @@ pub async fn next_answer(conn: &mut Raw) -> Answer {
     }
 }
 
+/// Sends `bytes` one at a time, `gap` apart, until the server answers (or a write fails); then
+/// its answer.
+pub async fn trickle(conn: &mut Raw, bytes: &[u8], gap: Duration) -> Answer {
+    for byte in bytes {
+        if send_bytes(conn, &[*byte]).await.is_err() {
+            break;
+        }
+        if let Ok(frame) = tokio::time::timeout(gap, conn.next()).await {
+            return match frame {
+                None => Answer::Closed("end of file".into()),
+                Some(Ok(ServerMessage::Refused(refusal))) => Answer::Refused(refusal),
+                Some(other) => Answer::Unexpected(format!("{other:?}")),
+            };
+        }
+    }
+    next_answer(conn).await
+}
+
 /// A compile request and what its client uploads when the server asks for it.
 #[derive(Debug, Clone)]
 pub struct Conversation {

@@ -54,6 +54,9 @@ fn an_empty_table_is_the_defaults() {
         max_upload_size: 2 << 30,
         max_output_size: 512 << 20,
         max_compiler_output: 16 << 20,
+        max_compiler_memory: 4 << 30,
+        min_upload_rate: 16 << 10,
+        max_frame_memory: 512 << 20,
         auth_token_file: None,
         auth: None,
     };
