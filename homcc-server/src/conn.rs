@@ -122,17 +122,24 @@ impl Conn {
     ) -> Result<Option<Result<ClientMessage, CodecError>>, Stalled> {
         let counts = self.counts.clone();
         let read = || counts.read.load(Relaxed) - pace.read_before;
+        let Some(mut due) = pace.due(read()) else {
+            return self.next().await.map_err(|_| Stalled::Silent);
+        };
+        // One read for the whole frame, so that its idle timeout runs on.
+        let next = self.next();
+        tokio::pin!(next);
         loop {
-            let Some(due) = pace.due(read()) else {
-                return self.next().await.map_err(|_| Stalled::Silent);
-            };
             tokio::select! {
-                frame = self.next() => return frame.map_err(|_| Stalled::Silent),
+                frame = &mut next => return frame.map_err(|_| Stalled::Silent),
                 _ = tokio::time::sleep_until(due) => {
-                    // Bytes that came meanwhile move the due time on.
-                    if pace.due(read()).is_some_and(|later| later <= tokio::time::Instant::now()) {
-                        return Err(Stalled::Slow(pace.rate));
-                    }
+                    let (read, now) = (read(), tokio::time::Instant::now());
+                    due = match pace.due(read) {
+                        // Bytes that came meanwhile move the due time on.
+                        Some(later) if later > now => later,
+                        Some(_) if read > 0 => return Err(Stalled::Slow(pace.rate)),
+                        // Silence is the idle timeout's to end.
+                        _ => now + pace.grace,
+                    };
                 }
             }
         }

@@ -8,7 +8,7 @@
 use std::{
     cell::Cell,
     fs,
-    os::unix::fs::MetadataExt,
+    os::unix::fs::{MetadataExt, PermissionsExt},
     path::{Path, PathBuf},
     sync::OnceLock,
     time::{Duration, Instant},
@@ -24,7 +24,7 @@ use homcc_tests::raw::{
     body, connect, frame, gxx_identity, next_answer, runtime, send_bytes, trickle, Answer,
     Conversation,
 };
-use homcc_tests::{homcc_lines, wait_for, Project, TestServer};
+use homcc_tests::{homcc_lines, wait_for, Daemon, Project, TestServer};
 use tokio::io::AsyncWriteExt;
 
 /// The longest a refusal may take (on a loaded machine) when nothing has to run first.
@@ -1100,6 +1100,69 @@ fn a_precompiled_header_over_a_manifest_file_cannot_poison_the_cache() {
     }
 }
 
+/// The poisoning attacks above once more, against the homccd binary running as user nobody
+/// (65534), where the blobs' read-only mode is what stops a compiler writing through a hard link:
+/// afterwards every blob still hashes to its name, and a normal compile runs there.
+#[test]
+fn as_an_unprivileged_user_homccd_keeps_its_cache_whole() {
+    const NOBODY: u32 = 65534;
+    let dir = tempfile::tempdir().unwrap();
+    let cache = dir.path().join("cache");
+    fs::create_dir(&cache).unwrap();
+    std::os::unix::fs::chown(&cache, Some(NOBODY), Some(NOBODY)).unwrap();
+    fs::set_permissions(dir.path(), fs::Permissions::from_mode(0o755)).unwrap();
+    let daemon = Daemon::start_as(Some(NOBODY), &cache, &["--idle-timeout", "1"]);
+    let header: &[u8] = b"int shared_header_value = 7;\n";
+    let evil: &[u8] = b"int shared_header_value = 666;\n";
+    let work = dir.path().join("work");
+    let cases = [
+        (&["-c", "a.h"][..], "a.h.gch"),
+        (&["-c", "x.hpp"], "x.hpp.gch"),
+        (&["-S", "a.cpp", "-o", "h.h"], "h.s"),
+        (&["-c", "a.cpp", "-MD", "-MF", "h.h"], "h.s"),
+    ];
+    for (args, shared) in cases {
+        let files: Vec<(PathBuf, Vec<u8>)> = [
+            ("a.h", evil),
+            ("x.hpp", evil),
+            ("a.cpp", evil),
+            (shared, header),
+            ("h.h", header),
+        ]
+        .iter()
+        .map(|(name, content)| (work.join(name), content.to_vec()))
+        .collect();
+        let attack = Conversation::new(gxx(), &work, args, &files, &[], Compression::None);
+        let _answer = runtime().block_on(attack.run(daemon.addr));
+    }
+    assert_only_a_cache(&cache);
+    let shared = cache
+        .join("blobs-v1")
+        .join(&Digest::of(header).to_hex()[..2]);
+    assert!(
+        names(&shared).contains(&Digest::of(header).to_hex()),
+        "the shared header was cached: the attacks ran"
+    );
+    let owner = fs::metadata(cache.join("blobs-v1")).unwrap().uid();
+    assert_eq!(owner, NOBODY, "the cache belongs to homccd's user");
+    let project = Project::new();
+    project.write(
+        "v.c",
+        "#include \"h.h\"\nint v(void) { return shared_header_value; }\n",
+    );
+    project.write("h.h", std::str::from_utf8(header).unwrap());
+    let out = project
+        .homcc_command(&["--host", &daemon.host()], "gcc", &["-c", "v.c"])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{out:?}");
+    assert_eq!(
+        homcc_lines(&out.stderr),
+        Vec::<String>::new(),
+        "ran remotely"
+    );
+}
+
 /// A client that uploads honestly and then never reads its result (a 64 MiB object, more than
 /// the sockets buffer) holds it, and its job root, for no longer than the idle timeout; a normal
 /// compile meanwhile is not held up.
@@ -1311,16 +1374,10 @@ fn deep_or_many_chunk_directories_are_refused_at_once() {
     for (count, depth, expect) in cases {
         let mut attack = arena.conversation(&["-c", "a.cpp", "-o", "a.o"]);
         for i in 0..count {
-            let chunk = Chunk {
+            attack.list_chunk_by_digest(Chunk {
                 dir: format!("/x{i}{}", "/d".repeat(depth)),
                 files: Vec::new(),
-            };
-            let digest = chunk.digest();
-            attack.request.manifest.push(ChunkRef {
-                digest,
-                inline: None,
             });
-            attack.chunks.insert(digest, chunk);
         }
         let started = Instant::now();
         let answer = runtime().block_on(attack.run(arena.server.addr));

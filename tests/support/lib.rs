@@ -197,7 +197,17 @@ pub struct Daemon {
 
 impl Daemon {
     pub fn start(cache_dir: &Path, extra: &[&str]) -> Daemon {
-        let mut child = Command::new(bin("homccd"))
+        Daemon::start_as(None, cache_dir, extra)
+    }
+
+    /// As [`Daemon::start`], as user and group `user` when given (the caller must be root).
+    pub fn start_as(user: Option<u32>, cache_dir: &Path, extra: &[&str]) -> Daemon {
+        use std::os::unix::process::CommandExt;
+        let mut command = Command::new(bin("homccd"));
+        if let Some(id) = user {
+            command.uid(id).gid(id);
+        }
+        let mut child = command
             .args([
                 "--no-config",
                 "--listen",

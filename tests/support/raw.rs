@@ -250,6 +250,16 @@ impl Conversation {
         conversation
     }
 
+    /// Lists `chunk` in the manifest by its digest alone, to be sent when a `Need` asks for it.
+    pub fn list_chunk_by_digest(&mut self, chunk: Chunk) {
+        let digest = chunk.digest();
+        self.request.manifest.push(ChunkRef {
+            digest,
+            inline: None,
+        });
+        self.chunks.insert(digest, chunk);
+    }
+
     /// Gives every inline chunk its true digest (after a test changed one) and records the
     /// chunks for upload.
     pub fn seal(&mut self) {

@@ -48,6 +48,13 @@ fn flags_and_their_aliases() {
         });
         check(&["--compile-timeout", "9"], |s| s.compile_timeout == 9);
         check(&["--idle-timeout", "4"], |s| s.idle_timeout == 4);
+        check(&["--max-compiler-memory", "2G"], |s| {
+            s.max_compiler_memory == 2 << 30
+        });
+        check(&["--min-upload-rate", "1K"], |s| {
+            s.min_upload_rate == 1 << 10
+        });
+        check(&["--max-frame-memory", "0"], |s| s.max_frame_memory == 0);
         check(&["--log-level", "ERROR"], |s| {
             s.log_level == LogLevel::Error
         });

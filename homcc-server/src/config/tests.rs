@@ -89,6 +89,10 @@ fn values() {
         limits.upload_size == 1 << 30 && limits.manifest_entries == 10
     }));
     check("max_frame_size = 4096", Ok(|s| s.settings().max_frame == 4096));
+    check("max_compiler_memory = \"1G\"\nmin_upload_rate = 0\nmax_frame_memory = \"64M\"", Ok(|s| {
+        let config = s.settings();
+        config.max_compiler_memory == 1 << 30 && config.min_upload_rate == 0 && config.max_frame_memory == 64 << 20
+    }));
     check("auth_token_file = \"/etc/homcc/token\"", Ok(|s| s.auth_token_file == Some("/etc/homcc/token".into()) && s.auth.is_none()));
     check("max_dependency_cache_size = 4096", Ok(|s| s.max_dependency_cache_size == 4096));
     check("max_dependency_cache_size = \"4096\"", Ok(|s| s.max_dependency_cache_size == 4096));

@@ -1,0 +1,314 @@
+//! Benchmark (prints figures; not a test): how long a normal compile through homcc takes while
+//! homccd, with its default settings, is under each resource attack of docs/security.md, against
+//! its usual time. The attackers are raw clients from other loopback addresses (127.0.0.2 on),
+//! so the per-address connection bound does not stand between them and the normal client.
+//!
+//! Run: `cargo build --release --workspace --bins && cargo bench -p homcc-tests --bench under_attack`
+
+use std::{
+    net::{IpAddr, Ipv4Addr, SocketAddr},
+    path::PathBuf,
+    sync::{
+        atomic::{AtomicBool, Ordering::SeqCst},
+        Arc,
+    },
+    thread::JoinHandle,
+    time::{Duration, Instant},
+};
+
+use futures_util::SinkExt;
+use homcc_proto::{
+    codec::{ClientCodec, DEFAULT_MAX_SERVER_FRAME},
+    Chunk, ChunkFile, ChunkRef, ClientMessage, Compression, Digest,
+};
+use homcc_tests::{
+    homcc_lines,
+    raw::{body, frame, gxx_identity, next_answer, send_bytes, trickle, Answer, Conversation, Raw},
+    Project, TestServer,
+};
+use tokio_util::codec::Framed;
+
+/// Normal compiles timed in each state.
+const SAMPLES: usize = 5;
+
+fn main() {
+    let server = TestServer::fresh(|_| {});
+    let victim = Project::new();
+    let mut count = 0;
+    let mut normal = || {
+        count += 1;
+        normal_compile(&server, &victim, count)
+    };
+    normal();
+    let usual = median((0..SAMPLES).map(|_| normal()).collect());
+    println!("homccd defaults; a normal compile (homcc gcc -c, one new 2 KB C file) usually takes {usual:.3} s (median of {SAMPLES})");
+    println!(
+        "{:<54} {:>9} {:>7}",
+        "attack (docs/security.md)", "median s", "ratio"
+    );
+    let attacks: [(&str, Attack); 6] = [
+        ("2 one file under 60,000 names, 2 clients", hard_links),
+        ("3 60 chunks 2000 deep, 2 clients in a loop", deep_chunks),
+        ("4 uploads trickled at 1 B/s on every place", slow_uploads),
+        (
+            "5 1,000,000-entry manifests, 2 clients in a loop",
+            huge_manifests,
+        ),
+        (
+            "6 15 partial 60 MiB frames from 5 addresses",
+            partial_frames,
+        ),
+        ("10 64 MiB results never read, 2 clients", unread_results),
+    ];
+    for (name, attack) in attacks {
+        let stop = Arc::new(AtomicBool::new(false));
+        let attackers = attack(server.addr, &stop);
+        // Let the attack take hold.
+        std::thread::sleep(Duration::from_secs(2));
+        let times: Vec<f64> = (0..SAMPLES).map(|_| normal()).collect();
+        stop.store(true, SeqCst);
+        for attacker in attackers {
+            let _ = attacker.join();
+        }
+        let during = median(times);
+        println!("{name:<54} {during:>9.3} {:>6.1}x", during / usual);
+    }
+}
+
+type Attack = fn(SocketAddr, &Arc<AtomicBool>) -> Vec<JoinHandle<()>>;
+
+/// Seconds one compile of a new file took; prints homcc's line if it did not stay remote.
+fn normal_compile(server: &TestServer, victim: &Project, n: usize) -> f64 {
+    let name = format!("v{n}.c");
+    let body: String = (0..40)
+        .map(|i| format!("int f{n}_{i}(int x) {{ return x * {i} + {n}; }}\n"))
+        .collect();
+    victim.write(&name, &body);
+    let started = Instant::now();
+    let out = victim
+        .homcc_command(&["--host", &server.host()], "gcc", &["-c", &name])
+        .output()
+        .unwrap();
+    let took = started.elapsed().as_secs_f64();
+    for line in homcc_lines(&out.stderr) {
+        println!("    (compile {n}: {line})");
+    }
+    took
+}
+
+fn median(mut values: Vec<f64>) -> f64 {
+    values.sort_by(f64::total_cmp);
+    values[values.len() / 2]
+}
+
+/// `count` attacker threads, the `i`-th from 127.0.0.(2 + i % addresses), each running `one`
+/// until `stop`.
+fn attackers(
+    stop: &Arc<AtomicBool>,
+    count: usize,
+    addresses: usize,
+    one: impl Fn(IpAddr, Arc<AtomicBool>) + Send + Clone + 'static,
+) -> Vec<JoinHandle<()>> {
+    (0..count)
+        .map(|i| {
+            let (stop, one) = (stop.clone(), one.clone());
+            let from = IpAddr::V4(Ipv4Addr::new(127, 0, 0, 2 + (i % addresses) as u8));
+            std::thread::spawn(move || one(from, stop))
+        })
+        .collect()
+}
+
+fn runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap()
+}
+
+/// A raw client connection from `from`.
+async fn connect_from(from: IpAddr, addr: SocketAddr) -> std::io::Result<Raw> {
+    let socket = tokio::net::TcpSocket::new_v4()?;
+    socket.bind(SocketAddr::new(from, 0))?;
+    let stream = socket.connect(addr).await?;
+    Ok(Framed::new(
+        stream,
+        ClientCodec::new(DEFAULT_MAX_SERVER_FRAME),
+    ))
+}
+
+/// An honest compile of `source` (as `a.cpp` in a directory of its own) reading `files` too.
+fn conversation(source: &[u8], files: &[(String, Vec<u8>)]) -> Conversation {
+    let cwd = PathBuf::from(format!("/attack/{}", std::process::id()));
+    let mut all = vec![(cwd.join("a.cpp"), source.to_vec())];
+    all.extend(files.iter().map(|(n, c)| (cwd.join(n), c.clone())));
+    Conversation::new(
+        gxx_identity(),
+        &cwd,
+        &["-c", "a.cpp", "-o", "a.o"],
+        &all,
+        &[cwd.join("a.o")],
+        Compression::None,
+    )
+}
+
+/// A connection from `from` that has sent the request of `conversation`.
+async fn ask(from: IpAddr, addr: SocketAddr, conversation: &Conversation) -> Option<Raw> {
+    let mut conn = connect_from(from, addr).await.ok()?;
+    let request = ClientMessage::Compile(Box::new(conversation.request.clone()));
+    conn.send(request).await.ok()?;
+    Some(conn)
+}
+
+/// Runs `conversation` from `from` again and again until `stop`.
+fn repeat(from: IpAddr, stop: &AtomicBool, addr: SocketAddr, conversation: &Conversation) {
+    runtime().block_on(async {
+        while !stop.load(SeqCst) {
+            if let Some(mut conn) = ask(from, addr, conversation).await {
+                if let Answer::Need(need) = next_answer(&mut conn).await {
+                    let _ = conversation.upload(&mut conn, &need).await;
+                    let _ = next_answer(&mut conn).await;
+                }
+            }
+        }
+    });
+}
+
+fn hard_links(addr: SocketAddr, stop: &Arc<AtomicBool>) -> Vec<JoinHandle<()>> {
+    let header = b"int shared_header_value = 7;\n".to_vec();
+    let files: Vec<(String, Vec<u8>)> = (0..60_000)
+        .map(|i| (format!("h{i}.h"), header.clone()))
+        .collect();
+    let attack = conversation(b"int attacked;\n", &files);
+    attackers(stop, 2, 2, move |from, stop| {
+        repeat(from, &stop, addr, &attack)
+    })
+}
+
+fn deep_chunks(addr: SocketAddr, stop: &Arc<AtomicBool>) -> Vec<JoinHandle<()>> {
+    let mut attack = conversation(b"int attacked;\n", &[]);
+    for i in 0..60 {
+        attack.list_chunk_by_digest(Chunk {
+            dir: format!("/x{i}{}", "/d".repeat(2000)),
+            files: Vec::new(),
+        });
+    }
+    attackers(stop, 2, 2, move |from, stop| {
+        repeat(from, &stop, addr, &attack)
+    })
+}
+
+fn slow_uploads(addr: SocketAddr, stop: &Arc<AtomicBool>) -> Vec<JoinHandle<()>> {
+    // Every place of the default limit and queue (2 x (CPUs + 2)), from two addresses.
+    let places = 2 * (std::thread::available_parallelism().map_or(1, |n| n.get()) + 2);
+    attackers(stop, places, 2, move |from, stop| {
+        let n = rand_id();
+        let header = format!("int trickled_{n};\n").repeat(1 << 14).into_bytes();
+        let attack = conversation(b"int attacked;\n", &[("h.h".into(), header.clone())]);
+        let blob = ClientMessage::Blob(attack.blobs[&Digest::of(&header)].clone());
+        let bytes = frame(&body(&blob));
+        runtime().block_on(async {
+            while !stop.load(SeqCst) {
+                let Some(mut conn) = ask(from, addr, &attack).await else {
+                    continue;
+                };
+                if let Answer::Need(_) = next_answer(&mut conn).await {
+                    let mut sent = 0;
+                    while !stop.load(SeqCst) && sent < bytes.len() {
+                        match trickle(&mut conn, &bytes[sent..sent + 1], Duration::from_secs(1))
+                            .await
+                        {
+                            Answer::Closed(_) | Answer::Refused(_) => break,
+                            _ => sent += 1,
+                        }
+                    }
+                }
+            }
+        });
+    })
+}
+
+fn huge_manifests(addr: SocketAddr, stop: &Arc<AtomicBool>) -> Vec<JoinHandle<()>> {
+    let mut attack = conversation(b"int attacked;\n", &[]);
+    let chunk = Chunk {
+        dir: "/attack/many".into(),
+        files: (0..1_000_000)
+            .map(|i| ChunkFile {
+                name: format!("f{i:07}.h"),
+                digest: Digest::of(b""),
+                size: 0,
+            })
+            .collect(),
+    };
+    attack.request.manifest.push(ChunkRef {
+        digest: chunk.digest(),
+        inline: Some(chunk),
+    });
+    let bytes = Arc::new(frame(&body(&ClientMessage::Compile(Box::new(
+        attack.request,
+    )))));
+    attackers(stop, 2, 2, move |from, stop| {
+        runtime().block_on(async {
+            while !stop.load(SeqCst) {
+                if let Ok(mut conn) = connect_from(from, addr).await {
+                    if send_bytes(&mut conn, &bytes).await.is_ok() {
+                        let _ = next_answer(&mut conn).await;
+                    }
+                }
+            }
+        })
+    })
+}
+
+fn partial_frames(addr: SocketAddr, stop: &Arc<AtomicBool>) -> Vec<JoinHandle<()>> {
+    attackers(stop, 15, 5, move |from, stop| {
+        let mut half = (60u32 << 20).to_be_bytes().to_vec();
+        half.resize(4 + (30 << 20), 0);
+        runtime().block_on(async {
+            while !stop.load(SeqCst) {
+                let Ok(mut conn) = connect_from(from, addr).await else {
+                    continue;
+                };
+                if send_bytes(&mut conn, &half).await.is_err() {
+                    continue;
+                }
+                // Held until the server gives up on it (or the benchmark moves on).
+                while !stop.load(SeqCst) {
+                    use futures_util::StreamExt;
+                    if let Ok(_answer) =
+                        tokio::time::timeout(Duration::from_millis(200), conn.next()).await
+                    {
+                        break;
+                    }
+                }
+            }
+        })
+    })
+}
+
+fn unread_results(addr: SocketAddr, stop: &Arc<AtomicBool>) -> Vec<JoinHandle<()>> {
+    attackers(stop, 2, 2, move |from, stop| {
+        let source = format!("char big_{}[64 << 20] = {{1}};\n", rand_id());
+        let attack = conversation(source.as_bytes(), &[]);
+        runtime().block_on(async {
+            while !stop.load(SeqCst) {
+                let Some(mut conn) = ask(from, addr, &attack).await else {
+                    continue;
+                };
+                if let Answer::Need(need) = next_answer(&mut conn).await {
+                    let _ = attack.upload(&mut conn, &need).await;
+                }
+                // Never read: held until the server gives up (idle timeout) or the run ends.
+                let held = Instant::now();
+                while !stop.load(SeqCst) && held.elapsed() < Duration::from_secs(70) {
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                }
+            }
+        })
+    })
+}
+
+/// A number of this thread's own.
+fn rand_id() -> u64 {
+    use std::hash::{BuildHasher, RandomState};
+    RandomState::new().hash_one(std::thread::current().id())
+}
