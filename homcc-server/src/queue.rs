@@ -1,11 +1,16 @@
 //! The compile slots and the fair queue in front of them. A compile is first admitted (one of
 //! `limit + queue` places, or `Busy` at once), uploads what the server lacks while it holds its
-//! place, then takes a compile slot. When every slot is taken it waits; a freed slot goes to the
+//! place, then takes a compile slot. A place held by an upload is provisional: when every place
+//! is taken and some are held by uploads, a new compile uploads without one, and once its files
+//! are in it takes the place of the compile uploading longest (which goes on uploading without
+//! a place, and looks for one in turn when it is done). So compiles that have their files come
+//! before uploads that are still under way, and clients trickling uploads cannot keep the
+//! others out. When every slot is taken it waits; a freed slot goes to the
 //! waiting client address with the fewest compiles running (fair share between users), first
 //! come first served among equals, and never stays free while someone waits (work-conserving).
 
 use std::{
-    collections::{BTreeMap, HashMap},
+    collections::{BTreeMap, BTreeSet, HashMap, HashSet},
     fmt,
     net::IpAddr,
     sync::{Arc, Mutex},
@@ -27,6 +32,11 @@ pub struct Scheduler {
 struct Inner {
     /// Compiles holding a place: uploading, waiting or running.
     admitted: usize,
+    /// Uploading compiles that hold a place, by arrival (the first uploading longest).
+    uploading: BTreeSet<u64>,
+    /// Uploading compiles without a place.
+    unplaced: HashSet<u64>,
+    next_upload: u64,
     running: usize,
     /// The most compiles that ever ran at once.
     peak_running: usize,
@@ -86,24 +96,40 @@ impl Scheduler {
         })
     }
 
-    /// A place for a compile of `client`: among the first `limit` if it may not wait in the
-    /// queue (`may_queue` false), else among `limit + queue`.
-    pub fn admit(self: &Arc<Self>, client: IpAddr, may_queue: bool) -> Result<Admission, Full> {
+    /// A compile of `client` that may upload: with a place among the first `limit` if it may not
+    /// wait in the queue (`may_queue` false), else among `limit + queue`; without one if every
+    /// such place is taken but some by uploads.
+    pub fn admit(self: &Arc<Self>, client: IpAddr, may_queue: bool) -> Result<Uploading, Full> {
         let mut inner = self.inner.lock().unwrap();
+        let id = inner.next_upload;
+        match self.full(&inner, may_queue) {
+            None => {
+                inner.admitted += 1;
+                inner.uploading.insert(id);
+            }
+            Some(_) if !inner.uploading.is_empty() => {
+                inner.unplaced.insert(id);
+            }
+            Some(full) => return Err(full),
+        }
+        inner.next_upload += 1;
+        Ok(Uploading {
+            scheduler: self.clone(),
+            client,
+            may_queue,
+            id,
+        })
+    }
+
+    /// Why a compile that may (or may not) queue finds no free place, if it does not.
+    fn full(&self, inner: &Inner, may_queue: bool) -> Option<Full> {
         if inner.admitted >= self.limit + self.queue {
-            return Err(Full::Queue {
+            return Some(Full::Queue {
                 limit: self.limit,
                 queue: self.queue,
             });
         }
-        if !may_queue && inner.admitted >= self.limit {
-            return Err(Full::Slots { limit: self.limit });
-        }
-        inner.admitted += 1;
-        Ok(Admission {
-            scheduler: self.clone(),
-            client,
-        })
+        (!may_queue && inner.admitted >= self.limit).then_some(Full::Slots { limit: self.limit })
     }
 
     /// Compiles running now.
@@ -117,7 +143,50 @@ impl Scheduler {
     }
 }
 
-/// An admitted compile's place; dropping it frees the place.
+/// A compile uploading its files, with a place or without; dropping it frees its place.
+#[derive(Debug)]
+pub struct Uploading {
+    scheduler: Arc<Scheduler>,
+    client: IpAddr,
+    may_queue: bool,
+    id: u64,
+}
+
+impl Uploading {
+    /// Its files are in: its place, kept, free, or taken from the compile uploading longest;
+    /// `Busy` when every place holds a compile that has its files.
+    pub fn uploaded(self) -> Result<Admission, Full> {
+        let scheduler = self.scheduler.clone();
+        let mut inner = scheduler.inner.lock().unwrap();
+        if !inner.uploading.remove(&self.id) {
+            match scheduler.full(&inner, self.may_queue) {
+                None => inner.admitted += 1,
+                Some(full) => {
+                    let longest = inner.uploading.pop_first().ok_or(full)?;
+                    inner.unplaced.insert(longest);
+                }
+            }
+            inner.unplaced.remove(&self.id);
+        }
+        Ok(Admission {
+            scheduler: self.scheduler.clone(),
+            client: self.client,
+        })
+    }
+}
+
+impl Drop for Uploading {
+    fn drop(&mut self) {
+        let mut inner = self.scheduler.inner.lock().unwrap();
+        // After `uploaded`, neither holds it: its place (if any) is the admission's.
+        if inner.uploading.remove(&self.id) {
+            inner.admitted -= 1;
+        }
+        inner.unplaced.remove(&self.id);
+    }
+}
+
+/// An admitted compile's place, its files in; dropping it frees the place.
 #[derive(Debug)]
 pub struct Admission {
     scheduler: Arc<Scheduler>,
@@ -240,13 +309,48 @@ mod tests {
         IpAddr::from([10, 0, 0, last])
     }
 
+    /// A compile of 10.0.0.`client` admitted, its files in.
+    fn placed(s: &Arc<Scheduler>, client: u8, may_queue: bool) -> Admission {
+        s.admit(ip(client), may_queue).unwrap().uploaded().unwrap()
+    }
+
+    #[test]
+    fn a_compile_with_its_files_takes_the_place_of_the_one_uploading_longest() {
+        let s = Scheduler::new(1, 1);
+        let (slow, slower) = (s.admit(ip(1), true).unwrap(), s.admit(ip(1), true).unwrap());
+        // Every place is held by an upload: a newcomer uploads without one.
+        let fast = s.admit(ip(2), true).expect("admitted without a place");
+        let fast = fast.uploaded().expect("the place of the first upload");
+        assert_eq!(s.inner.lock().unwrap().admitted, 2, "no place is added");
+        // `slow` lost its place; when its files are in, it takes `slower`'s.
+        let slow = slow.uploaded().expect("the place of the next upload");
+        // Now every place holds a compile that has its files.
+        let full = Full::Queue { limit: 1, queue: 1 };
+        assert_eq!(slower.uploaded().unwrap_err(), full);
+        assert_eq!(s.admit(ip(3), true).unwrap_err(), full);
+        drop((fast, slow));
+        assert_eq!(s.inner.lock().unwrap().admitted, 0, "every place is free");
+        let unplaced = {
+            let _holder = s.admit(ip(1), true).unwrap();
+            let _other = s.admit(ip(1), true).unwrap();
+            s.admit(ip(2), true).unwrap()
+        };
+        drop(unplaced);
+        let inner = s.inner.lock().unwrap();
+        assert_eq!(
+            (inner.admitted, inner.uploading.len(), inner.unplaced.len()),
+            (0, 0, 0),
+            "uploads dropped with or without a place leave nothing held"
+        );
+    }
+
     #[test]
     fn admission_counts_slots_then_queue_places() {
         let s = Scheduler::new(2, 1);
-        let a = s.admit(ip(1), false).unwrap();
-        let _b = s.admit(ip(1), false).unwrap();
+        let a = placed(&s, 1, false);
+        let _b = placed(&s, 1, false);
         assert_eq!(s.admit(ip(2), false).unwrap_err(), Full::Slots { limit: 2 });
-        let _c = s.admit(ip(2), true).unwrap();
+        let _c = placed(&s, 2, true);
         let full = Full::Queue { limit: 2, queue: 1 };
         assert_eq!(s.admit(ip(3), true).unwrap_err(), full);
         assert_eq!(
@@ -260,7 +364,7 @@ mod tests {
     #[test]
     fn a_free_slot_is_taken_at_once_and_the_limit_holds() {
         let s = Scheduler::new(2, 4);
-        let places: Vec<_> = (0..3).map(|_| s.admit(ip(1), true).unwrap()).collect();
+        let places: Vec<_> = (0..3).map(|_| placed(&s, 1, true)).collect();
         let one = places[0].wait().try_take().expect("a free slot");
         let _two = places[1].wait().try_take().expect("a second one");
         let third = places[2].wait();
@@ -274,7 +378,7 @@ mod tests {
     #[test]
     fn a_freed_slot_goes_to_the_address_with_fewest_running_then_first_come() {
         let s = Scheduler::new(2, 8);
-        let admit = |client| s.admit(ip(client), true).unwrap();
+        let admit = |client| placed(&s, client, true);
         let (a1, a2, a3, a4, b1, c1) = (admit(1), admit(1), admit(1), admit(1), admit(2), admit(3));
         let first = a1.wait().try_take().unwrap();
         let second = a2.wait().try_take().unwrap();
@@ -303,9 +407,9 @@ mod tests {
     fn a_waiter_that_leaves_lets_the_next_one_in() {
         let s = Scheduler::new(1, 2);
         let (a, b, c) = (
-            s.admit(ip(1), true).unwrap(),
-            s.admit(ip(2), true).unwrap(),
-            s.admit(ip(3), true).unwrap(),
+            placed(&s, 1, true),
+            placed(&s, 2, true),
+            placed(&s, 3, true),
         );
         let running = a.wait().try_take().unwrap();
         let wb = b.wait();
@@ -320,8 +424,8 @@ mod tests {
     #[tokio::test]
     async fn a_waiting_compile_starts_when_a_slot_frees() {
         let s = Scheduler::new(1, 1);
-        let a = s.admit(ip(1), true).unwrap();
-        let b = s.admit(ip(2), true).unwrap();
+        let a = placed(&s, 1, true);
+        let b = placed(&s, 2, true);
         let running = a.wait().take().await;
         let waiting = tokio::spawn(async move {
             let slot = b.wait().take().await;

@@ -27,7 +27,7 @@ use crate::{
     ending::{bad_frame, internal, invalid, refuse, Ending},
     fill::Filler,
     jobroot::{self, JobRoot},
-    queue::{Admission, Slot},
+    queue::{Admission, Slot, Uploading},
     request::{self, DirCount},
     server::{Record, State},
 };
@@ -110,11 +110,14 @@ async fn handle(
     record.output = (req.outputs.first())
         .map(|o| request::shown(&o.to_string_lossy()))
         .unwrap_or_default();
-    // Held until the compile is done: uploading and waiting count as much as running.
-    let (admission, compiler) = admit(state, peer, &req).await?;
+    // A place, held until the compile is done: waiting counts as much as running. While the
+    // files upload it is provisional (`queue`): a compile that has its files may take it.
+    let (uploading, compiler) = admit(state, peer, &req).await?;
     // File work (directories, hard links, copies) blocks: off the async threads' duty.
     let (job, cwd) = tokio::task::block_in_place(|| jobroot::for_request(&state.jobs_dir, &req))?;
     negotiate(conn, state, &req, &job, record).await?;
+    let admission =
+        (uploading.uploaded()).map_err(|full| refuse(RefusalReason::Busy, full.to_string()))?;
     let (outputs, invocation) =
         tokio::task::block_in_place(|| invocation(state, &req, &compiler, &job, cwd))?;
     let queued = Instant::now();
@@ -147,7 +150,7 @@ async fn admit(
     state: &State,
     peer: SocketAddr,
     req: &CompileRequest,
-) -> Result<(Admission, Resolved), Ending> {
+) -> Result<(Uploading, Resolved), Ending> {
     policy::check(&req.args).map_err(|e| refuse(RefusalReason::Forbidden, e.to_string()))?;
     request::check(req, &state.config.limits)?;
     if state.shutdown.is_cancelled() {

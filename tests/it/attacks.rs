@@ -801,6 +801,68 @@ fn an_upload_below_the_minimum_rate_is_refused() {
     arena.assert_unharmed();
 }
 
+/// A place held by an upload is provisional: with the only place held by a client trickling its
+/// upload (no minimum rate here), a normal compile uploads without a place and takes that one
+/// once its files are in; it runs remotely at once (it was refused as busy until the
+/// attacker's upload ended, however long that took).
+#[test]
+fn a_trickled_upload_on_every_place_does_not_keep_a_compile_out() {
+    let arena = Arena::new(|config| {
+        strict(config);
+        config.limit = 1;
+        config.queue = Some(0);
+        config.min_upload_rate = 0;
+    });
+    let header = vec![b'x'; 8 << 10];
+    let attack = arena.conversation_of(
+        &[("a.cpp", SOURCE), ("h.h", &header)],
+        &["-c", "a.cpp"],
+        Compression::None,
+    );
+    let addr = arena.server.addr;
+    let (holding, stop) = (
+        std::sync::mpsc::channel(),
+        std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false)),
+    );
+    let attacker = std::thread::spawn({
+        let (holding, stop) = (holding.0, stop.clone());
+        move || {
+            runtime().block_on(async move {
+                let mut conn = connect(addr).await;
+                let request = ClientMessage::Compile(Box::new(attack.request.clone()));
+                conn.send(request).await.unwrap();
+                assert!(matches!(next_answer(&mut conn).await, Answer::Need(_)));
+                holding.send(()).unwrap();
+                let blob = ClientMessage::Blob(attack.blobs[&Digest::of(&header)].clone());
+                for byte in frame(&body(&blob)) {
+                    if stop.load(std::sync::atomic::Ordering::SeqCst)
+                        || send_bytes(&mut conn, &[byte]).await.is_err()
+                    {
+                        break;
+                    }
+                    tokio::time::sleep(IDLE / 4).await;
+                }
+            })
+        }
+    });
+    holding.1.recv().unwrap();
+    let victim = Project::new();
+    victim.write("v.c", "int v(void) { return 1; }\n");
+    let out = victim
+        .homcc_command(&["--host", &arena.server.host()], "gcc", &["-c", "v.c"])
+        .env("HOMCC_COMPILATION_REQUEST_TIMEOUT", "5")
+        .output()
+        .unwrap();
+    stop.store(true, std::sync::atomic::Ordering::SeqCst);
+    attacker.join().unwrap();
+    assert!(out.status.success(), "{out:?}");
+    assert_eq!(
+        homcc_lines(&out.stderr),
+        Vec::<String>::new(),
+        "compiled remotely"
+    );
+}
+
 /// Frames being read take their announced length from `max_frame_memory`, shared by every
 /// connection: of three connections that each start a 1 MiB frame and stop halfway, one is
 /// refused as busy at once when 2.5 MiB are all there is (15 such frames of 60 MiB once held

@@ -91,17 +91,37 @@ pub async fn send_request(addr: SocketAddr, request: CompileRequest) -> (Raw, Se
     (conn, reply)
 }
 
-/// Holds one place of the server at `addr` (admitted, as a running or queued compile is) until
-/// dropped (inside `runtime`): a request whose file the server waits for, as long as its idle
-/// timeout lets it. It never takes a compile slot: that comes only once the files are there.
+/// Holds one place of the server at `addr` until dropped (inside `runtime`), as a compile that
+/// has its files does: it uploads a source whose constant evaluation runs for minutes, and
+/// returns once the server has queued it or sends heartbeats while it runs. (A place held by a
+/// compile still uploading is not held: a compile with its files may take it.) Dropping the
+/// connection makes homccd kill the compiler.
 pub fn hold_place(runtime: &tokio::runtime::Runtime, addr: SocketAddr, dir: &Path) -> Raw {
-    let request = raw_request(dir, PROTOCOL_VERSION, gxx_identity());
-    let (conn, reply) = runtime.block_on(send_request(addr, request));
-    match reply {
-        ServerMessage::Need(need) => assert_eq!(need.blobs, [Digest::of(HELD_SOURCE)], "{need:?}"),
-        other => panic!("expected Need, got {other:?}"),
+    let mut source = String::from(
+        "constexpr long spin(long n) { long x = 0; for (long i = 0; i < n; ++i) for (long j = 0; j < 1000; ++j) x += i ^ j; return x; }\n",
+    );
+    for k in 0..400 {
+        source += &format!("constexpr long spun{k} = spin({});\n", 1500 + k);
     }
-    conn
+    let conversation = Conversation::new(
+        gxx_identity(),
+        dir,
+        &["-c", "spin.cpp", "-o", "spin.o"],
+        &[(dir.join("spin.cpp"), source.into_bytes())],
+        &[dir.join("spin.o")],
+        Compression::Lzma,
+    );
+    runtime.block_on(async {
+        let (mut conn, reply) = send_request(addr, conversation.request.clone()).await;
+        match reply {
+            ServerMessage::Need(need) => conversation.upload(&mut conn, &need).await.unwrap(),
+            other => panic!("expected Need, got {other:?}"),
+        }
+        match tokio::time::timeout(ANSWER_LIMIT, conn.next()).await {
+            Ok(Some(Ok(ServerMessage::Heartbeat | ServerMessage::Queued { .. }))) => conn,
+            other => panic!("expected the held compile to run or wait, got {other:?}"),
+        }
+    })
 }
 
 /// How long the raw client waits for the server's next frame before it fails the test.
