@@ -8,6 +8,7 @@
 use std::{
     cell::Cell,
     fs,
+    net::SocketAddr,
     os::unix::fs::{MetadataExt, PermissionsExt},
     path::{Path, PathBuf},
     sync::OnceLock,
@@ -819,33 +820,7 @@ fn a_trickled_upload_on_every_place_does_not_keep_a_compile_out() {
         &["-c", "a.cpp"],
         Compression::None,
     );
-    let addr = arena.server.addr;
-    let (holding, stop) = (
-        std::sync::mpsc::channel(),
-        std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false)),
-    );
-    let attacker = std::thread::spawn({
-        let (holding, stop) = (holding.0, stop.clone());
-        move || {
-            runtime().block_on(async move {
-                let mut conn = connect(addr).await;
-                let request = ClientMessage::Compile(Box::new(attack.request.clone()));
-                conn.send(request).await.unwrap();
-                assert!(matches!(next_answer(&mut conn).await, Answer::Need(_)));
-                holding.send(()).unwrap();
-                let blob = ClientMessage::Blob(attack.blobs[&Digest::of(&header)].clone());
-                for byte in frame(&body(&blob)) {
-                    if stop.load(std::sync::atomic::Ordering::SeqCst)
-                        || send_bytes(&mut conn, &[byte]).await.is_err()
-                    {
-                        break;
-                    }
-                    tokio::time::sleep(IDLE / 4).await;
-                }
-            })
-        }
-    });
-    holding.1.recv().unwrap();
+    let trickler = Trickler::start(arena.server.addr, attack, Digest::of(&header), IDLE / 4);
     let victim = Project::new();
     victim.write("v.c", "int v(void) { return 1; }\n");
     let out = victim
@@ -853,14 +828,56 @@ fn a_trickled_upload_on_every_place_does_not_keep_a_compile_out() {
         .env("HOMCC_COMPILATION_REQUEST_TIMEOUT", "5")
         .output()
         .unwrap();
-    stop.store(true, std::sync::atomic::Ordering::SeqCst);
-    attacker.join().unwrap();
+    trickler.stop();
     assert!(out.status.success(), "{out:?}");
     assert_eq!(
         homcc_lines(&out.stderr),
         Vec::<String>::new(),
         "compiled remotely"
     );
+}
+
+/// A raw client on its own thread that sends its request and, once asked, trickles the blob of
+/// one file a byte per `gap` until stopped.
+struct Trickler {
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    thread: std::thread::JoinHandle<()>,
+}
+
+impl Trickler {
+    /// Returns once the server has asked for the files (the upload is claimed, the place held).
+    fn start(addr: SocketAddr, attack: Conversation, file: Digest, gap: Duration) -> Trickler {
+        use std::sync::{atomic::AtomicBool, Arc};
+        let (asked, stop) = (std::sync::mpsc::channel(), Arc::new(AtomicBool::new(false)));
+        let thread = std::thread::spawn({
+            let (asked, stop) = (asked.0, stop.clone());
+            move || {
+                runtime().block_on(async move {
+                    let mut conn = connect(addr).await;
+                    let request = ClientMessage::Compile(Box::new(attack.request.clone()));
+                    conn.send(request).await.unwrap();
+                    assert!(matches!(next_answer(&mut conn).await, Answer::Need(_)));
+                    asked.send(()).unwrap();
+                    let blob = ClientMessage::Blob(attack.blobs[&file].clone());
+                    for byte in frame(&body(&blob)) {
+                        if stop.load(std::sync::atomic::Ordering::SeqCst)
+                            || send_bytes(&mut conn, &[byte]).await.is_err()
+                        {
+                            break;
+                        }
+                        tokio::time::sleep(gap).await;
+                    }
+                })
+            }
+        });
+        asked.1.recv().unwrap();
+        Trickler { stop, thread }
+    }
+
+    fn stop(self) {
+        (self.stop).store(true, std::sync::atomic::Ordering::SeqCst);
+        self.thread.join().unwrap();
+    }
 }
 
 /// Frames being read take their announced length from `max_frame_memory`, shared by every
@@ -1465,33 +1482,7 @@ fn a_trickled_upload_does_not_stall_other_clients() {
         &["-c", "a.cpp"],
         Compression::None,
     );
-    let addr = arena.server.addr;
-    let (claimed, stop) = (
-        std::sync::mpsc::channel(),
-        std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false)),
-    );
-    let attacker = std::thread::spawn({
-        let (claimed, stop) = (claimed.0, stop.clone());
-        move || {
-            runtime().block_on(async move {
-                let mut conn = connect(addr).await;
-                let request = ClientMessage::Compile(Box::new(attack.request.clone()));
-                conn.send(request).await.unwrap();
-                assert!(matches!(next_answer(&mut conn).await, Answer::Need(_)));
-                claimed.send(()).unwrap();
-                let blob = ClientMessage::Blob(attack.blobs[&Digest::of(header)].clone());
-                for byte in frame(&body(&blob)) {
-                    if stop.load(std::sync::atomic::Ordering::SeqCst)
-                        || send_bytes(&mut conn, &[byte]).await.is_err()
-                    {
-                        break;
-                    }
-                    tokio::time::sleep(IDLE / 2).await;
-                }
-            })
-        }
-    });
-    claimed.1.recv().unwrap();
+    let trickler = Trickler::start(arena.server.addr, attack, Digest::of(header), IDLE / 2);
     let victim = Project::new();
     victim.write("h.h", std::str::from_utf8(header).unwrap());
     victim.write(
@@ -1504,8 +1495,7 @@ fn a_trickled_upload_does_not_stall_other_clients() {
         .env("HOMCC_COMPILATION_REQUEST_TIMEOUT", "15")
         .output()
         .unwrap();
-    stop.store(true, std::sync::atomic::Ordering::SeqCst);
-    attacker.join().unwrap();
+    trickler.stop();
     assert_eq!(
         homcc_lines(&out.stderr),
         Vec::<String>::new(),
