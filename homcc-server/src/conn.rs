@@ -182,7 +182,8 @@ impl Conn {
     /// with unread bytes would reset the connection and could lose the last frame on the way.
     pub async fn close_unread(&mut self) {
         let _ = self.frames.get_mut().shutdown().await;
-        let mut sink = [0u8; 4096];
+        // Large reads: a client refused mid-frame may have megabytes on the way.
+        let mut sink = vec![0u8; 64 << 10];
         let drain = async { while let Ok(1..) = self.frames.get_mut().read(&mut sink).await {} };
         let _ = tokio::time::timeout(self.idle, drain).await;
     }

@@ -1,7 +1,10 @@
 //! Benchmark (prints figures; not a test): how long a normal compile through homcc takes while
 //! homccd, with its default settings, is under each resource attack of docs/security.md, against
 //! its usual time. The attackers are raw clients from other loopback addresses (127.0.0.2 on),
-//! so the per-address connection bound does not stand between them and the normal client.
+//! so the per-address connection bound does not stand between them and the normal client. They
+//! run on the same CPUs as the server; those that send bulk data send it at most as fast as a
+//! 1 Gbit/s link each (125 MB/s), as an attacker on the LAN could: loopback would let them flood
+//! the machine's memory bandwidth instead, which measures the loopback rather than homccd.
 //!
 //! Run: `cargo build --release --workspace --bins && cargo bench -p homcc-tests --bench under_attack`
 
@@ -250,7 +253,7 @@ fn huge_manifests(addr: SocketAddr, stop: &Arc<AtomicBool>) -> Vec<JoinHandle<()
         runtime().block_on(async {
             while !stop.load(SeqCst) {
                 if let Ok(mut conn) = connect_from(from, addr).await {
-                    if send_bytes(&mut conn, &bytes).await.is_ok() {
+                    if send_paced(&mut conn, &bytes).await.is_ok() {
                         let _ = next_answer(&mut conn).await;
                     }
                 }
@@ -268,7 +271,7 @@ fn partial_frames(addr: SocketAddr, stop: &Arc<AtomicBool>) -> Vec<JoinHandle<()
                 let Ok(mut conn) = connect_from(from, addr).await else {
                     continue;
                 };
-                if send_bytes(&mut conn, &half).await.is_err() {
+                if send_paced(&mut conn, &half).await.is_err() {
                     continue;
                 }
                 // Held until the server gives up on it (or the benchmark moves on).
@@ -305,6 +308,20 @@ fn unread_results(addr: SocketAddr, stop: &Arc<AtomicBool>) -> Vec<JoinHandle<()
             }
         })
     })
+}
+
+/// Sends `bytes` at most as fast as a 1 Gbit/s link (in 1 MiB pieces).
+async fn send_paced(conn: &mut Raw, bytes: &[u8]) -> std::io::Result<()> {
+    const PER_SECOND: f64 = 125e6;
+    let started = Instant::now();
+    let mut sent = 0;
+    for piece in bytes.chunks(1 << 20) {
+        send_bytes(conn, piece).await?;
+        sent += piece.len();
+        let due = Duration::from_secs_f64(sent as f64 / PER_SECOND);
+        tokio::time::sleep(due.saturating_sub(started.elapsed())).await;
+    }
+    Ok(())
 }
 
 /// A number of this thread's own.
