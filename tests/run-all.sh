@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Runs every test of the workspace: installs what the tests use when it is missing (gcc, g++,
 # clang, make, ccache, a cross gcc for aarch64; iproute2 for the thin-link test's network
-# namespace), builds the binaries the whole-pipeline tests run, then `cargo test`, then runs each
-# fuzz target for 20 s (HOMCC_FUZZ_SECONDS).
+# namespace), builds the binaries the whole-pipeline tests run, then `cargo test`, then the
+# attacks on homccd again as user nobody, then runs each fuzz target for 20 s (HOMCC_FUZZ_SECONDS).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -20,6 +20,21 @@ fi
 
 cargo build --workspace --bins
 cargo test --workspace
+
+# The attacks on homccd once more as an unprivileged user (above they ran as root, where a
+# compiler's writes are stopped differently): the whole-pipeline test binary runs as nobody.
+it=$(cargo test -p homcc-tests --test it --no-run --message-format=json 2>/dev/null |
+  sed -n 's/.*"executable":"\([^"]*\)".*/\1/p' | tail -1)
+if [ "$(id -u)" != 0 ]; then
+  echo "attacks as an unprivileged user: these ran as one already"
+elif ! setpriv --reuid=65534 --regid=65534 --clear-groups test -x "$it"; then
+  echo "attacks as an unprivileged user left out: user nobody cannot run $it"
+else
+  home=$(mktemp -d)
+  chown 65534:65534 "$home"
+  setpriv --reuid=65534 --regid=65534 --clear-groups env HOME="$home" "$it" attacks::
+  rm -rf "$home"
+fi
 
 # Each fuzz target for a bounded time (tests/fuzz.sh SECONDS runs them longer). cargo fuzz needs
 # the nightly toolchain; without one this says so and the fuzzing is left out.
