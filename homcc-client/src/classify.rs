@@ -17,6 +17,7 @@ use homcc_proto::policy;
 
 use crate::paths::absolute;
 
+pub mod environment;
 pub mod flags;
 mod language;
 mod plan;

@@ -158,7 +158,11 @@ fn probe(
     language: Language,
     target_args: &[OsString],
 ) -> anyhow::Result<CompilerInfo> {
-    let out = Command::new(binary)
+    let mut cmd = Command::new(binary);
+    for var in crate::classify::environment::INCLUDE_PATHS {
+        cmd.env_remove(var);
+    }
+    let out = cmd
         .args(target_args)
         .args(["-E", "-v", "-M", "-x", language.name(), "/dev/null"])
         .env("LC_ALL", "C")

@@ -128,7 +128,13 @@ pub async fn run(cli: Cli) -> u8 {
     } else {
         args
     };
-    match classify(args, &cwd, Driver::from_name(name)) {
+    // The compiler's environment, as flags (homccd runs it with none of it), or a local compile.
+    let plan = match classify::environment::flags(|var| std::env::var_os(var)) {
+        Ok(extra) if extra.is_empty() => classify(args, &cwd, Driver::from_name(name)),
+        Ok(extra) => classify(&[args, &extra].concat(), &cwd, Driver::from_name(name)),
+        Err(reason) => Plan::Local(reason),
+    };
+    match plan {
         Plan::Local(reason) if cli.scan_includes => {
             eprintln!("homcc: {reason}: this command runs locally, nothing would be sent");
             1

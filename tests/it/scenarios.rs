@@ -128,6 +128,14 @@ const DIAGNOSTICS: &[Scenario] = &[
 
 #[rustfmt::skip]
 const PREPROCESSOR: &[Scenario] = &[
+    // The preprocessor's environment: CPATH travels as -I flags after the command's own; the
+    // variables homcc does not reproduce remotely make the compile local.
+    sc("env_cpath", "gcc", &["-c", "envinc.c"], Remote(1)).env(&[("CPATH", "envdir")]),
+    sc("env_cpath_clang_md", "clang", &["-MD", "-c", "envinc.c", "-o", "envinc_c.o"], Remote(1)).env(&[("CPATH", "nothing_here::envdir")]),
+    sc("env_cpath_after_i", "gcc", &["-Ienvdir2", "-MMD", "-c", "envinc.c", "-o", "envinc_i.o"], Remote(1)).env(&[("CPATH", "envdir")]),
+    sc("env_c_include_path", "gcc", &["-c", "envinc.c", "-o", "envinc_s.o"], Local).env(&[("C_INCLUDE_PATH", "envdir")]),
+    sc("env_dependencies_output", "gcc", &["-c", "a.c", "-o", "dep_env.o"], Local).env(&[("DEPENDENCIES_OUTPUT", "env.d")]),
+    sc("env_sunpro_dependencies", "gcc", &["-c", "a.c", "-o", "sun_env.o"], Local).env(&[("SUNPRO_DEPENDENCIES", "sun.d sun_env.o")]),
     sc("define_spaces_quotes", "gcc", &["-DMSG=\"hello world\"", "-c", "defs.c"], Remote(1)),
     sc("define_separate_undef", "clang", &["-D", "GONE", "-D", "MSG=\"it's, \\\"quoted\\\"\"", "-UGONE", "-c", "defs.c"], Remote(1)),
     sc("include_forced", "gcc", &["-include", "forced.h", "-c", "forced.c"], Remote(1)),
@@ -732,6 +740,9 @@ fn big_source(size: usize) -> String {
 
 /// The template's files (relative to the template; the working directory is `work/`).
 const FILES: &[(&str, &str)] = &[
+    ("work/envinc.c", "#include <envonly.h>\nint from_env(void) { return ENV_ONLY; }\n"),
+    ("work/envdir/envonly.h", "#define ENV_ONLY 42\n"),
+    ("work/envdir2/envonly.h", "#define ENV_ONLY 7\n"),
     ("work/a.h", "#define A_VALUE 1\n"),
     (
         "work/a.c",
