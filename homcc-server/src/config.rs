@@ -124,7 +124,7 @@ pub struct Keys {
     /// Bytes per second an upload must average once the server asks for files (0: any rate).
     #[serde(deserialize_with = "size")]
     pub min_upload_rate: u64,
-    /// The memory the frames being read from all clients may take together.
+    /// The memory the frames being read from all clients may take together (0: unbounded).
     #[serde(deserialize_with = "size")]
     pub max_frame_memory: u64,
     /// A file holding the token clients must prove they hold; `None` (or empty): any client of
@@ -228,7 +228,10 @@ impl Keys {
         config.max_compiler_output = bytes(self.max_compiler_output);
         config.max_compiler_memory = self.max_compiler_memory;
         config.min_upload_rate = self.min_upload_rate;
-        config.max_frame_memory = bytes(self.max_frame_memory);
+        config.max_frame_memory = match bytes(self.max_frame_memory) {
+            0 => usize::MAX,
+            n => n,
+        };
         config.limits = Limits {
             manifest_entries: bytes(self.max_manifest_entries),
             file_size: self.max_file_size,

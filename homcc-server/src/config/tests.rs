@@ -93,6 +93,7 @@ fn values() {
         let config = s.settings();
         config.max_compiler_memory == 1 << 30 && config.min_upload_rate == 0 && config.max_frame_memory == 64 << 20
     }));
+    check("max_frame_memory = 0", Ok(|s| s.settings().max_frame_memory == usize::MAX));
     check("auth_token_file = \"/etc/homcc/token\"", Ok(|s| s.auth_token_file == Some("/etc/homcc/token".into()) && s.auth.is_none()));
     check("max_dependency_cache_size = 4096", Ok(|s| s.max_dependency_cache_size == 4096));
     check("max_dependency_cache_size = \"4096\"", Ok(|s| s.max_dependency_cache_size == 4096));
