@@ -18,16 +18,17 @@ pub const MAX_DIR_COMPONENTS: usize = 20_000;
 /// The longest value of a forwarded environment variable.
 const MAX_ENV_VALUE: usize = 256;
 
-/// Checks `req` against `limits` and the rules above.
-pub fn check(req: &CompileRequest, limits: &Limits) -> Result<(), Ending> {
-    dirs(req, limits)?;
+/// Checks `req` against `limits` and the rules above; returns the count of the directories its
+/// own fields name, which the manifest's chunks add to as they are placed (`session::fits`).
+pub fn check(req: &CompileRequest, limits: &Limits) -> Result<DirCount, Ending> {
+    let dirs = dirs(req, limits)?;
     outputs(req)?;
-    env(req)
+    env(req)?;
+    Ok(dirs)
 }
 
-/// The directories named by the request's own fields (the manifest's chunks are counted as
-/// they are placed, `session::fits`): how many, and their components together.
-pub fn dirs(req: &CompileRequest, limits: &Limits) -> Result<DirCount, Ending> {
+/// The directories named by the request's own fields: how many, and their components together.
+fn dirs(req: &CompileRequest, limits: &Limits) -> Result<DirCount, Ending> {
     let all = || {
         std::iter::once(req.cwd.as_path())
             .chain(req.include_dirs.iter().map(|d| d.as_path()))

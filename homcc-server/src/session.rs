@@ -112,10 +112,10 @@ async fn handle(
         .unwrap_or_default();
     // A place, held until the compile is done: waiting counts as much as running. While the
     // files upload it is provisional (`queue`): a compile that has its files may take it.
-    let (uploading, compiler) = admit(state, peer, &req).await?;
+    let (uploading, compiler, dirs) = admit(state, peer, &req).await?;
     // File work (directories, hard links, copies) blocks: off the async threads' duty.
     let (job, cwd) = tokio::task::block_in_place(|| jobroot::for_request(&state.jobs_dir, &req))?;
-    negotiate(conn, state, &req, &job, record).await?;
+    negotiate(conn, state, (&req, dirs), &job, record).await?;
     let admission =
         (uploading.uploaded()).map_err(|full| refuse(RefusalReason::Busy, full.to_string()))?;
     let (outputs, invocation) =
@@ -150,9 +150,9 @@ async fn admit(
     state: &State,
     peer: SocketAddr,
     req: &CompileRequest,
-) -> Result<(Uploading, Resolved), Ending> {
+) -> Result<(Uploading, Resolved, DirCount), Ending> {
     policy::check(&req.args).map_err(|e| refuse(RefusalReason::Forbidden, e.to_string()))?;
-    request::check(req, &state.config.limits)?;
+    let dirs = request::check(req, &state.config.limits)?;
     if state.shutdown.is_cancelled() {
         return Err(refuse(
             RefusalReason::ShuttingDown,
@@ -167,7 +167,7 @@ async fn admit(
         .resolve(&req.compiler)
         .await
         .map_err(|m| refuse(RefusalReason::CompilerMismatch, m))?;
-    Ok((admission, compiler))
+    Ok((admission, compiler, dirs))
 }
 
 /// The compile to run in the filled job root, and where its outputs will be (none there yet):
@@ -235,14 +235,13 @@ fn version_refusal(client: u32) -> Ending {
 async fn negotiate(
     conn: &mut Conn,
     state: &State,
-    req: &CompileRequest,
+    (req, mut dirs): (&CompileRequest, DirCount),
     job: &JobRoot,
     record: &mut Record,
 ) -> Result<(), Ending> {
     let cache = &state.cache;
     let limits = &state.config.limits;
     let mut filler = Filler::new(job, cache);
-    let mut dirs = request::dirs(req, limits)?;
     let mut upload = 0u64;
     if req.manifest.len() > limits.manifest_entries {
         return Err(too_many_files(req.manifest.len(), limits));

@@ -11,12 +11,10 @@
 //! they then take only the CPU the server and the normal client leave.)
 
 use std::{
+    cell::Cell,
     net::{IpAddr, Ipv4Addr, SocketAddr},
     path::PathBuf,
-    sync::{
-        atomic::{AtomicBool, Ordering::SeqCst},
-        Arc,
-    },
+    sync::{mpsc, Arc},
     thread::JoinHandle,
     time::{Duration, Instant},
 };
@@ -28,10 +26,13 @@ use homcc_proto::{
 };
 use homcc_tests::{
     homcc_lines,
-    raw::{body, frame, gxx_identity, next_answer, send_bytes, trickle, Answer, Conversation, Raw},
+    raw::{
+        body, frame, gxx_identity, next_answer, send_bytes, trickle_until, Answer, Conversation,
+        Raw,
+    },
     Project, TestServer,
 };
-use tokio_util::codec::Framed;
+use tokio_util::{codec::Framed, sync::CancellationToken};
 
 /// Normal compiles timed in each state.
 const SAMPLES: usize = 5;
@@ -66,21 +67,20 @@ fn main() {
         ("10 64 MiB results never read, 2 clients", unread_results),
     ];
     for (name, attack) in attacks {
-        let stop = Arc::new(AtomicBool::new(false));
-        let attackers = attack(server.addr, &stop);
-        // Let the attack take hold.
-        std::thread::sleep(Duration::from_secs(2));
-        let times: Vec<f64> = (0..SAMPLES).map(|_| normal()).collect();
-        stop.store(true, SeqCst);
-        for attacker in attackers {
-            let _ = attacker.join();
+        let mut crowd = Crowd::default();
+        attack(server.addr, &mut crowd);
+        // Each attacker says when its attack is under way.
+        if !crowd.wait_until_engaged(Duration::from_secs(60)) {
+            println!("    (not every attacker got under way within 60 s)");
         }
+        let times: Vec<f64> = (0..SAMPLES).map(|_| normal()).collect();
+        crowd.stop();
         let during = median(times);
         println!("{name:<54} {during:>9.3} {:>6.1}x", during / usual);
     }
 }
 
-type Attack = fn(SocketAddr, &Arc<AtomicBool>) -> Vec<JoinHandle<()>>;
+type Attack = fn(SocketAddr, &mut Crowd);
 
 /// Seconds one compile of a new file took; prints homcc's line if it did not stay remote.
 fn normal_compile(server: &TestServer, victim: &Project, n: usize) -> f64 {
@@ -106,29 +106,85 @@ fn median(mut values: Vec<f64>) -> f64 {
     values[values.len() / 2]
 }
 
-/// `count` attacker threads, the `i`-th from 127.0.0.(2 + i % addresses), each running `one`
-/// until `stop`.
-fn attackers(
-    stop: &Arc<AtomicBool>,
-    count: usize,
-    addresses: usize,
-    one: impl Fn(IpAddr, Arc<AtomicBool>) + Send + Clone + 'static,
-) -> Vec<JoinHandle<()>> {
-    (0..count)
-        .map(|i| {
-            let (stop, one) = (stop.clone(), one.clone());
-            let from = IpAddr::V4(Ipv4Addr::new(127, 0, 0, 2 + (i % addresses) as u8));
-            std::thread::spawn(move || {
+/// The attackers of one attack.
+#[derive(Default)]
+struct Crowd {
+    stop: CancellationToken,
+    threads: Vec<JoinHandle<()>>,
+    /// One message from each attacker once its attack is under way.
+    engaged: Option<(mpsc::Sender<()>, mpsc::Receiver<()>)>,
+}
+
+/// One attacker thread: where it connects from, its number in its crowd, and when to stop.
+struct Attacker {
+    from: IpAddr,
+    index: usize,
+    stop: CancellationToken,
+    engaged: Cell<Option<mpsc::Sender<()>>>,
+}
+
+impl Attacker {
+    fn stopped(&self) -> bool {
+        self.stop.is_cancelled()
+    }
+
+    /// Its attack is under way (said once).
+    fn engaged(&self) {
+        if let Some(tx) = self.engaged.take() {
+            let _ = tx.send(());
+        }
+    }
+}
+
+impl Crowd {
+    /// `count` attacker threads, the `i`-th from 127.0.0.(2 + i % addresses), each running
+    /// `one` until stopped.
+    fn spawn(
+        &mut self,
+        count: usize,
+        addresses: usize,
+        one: impl Fn(&Attacker) + Send + Clone + 'static,
+    ) {
+        let (tx, _) = self.engaged.get_or_insert_with(mpsc::channel);
+        for index in 0..count {
+            let attacker = Attacker {
+                from: IpAddr::V4(Ipv4Addr::new(127, 0, 0, 2 + (index % addresses) as u8)),
+                index,
+                stop: self.stop.clone(),
+                engaged: Cell::new(Some(tx.clone())),
+            };
+            let one = one.clone();
+            self.threads.push(std::thread::spawn(move || {
                 if std::env::var_os("ATTACKERS_NICE").is_some() {
                     // Linux: this thread only. An attacker on another machine takes none of
                     // the server's CPU; here it still takes what the server leaves.
                     // SAFETY: setpriority(2) on the calling thread; no memory is involved.
                     unsafe { libc::setpriority(libc::PRIO_PROCESS, 0, 19) };
                 }
-                one(from, stop)
-            })
+                one(&attacker)
+            }));
+        }
+    }
+
+    /// Whether every attacker said it is under way within `limit`.
+    fn wait_until_engaged(&mut self, limit: Duration) -> bool {
+        let Some((tx, rx)) = self.engaged.take() else {
+            return true;
+        };
+        drop(tx);
+        let deadline = Instant::now() + limit;
+        (0..self.threads.len()).all(|_| {
+            rx.recv_timeout(deadline.saturating_duration_since(Instant::now()))
+                .is_ok()
         })
-        .collect()
+    }
+
+    fn stop(self) {
+        self.stop.cancel();
+        for thread in self.threads {
+            let _ = thread.join();
+        }
+    }
 }
 
 fn runtime() -> tokio::runtime::Runtime {
@@ -172,12 +228,13 @@ async fn ask(from: IpAddr, addr: SocketAddr, conversation: &Conversation) -> Opt
     Some(conn)
 }
 
-/// Runs `conversation` from `from` again and again until `stop`.
-fn repeat(from: IpAddr, stop: &AtomicBool, addr: SocketAddr, conversation: &Conversation) {
+/// Runs `conversation` again and again until stopped.
+fn repeat(attacker: &Attacker, addr: SocketAddr, conversation: &Conversation) {
     runtime().block_on(async {
-        while !stop.load(SeqCst) {
-            if let Some(mut conn) = ask(from, addr, conversation).await {
+        while !attacker.stopped() {
+            if let Some(mut conn) = ask(attacker.from, addr, conversation).await {
                 if let Answer::Need(need) = next_answer(&mut conn).await {
+                    attacker.engaged();
                     let _ = conversation.upload(&mut conn, &need).await;
                     let _ = next_answer(&mut conn).await;
                 }
@@ -186,18 +243,16 @@ fn repeat(from: IpAddr, stop: &AtomicBool, addr: SocketAddr, conversation: &Conv
     });
 }
 
-fn hard_links(addr: SocketAddr, stop: &Arc<AtomicBool>) -> Vec<JoinHandle<()>> {
+fn hard_links(addr: SocketAddr, crowd: &mut Crowd) {
     let header = b"int shared_header_value = 7;\n".to_vec();
     let files: Vec<(String, Vec<u8>)> = (0..60_000)
         .map(|i| (format!("h{i}.h"), header.clone()))
         .collect();
     let attack = conversation(b"int attacked;\n", &files);
-    attackers(stop, 2, 2, move |from, stop| {
-        repeat(from, &stop, addr, &attack)
-    })
+    crowd.spawn(2, 2, move |attacker| repeat(attacker, addr, &attack));
 }
 
-fn deep_chunks(addr: SocketAddr, stop: &Arc<AtomicBool>) -> Vec<JoinHandle<()>> {
+fn deep_chunks(addr: SocketAddr, crowd: &mut Crowd) {
     let mut attack = conversation(b"int attacked;\n", &[]);
     for i in 0..60 {
         attack.list_chunk_by_digest(Chunk {
@@ -205,42 +260,35 @@ fn deep_chunks(addr: SocketAddr, stop: &Arc<AtomicBool>) -> Vec<JoinHandle<()>> 
             files: Vec::new(),
         });
     }
-    attackers(stop, 2, 2, move |from, stop| {
-        repeat(from, &stop, addr, &attack)
-    })
+    crowd.spawn(2, 2, move |attacker| repeat(attacker, addr, &attack));
 }
 
-fn slow_uploads(addr: SocketAddr, stop: &Arc<AtomicBool>) -> Vec<JoinHandle<()>> {
+fn slow_uploads(addr: SocketAddr, crowd: &mut Crowd) {
     // Every place of the default limit and queue (2 x (CPUs + 2)), from two addresses.
     let places = 2 * (std::thread::available_parallelism().map_or(1, |n| n.get()) + 2);
-    attackers(stop, places, 2, move |from, stop| {
-        let n = rand_id();
-        let header = format!("int trickled_{n};\n").repeat(1 << 14).into_bytes();
+    crowd.spawn(places, 2, move |attacker| {
+        let header = format!("int trickled_{};\n", attacker.index)
+            .repeat(1 << 14)
+            .into_bytes();
         let attack = conversation(b"int attacked;\n", &[("h.h".into(), header.clone())]);
         let blob = ClientMessage::Blob(attack.blobs[&Digest::of(&header)].clone());
         let bytes = frame(&body(&blob));
         runtime().block_on(async {
-            while !stop.load(SeqCst) {
-                let Some(mut conn) = ask(from, addr, &attack).await else {
+            while !attacker.stopped() {
+                let Some(mut conn) = ask(attacker.from, addr, &attack).await else {
                     continue;
                 };
                 if let Answer::Need(_) = next_answer(&mut conn).await {
-                    let mut sent = 0;
-                    while !stop.load(SeqCst) && sent < bytes.len() {
-                        match trickle(&mut conn, &bytes[sent..sent + 1], Duration::from_secs(1))
-                            .await
-                        {
-                            Answer::Closed(_) | Answer::Refused(_) => break,
-                            _ => sent += 1,
-                        }
-                    }
+                    attacker.engaged();
+                    let gap = Duration::from_secs(1);
+                    trickle_until(&mut conn, &bytes, gap, &attacker.stop).await;
                 }
             }
         });
-    })
+    });
 }
 
-fn huge_manifests(addr: SocketAddr, stop: &Arc<AtomicBool>) -> Vec<JoinHandle<()>> {
+fn huge_manifests(addr: SocketAddr, crowd: &mut Crowd) {
     let mut attack = conversation(b"int attacked;\n", &[]);
     let chunk = Chunk {
         dir: "/attack/many".into(),
@@ -259,65 +307,64 @@ fn huge_manifests(addr: SocketAddr, stop: &Arc<AtomicBool>) -> Vec<JoinHandle<()
     let bytes = Arc::new(frame(&body(&ClientMessage::Compile(Box::new(
         attack.request,
     )))));
-    attackers(stop, 2, 2, move |from, stop| {
+    crowd.spawn(2, 2, move |attacker| {
         runtime().block_on(async {
-            while !stop.load(SeqCst) {
-                if let Ok(mut conn) = connect_from(from, addr).await {
+            while !attacker.stopped() {
+                if let Ok(mut conn) = connect_from(attacker.from, addr).await {
                     if send_paced(&mut conn, &bytes).await.is_ok() {
+                        attacker.engaged();
                         let _ = next_answer(&mut conn).await;
                     }
                 }
             }
         })
-    })
+    });
 }
 
-fn partial_frames(addr: SocketAddr, stop: &Arc<AtomicBool>) -> Vec<JoinHandle<()>> {
-    attackers(stop, 15, 5, move |from, stop| {
+fn partial_frames(addr: SocketAddr, crowd: &mut Crowd) {
+    crowd.spawn(15, 5, move |attacker| {
         let mut half = (60u32 << 20).to_be_bytes().to_vec();
         half.resize(4 + (30 << 20), 0);
         runtime().block_on(async {
-            while !stop.load(SeqCst) {
-                let Ok(mut conn) = connect_from(from, addr).await else {
+            while !attacker.stopped() {
+                let Ok(mut conn) = connect_from(attacker.from, addr).await else {
                     continue;
                 };
                 if send_paced(&mut conn, &half).await.is_err() {
                     continue;
                 }
-                // Held until the server gives up on it (or the benchmark moves on).
-                while !stop.load(SeqCst) {
-                    use futures_util::StreamExt;
-                    if let Ok(_answer) =
-                        tokio::time::timeout(Duration::from_millis(200), conn.next()).await
-                    {
-                        break;
-                    }
+                attacker.engaged();
+                // Held until the server answers or gives up on it, or the benchmark moves on.
+                tokio::select! {
+                    _ = attacker.stop.cancelled() => {}
+                    _ = futures_util::StreamExt::next(&mut conn) => {}
                 }
             }
         })
-    })
+    });
 }
 
-fn unread_results(addr: SocketAddr, stop: &Arc<AtomicBool>) -> Vec<JoinHandle<()>> {
-    attackers(stop, 2, 2, move |from, stop| {
-        let source = format!("char big_{}[64 << 20] = {{1}};\n", rand_id());
+fn unread_results(addr: SocketAddr, crowd: &mut Crowd) {
+    crowd.spawn(2, 2, move |attacker| {
+        let source = format!("char big_{}[64 << 20] = {{1}};\n", attacker.index);
         let attack = conversation(source.as_bytes(), &[]);
         runtime().block_on(async {
-            while !stop.load(SeqCst) {
-                let Some(mut conn) = ask(from, addr, &attack).await else {
+            while !attacker.stopped() {
+                let Some(mut conn) = ask(attacker.from, addr, &attack).await else {
                     continue;
                 };
                 if let Answer::Need(need) = next_answer(&mut conn).await {
                     let _ = attack.upload(&mut conn, &need).await;
+                    attacker.engaged();
                 }
-                // Never read: held until the server gives up (idle timeout) or the run ends.
-                let held = Instant::now();
-                while !stop.load(SeqCst) && held.elapsed() < Duration::from_secs(70) {
-                    tokio::time::sleep(Duration::from_millis(100)).await;
+                // Never read: held past the server's idle timeout (60 s), then asked again.
+                tokio::select! {
+                    _ = attacker.stop.cancelled() => {}
+                    _ = tokio::time::sleep(Duration::from_secs(70)) => {}
                 }
             }
         })
-    })
+    });
 }
 
 /// Sends `bytes` at most as fast as a 1 Gbit/s link (in 1 MiB pieces).
@@ -332,10 +379,4 @@ async fn send_paced(conn: &mut Raw, bytes: &[u8]) -> std::io::Result<()> {
         tokio::time::sleep(due.saturating_sub(started.elapsed())).await;
     }
     Ok(())
-}
-
-/// A number of this thread's own.
-fn rand_id() -> u64 {
-    use std::hash::{BuildHasher, RandomState};
-    RandomState::new().hash_one(std::thread::current().id())
 }

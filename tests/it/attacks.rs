@@ -22,11 +22,12 @@ use homcc_proto::{
 };
 use homcc_server::{access::AllowedNetworks, Settings};
 use homcc_tests::raw::{
-    body, connect, frame, gxx_identity, next_answer, runtime, send_bytes, trickle, Answer,
-    Conversation,
+    body, connect, frame, gxx_identity, next_answer, runtime, send_bytes, trickle, trickle_until,
+    Answer, Conversation,
 };
 use homcc_tests::{homcc_lines, wait_for, Daemon, Project, TestServer};
 use tokio::io::AsyncWriteExt;
+use tokio_util::sync::CancellationToken;
 
 /// The longest a refusal may take (on a loaded machine) when nothing has to run first.
 const QUICK: Duration = Duration::from_secs(10);
@@ -174,13 +175,7 @@ impl Arena {
                 }
                 Attack::AfterNeed(message) => {
                     let conversation = self.conversation(&["-c", "a.cpp", "-o", "a.o"]);
-                    let mut conn = connect(addr).await;
-                    let request = ClientMessage::Compile(Box::new(conversation.request.clone()));
-                    conn.send(request).await.unwrap();
-                    let need = match next_answer(&mut conn).await {
-                        Answer::Need(need) => need,
-                        other => panic!("expected a Need, got {other:?}"),
-                    };
+                    let (mut conn, need) = conversation.ask(addr).await;
                     let _ = conn.send(message(self, &conversation, &need)).await;
                     next_answer(&mut conn).await
                 }
@@ -769,26 +764,11 @@ fn trickling_slower_than_the_idle_timeout_is_cut_off() {
 /// with the default idle timeout, once kept every place taken for as long as the upload lasted).
 #[test]
 fn an_upload_below_the_minimum_rate_is_refused() {
-    let arena = Arena::new(|config| {
-        strict(config);
-        config.limit = 1;
-        config.queue = Some(0);
-        config.min_upload_rate = 1 << 10;
-    });
-    let header = vec![b'x'; 8 << 10];
-    let attack = arena.conversation_of(
-        &[("a.cpp", SOURCE), ("h.h", &header)],
-        &["-c", "a.cpp"],
-        Compression::None,
-    );
+    let (arena, attack, header) = one_place_and_an_8_kib_header(1 << 10);
     let started = Instant::now();
     let answer = runtime().block_on(async {
-        let mut conn = connect(arena.server.addr).await;
-        let request = ClientMessage::Compile(Box::new(attack.request.clone()));
-        conn.send(request).await.unwrap();
-        assert!(matches!(next_answer(&mut conn).await, Answer::Need(_)));
-        let blob = ClientMessage::Blob(attack.blobs[&Digest::of(&header)].clone());
-        trickle(&mut conn, &frame(&body(&blob)), IDLE / 4).await
+        let (mut conn, _) = attack.ask(arena.server.addr).await;
+        trickle(&mut conn, &blob_frame(&attack, header), IDLE / 4).await
     });
     assert!(
         started.elapsed() < QUICK,
@@ -808,19 +788,8 @@ fn an_upload_below_the_minimum_rate_is_refused() {
 /// attacker's upload ended, however long that took).
 #[test]
 fn a_trickled_upload_on_every_place_does_not_keep_a_compile_out() {
-    let arena = Arena::new(|config| {
-        strict(config);
-        config.limit = 1;
-        config.queue = Some(0);
-        config.min_upload_rate = 0;
-    });
-    let header = vec![b'x'; 8 << 10];
-    let attack = arena.conversation_of(
-        &[("a.cpp", SOURCE), ("h.h", &header)],
-        &["-c", "a.cpp"],
-        Compression::None,
-    );
-    let trickler = Trickler::start(arena.server.addr, attack, Digest::of(&header), IDLE / 4);
+    let (arena, attack, header) = one_place_and_an_8_kib_header(0);
+    let trickler = Trickler::start(arena.server.addr, attack, header, IDLE / 4);
     let victim = Project::new();
     victim.write("v.c", "int v(void) { return 1; }\n");
     let out = victim
@@ -837,36 +806,49 @@ fn a_trickled_upload_on_every_place_does_not_keep_a_compile_out() {
     );
 }
 
+/// A strict server with a single place and `min_upload_rate`, and a compile that reads an
+/// 8 KiB header (its digest) besides its source.
+fn one_place_and_an_8_kib_header(min_upload_rate: u64) -> (Arena, Conversation, Digest) {
+    let arena = Arena::new(|config| {
+        strict(config);
+        config.limit = 1;
+        config.queue = Some(0);
+        config.min_upload_rate = min_upload_rate;
+    });
+    let header = vec![b'x'; 8 << 10];
+    let attack = arena.conversation_of(
+        &[("a.cpp", SOURCE), ("h.h", &header)],
+        &["-c", "a.cpp"],
+        Compression::None,
+    );
+    (arena, attack, Digest::of(&header))
+}
+
+/// The framed `Blob` of `file`, as `conversation` uploads it.
+fn blob_frame(conversation: &Conversation, file: Digest) -> Vec<u8> {
+    frame(&body(&ClientMessage::Blob(
+        conversation.blobs[&file].clone(),
+    )))
+}
+
 /// A raw client on its own thread that sends its request and, once asked, trickles the blob of
-/// one file a byte per `gap` until stopped.
+/// one file a byte per `gap` until the server answers or it is stopped.
 struct Trickler {
-    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    stop: CancellationToken,
     thread: std::thread::JoinHandle<()>,
 }
 
 impl Trickler {
     /// Returns once the server has asked for the files (the upload is claimed, the place held).
     fn start(addr: SocketAddr, attack: Conversation, file: Digest, gap: Duration) -> Trickler {
-        use std::sync::{atomic::AtomicBool, Arc};
-        let (asked, stop) = (std::sync::mpsc::channel(), Arc::new(AtomicBool::new(false)));
+        let (asked, stop) = (std::sync::mpsc::channel(), CancellationToken::new());
         let thread = std::thread::spawn({
             let (asked, stop) = (asked.0, stop.clone());
             move || {
                 runtime().block_on(async move {
-                    let mut conn = connect(addr).await;
-                    let request = ClientMessage::Compile(Box::new(attack.request.clone()));
-                    conn.send(request).await.unwrap();
-                    assert!(matches!(next_answer(&mut conn).await, Answer::Need(_)));
+                    let (mut conn, _) = attack.ask(addr).await;
                     asked.send(()).unwrap();
-                    let blob = ClientMessage::Blob(attack.blobs[&file].clone());
-                    for byte in frame(&body(&blob)) {
-                        if stop.load(std::sync::atomic::Ordering::SeqCst)
-                            || send_bytes(&mut conn, &[byte]).await.is_err()
-                        {
-                            break;
-                        }
-                        tokio::time::sleep(gap).await;
-                    }
+                    trickle_until(&mut conn, &blob_frame(&attack, file), gap, &stop).await;
                 })
             }
         });
@@ -875,7 +857,7 @@ impl Trickler {
     }
 
     fn stop(self) {
-        (self.stop).store(true, std::sync::atomic::Ordering::SeqCst);
+        self.stop.cancel();
         self.thread.join().unwrap();
     }
 }
@@ -1256,14 +1238,8 @@ fn a_client_that_never_reads_its_result_is_dropped() {
     );
     let rt = runtime();
     let _held = rt.block_on(async {
-        let mut conn = connect(arena.server.addr).await;
-        conn.send(ClientMessage::Compile(Box::new(attack.request.clone())))
-            .await
-            .unwrap();
-        match next_answer(&mut conn).await {
-            Answer::Need(need) => attack.upload(&mut conn, &need).await.unwrap(),
-            other => panic!("expected Need, got {other:?}"),
-        }
+        let (mut conn, need) = attack.ask(arena.server.addr).await;
+        attack.upload(&mut conn, &need).await.unwrap();
         conn
     });
     let started = Instant::now();
@@ -1365,12 +1341,7 @@ fn one_file_under_many_names_does_not_use_up_its_links() {
     files.push(("b.cpp", b"int never_uploaded;\n"));
     let attack = arena.conversation_of(&files, &["-c", "b.cpp"], Compression::None);
     let links = runtime().block_on(async {
-        let mut conn = connect(arena.server.addr).await;
-        conn.send(ClientMessage::Compile(Box::new(attack.request.clone())))
-            .await
-            .unwrap();
-        let answer = next_answer(&mut conn).await;
-        assert!(matches!(answer, Answer::Need(_)), "{answer:?}");
+        let _asked = attack.ask(arena.server.addr).await;
         fs::metadata(&blob).unwrap().nlink()
     });
     assert!(links <= 1 + 64, "the cached file has {links} links");

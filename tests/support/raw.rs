@@ -18,7 +18,7 @@ use homcc_proto::{
     ManifestEntry, Need, Payload, Refusal, ServerMessage, PROTOCOL_VERSION,
 };
 use tokio::{io::AsyncWriteExt, net::TcpStream};
-use tokio_util::codec::Framed;
+use tokio_util::{codec::Framed, sync::CancellationToken};
 
 use crate::os;
 
@@ -187,19 +187,34 @@ pub async fn next_answer(conn: &mut Raw) -> Answer {
 /// Sends `bytes` one at a time, `gap` apart, until the server answers (or a write fails); then
 /// its answer.
 pub async fn trickle(conn: &mut Raw, bytes: &[u8], gap: Duration) -> Answer {
+    let never = CancellationToken::new();
+    (trickle_until(conn, bytes, gap, &never).await).expect("never stopped")
+}
+
+/// As [`trickle`], until `stop` is cancelled (then `None`).
+pub async fn trickle_until(
+    conn: &mut Raw,
+    bytes: &[u8],
+    gap: Duration,
+    stop: &CancellationToken,
+) -> Option<Answer> {
     for byte in bytes {
         if send_bytes(conn, &[*byte]).await.is_err() {
             break;
         }
-        if let Ok(frame) = tokio::time::timeout(gap, conn.next()).await {
-            return match frame {
+        let frame = tokio::select! {
+            _ = stop.cancelled() => return None,
+            frame = tokio::time::timeout(gap, conn.next()) => frame,
+        };
+        if let Ok(frame) = frame {
+            return Some(match frame {
                 None => Answer::Closed("end of file".into()),
                 Some(Ok(ServerMessage::Refused(refusal))) => Answer::Refused(refusal),
                 Some(other) => Answer::Unexpected(format!("{other:?}")),
-            };
+            });
         }
     }
-    next_answer(conn).await
+    Some(next_answer(conn).await)
 }
 
 /// A compile request and what its client uploads when the server asks for it.
@@ -268,6 +283,18 @@ impl Conversation {
         };
         conversation.seal();
         conversation
+    }
+
+    /// A connection to `addr` that has sent the request, and the server's `Need` (anything else
+    /// fails the test).
+    pub async fn ask(&self, addr: SocketAddr) -> (Raw, Need) {
+        let mut conn = connect(addr).await;
+        let request = ClientMessage::Compile(Box::new(self.request.clone()));
+        conn.send(request).await.expect("send the request");
+        match next_answer(&mut conn).await {
+            Answer::Need(need) => (conn, need),
+            other => panic!("expected a Need, got {other:?}"),
+        }
     }
 
     /// Lists `chunk` in the manifest by its digest alone, to be sent when a `Need` asks for it.

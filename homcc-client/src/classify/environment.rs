@@ -2,9 +2,10 @@
 //! manuals, "Environment Variables"). homccd runs the compiler with none of them, so each is
 //! either carried as the flags that mean the same, or the compile runs locally.
 
-use std::ffi::OsString;
-
-use std::os::unix::ffi::{OsStrExt, OsStringExt};
+use std::{
+    ffi::OsString,
+    os::unix::ffi::{OsStrExt, OsStringExt},
+};
 
 /// The variables that add include dirs: the built-in search list is probed without them (what
 /// they add is the command's, as flags, or makes the compile local).
