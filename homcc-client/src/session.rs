@@ -3,25 +3,23 @@
 //! for the result. Every way this can fail is a `Failure` naming what happened; a busy server
 //! is one of them, but load rather than the host's fault.
 
+mod conn;
+
 use std::{
     collections::HashMap,
     fmt,
     path::{Path, PathBuf},
-    sync::{atomic::Ordering, Arc},
     time::{Duration, Instant},
 };
 
-use futures_util::SinkExt;
 use homcc_proto::{
-    codec::{DEFAULT_MAX_CLIENT_FRAME, DEFAULT_MAX_SERVER_FRAME},
-    counted::{next_while_receiving, ByteCounts, Counted, Silent},
-    AuthToken, Blob, Chunk, ChunkRef, ClientCodec, ClientMessage, CompileRequest, CompileResult,
-    Compression, Digest, Need, Payload, Refusal, RefusalReason, ServerMessage,
+    AuthToken, Blob, Chunk, ChunkRef, ClientMessage, CompileRequest, CompileResult, Compression,
+    Digest, Need, Payload, Refusal, RefusalReason, ServerMessage,
 };
 use rayon::prelude::*;
 use tokio::net::TcpStream;
-use tokio_util::codec::Framed;
 
+use self::conn::{Conn, Wait, REQUEST_TIMEOUT};
 use crate::{hosts::Host, known::KnownChunks};
 
 /// The request, minus the manifest refs (which depend on what the host is known to have).
@@ -141,11 +139,6 @@ impl fmt::Display for Failure {
     }
 }
 
-type Conn = Framed<Counted<TcpStream>, ClientCodec>;
-
-/// The setting that bounds a whole remote compile.
-const REQUEST_TIMEOUT: &str = "compilation_request_timeout";
-
 /// The host of one attempt, and how to talk to it.
 #[derive(Debug, Clone, Copy)]
 pub struct Target<'a> {
@@ -159,16 +152,6 @@ pub struct Target<'a> {
     pub queue: bool,
 }
 
-/// How long the next frame may keep the client waiting, and what to say when it does.
-#[derive(Debug, Clone, Copy)]
-struct Wait {
-    /// The longest silence (not the longest frame: a large one keeps arriving on a thin link).
-    silence: Duration,
-    /// The setting that gave `silence`.
-    timeout: &'static str,
-    during: &'static str,
-}
-
 /// Runs the compile on `target`: connect (and answer the challenge), send the request, then
 /// answer the server until its verdict. `answered` is called once the server has shown it is
 /// healthy (its first answer to the request is not a refusal, or only says it is busy).
@@ -180,16 +163,12 @@ pub async fn compile_on(
     answered: &mut dyn FnMut(),
 ) -> Result<CompileResult, Failure> {
     let deadline = Instant::now() + target.timeouts.request;
-    let (mut conn, counts) = connect(target, deadline).await?;
+    let mut conn = connect(target, deadline).await?;
     let request = request_for(target, prepared, known, traffic);
-    send(&mut conn, ClientMessage::Compile(Box::new(request))).await?;
-    let result = converse(
-        &mut conn, &counts, target, prepared, traffic, answered, deadline,
-    )
-    .await?;
+    conn.send(ClientMessage::Compile(Box::new(request))).await?;
+    let result = converse(&mut conn, target, prepared, traffic, answered, deadline).await?;
     known.insert_all(prepared.chunks.iter().map(|(d, _)| d));
-    traffic.sent = counts.written.load(Ordering::Relaxed);
-    traffic.received = counts.read.load(Ordering::Relaxed);
+    (traffic.sent, traffic.received) = conn.bytes();
     Ok(result)
 }
 
@@ -205,10 +184,7 @@ fn first_answer(timeouts: Timeouts, during: &'static str) -> Wait {
 }
 
 /// A connection to `target`'s host, authenticated when the client has a token.
-async fn connect(
-    target: &Target<'_>,
-    deadline: Instant,
-) -> Result<(Conn, Arc<ByteCounts>), Failure> {
+async fn connect(target: &Target<'_>, deadline: Instant) -> Result<Conn, Failure> {
     let timeouts = target.timeouts;
     let stream = tokio::time::timeout(timeouts.connect, TcpStream::connect(target.host.address()))
         .await
@@ -219,17 +195,13 @@ async fn connect(
         })?
         .map_err(|e| Failure::Unreachable(e.to_string()))?;
     let _ = stream.set_nodelay(true);
-    let counts = Arc::new(ByteCounts::default());
-    let mut conn = Framed::new(
-        Counted::new(stream, counts.clone()),
-        ClientCodec::with_limits(DEFAULT_MAX_SERVER_FRAME, DEFAULT_MAX_CLIENT_FRAME),
-    );
+    let mut conn = Conn::new(stream);
     if let Some(token) = target.auth {
         let wait = first_answer(
             timeouts,
             "waiting for the server's authentication challenge (does it have an auth_token_file?)",
         );
-        let nonce = match receive(&mut conn, &counts, wait, deadline, timeouts.request).await? {
+        let nonce = match conn.receive(wait, deadline, timeouts.request).await? {
             ServerMessage::Challenge { nonce } => nonce,
             ServerMessage::Refused(refusal) => return Err(Failure::Refused(refusal)),
             _ => {
@@ -239,9 +211,9 @@ async fn connect(
             }
         };
         let proof = token.proof(&nonce);
-        send(&mut conn, ClientMessage::Auth { proof }).await?;
+        conn.send(ClientMessage::Auth { proof }).await?;
     }
-    Ok((conn, counts))
+    Ok(conn)
 }
 
 /// The request for `target`: its compression and leave to queue, and the manifest's chunks inline
@@ -273,7 +245,6 @@ fn request_for(
 /// until its verdict.
 async fn converse(
     conn: &mut Conn,
-    counts: &ByteCounts,
     target: &Target<'_>,
     prepared: &Prepared,
     traffic: &mut Traffic,
@@ -291,7 +262,7 @@ async fn converse(
                 during: "waiting for a sign of life from the server",
             },
         };
-        let message = receive(conn, counts, wait, deadline, timeouts.request).await?;
+        let message = conn.receive(wait, deadline, timeouts.request).await?;
         let was_first = std::mem::take(&mut first);
         let healthy = match &message {
             ServerMessage::Refused(refusal) => refusal.reason == RefusalReason::Busy,
@@ -321,41 +292,6 @@ async fn converse(
     }
 }
 
-/// The server's next frame, or why none came: within `wait`, and before `deadline`, the end of
-/// the whole remote compile (`request_timeout` after it began).
-async fn receive(
-    conn: &mut Conn,
-    counts: &ByteCounts,
-    wait: Wait,
-    deadline: Instant,
-    request_timeout: Duration,
-) -> Result<ServerMessage, Failure> {
-    let next = next_while_receiving(conn, counts, wait.silence);
-    match tokio::time::timeout_at(deadline.into(), next).await {
-        Err(_) => Err(Failure::TimedOut {
-            timeout: REQUEST_TIMEOUT,
-            after: request_timeout,
-            during: "before the result came",
-        }),
-        Ok(Err(Silent)) => Err(Failure::TimedOut {
-            timeout: wait.timeout,
-            after: wait.silence,
-            during: wait.during,
-        }),
-        Ok(Ok(None)) => Err(Failure::Lost("the server closed the connection".into())),
-        Ok(Ok(Some(Err(homcc_proto::CodecError::Io(e))))) => Err(Failure::Lost(e.to_string())),
-        Ok(Ok(Some(Err(e)))) => Err(Failure::Protocol(e.to_string())),
-        Ok(Ok(Some(Ok(message)))) => Ok(message),
-    }
-}
-
-async fn send(conn: &mut Conn, message: ClientMessage) -> Result<(), Failure> {
-    conn.send(message).await.map_err(|e| match e {
-        homcc_proto::CodecError::Io(e) => Failure::Lost(e.to_string()),
-        e => Failure::Protocol(e.to_string()),
-    })
-}
-
 /// Sends the chunks and files the server asked for; files are read, checked against the digest
 /// they were scanned with, and compressed in parallel.
 async fn upload(
@@ -377,9 +313,9 @@ async fn upload(
                     })
                 })
                 .collect::<Result<Vec<_>, _>>()?;
-        send(conn, ClientMessage::Chunks(chunks)).await?;
+        conn.send(ClientMessage::Chunks(chunks)).await?;
     }
-    if need.blobs.is_empty() {
+    if need.blobs.is_empty() || conn.answered() {
         return Ok(());
     }
     let mut paths = Vec::with_capacity(need.blobs.len());
@@ -411,7 +347,11 @@ async fn upload(
         traffic.blobs += 1;
         traffic.blob_bytes += blob.payload.size;
         traffic.blob_bytes_compressed += blob.payload.data.len() as u64;
-        send(conn, ClientMessage::Blob(blob)).await?;
+        conn.send(ClientMessage::Blob(blob)).await?;
+        if conn.answered() {
+            // The server answered mid-upload (a refusal): the rest would not be read.
+            break;
+        }
     }
     Ok(())
 }

@@ -43,8 +43,12 @@ pub enum CodecError {
     Malformed(String),
     #[error("a frame lists more than {max} manifest files or more than {max} directories (dirs and chunks)")]
     TooManyEntries { max: usize },
-    #[error("busy: the {max} bytes of memory for the frames being read are taken, so a frame of {len} bytes waits for none")]
+    #[error("busy: the {max} bytes of memory for the frames being read are taken, so a frame of {len} bytes does not fit now")]
     NoMemory { len: usize, max: usize },
+    #[error(
+        "a frame of {len} bytes is more than the {max} bytes of memory for all frames being read"
+    )]
+    BeyondMemory { len: usize, max: usize },
     #[error("cannot encode message: {0}")]
     Encode(String),
     #[error(transparent)]
@@ -168,6 +172,12 @@ impl FrameMemory {
 
     /// `bytes` of it, if that much is free.
     pub fn take(self: &Arc<Self>, bytes: usize) -> Result<Held, CodecError> {
+        if bytes > self.max {
+            return Err(CodecError::BeyondMemory {
+                len: bytes,
+                max: self.max,
+            });
+        }
         let fits = |used: usize| used.checked_add(bytes).filter(|total| *total <= self.max);
         self.used
             .fetch_update(Ordering::AcqRel, Ordering::Acquire, fits)

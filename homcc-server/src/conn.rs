@@ -52,6 +52,10 @@ const KEEP_BUFFER: usize = 1 << 20;
 /// The longest grace an upload gets before its rate counts.
 const MAX_GRACE: Duration = Duration::from_secs(10);
 
+/// Bytes per second read (and dropped) from a client after its refusal, see
+/// [`Conn::close_unread`]: enough for what was on the way when the client read the refusal.
+const DRAIN_RATE: f64 = (1 << 20) as f64;
+
 impl Pace {
     /// When the bytes read so far (`read`, since the pace began) are too few, or `None` if any
     /// rate will do.
@@ -178,13 +182,23 @@ impl Conn {
     }
 
     /// After a last frame sent while the client's own frames are left unread: ends the sending
-    /// side, then reads and drops what the client sends (at most `idle`) until it closes. Closing
-    /// with unread bytes would reset the connection and could lose the last frame on the way.
+    /// side, then reads and drops what the client sends until it closes, for at most `idle`.
+    /// Closing with unread bytes would reset the connection and could lose the last frame on
+    /// the way. A client that reads while it writes (as homcc does) sees the refusal and closes
+    /// at once; one that goes on sending is read at no more than [`DRAIN_RATE`], so refused
+    /// frames cost the server next to nothing, however many come.
     pub async fn close_unread(&mut self) {
         let _ = self.frames.get_mut().shutdown().await;
-        // Large reads: a client refused mid-frame may have megabytes on the way.
         let mut sink = vec![0u8; 64 << 10];
-        let drain = async { while let Ok(1..) = self.frames.get_mut().read(&mut sink).await {} };
+        let started = tokio::time::Instant::now();
+        let mut drained = 0u64;
+        let drain = async {
+            while let Ok(read @ 1..) = self.frames.get_mut().read(&mut sink).await {
+                drained += read as u64;
+                let due = Duration::from_secs_f64(drained as f64 / DRAIN_RATE);
+                tokio::time::sleep(due.saturating_sub(started.elapsed())).await;
+            }
+        };
         let _ = tokio::time::timeout(self.idle, drain).await;
     }
 

@@ -10,8 +10,26 @@ use crate::conn::ClientGone;
 pub enum Ending {
     /// Tell the client why (it will compile elsewhere).
     Refuse(Refusal),
+    /// Tell the client why, but only after [`PAUSE`], in which nothing of it is read: the
+    /// client was refused for want of memory that other clients' frames hold (`Busy`), and
+    /// one that asks again at once would cost the server a connection and a refusal each time.
+    Pause(Refusal),
     /// The connection is gone or unusable; nothing more can be sent.
     Lost(String),
+}
+
+/// How long a [`Ending::Pause`] refusal waits.
+pub const PAUSE: std::time::Duration = std::time::Duration::from_secs(1);
+
+/// `outcome`, once the pause of an [`Ending::Pause`] is over.
+pub async fn paused<T>(outcome: Result<T, Ending>) -> Result<T, Ending> {
+    match outcome {
+        Err(Ending::Pause(refusal)) => {
+            tokio::time::sleep(PAUSE).await;
+            Err(Ending::Refuse(refusal))
+        }
+        outcome => outcome,
+    }
 }
 
 /// A refusal for `reason`, saying `detail` to the user.
@@ -37,9 +55,13 @@ pub fn bad_frame(e: CodecError) -> Ending {
             RefusalReason::Limit,
             format!("{e}, refused before reading them (max_manifest_entries is {max})"),
         ),
-        CodecError::NoMemory { .. } => {
-            refuse(RefusalReason::Busy, format!("{e} (max_frame_memory)"))
+        CodecError::BeyondMemory { .. } => {
+            refuse(RefusalReason::Limit, format!("{e} (max_frame_memory)"))
         }
+        CodecError::NoMemory { .. } => Ending::Pause(Refusal {
+            reason: RefusalReason::Busy,
+            detail: format!("{e} (max_frame_memory)"),
+        }),
         e => invalid(e),
     }
 }

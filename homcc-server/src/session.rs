@@ -24,7 +24,7 @@ use crate::{
     compile::{self, CompileError, Invocation},
     compilers::Resolved,
     conn::{Conn, Stalled},
-    ending::{bad_frame, internal, invalid, refuse, Ending},
+    ending::{bad_frame, internal, invalid, paused, refuse, Ending},
     fill::Filler,
     jobroot::{self, JobRoot},
     queue::{Admission, Slot, Uploading},
@@ -49,7 +49,8 @@ pub async fn serve(stream: TcpStream, peer: SocketAddr, state: Arc<State>) {
         ..Record::default()
     };
     let mut unread = false;
-    let ending = match handle(&mut conn, peer, &state, &mut record).await {
+    let outcome = handle(&mut conn, peer, &state, &mut record).await;
+    let ending = match paused(outcome).await {
         Ok((result, job)) => {
             record.outcome = format!("exit {}", result.exit_code);
             let sent = conn
@@ -61,7 +62,7 @@ pub async fn serve(stream: TcpStream, peer: SocketAddr, state: Arc<State>) {
             tokio::task::spawn_blocking(move || drop(job));
             sent
         }
-        Err(Ending::Refuse(refusal)) => {
+        Err(Ending::Refuse(refusal) | Ending::Pause(refusal)) => {
             record.outcome = format!("refused: {refusal}");
             // Refused before authenticating, or before reading a frame it has no memory for:
             // the client's frame may be there, unread.

@@ -7,7 +7,7 @@
 //! the machine's memory bandwidth instead, which measures the loopback rather than homccd.
 //!
 //! Run: `cargo build --release --workspace --bins && cargo bench -p homcc-tests --bench under_attack`
-//! (`ATTACKERS_NICE=1` runs the attackers at nice 19, closer to attackers on other machines:
+//! (`ATTACKS=4,6` runs only those attacks; `ATTACKERS_NICE=1` runs the attackers at nice 19, closer to attackers on other machines:
 //! they then take only the CPU the server and the normal client leave.)
 
 use std::{
@@ -26,16 +26,14 @@ use homcc_proto::{
 };
 use homcc_tests::{
     homcc_lines,
-    raw::{
-        body, frame, gxx_identity, next_answer, send_bytes, trickle_until, Answer, Conversation,
-        Raw,
-    },
+    raw::{body, frame, gxx_identity, next_answer, trickle_until, Answer, Conversation, Raw},
     Project, TestServer,
 };
+use tokio::io::{AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio_util::{codec::Framed, sync::CancellationToken};
 
 /// Normal compiles timed in each state.
-const SAMPLES: usize = 5;
+const SAMPLES: usize = 15;
 
 fn main() {
     let server = TestServer::fresh(|_| {});
@@ -66,7 +64,15 @@ fn main() {
         ),
         ("10 64 MiB results never read, 2 clients", unread_results),
     ];
-    for (name, attack) in attacks {
+    // `ATTACKS=4,6` runs only those (by the number that starts their name).
+    let only = std::env::var("ATTACKS").ok();
+    let chosen = |name: &str| {
+        only.as_deref().is_none_or(|only| {
+            let number = name.split(' ').next().unwrap_or_default();
+            only.split(',').any(|n| n.trim() == number)
+        })
+    };
+    for (name, attack) in attacks.into_iter().filter(|(name, _)| chosen(name)) {
         let mut crowd = Crowd::default();
         attack(server.addr, &mut crowd);
         // Each attacker says when its attack is under way.
@@ -75,6 +81,9 @@ fn main() {
         }
         let times: Vec<f64> = (0..SAMPLES).map(|_| normal()).collect();
         crowd.stop();
+        if std::env::var_os("SHOW_TIMES").is_some() {
+            println!("    {times:.3?}");
+        }
         let during = median(times);
         println!("{name:<54} {during:>9.3} {:>6.1}x", during / usual);
     }
@@ -97,6 +106,16 @@ fn normal_compile(server: &TestServer, victim: &Project, n: usize) -> f64 {
     let took = started.elapsed().as_secs_f64();
     for line in homcc_lines(&out.stderr) {
         println!("    (compile {n}: {line})");
+    }
+    if std::env::var_os("SHOW_TIMES").is_some() {
+        let mine =
+            (server.records().into_iter().rev()).find(|r| r.output.contains(&format!("v{n}.")));
+        if let Some(r) = mine {
+            println!(
+                "    {took:.3} {} queued {} compile {} ms",
+                r.outcome, r.queued_ms, r.compile_ms
+            );
+        }
     }
     took
 }
@@ -311,7 +330,7 @@ fn huge_manifests(addr: SocketAddr, crowd: &mut Crowd) {
         runtime().block_on(async {
             while !attacker.stopped() {
                 if let Ok(mut conn) = connect_from(attacker.from, addr).await {
-                    if send_paced(&mut conn, &bytes).await.is_ok() {
+                    if send_paced(conn.get_mut(), &bytes).await.is_ok() {
                         attacker.engaged();
                         let _ = next_answer(&mut conn).await;
                     }
@@ -330,14 +349,25 @@ fn partial_frames(addr: SocketAddr, crowd: &mut Crowd) {
                 let Ok(mut conn) = connect_from(attacker.from, addr).await else {
                     continue;
                 };
-                if send_paced(&mut conn, &half).await.is_err() {
-                    continue;
-                }
-                attacker.engaged();
-                // Held until the server answers or gives up on it, or the benchmark moves on.
-                tokio::select! {
-                    _ = attacker.stop.cancelled() => {}
-                    _ = futures_util::StreamExt::next(&mut conn) => {}
+                let (mut from_server, mut to_server) = conn.get_mut().split();
+                let send = send_paced(&mut to_server, &half);
+                tokio::pin!(send);
+                let (mut sent, mut answer) = (false, [0; 1]);
+                // Under way once its half frame is sent (and held), or refused: then it asks
+                // again at once. Held until the server answers or gives up on it, or the
+                // benchmark moves on.
+                loop {
+                    tokio::select! {
+                        _ = attacker.stop.cancelled() => break,
+                        done = &mut send, if !sent => match done {
+                            Ok(()) => (sent, _) = (true, attacker.engaged()),
+                            Err(_) => break,
+                        },
+                        _ = from_server.read(&mut answer) => {
+                            attacker.engaged();
+                            break;
+                        }
+                    }
                 }
             }
         })
@@ -368,12 +398,12 @@ fn unread_results(addr: SocketAddr, crowd: &mut Crowd) {
 }
 
 /// Sends `bytes` at most as fast as a 1 Gbit/s link (in 1 MiB pieces).
-async fn send_paced(conn: &mut Raw, bytes: &[u8]) -> std::io::Result<()> {
+async fn send_paced(to: &mut (impl AsyncWrite + Unpin), bytes: &[u8]) -> std::io::Result<()> {
     const PER_SECOND: f64 = 125e6;
     let started = Instant::now();
     let mut sent = 0;
     for piece in bytes.chunks(1 << 20) {
-        send_bytes(conn, piece).await?;
+        to.write_all(piece).await?;
         sent += piece.len();
         let due = Duration::from_secs_f64(sent as f64 / PER_SECOND);
         tokio::time::sleep(due.saturating_sub(started.elapsed())).await;

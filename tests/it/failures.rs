@@ -10,7 +10,9 @@ use std::{
 
 use homcc_client::compiler;
 use homcc_proto::{Refusal, RefusalReason, ServerMessage, PROTOCOL_VERSION};
-use homcc_tests::raw::{gxx_identity, hold_place, raw_request, runtime, send_request};
+use homcc_tests::raw::{
+    connect, gxx_identity, hold_place, raw_request, runtime, send_bytes, send_request,
+};
 use homcc_tests::{
     assert_same_as_local, back_off_files, homcc_lines, job_roots, os, slow_cxx_source,
     stuck_cxx_source, wait_for, wait_for_or, wait_for_running_compile, Daemon, Project, TestServer,
@@ -96,6 +98,21 @@ fn assert_same_files(project: &Project, local: &Local, outputs: &[&str]) {
 
 /// Asserts that homcc compiled locally, exactly as `local`, after one `homcc:` line that contains
 /// every one of `mentions` and ends in `; compiling locally`. Returns that line.
+/// homcc's quick compile on `server` alone, which stays full for its whole request timeout of
+/// `seconds`: it compiles locally, saying each of `says`.
+fn assert_stays_full(
+    project: &Project,
+    local: &Local,
+    server: &TestServer,
+    seconds: u32,
+    says: &[&str],
+) {
+    let (host, timeout) = (server.host(), seconds.to_string());
+    let homcc_args = ["--host", &host, "--compilation-request-timeout", &timeout];
+    let out = project.homcc(&homcc_args, "g++", QUICK_ARGS);
+    assert_fell_back(project, local, &out, QUICK_OUTPUTS, says);
+}
+
 fn assert_fell_back(
     project: &Project,
     local: &Local,
@@ -217,13 +234,11 @@ fn a_host_that_stays_busy_is_asked_again_then_left_without_back_off() {
     let holder = hold_place(&rt, server.addr, project.path());
 
     let host = server.host();
-    let homcc_args = ["--host", &host, "--compilation-request-timeout", "2"];
-    let out = project.homcc(&homcc_args, "g++", QUICK_ARGS);
-    assert_fell_back(
+    assert_stays_full(
         &project,
         &local,
-        &out,
-        QUICK_OUTPUTS,
+        &server,
+        2,
         &[
             "every host stayed full for compilation_request_timeout of 2 s",
             &format!("{host} busy: all 1 compile slots and the 0 places of the queue are taken"),
@@ -251,6 +266,66 @@ fn a_host_that_stays_busy_is_asked_again_then_left_without_back_off() {
             .any(|r| r.outcome.starts_with("lost:"))
     });
     assert_same_as_local(&project, &server, "g++", QUICK_ARGS, QUICK_OUTPUTS);
+}
+
+/// The server refuses a frame it has no memory for now from its first bytes (busy) and then
+/// reads it no faster than 1 MiB/s; homcc, which reads while it uploads, hears the refusal
+/// mid-upload and asks again until its request timeout (once a second: each refusal waits a
+/// second), then compiles locally, naming it. Before, it went on writing 20 MiB into a server
+/// that was not reading and heard one refusal in 10 s. A frame larger than all the memory is
+/// a limit: local at once.
+#[test]
+fn an_upload_the_server_has_no_memory_for_is_refused_mid_upload() {
+    let server = TestServer::fresh(|c| c.max_frame_memory = 24 << 20);
+    let project = Project::new();
+    // 20 MiB of letters no compression shrinks below the server's 1 MiB, skipped by cc1.
+    let mut state = 0x2545_f491_4f6c_dd1du64;
+    let mut big = String::from("#if 0\n");
+    for _ in 0..(20 << 20) / 101 {
+        let line = (0..100).map(|_| {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            char::from(b'a' + (state % 26) as u8)
+        });
+        big.extend(line.chain(['\n']));
+    }
+    big.push_str("#endif\n");
+    project.write("big.h", &big);
+    project.write("quick.cpp", &format!("#include \"big.h\"\n{QUICK_SOURCE}"));
+    let local = compile_locally(&project, "g++", QUICK_ARGS, QUICK_OUTPUTS);
+    // Another client's half-sent 16 MiB frame holds 16 of the 24 MiB.
+    let rt = runtime();
+    let holder = rt.block_on(async {
+        let mut conn = connect(server.addr).await;
+        send_bytes(&mut conn, &(16u32 << 20).to_be_bytes())
+            .await
+            .unwrap();
+        conn
+    });
+    assert_stays_full(
+        &project,
+        &local,
+        &server,
+        10,
+        &[
+            "every host stayed full",
+            "does not fit now (max_frame_memory)",
+        ],
+    );
+    let refused = (server.records().into_iter())
+        .filter(|r| r.outcome.contains("(max_frame_memory)"))
+        .count();
+    assert!(refused >= 3, "{refused} refusals in 10 s");
+
+    let small = TestServer::fresh(|c| c.max_frame_memory = 1 << 20);
+    let host = small.host();
+    let out = project.homcc(&["--host", &host], "g++", QUICK_ARGS);
+    let beyond =
+        "is more than the 1048576 bytes of memory for all frames being read (max_frame_memory)";
+    assert_fell_back(&project, &local, &out, QUICK_OUTPUTS, &[&host, beyond]);
+    let _context = rt.enter();
+    drop(holder);
 }
 
 #[test]
