@@ -116,7 +116,7 @@ pub struct Cli {
     #[arg(long, value_name = "SIZE")]
     #[serde(skip_serializing_if = "Option::is_none")]
     pub min_upload_rate: Option<String>,
-    /// The memory all clients' frames being read (and uploads being unpacked) may take together; a frame that does not fit is refused as busy (K, M, G suffix; 0: unbounded) [env: HOMCCD_MAX_FRAME_MEMORY] [default: 512M]
+    /// The memory all clients' frames being read (and uploads being unpacked) may take together; a frame that does not fit now is refused as busy, one larger than all of it as a limit (K, M, G suffix; 0: unbounded) [env: HOMCCD_MAX_FRAME_MEMORY] [default: 512M]
     #[arg(long, value_name = "SIZE")]
     #[serde(skip_serializing_if = "Option::is_none")]
     pub max_frame_memory: Option<String>,
