@@ -7,7 +7,8 @@
 //! the machine's memory bandwidth instead, which measures the loopback rather than homccd.
 //!
 //! Run: `cargo build --release --workspace --bins && cargo bench -p homcc-tests --bench under_attack`
-//! (`ATTACKS=4,6` runs only those attacks; `ATTACKERS_NICE=1` runs the attackers at nice 19, closer to attackers on other machines:
+//! (`ATTACKS=4,6` runs only those attacks; `SHOW_TIMES=1` prints every compile's time;
+//! `ATTACKERS_NICE=1` runs the attackers at nice 19, closer to attackers on other machines:
 //! they then take only the CPU the server and the normal client leave.)
 
 use std::{
@@ -81,7 +82,7 @@ fn main() {
         }
         let times: Vec<f64> = (0..SAMPLES).map(|_| normal()).collect();
         crowd.stop();
-        if std::env::var_os("SHOW_TIMES").is_some() {
+        if show_times() {
             println!("    {times:.3?}");
         }
         let during = median(times);
@@ -107,7 +108,7 @@ fn normal_compile(server: &TestServer, victim: &Project, n: usize) -> f64 {
     for line in homcc_lines(&out.stderr) {
         println!("    (compile {n}: {line})");
     }
-    if std::env::var_os("SHOW_TIMES").is_some() {
+    if show_times() {
         let mine =
             (server.records().into_iter().rev()).find(|r| r.output.contains(&format!("v{n}.")));
         if let Some(r) = mine {
@@ -118,6 +119,12 @@ fn normal_compile(server: &TestServer, victim: &Project, n: usize) -> f64 {
         }
     }
     took
+}
+
+/// `SHOW_TIMES=1`: every compile's time and the server's record of it, as well as the median.
+fn show_times() -> bool {
+    static SHOW: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+    *SHOW.get_or_init(|| std::env::var_os("SHOW_TIMES").is_some())
 }
 
 fn median(mut values: Vec<f64>) -> f64 {
