@@ -17,6 +17,7 @@ pub mod hosts;
 pub mod job;
 pub mod known;
 pub mod local;
+pub mod markers;
 pub mod output;
 pub mod paths;
 pub mod respfile;

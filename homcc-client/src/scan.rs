@@ -1,6 +1,8 @@
 //! The dependency scan: the compiler itself lists every file the compile reads (`-M`: sources,
 //! project headers and system headers); each is hashed with blake3, in parallel. When the user
-//! asked for a dependency file, the same local run writes it, so it has the local bytes.
+//! asked for a dependency file, the same local run writes it, so it has the local bytes: one
+//! preprocessor run per compile, also for `-MMD` (whose file leaves out system headers: the
+//! full list then comes from the line markers of `-E`, see `markers`).
 
 use std::{
     ffi::OsString,
@@ -12,7 +14,12 @@ use anyhow::Context;
 use homcc_proto::{Digest, ManifestEntry};
 use rayon::prelude::*;
 
-use crate::{classify::RemoteJob, depfile::parse_dependencies, paths::absolute};
+use crate::{
+    classify::{Depfile, RemoteJob},
+    depfile::parse_dependencies,
+    markers::entered_files,
+    paths::absolute,
+};
 
 /// A file of the manifest and where the client reads it.
 #[derive(Debug, Clone)]
@@ -46,34 +53,35 @@ pub fn scan(compiler: &Path, job: &RemoteJob, cwd: &Path) -> Result<Vec<ScannedF
             .stderr(Stdio::null());
         cmd
     };
+    let with_depfile = |dep: &Depfile, flag: &str| {
+        let mut args: Vec<OsString> = vec![flag.into()];
+        args.extend(dep.shape_args.iter().cloned());
+        args.extend(["-MF".into(), dep.path.clone().into_os_string()]);
+        args
+    };
     let deps = match &job.depfile {
-        None => checked(listing(&["-M".into()]).output())?.stdout,
+        None => parse(&checked(listing(&["-M".into()]).output())?.stdout)?,
+        Some(dep) if dep.user_headers_only => {
+            // The manifest needs the system headers -MMD leaves out: they are the files the
+            // preprocessed output's line markers enter (as -M, -w is implied: no warnings).
+            let mut args = with_depfile(dep, "-MMD");
+            args.extend(["-E".into(), "-w".into()]);
+            let output = checked(listing(&args).stdout(Stdio::piped()).output())?;
+            let mut deps = vec![job.source.clone()];
+            deps.extend(entered_files(&output.stdout));
+            deps
+        }
         Some(dep) => {
-            let mut write_depfile: Vec<OsString> =
-                vec![if dep.user_headers_only { "-MM" } else { "-M" }.into()];
-            write_depfile.extend(dep.shape_args.iter().cloned());
-            write_depfile.extend(["-MF".into(), dep.path.clone().into_os_string()]);
-            if dep.user_headers_only {
-                // The manifest needs system headers, which -MM leaves out: a second run, in parallel.
-                let mut user = listing(&write_depfile)
-                    .stdout(Stdio::null())
-                    .spawn()
-                    .map_err(|e| ScanError::Other(e.into()))?;
-                let all = checked(listing(&["-M".into()]).output());
-                checked(user.wait().map(|status| Output {
-                    status,
-                    stdout: Vec::new(),
-                    stderr: Vec::new(),
-                }))?;
-                all?.stdout
-            } else {
-                checked(listing(&write_depfile).stdout(Stdio::null()).output())?;
-                std::fs::read(&dep.path).map_err(|e| ScanError::Other(e.into()))?
-            }
+            let args = with_depfile(dep, "-M");
+            checked(listing(&args).stdout(Stdio::null()).output())?;
+            parse(&std::fs::read(&dep.path).map_err(|e| ScanError::Other(e.into()))?)?
         }
     };
-    let deps = parse_dependencies(&deps).map_err(|e| ScanError::Other(e.into()))?;
     hash_files(cwd, &deps).map_err(ScanError::Other)
+}
+
+fn parse(depfile: &[u8]) -> Result<Vec<PathBuf>, ScanError> {
+    parse_dependencies(depfile).map_err(|e| ScanError::Other(e.into()))
 }
 
 fn checked(run: std::io::Result<Output>) -> Result<Output, ScanError> {

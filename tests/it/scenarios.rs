@@ -13,6 +13,7 @@ use std::{
     time::{Duration, Instant},
 };
 
+use homcc_proto::identity::ASSEMBLER_NAME_ARG;
 use homcc_tests::{bin, isolate, wait_for_or, TestServer};
 
 /// Where a scenario's compiles must run.
@@ -56,6 +57,63 @@ impl Scenario {
     const fn env(self, env: &'static [(&'static str, &'static str)]) -> Scenario {
         Scenario { env, ..self }
     }
+
+    /// Whether the compile writes a dependency file (any form).
+    fn writes_depfile(&self) -> bool {
+        self.args.iter().any(|a| {
+            ["-MD", "-MMD"].contains(a) || a.starts_with("-Wp,-MD,") || a.starts_with("-Wp,-MMD,")
+        })
+    }
+}
+
+/// Compiler wrappers first on homcc's `PATH` that log every run of `gcc`, `g++`, `clang` and
+/// `clang++` before they become the real one: how many times homcc ran the compiler.
+struct Counting {
+    bin: PathBuf,
+    log: PathBuf,
+}
+
+impl Counting {
+    fn new(at: &Path) -> Counting {
+        let (bin, log) = (at.join("bin"), at.join("runs.log"));
+        std::fs::create_dir_all(&bin).unwrap();
+        for name in ["gcc", "g++", "clang", "clang++"] {
+            let real = std::env::split_paths(&std::env::var_os("PATH").unwrap())
+                .map(|dir| dir.join(name))
+                .find(|path| path.is_file())
+                .unwrap_or_else(|| panic!("no {name} on PATH"));
+            let script = format!(
+                "#!/bin/sh\nprintf '%s\\n' \"$*\" >> '{}'\nexec '{}' \"$@\"\n",
+                log.display(),
+                real.display()
+            );
+            let wrapper = bin.join(name);
+            std::fs::write(&wrapper, script).unwrap();
+            std::fs::set_permissions(
+                &wrapper,
+                std::os::unix::fs::PermissionsExt::from_mode(0o755),
+            )
+            .unwrap();
+        }
+        Counting { bin, log }
+    }
+
+    /// homcc's `PATH`: the wrappers, then the test's.
+    fn path(&self) -> std::ffi::OsString {
+        let rest = std::env::split_paths(&std::env::var_os("PATH").unwrap()).collect::<Vec<_>>();
+        std::env::join_paths(std::iter::once(self.bin.clone()).chain(rest)).unwrap()
+    }
+
+    /// The runs logged, but the compiler's probes (on `/dev/null`, and for its assembler: run
+    /// once per compiler binary, which the wrappers are).
+    fn runs(&self) -> Vec<String> {
+        let log = std::fs::read_to_string(&self.log).unwrap_or_default();
+        let probe = |run: &str| run.contains("/dev/null") || run == ASSEMBLER_NAME_ARG;
+        (log.lines())
+            .filter(|run| !probe(run))
+            .map(str::to_owned)
+            .collect()
+    }
 }
 
 /// `__DATE__` and `__TIME__` from a fixed time, identical for both runs.
@@ -96,6 +154,11 @@ const DEPENDENCIES: &[Scenario] = &[
     sc("dep_clang_md_mf_mt_mp", "clang", &["-c", "a.c", "-MD", "-MF", "obj/c.d", "-MT", "x", "-MP", "-o", "c.o"], Remote(1)),
     sc("dep_md_space_name", "gcc", &["-c", "sp ace.c", "-MD"], Remote(1)),
     sc("dep_md_outside", "g++", &["-c", "c.cpp", "-MD", "-o", "{outside}/c.o"], Remote(1)),
+    // -MMD leaves out system headers, which the compile still needs, here sysh.h from -isystem.
+    sc("dep_mmd_isystem", "gcc", &["-iquote", "quote", "-isystem", "sys", "-c", "both.c", "-MMD", "-o", "bm.o"], Remote(1)),
+    sc("dep_mmd_forced", "gcc", &["-include", "forced.h", "-imacros", "macros.h", "-MMD", "-c", "forced.c", "-o", "fm.o"], Remote(1)),
+    sc("dep_mmd_forced_clang", "clang", &["-include", "forced.h", "-imacros", "macros.h", "-MMD", "-c", "forced.c", "-o", "fc.o"], Remote(1)),
+    sc("dep_mmd_gxx", "g++", &["-O2", "-c", "c.cpp", "-MMD", "-MP", "-o", "cm.o"], Remote(1)),
     sc("dep_mg", "gcc", &["-c", "a.c", "-MD", "-MG"], Local),
     sc("dep_wp_md", "gcc", &["-c", "a.c", "-Wp,-MD,a.pp.d"], Remote(1)),
     sc("dep_wp_mmd_kbuild", "gcc", &["-Wp,-MMD,src/.wp.o.d", "-c", "a.c", "-o", "src/wp.o"], Remote(1)),
@@ -387,9 +450,24 @@ fn run_scenario(
     let local_time = started.elapsed();
     let before = server.records().len();
     let started = Instant::now();
-    let remote = template.run(dir, scenario, Some((server, client_cache)));
+    // A dependency file is written by the one preprocessor run of each source's scan.
+    let counting = (scenario.writes_depfile()).then(|| Counting::new(&dir.with_extension("count")));
+    let homcc = Homcc {
+        server,
+        client_cache,
+        counting: counting.as_ref(),
+    };
+    let remote = template.run(dir, scenario, Some(homcc));
     let remote_time = started.elapsed();
     let mut problems = differences(&local, &remote);
+    if let (Some(counting), Remote(n)) = (&counting, scenario.expect) {
+        let runs = counting.runs();
+        if runs.len() != n {
+            problems.push(format!(
+                "expected homcc to run the compiler once per source ({n}), for its scan; it ran {runs:#?}"
+            ));
+        }
+    }
     let seen = match scenario.expect {
         Remote(n) => {
             wait_for_or(Duration::from_secs(10), || {
@@ -497,6 +575,15 @@ struct Run {
 }
 
 /// The template project: `work/` (the working directory) and `outside/` beside it.
+/// How a scenario's second run goes through homcc.
+#[derive(Clone, Copy)]
+struct Homcc<'a> {
+    server: &'a TestServer,
+    client_cache: &'a Path,
+    /// Wrappers that count the compiler's runs, if they are to be counted.
+    counting: Option<&'a Counting>,
+}
+
 struct Template {
     path: PathBuf,
     entries: BTreeMap<PathBuf, Entry>,
@@ -534,7 +621,7 @@ impl Template {
 
     /// Copies the template to `dir`, runs the scenario there (plainly, or through homcc against
     /// `server`), snapshots what changed and removes `dir`.
-    fn run(&self, dir: &Path, scenario: &Scenario, homcc: Option<(&TestServer, &Path)>) -> Run {
+    fn run(&self, dir: &Path, scenario: &Scenario, homcc: Option<Homcc<'_>>) -> Run {
         copy_tree(&self.path, dir);
         let work = dir.join("work");
         let outside = dir.join("outside");
@@ -548,8 +635,11 @@ impl Template {
             .collect();
         let mut cmd = match homcc {
             None => Command::new(scenario.compiler),
-            Some((server, client_cache)) => {
-                let mut cmd = homcc_command(server, client_cache);
+            Some(homcc) => {
+                let mut cmd = homcc_command(homcc.server, homcc.client_cache);
+                if let Some(counting) = homcc.counting {
+                    cmd.env("PATH", counting.path());
+                }
                 cmd.arg(scenario.compiler);
                 cmd
             }
