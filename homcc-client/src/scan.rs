@@ -5,7 +5,8 @@
 //! full list then comes from the line markers of `-E`, see `markers`).
 
 use std::{
-    ffi::OsString,
+    ffi::{OsStr, OsString},
+    os::unix::ffi::OsStrExt,
     path::{Path, PathBuf},
     process::{Command, Output, Stdio},
 };
@@ -46,7 +47,8 @@ pub fn scan(compiler: &Path, job: &RemoteJob, cwd: &Path) -> Result<Vec<ScannedF
     }
     let listing = |extra: &[OsString]| {
         let mut cmd = Command::new(compiler);
-        cmd.args(&job.scan_args)
+        let scan_args = job.scan_args.iter().filter(|a| !shapes_output_only(a));
+        cmd.args(scan_args)
             .args(extra)
             .current_dir(cwd)
             .stdin(Stdio::null())
@@ -78,6 +80,17 @@ pub fn scan(compiler: &Path, job: &RemoteJob, cwd: &Path) -> Result<Vec<ScannedF
         }
     };
     hash_files(cwd, &deps).map_err(ScanError::Other)
+}
+
+/// Whether `arg` only shapes what `-E` prints (`-P`: no line markers, `-dM`: only the macros,
+/// `-fdirectives-only`: markers that miss files), so that the scan, which reads the markers,
+/// leaves it out; the compile has it, and it changes neither the files read nor the `-MMD` file.
+fn shapes_output_only(arg: &OsStr) -> bool {
+    let arg = arg.as_bytes();
+    let dump_letters = arg
+        .strip_prefix(b"-d")
+        .filter(|l| !l.is_empty() && l.iter().all(|b| b"DMNIU".contains(b)) && l.contains(&b'M'));
+    arg == b"-P" || arg == b"-fdirectives-only" || dump_letters.is_some()
 }
 
 fn parse(depfile: &[u8]) -> Result<Vec<PathBuf>, ScanError> {
@@ -112,4 +125,27 @@ pub fn hash_files(cwd: &Path, paths: &[PathBuf]) -> anyhow::Result<Vec<ScannedFi
             })
         })
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_flags_that_shape_the_output_of_e_are_left_out_of_the_scan() {
+        let left_out = ["-P", "-fdirectives-only", "-dM", "-dMD", "-dDM"];
+        let kept = [
+            "-dD",
+            "-dI",
+            "-d",
+            "-dumpbase",
+            "-dumpdir",
+            "-MD",
+            "-Pfoo",
+            "-I",
+            "-D",
+        ];
+        assert!(left_out.iter().all(|a| shapes_output_only(OsStr::new(a))));
+        assert!(!kept.iter().any(|a| shapes_output_only(OsStr::new(a))));
+    }
 }

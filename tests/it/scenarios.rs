@@ -158,6 +158,8 @@ const DEPENDENCIES: &[Scenario] = &[
     sc("dep_mmd_isystem", "gcc", &["-iquote", "quote", "-isystem", "sys", "-c", "both.c", "-MMD", "-o", "bm.o"], Remote(1)),
     sc("dep_mmd_forced", "gcc", &["-include", "forced.h", "-imacros", "macros.h", "-MMD", "-c", "forced.c", "-o", "fm.o"], Remote(1)),
     sc("dep_mmd_forced_clang", "clang", &["-include", "forced.h", "-imacros", "macros.h", "-MMD", "-c", "forced.c", "-o", "fc.o"], Remote(1)),
+    // Flags that shape only -E's output, which the scan reads: no effect on the compile.
+    sc("dep_mmd_output_shapes", "gcc", &["-P", "-fdirectives-only", "-MMD", "-c", "a.c", "-o", "ps.o"], Remote(1)),
     sc("dep_mmd_gxx", "g++", &["-O2", "-c", "c.cpp", "-MMD", "-MP", "-o", "cm.o"], Remote(1)),
     sc("dep_mg", "gcc", &["-c", "a.c", "-MD", "-MG"], Local),
     sc("dep_wp_md", "gcc", &["-c", "a.c", "-Wp,-MD,a.pp.d"], Remote(1)),

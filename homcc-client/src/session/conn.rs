@@ -23,9 +23,10 @@ type Answer = Option<Result<ServerMessage, CodecError>>;
 
 /// The connection to the server. The server may answer before it has read what the client is
 /// sending (it refuses a frame it has no memory for, or a request it cannot take, from the
-/// frame's first bytes) and then reads no further, so the client reads while it writes: an
-/// answer that comes during a send is kept as `early`, ends that send and every later one, and
-/// is the next frame received.
+/// frame's first bytes) and then reads no further, so the client reads while it writes: a
+/// frame that comes during a send is kept as `early`, the next frame received. A refusal (or
+/// the connection's end) also ends that send and every later one; any other frame (the
+/// challenge of a server that wants a token, sent on connecting) lets the send go on.
 pub struct Conn {
     frames: Framed<Counted<TcpStream>, ClientCodec>,
     counts: Arc<ByteCounts>,
@@ -68,33 +69,38 @@ impl Conn {
         )
     }
 
-    /// Whether the server has answered during a send (see [`Conn`]): nothing more is sent.
+    /// Whether the server has refused (or closed) during a send (see [`Conn`]): nothing more
+    /// is sent.
     pub fn answered(&self) -> bool {
-        self.early.is_some()
+        self.early.as_ref().is_some_and(ends_sending)
     }
 
-    /// Sends `message` while reading: an answer that comes first ends the send and is kept
-    /// for [`Conn::receive`]. Nothing is sent once the server has answered.
+    /// Sends `message` while reading: a frame that comes first is kept for [`Conn::receive`],
+    /// and a refusal ends the send. Nothing is sent once the server has refused.
     pub async fn send(&mut self, message: ClientMessage) -> Result<(), Failure> {
         if self.answered() {
             return Ok(());
         }
-        let frames = &mut self.frames;
+        let (frames, early) = (&mut self.frames, &mut self.early);
         let mut unsent = Some(message);
-        let early = std::future::poll_fn(|cx| {
-            if let Poll::Ready(answer) = frames.poll_next_unpin(cx) {
-                return Poll::Ready(Ok(Some(answer)));
+        std::future::poll_fn(|cx| {
+            if early.is_none() {
+                if let Poll::Ready(answer) = frames.poll_next_unpin(cx) {
+                    let ends = ends_sending(&answer);
+                    *early = Some(answer);
+                    if ends {
+                        return Poll::Ready(Ok(()));
+                    }
+                }
             }
             if unsent.is_some() {
                 ready!(frames.poll_ready_unpin(cx))?;
                 frames.start_send_unpin(unsent.take().expect("checked above"))?;
             }
-            frames.poll_flush_unpin(cx).map_ok(|()| None)
+            frames.poll_flush_unpin(cx)
         })
         .await
-        .map_err(codec_failure)?;
-        self.early = early;
-        Ok(())
+        .map_err(codec_failure)
     }
 
     /// The server's next frame, or why none came: within `wait`, and before `deadline`, the
@@ -123,6 +129,11 @@ impl Conn {
             Ok(Ok(answer)) => answered(answer),
         }
     }
+}
+
+/// Whether `answer`, come during a send, ends it: a refusal, or the connection's end.
+fn ends_sending(answer: &Answer) -> bool {
+    !matches!(answer, Some(Ok(message)) if !matches!(message, ServerMessage::Refused(_)))
 }
 
 fn answered(answer: Answer) -> Result<ServerMessage, Failure> {
