@@ -10,7 +10,7 @@ start_homccd() {
   bin=$PWD/target/release
   work=$(mktemp -d)
   server=""
-  trap '[ -n "$server" ] && kill "$server" 2>/dev/null; ${on_exit:-true}; rm -rf "$work"' EXIT
+  trap '[ -n "$server" ] && kill "$server" 2>/dev/null; ${on_exit:-true}; [ -n "${HOMCC_BENCH_KEEP:-}" ] || rm -rf "$work"' EXIT
   ${run_in[@]+"${run_in[@]}"} "$bin/homccd" --listen "${listen:-127.0.0.1}" --port 0 \
     --cache-dir "$work/server-cache" --log-level "$level" "$@" 2>"$work/homccd.log" &
   server=$!

@@ -69,6 +69,10 @@ pub struct Cli {
     #[arg(long)]
     #[serde(skip_serializing_if = "homcc_proto::config::is_false")]
     pub verbose: bool,
+    /// Run every compile's dependency scan, never reusing a recorded one whose inputs are unchanged [env: HOMCC_NO_SCAN_CACHE]
+    #[arg(long)]
+    #[serde(skip_serializing_if = "homcc_proto::config::is_false")]
+    pub no_scan_cache: bool,
     /// Read no homcc.conf file (variables and flags still apply)
     #[arg(long)]
     #[serde(skip)]

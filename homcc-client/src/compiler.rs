@@ -18,7 +18,7 @@ use homcc_proto::{
 };
 use serde::{Deserialize, Serialize};
 
-use crate::classify::Language;
+use crate::{classify::Language, scan::searchlist};
 
 /// What the probe found.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -28,11 +28,17 @@ pub struct CompilerInfo {
     pub include_dirs: Vec<PathBuf>,
     /// Files the compiler includes before any source on its own (gcc: `stdc-predef.h`).
     pub implicit_includes: Vec<PathBuf>,
+    /// Built-in include dirs left out because they do not exist: one created later changes the
+    /// search list, so a cached probe is used only while each is still missing.
+    pub missing_dirs: Vec<PathBuf>,
+    /// The program that preprocesses and compiles (gcc's `cc1`, `cc1plus`; clang itself), as
+    /// the driver runs it: the scan cache's key stamps it besides the driver.
+    pub proper: Option<PathBuf>,
 }
 
 /// Part of every probe record's key: a new homcc release, or a new way of probing, never reads
 /// records an older one wrote.
-const PROBE_FORMAT: &str = concat!(env!("CARGO_PKG_VERSION"), "/probe-2");
+const PROBE_FORMAT: &str = concat!(env!("CARGO_PKG_VERSION"), "/probe-3");
 
 /// Why the compiler to run cannot be found.
 #[derive(Debug, thiserror::Error)]
@@ -121,7 +127,8 @@ pub fn info(
     if let Some(info) = file
         .as_ref()
         .and_then(|f| std::fs::read(f).ok())
-        .and_then(|b| decode_record(&b).ok())
+        .and_then(|b| decode_record::<CompilerInfo>(&b).ok())
+        .filter(|info| !info.missing_dirs.iter().any(|d| d.is_dir()))
     {
         return Ok(info);
     }
@@ -190,22 +197,30 @@ fn probe(
     } else {
         Vec::new()
     };
+    let search = searchlist::parse(&out.stderr);
     Ok(CompilerInfo {
         identity,
-        include_dirs: parse_search_list(&text),
+        include_dirs: search.bracket,
         implicit_includes,
+        missing_dirs: search.missing,
+        proper: compiler_proper(&out.stderr),
     })
 }
 
-/// The lines between `#include <...> search starts here:` and `End of search list.`.
-fn parse_search_list(text: &str) -> Vec<PathBuf> {
-    text.lines()
-        .skip_while(|l| !l.starts_with("#include <...> search starts here:"))
-        .skip(1)
-        .take_while(|l| !l.starts_with("End of search list."))
-        .filter_map(|l| l.strip_prefix(' '))
-        .map(|l| PathBuf::from(l.trim_end_matches(" (framework directory)")))
-        .collect()
+/// The program the driver ran to preprocess, from its `-v` lines: gcc's ` /path/cc1 -E ...`,
+/// clang's ` "/path/clang" -cc1 ...`.
+fn compiler_proper(text: &[u8]) -> Option<PathBuf> {
+    text.split(|&b| b == b'\n').find_map(|line| {
+        let mut words = line.strip_prefix(b" ")?.split(|&b| b == b' ');
+        let program = words.next()?;
+        let program = (program
+            .strip_prefix(b"\"")
+            .and_then(|p| p.strip_suffix(b"\"")))
+        .unwrap_or(program);
+        let path = PathBuf::from(OsStr::from_bytes(program));
+        let cc1 = path.file_name()?.as_bytes().starts_with(b"cc1");
+        (cc1 || words.next() == Some(b"-cc1")).then_some(path)
+    })
 }
 
 #[cfg(test)]
@@ -213,18 +228,19 @@ mod tests {
     use super::*;
 
     #[test]
-    fn reads_the_search_list() {
-        let text = "ignoring nonexistent directory \"/x\"\n#include \"...\" search starts here:\n /quote\n#include <...> search starts here:\n /usr/lib/gcc/x86_64-linux-gnu/12/include\n /usr/local/include\n /usr/include\nEnd of search list.\n";
+    fn finds_the_compiler_proper() {
+        let gcc = b"COLLECT_GCC_OPTIONS='-v'\n /usr/lib/gcc/x86_64-linux-gnu/12/cc1 -E -quiet -v\n";
+        let clang = b"Thread model: posix\n \"/usr/lib/llvm-14/bin/clang\" -cc1 -triple x\n";
+        let list = b"#include <...> search starts here:\n /usr/include\n";
         assert_eq!(
-            parse_search_list(text),
-            [
-                "/usr/lib/gcc/x86_64-linux-gnu/12/include",
-                "/usr/local/include",
-                "/usr/include"
-            ]
-            .map(PathBuf::from)
+            compiler_proper(gcc),
+            Some(PathBuf::from("/usr/lib/gcc/x86_64-linux-gnu/12/cc1"))
         );
-        assert!(parse_search_list("nothing").is_empty());
+        assert_eq!(
+            compiler_proper(clang),
+            Some(PathBuf::from("/usr/lib/llvm-14/bin/clang"))
+        );
+        assert_eq!(compiler_proper(list), None);
     }
 
     #[test]

@@ -17,6 +17,7 @@ use serde::{Deserialize, Deserializer};
 use crate::{
     cli::Cli,
     hosts::{default_local_limit, parse_hosts, Host},
+    scan::ScanCache,
     slots::Slots,
 };
 
@@ -35,6 +36,7 @@ pub const KEYS: &[&str] = &[
     "ssh_control_persist",
     "ssh_options",
     "auth_token_file",
+    "no_scan_cache",
 ];
 
 /// homcc's variables that are not keys of homcc.conf.
@@ -64,6 +66,8 @@ pub struct Keys {
     pub ssh_options: Vec<String>,
     /// A file holding the token of the servers that require authentication.
     pub auth_token_file: Option<PathBuf>,
+    /// Run the dependency scan of every compile, never answering it from the scan cache.
+    pub no_scan_cache: bool,
 }
 
 impl Default for Keys {
@@ -82,6 +86,7 @@ impl Default for Keys {
             ssh_control_persist: 60,
             ssh_options: Vec::new(),
             auth_token_file: None,
+            no_scan_cache: false,
         }
     }
 }
@@ -125,8 +130,10 @@ pub struct Settings {
     pub tries: usize,
     pub no_local: bool,
     pub log_level: LogLevel,
-    /// homcc's cache of compiler probes and known chunks.
+    /// homcc's cache of compiler probes, known chunks and scans.
     pub cache_dir: Option<PathBuf>,
+    /// Recorded dependency scans (`None`: every compile runs its scan).
+    pub scan_cache: Option<ScanCache>,
     /// Slots and host health shared by the user's homcc processes (their state dir, opened
     /// once); `None` when there is no usable state dir.
     pub slots: Option<Slots>,
@@ -176,6 +183,9 @@ impl Settings {
                 false => config.log_level,
             },
             slots: state_dir(cache_dir.as_deref()).and_then(|dir| Slots::open(&dir).ok()),
+            scan_cache: (cache_dir.as_deref())
+                .filter(|_| !config.no_scan_cache)
+                .map(ScanCache::new),
             cache_dir,
             auth,
             config,

@@ -25,7 +25,7 @@ use crate::{
     local::Instead,
     output,
     say::{debug, verbose},
-    scan::{self, ScanError},
+    scan::{self, CacheUse, ScanError},
     session::{compile_on, Failure, Prepared, Target, Timeouts, Traffic},
     slots::{poll_interval, Pick, Slot, Slots, BACKOFF},
 };
@@ -41,8 +41,8 @@ pub async fn compile(
     job: &RemoteJob,
 ) -> Result<CompileResult, Instead> {
     let started = Instant::now();
-    let prepared = prepare_in_local_slot(settings, name, binary, cwd, job).await?;
-    let prepared_in = started.elapsed();
+    let (prepared, scanned) = prepare_in_local_slot(settings, name, binary, cwd, job).await?;
+    let local = (started.elapsed(), scanned);
     let mut round = Round::new(settings);
     while round.attempts < settings.tries {
         let (index, _slot, alone) = match round.next_host(settings).await {
@@ -60,7 +60,7 @@ pub async fn compile(
                 if let Err(e) = output::write_outputs(&result, &job.outputs, remove_stale) {
                     return Err(Instead::Fallback(format!("{host} {e:#}")));
                 }
-                let line = summary(host, &traffic, result.exit_code, prepared_in, remote);
+                let line = summary(host, &traffic, result.exit_code, &local, remote);
                 verbose(settings, &line);
                 return Ok(result);
             }
@@ -113,7 +113,7 @@ async fn prepare_in_local_slot(
     binary: &Path,
     cwd: &Path,
     job: &RemoteJob,
-) -> Result<Prepared, Instead> {
+) -> Result<(Prepared, CacheUse), Instead> {
     let work = (
         settings.clone(),
         name.to_owned(),
@@ -367,14 +367,15 @@ async fn take_host(
     }
 }
 
-/// Everything the request needs: compiler identity, every file hashed, chunks.
+/// Everything the request needs: compiler identity, every file hashed, chunks; and what the
+/// scan cache did.
 fn prepare(
     settings: &Settings,
     name: &OsStr,
     binary: &Path,
     cwd: &Path,
     job: &RemoteJob,
-) -> Result<Prepared, Instead> {
+) -> Result<(Prepared, CacheUse), Instead> {
     let cache_dir = settings.cache_dir.as_deref();
     let quietly_local = |reason: &str| {
         verbose(settings, &format!("compiling locally: {reason}"));
@@ -394,15 +395,16 @@ fn prepare(
             "clang's integrated assembler writes the real build directory into debug info",
         ));
     }
-    let files = match scan::scan(binary, job, cwd) {
-        Ok(files) => files,
+    let scan = match scan::scan(binary, &info, job, cwd, settings.scan_cache.as_ref()) {
+        Ok(scan) => scan,
         Err(ScanError::CompilerFailed) => return Err(quietly_local("the dependency scan failed")),
         Err(e) => return Err(Instead::Fallback(e.to_string())),
     };
+    let (files, scanned) = (scan.files, scan.cache);
     let entries: Vec<_> = files.iter().map(|f| f.entry.clone()).collect();
     let chunks = chunk_entries(&entries)
         .map_err(|path| quietly_local(&format!("path {} is not UTF-8", path.display())))?;
-    Ok(Prepared {
+    let prepared = Prepared {
         request: CompileRequest {
             version: PROTOCOL_VERSION,
             compiler: info.identity,
@@ -431,16 +433,37 @@ fn prepare(
             .iter()
             .map(|f| (f.entry.digest, f.read_from.clone()))
             .collect::<HashMap<_, _>>(),
-    })
+    };
+    Ok((prepared, scanned))
 }
 
 /// The `--verbose` line of a remote compile: what crossed the wire and where the time went
-/// (`local`: probe, scan and hashing; `remote`: connecting to receiving the result, and whether
-/// the compile waited in the server's queue).
-fn summary(host: &Host, t: &Traffic, exit_code: i32, local: Duration, remote: Duration) -> String {
+/// (`local`: probe, scan and hashing, and what the scan cache did; `remote`: connecting to
+/// receiving the result, and whether the compile waited in the server's queue).
+fn summary(
+    host: &Host,
+    t: &Traffic,
+    exit_code: i32,
+    (local, scanned): &(Duration, CacheUse),
+    remote: Duration,
+) -> String {
+    let scan = match scanned {
+        CacheUse::Off => String::new(),
+        CacheUse::Hit => " (scan cached)".into(),
+        CacheUse::Ran {
+            why,
+            recorded: Ok(()),
+        } => format!(" (scanned: {why}; recorded)"),
+        CacheUse::Ran {
+            why,
+            recorded: Err(not),
+        } => {
+            format!(" (scanned: {why}; not recorded: {not})")
+        }
+    };
     format!(
         "{host}: {} files in {} chunks ({} sent inline); uploaded {} files ({} bytes, {} compressed); \
-         request {} bytes sent, {} bytes received; exit {exit_code}; local {} ms, remote {} ms",
+         request {} bytes sent, {} bytes received; exit {exit_code}; local {} ms{scan}, remote {} ms",
         t.files,
         t.chunks,
         t.chunks_inline,

@@ -17,7 +17,6 @@ pub mod hosts;
 pub mod job;
 pub mod known;
 pub mod local;
-pub mod markers;
 pub mod output;
 pub mod paths;
 pub mod respfile;
@@ -161,9 +160,13 @@ fn scan_includes(cmd: &Invocation<'_>, cwd: &Path, jobs: Vec<RemoteJob>) -> u8 {
     let mut out = std::io::stdout().lock();
     for mut job in jobs {
         job.depfile = None;
-        match scan::scan(&cmd.binary, &job, cwd) {
-            Ok(files) => {
-                for file in files
+        let info = compiler::info(cmd.name, &cmd.binary, job.language, &job.target_args, None);
+        let scanned = (info.map_err(scan::ScanError::Other))
+            .and_then(|info| scan::scan(&cmd.binary, &info, &job, cwd, None));
+        match scanned {
+            Ok(scan) => {
+                for file in scan
+                    .files
                     .into_iter()
                     .filter(|f| seen.insert(f.entry.path.clone()))
                 {

@@ -1,26 +1,48 @@
-//! The dependency scan: the compiler itself lists every file the compile reads (`-M`: sources,
-//! project headers and system headers); each is hashed with blake3, in parallel. When the user
-//! asked for a dependency file, the same local run writes it, so it has the local bytes: one
-//! preprocessor run per compile, also for `-MMD` (whose file leaves out system headers: the
-//! full list then comes from the line markers of `-E`, see `markers`).
+//! The dependency scan: the compiler itself lists every file the compile reads (sources, project
+//! headers and system headers); each is hashed with blake3. When the user asked for a dependency
+//! file, the same local run writes it, so it has the local bytes: one preprocessor run per
+//! compile, in every form (`-M`; `-M -MF` for `-MD`; for `-MMD`, whose file leaves out system
+//! headers, gcc's `-MM -MF` with `-H` listing every header, or `-E` read through its line markers
+//! (`markers`) for clang and when `-include` files are forced in, which `-H` does not list).
+//!
+//! The run also prints the include search list (`-v`, `searchlist`), and a scan whose inputs are
+//! unchanged is answered from the scan cache (`cache`) without running the compiler; `record`
+//! makes the record of a new scan.
 
 use std::{
     ffi::{OsStr, OsString},
+    io::Read as _,
     os::unix::ffi::OsStrExt,
     path::{Path, PathBuf},
     process::{Command, Output, Stdio},
+    time::SystemTime,
 };
 
 use anyhow::Context;
-use homcc_proto::{Digest, ManifestEntry};
+use homcc_proto::{
+    flags::{self, Token},
+    Digest, ManifestEntry,
+};
 use rayon::prelude::*;
 
 use crate::{
     classify::{Depfile, RemoteJob},
+    compiler::CompilerInfo,
     depfile::parse_dependencies,
-    markers::entered_files,
     paths::absolute,
 };
+pub use cache::ScanCache;
+use cache::{Key, Read, Replay};
+use searchlist::SearchList;
+use stamp::Stamp;
+
+mod cache;
+mod directives;
+pub mod markers;
+mod probes;
+mod record;
+pub(crate) mod searchlist;
+mod stamp;
 
 /// A file of the manifest and where the client reads it.
 #[derive(Debug, Clone)]
@@ -39,20 +61,132 @@ pub enum ScanError {
     Other(anyhow::Error),
 }
 
-/// Lists every file `job` reads (writing its dependency file, if any) and hashes them.
-pub fn scan(compiler: &Path, job: &RemoteJob, cwd: &Path) -> Result<Vec<ScannedFile>, ScanError> {
+/// The files a compile reads, and what the scan cache did.
+#[derive(Debug)]
+pub struct Scan {
+    pub files: Vec<ScannedFile>,
+    pub cache: CacheUse,
+}
+
+/// What the scan cache did for a scan, as `--verbose` says it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CacheUse {
+    /// Off, or nothing to scan.
+    Off,
+    /// The recorded scan held: the compiler did not run.
+    Hit,
+    /// The compiler ran (the recorded scan did not hold, for this reason) and its scan was
+    /// recorded, or could not be (`Err`, why).
+    Ran {
+        why: String,
+        recorded: Result<(), String>,
+    },
+}
+
+/// What one compiler run listed.
+struct Listed {
+    /// Every file read, as the compiler named it (relative to the working directory, or absolute).
+    files: Vec<PathBuf>,
+    search: SearchList,
+}
+
+/// Lists every file `job` reads (writing its dependency file, if any) and hashes them: from the
+/// scan cache when a recorded scan holds, else by running the compiler (and recording the run).
+pub fn scan(
+    compiler: &Path,
+    info: &CompilerInfo,
+    job: &RemoteJob,
+    cwd: &Path,
+    cache: Option<&ScanCache>,
+) -> Result<Scan, ScanError> {
     if job.language.is_preprocessed() {
         // Nothing else is read: the preprocessor already ran.
-        return hash_files(cwd, std::slice::from_ref(&job.source)).map_err(ScanError::Other);
+        let files = hash_files(cwd, std::slice::from_ref(&job.source)).map_err(ScanError::Other)?;
+        return Ok(Scan {
+            files: files.into_iter().map(|(read, _)| read.scanned()).collect(),
+            cache: CacheUse::Off,
+        });
     }
+    let key = cache.and(info.proper.as_deref()).and_then(|proper| {
+        let args = key_args(job);
+        Key::new(compiler, proper, &args, cwd)
+    });
+    let (cache, key) = match (cache, key) {
+        (Some(cache), Some(key)) => (cache, key),
+        _ => {
+            let listed = run(compiler, info, job, cwd)?;
+            let files = hash_known(cwd, &listed.files, &[], false).map_err(ScanError::Other)?;
+            return Ok(Scan {
+                files: files.into_iter().map(|(read, _)| read.scanned()).collect(),
+                cache: CacheUse::Off,
+            });
+        }
+    };
+    let (why, known) = match cache.replay(key) {
+        Replay::Hit { files, depfile } => {
+            if let (Some(dep), Some(bytes)) = (&job.depfile, depfile) {
+                crate::output::write_atomically(&dep.path, &bytes)
+                    .with_context(|| format!("cannot write {}", dep.path.display()))
+                    .map_err(ScanError::Other)?;
+            }
+            return Ok(Scan {
+                files,
+                cache: CacheUse::Hit,
+            });
+        }
+        Replay::Miss { why, files } => (why, files),
+    };
+    let started = SystemTime::now();
+    let listed = run(compiler, info, job, cwd)?;
+    let hashed = hash_known(cwd, &listed.files, &known, true).map_err(ScanError::Other)?;
+    let recorded = record::record(info, job, cwd, &listed, &hashed, started)
+        .map(|record| cache.store(key, &record));
+    Ok(Scan {
+        files: hashed.into_iter().map(|(read, _)| read.scanned()).collect(),
+        cache: CacheUse::Ran { why, recorded },
+    })
+}
+
+/// Whether a file (or directory) with `meta` last changed long enough before `time` for a scan
+/// that reads it at `time` to be recorded.
+pub fn settled(meta: &std::fs::Metadata, time: SystemTime) -> bool {
+    Stamp::of(meta).settled_before(time)
+}
+
+/// Everything of the job that the scan depends on, besides the compiler, the working directory,
+/// the environment and the files it reads.
+fn key_args(job: &RemoteJob) -> Vec<&OsStr> {
+    let mut args: Vec<&OsStr> = job.scan_args.iter().map(OsString::as_os_str).collect();
+    args.push(OsStr::new(job.language.name()));
+    if let Some(dep) = &job.depfile {
+        args.push(OsStr::new(if dep.user_headers_only {
+            "-MMD"
+        } else {
+            "-MD"
+        }));
+        args.push(dep.path.as_os_str());
+        args.extend(dep.shape_args.iter().map(OsString::as_os_str));
+    }
+    args
+}
+
+/// Runs the compiler's scan of `job` (in the C locale, so that its `-v` search list can be read),
+/// writing the user's dependency file.
+fn run(
+    compiler: &Path,
+    info: &CompilerInfo,
+    job: &RemoteJob,
+    cwd: &Path,
+) -> Result<Listed, ScanError> {
     let listing = |extra: &[OsString]| {
         let mut cmd = Command::new(compiler);
         let scan_args = job.scan_args.iter().filter(|a| !shapes_output_only(a));
         cmd.args(scan_args)
             .args(extra)
+            .arg("-v")
+            .env("LC_ALL", "C")
             .current_dir(cwd)
-            .stdin(Stdio::null())
-            .stderr(Stdio::null());
+            .stdin(Stdio::null());
         cmd
     };
     let with_depfile = |dep: &Depfile, flag: &str| {
@@ -61,25 +195,83 @@ pub fn scan(compiler: &Path, job: &RemoteJob, cwd: &Path) -> Result<Vec<ScannedF
         args.extend(["-MF".into(), dep.path.clone().into_os_string()]);
         args
     };
-    let deps = match &job.depfile {
-        None => parse(&checked(listing(&["-M".into()]).output())?.stdout)?,
-        Some(dep) if dep.user_headers_only => {
-            // The manifest needs the system headers -MMD leaves out: they are the files the
-            // preprocessed output's line markers enter (as -M, -w is implied: no warnings).
-            let mut args = with_depfile(dep, "-MMD");
-            args.extend(["-E".into(), "-w".into()]);
-            let output = checked(listing(&args).stdout(Stdio::piped()).output())?;
-            let mut deps = vec![job.source.clone()];
-            deps.extend(entered_files(&output.stdout));
-            deps
-        }
-        Some(dep) => {
-            let args = with_depfile(dep, "-M");
-            checked(listing(&args).stdout(Stdio::null()).output())?;
-            parse(&std::fs::read(&dep.path).map_err(|e| ScanError::Other(e.into()))?)?
-        }
+    let Some(dep) = &job.depfile else {
+        let output = checked(listing(&["-M".into()]).output())?;
+        return Ok(Listed {
+            files: parse(&output.stdout)?,
+            search: searchlist::parse(&output.stderr),
+        });
     };
-    hash_files(cwd, &deps).map_err(ScanError::Other)
+    if !dep.user_headers_only {
+        let output = checked(
+            listing(&with_depfile(dep, "-M"))
+                .stdout(Stdio::null())
+                .output(),
+        )?;
+        let depfile = std::fs::read(&dep.path).map_err(|e| ScanError::Other(e.into()))?;
+        return Ok(Listed {
+            files: parse(&depfile)?,
+            search: searchlist::parse(&output.stderr),
+        });
+    }
+    // -MMD leaves out system headers, which the manifest needs: gcc's `-H` lists every header
+    // opened, but not `-include` files (and clang's puts system headers in the -MMD file); else
+    // the files `-E`'s line markers enter (-w: no warnings, as -M).
+    let mut files = vec![job.source.clone()];
+    let forced = forced_includes(&job.scan_args);
+    if !info.identity.is_clang() && forced.is_some_and(|forced| forced.is_empty()) {
+        let mut args = with_depfile(dep, "-MM");
+        args.extend(["-H".into(), "-w".into()]);
+        let output = checked(listing(&args).stdout(Stdio::null()).output())?;
+        let search = searchlist::parse(&output.stderr);
+        files.extend(headers_opened(&output.stderr));
+        files.extend(implicit_includes(info, &search));
+        return Ok(Listed { files, search });
+    }
+    let mut args = with_depfile(dep, "-MMD");
+    args.extend(["-E".into(), "-w".into()]);
+    let output = checked(listing(&args).stdout(Stdio::piped()).output())?;
+    files.extend(markers::entered_files(&output.stdout));
+    Ok(Listed {
+        files,
+        search: searchlist::parse(&output.stderr),
+    })
+}
+
+/// The `-include` and `-imacros` files of `args`, or `None` when some may hide where the lexer
+/// of header names cannot see them.
+fn forced_includes(args: &[OsString]) -> Option<Vec<PathBuf>> {
+    let mut forced = Vec::new();
+    for token in flags::tokens(args) {
+        if let Token::Flag(flag) = token {
+            match flag.rule.spelling {
+                "-include" | "-imacros" => forced.push(PathBuf::from(flag.value()?)),
+                _ => {}
+            }
+        }
+    }
+    Some(forced)
+}
+
+/// The headers `-H` printed (`. name`, one dot per include depth), in order.
+fn headers_opened(stderr: &[u8]) -> impl Iterator<Item = PathBuf> + '_ {
+    stderr.split(|&b| b == b'\n').filter_map(|line| {
+        let dots = line.iter().take_while(|&&b| b == b'.').count();
+        let name = line[dots..].strip_prefix(b" ").filter(|_| dots > 0)?;
+        (!name.is_empty()).then(|| PathBuf::from(OsStr::from_bytes(name)))
+    })
+}
+
+/// The files the compiler includes on its own (gcc's `stdc-predef.h`), as this command's
+/// `<...>` search finds them: `-H` does not list them.
+fn implicit_includes<'a>(
+    info: &'a CompilerInfo,
+    search: &'a SearchList,
+) -> impl Iterator<Item = PathBuf> + 'a {
+    info.implicit_includes.iter().filter_map(|implicit| {
+        let name = implicit.file_name()?;
+        (search.bracket.iter().map(|dir| dir.join(name))).find(|path| path.is_file())
+    })
 }
 
 /// Whether `arg` only shapes what `-E` prints (`-P`: no line markers, `-dM`: only the macros,
@@ -107,45 +299,53 @@ fn checked(run: std::io::Result<Output>) -> Result<Output, ScanError> {
     Ok(out)
 }
 
-/// Reads and hashes `paths` (relative to `cwd`) in parallel.
-pub fn hash_files(cwd: &Path, paths: &[PathBuf]) -> anyhow::Result<Vec<ScannedFile>> {
+/// Reads and hashes `paths` (relative to `cwd`), each once, in parallel.
+pub fn hash_files(cwd: &Path, paths: &[PathBuf]) -> anyhow::Result<Vec<(Read, Vec<u8>)>> {
+    hash_known(cwd, paths, &[], false)
+}
+
+/// Reads `paths` (relative to `cwd`, each once) and hashes those not in `known` with the same
+/// stamp; each with its bytes if `keep` (for the record's lexer).
+fn hash_known(
+    cwd: &Path,
+    paths: &[PathBuf],
+    known: &[Read],
+    keep: bool,
+) -> anyhow::Result<Vec<(Read, Vec<u8>)>> {
+    // One entry per file, however the compiler spelt it (`x.h`, `./x.h`).
+    let mut seen = std::collections::HashSet::new();
+    let paths: Vec<&PathBuf> = (paths.iter())
+        .filter(|p| seen.insert(absolute(cwd, p)))
+        .collect();
+    let known: std::collections::HashMap<&Path, &Read> =
+        known.iter().map(|r| (r.read_from.as_path(), r)).collect();
     paths
         .par_iter()
         .map(|p| {
             let read_from = cwd.join(p);
-            let bytes = std::fs::read(&read_from)
-                .with_context(|| format!("cannot read {}", read_from.display()))?;
-            Ok(ScannedFile {
-                entry: ManifestEntry {
-                    path: absolute(cwd, p),
-                    digest: Digest::of(&bytes),
-                    size: bytes.len() as u64,
-                },
+            let cannot_read = || format!("cannot read {}", read_from.display());
+            let mut file = std::fs::File::open(&read_from).with_context(cannot_read)?;
+            let stamp = Stamp::of(&file.metadata().with_context(cannot_read)?);
+            let same = known.get(read_from.as_path()).filter(|r| r.stamp == stamp);
+            let mut bytes = Vec::new();
+            if same.is_none() || keep {
+                file.read_to_end(&mut bytes).with_context(cannot_read)?;
+            }
+            let (digest, size) = match same {
+                Some(r) => (r.digest, r.size),
+                None => (Digest::of(&bytes), bytes.len() as u64),
+            };
+            let read = Read {
+                path: absolute(cwd, p),
+                digest,
+                size,
                 read_from,
-            })
+                stamp,
+            };
+            Ok((read, if keep { bytes } else { Vec::new() }))
         })
         .collect()
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn only_flags_that_shape_the_output_of_e_are_left_out_of_the_scan() {
-        let left_out = ["-P", "-fdirectives-only", "-dM", "-dMD", "-dDM"];
-        let kept = [
-            "-dD",
-            "-dI",
-            "-d",
-            "-dumpbase",
-            "-dumpdir",
-            "-MD",
-            "-Pfoo",
-            "-I",
-            "-D",
-        ];
-        assert!(left_out.iter().all(|a| shapes_output_only(OsStr::new(a))));
-        assert!(!kept.iter().any(|a| shapes_output_only(OsStr::new(a))));
-    }
-}
+mod tests;

@@ -10,6 +10,7 @@ mod flag_tables;
 mod hosts;
 mod load;
 mod pipeline;
+mod scan_cache;
 mod scenarios;
 mod thin_link;
 mod tidy;

@@ -1,0 +1,153 @@
+//! The lexer of header names, case by case: what it finds, what it skips, what it refuses.
+
+use super::*;
+
+/// The names `text` looks up, written `"n"`, `<n>`, with `next:` and `has:` marks.
+fn names(text: &str) -> Result<Vec<String>, String> {
+    lookups(text.as_bytes()).map(|found| {
+        found
+            .iter()
+            .map(|l| {
+                let name = String::from_utf8_lossy(&l.name);
+                let written = match l.delimiter {
+                    Delimiter::Quote => format!("\"{name}\""),
+                    Delimiter::Angle => format!("<{name}>"),
+                };
+                let next = if l.next { "next:" } else { "" };
+                let has = if l.existence { "has:" } else { "" };
+                format!("{has}{next}{written}")
+            })
+            .collect()
+    })
+}
+
+fn check(text: &str, want: &[&str]) {
+    assert_eq!(
+        names(text),
+        Ok(want.iter().map(|s| s.to_string()).collect()),
+        "{text}"
+    );
+}
+
+fn refused(text: &str, why: &str) {
+    let reason = names(text).expect_err(text);
+    assert!(reason.contains(why), "{text}: {reason}");
+}
+
+#[test]
+fn finds_every_include_form() {
+    check("#include <a.h>\n#include \"b.h\"\n", &["<a.h>", "\"b.h\""]);
+    check("  #  include_next <c.h>", &["next:<c.h>"]);
+    check("#import \"d.h\"", &["\"d.h\""]);
+    check("%:include <digraph.h>", &["<digraph.h>"]);
+    check("#include<nospace.h>", &["<nospace.h>"]);
+    check("#include \"sp ace.h\" // comment", &["\"sp ace.h\""]);
+    check("#include \"a\\b.h\"", &["\"a\\b.h\""]);
+    check("#include <x.h>\n#include <x.h>\n", &["<x.h>"]);
+    check("#if 0\n#include <never.h>\n#endif\n", &["<never.h>"]);
+}
+
+#[test]
+fn comments_and_splices_are_seen_through() {
+    check("/* a */ #include <after_comment.h>", &["<after_comment.h>"]);
+    check("#/**/include/**/<c.h>", &["<c.h>"]);
+    check("#inc\\\nlude <spliced.h>", &["<spliced.h>"]);
+    check("#include \\\r\n <crlf.h>", &["<crlf.h>"]);
+    check(
+        "x; /* spans\n lines */ #include <next_line.h>",
+        &["<next_line.h>"],
+    );
+    check("// #include <commented.h>\n", &[]);
+    check("/* #include <commented.h> */", &[]);
+    check(
+        "// a line comment \\\n#include <continued_comment.h>\n",
+        &[],
+    );
+}
+
+#[test]
+fn literals_hide_nothing() {
+    check(
+        "s = \"/*\";\n#include <after_string.h>\n",
+        &["<after_string.h>"],
+    );
+    check("c = '\"';\n#include <after_char.h>\n", &["<after_char.h>"]);
+    check(
+        "n = 1'000'000; s = \"/*\";\n#include <digits.h>\n",
+        &["<digits.h>"],
+    );
+    check(
+        "f = 0x1p-3'f; #include <mid_line.h>\n#include <y.h>",
+        &["<y.h>"],
+    );
+    check(
+        "s = \"unterminated\n#include <after_open.h>\n",
+        &["<after_open.h>"],
+    );
+    check(
+        "#error don't\n#include <after_apostrophe.h>\n",
+        &["<after_apostrophe.h>"],
+    );
+    check(
+        "R\"x(\n#include <in_raw.h>\n/*)x\";\n#include <after_raw.h>\n",
+        &["<after_raw.h>"],
+    );
+    check("u8R\"(/*)\";\n#include <u8raw.h>\n", &["<u8raw.h>"]);
+    check("L\"/*\";\n#include <wide.h>\n", &["<wide.h>"]);
+    check("s = \"#include <in_string.h>\";", &[]);
+}
+
+#[test]
+fn has_include_with_a_header_name_is_a_lookup() {
+    check("#if __has_include(<a.h>)\n#endif", &["has:<a.h>"]);
+    check(
+        "# if __has_include (\"linux/stat.h\")",
+        &["has:\"linux/stat.h\""],
+    );
+    check("#if __has_include_next( <b.h> )", &["has:next:<b.h>"]);
+    check(
+        "#if __glibc_has_include (\"bits/c.h\")",
+        &["has:\"bits/c.h\""],
+    );
+    check(
+        "#  define _GLIBCXX_USE_TBB_PAR_BACKEND __has_include(<tbb/tbb.h>)",
+        &["has:<tbb/tbb.h>"],
+    );
+}
+
+#[test]
+fn has_include_tested_or_defined_is_no_lookup() {
+    let glibc = "#ifdef __has_include\n# define __glibc_has_include __has_include\n#else\n\
+                 # define __glibc_has_include(header)\t0\n#endif\n";
+    check(glibc, &[]);
+    check(
+        "#if defined(__has_include) && defined __has_include_next\n",
+        &[],
+    );
+    check(
+        "#ifndef __has_include\n#undef __has_include\n#endif // __has_include\n",
+        &[],
+    );
+    check("/* __has_include argument (GCC PR 80005).  */", &[]);
+}
+
+#[test]
+fn lookups_that_cannot_be_named_are_refused() {
+    refused("#include FT_FREETYPE_H\n", "computed include");
+    refused("#include <unterminated\n", "computed include");
+    refused(
+        "#if __has_include(HEADER)\n",
+        "__has_include with an argument",
+    );
+    refused(
+        "#define HAS(x) __has_include(x)\n",
+        "__has_include with an argument",
+    );
+    refused(
+        "#define H __has_include\n",
+        "__has_include with an argument",
+    );
+    refused("x = __has_include;", "__has_include with an argument");
+    refused("#include <a.h> ??= ", "trigraph");
+    refused("a ??/\n", "trigraph");
+}
