@@ -54,21 +54,19 @@ export XDG_CACHE_HOME=$work/client-cache
 cp -a "$pristine" "$work/project"
 cd "$work/project"
 
-# Every homcc run is timed with its children (wait4's rusage, in microseconds); the compile
-# commands (-c) are kept apart from the links, which run locally.
+# Every homcc run is timed with its children (wait4's rusage, in microseconds), its arguments kept
+# as JSON; the compile commands (-c) are kept apart from the links, which run locally.
 cat >"$work/timed.py" <<'PY'
-import os, sys
+import json, os, sys
 log, argv = sys.argv[1], sys.argv[2:]
 pid = os.posix_spawn(argv[0], argv, os.environ)
 _, status, usage = os.wait4(pid, 0)
 with open(log, "a") as f:
-    f.write(f"{usage.ru_utime + usage.ru_stime:.6f} {' '.join(argv)}\n")
+    f.write(json.dumps([usage.ru_utime + usage.ru_stime, argv]) + "\n")
 sys.exit(os.waitstatus_to_exitcode(status))
 PY
-cat >"$work/cc" <<EOF
-#!/bin/sh
-exec python3 "$work/timed.py" "\$HOMCC_BENCH_LOG" "$bin/homcc" --host "$host/4" gcc "\$@"
-EOF
+printf '#!/bin/sh\nexec python3 "%s" "$HOMCC_BENCH_LOG" "%s" --host "%s/4" gcc "$@"\n' \
+  "$work/timed.py" "$bin/homcc" "$host" >"$work/cc"
 chmod +x "$work/cc"
 HOMCC_BENCH_LOG=$work/configure.log CC=$work/cc $configure >/dev/null
 
@@ -77,9 +75,6 @@ build() { # log: one make through homcc
   : >"$1"
   make -j2 CC="$work/cc" "${make_args[@]}" all >/dev/null 2>"$work/make.err" ||
     { cat "$work/make.err"; exit 1; }
-}
-compiles() { # log: its compile commands
-  grep -E ' -c( |$)' "$1"
 }
 server_ms() { # from the Nth line of homccd's log on: homccd's own ms per compile
   tail -n +"$1" "$work/homccd.log" | grep ' compile ' | grep -o 'queued_ms=[0-9]* compile_ms=[0-9]* ms=[0-9]*' |
@@ -94,28 +89,40 @@ lines=$(wc -l <"$work/homccd.log")
 build "$work/rebuild.log"
 rebuild_server=$(server_ms "$((lines + 1))")
 
-# The plain scans: each compile command with its outputs and dependency-file flags taken out
-# and -M added, run one after the other.
-compiles "$work/first.log" | sed 's/^.* --host [^ ]* //' |
-  awk '{
-    out = $1
-    for (i = 2; i <= NF; i++) {
-      if ($i == "-o" || $i == "-MF" || $i == "-MQ" || $i == "-MT") { i++; continue }
-      if ($i == "-c" || $i == "-MMD" || $i == "-MD" || $i == "-MP") continue
-      out = out " " $i
-    }
-    print out " -M"
-  }' >"$work/scans.txt"
-: >"$work/scans.log"
-while read -r -a scan; do
-  python3 "$work/timed.py" "$work/scans.log" "$(command -v "${scan[0]}")" "${scan[@]:1}" >/dev/null
-done <"$work/scans.txt"
-scans=$(awk '{c += $1} END {printf "%.2f", c}' "$work/scans.log")
-
-cpu() { # log: CPU seconds of its compile commands, their number and their ratio to the scans
-  compiles "$1" | awk -v p="$scans" '{c += $1; n++} END {printf "%.2f s over %d compiles = %.2fx the scans", c, n, c / p}'
-}
-echo "project: $project ($(wc -l <"$work/scans.txt") compiles)"
-echo "plain -M scans:   $scans s"
-echo "first build:      $(cpu "$work/first.log"); homccd's own time per compile $first_server"
-echo "rebuild (clean):  $(cpu "$work/rebuild.log"); homccd's own time per compile $rebuild_server"
+# The plain scans: each compile command of the first build with its outputs and dependency-file
+# flags taken out and -M added, run one after the other; then the figures.
+python3 - "$work" "$project" "$first_server" "$rebuild_server" <<'PY'
+import json, os, shutil, sys
+work, project, first_server, rebuild_server = sys.argv[1:]
+def compiles(log):
+    entries = [json.loads(line) for line in open(os.path.join(work, log))]
+    return [(cpu, argv) for cpu, argv in entries if "-c" in argv]
+def plain_scan(argv):
+    args = argv[argv.index("--host") + 2:]  # gcc and its arguments
+    out, skip = [shutil.which(args[0])], False
+    for a in args[1:]:
+        if skip:
+            skip = False
+        elif a in ("-o", "-MF", "-MQ", "-MT"):
+            skip = True
+        elif a not in ("-c", "-MMD", "-MD", "-MP"):
+            out.append(a)
+    return out + ["-M"]
+scans = 0.0
+for _, argv in compiles("first.log"):
+    scan = plain_scan(argv)
+    quiet = [(os.POSIX_SPAWN_OPEN, 1, os.devnull, os.O_WRONLY, 0)]
+    pid = os.posix_spawn(scan[0], scan, os.environ, file_actions=quiet)
+    _, status, usage = os.wait4(pid, 0)
+    assert os.waitstatus_to_exitcode(status) == 0, scan
+    scans += usage.ru_utime + usage.ru_stime
+def cpu(log, server):
+    entries = compiles(log)
+    total = sum(c for c, _ in entries)
+    return (f"{total:.2f} s over {len(entries)} compiles = {total / scans:.2f}x the scans; "
+            f"homccd's own time per compile {server}")
+print(f"project: {project} ({len(compiles('first.log'))} compiles)")
+print(f"plain -M scans:   {scans:.2f} s")
+print(f"first build:      {cpu('first.log', first_server)}")
+print(f"rebuild (clean):  {cpu('rebuild.log', rebuild_server)}")
+PY
