@@ -123,6 +123,32 @@ fn no_config_ignores_every_file() {
 }
 
 #[test]
+fn compression_in_every_form() {
+    jail(|jail| {
+        let compression = |args| load(args).unwrap().compression;
+        jail.create_file("dir/homcc.conf", "[homcc]\ncompression = \"zstd\"\n")
+            .unwrap();
+        assert_eq!(compression(""), Compression::Zstd);
+        jail.create_file("dir/homcc.conf", "[homcc]\ncompression = \"lzo\"\n")
+            .unwrap();
+        assert_eq!(compression(""), Compression::Lzo);
+        jail.set_env("HOMCC_COMPRESSION", "ZSTD");
+        assert_eq!(compression(""), Compression::Zstd);
+        jail.set_env("HOMCC_COMPRESSION", "lzma");
+        assert_eq!(compression(""), Compression::Lzma);
+        assert_eq!(compression("--compression zstd"), Compression::Zstd);
+        assert_eq!(compression("--compression none"), Compression::None);
+        jail.set_env("HOMCC_HOSTS", "a,zstd b/4,lzo c");
+        let hosts = load("").unwrap().hosts;
+        let each: Vec<_> = hosts.iter().map(|h| h.compression).collect();
+        assert_eq!(
+            each,
+            [Some(Compression::Zstd), Some(Compression::Lzo), None]
+        );
+    });
+}
+
+#[test]
 fn no_local_compilation_in_every_form() {
     jail(|jail| {
         assert!(load("--no-local-compilation").unwrap().no_local);
@@ -164,7 +190,7 @@ fn bad_values_name_their_source() {
     jail(|jail| {
         assert_eq!(
             load("--compression zip").unwrap_err(),
-            "--compression: unknown compression 'zip': use one of none, lzo, lzma"
+            "--compression: unknown compression 'zip': use one of none, lzo, lzma, zstd"
         );
         jail.set_env("HOMCC_ESTABLISH_CONNECTION_TIMEOUT", "soon");
         assert_eq!(
@@ -290,7 +316,7 @@ fn a_bad_hosts_line_names_the_file_and_line() {
         jail.set_env("HOMCC_HOSTS", "a b,zip");
         assert_eq!(
             load("").unwrap_err(),
-            "HOMCC_HOSTS line 1: unknown compression 'zip' in 'b,zip': use one of none, lzo, lzma"
+            "HOMCC_HOSTS line 1: unknown compression 'zip' in 'b,zip': use one of none, lzo, lzma, zstd"
         );
         assert_eq!(
             load("--host a/x").unwrap_err(),
