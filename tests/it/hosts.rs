@@ -381,7 +381,7 @@ fn show_commands_print_what_homcc_would_use() {
          build-1.lan:4000 limit=8 compression=lzma transport=tcp\n\
          [::1]:3126 limit=4 compression=lzo transport=tcp\n\
          build-2:3126 limit=2 compression=zstd transport=tcp\n\
-         ssh-host:3126 limit=2 compression=lzo transport=ssh as alice\n"
+         ssh-host:3126 limit=2 compression=zstd transport=ssh as alice\n"
     );
     assert_eq!(show("-j"), "14\n", "SSH hosts are not connected to yet");
     assert_eq!(show("--show-concurrency"), "14\n");

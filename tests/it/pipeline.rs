@@ -227,12 +227,13 @@ fn warm_compile_uploads_nothing_and_fits_in_2_kib() {
         cold_record.blobs_in, cold_record.files,
         "a cold cache asks for every file"
     );
-    // LZO by default: the summary line shows the upload compressed.
+    // zstd by default: the request asks for it, and the summary line shows the upload compressed.
+    assert_eq!(cold_record.compression, "zstd");
     let summary = homcc_lines(&cold.stderr).join("\n");
     let (raw, packed) = uploaded_bytes(&summary);
     assert!(
         packed * 2 < raw,
-        "uploads are LZO-compressed by default: {summary}"
+        "uploads are zstd-compressed by default: {summary}"
     );
 
     // HOMCC_VERBOSE takes the usual spellings of true, like every boolean variable.

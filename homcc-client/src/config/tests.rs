@@ -38,7 +38,7 @@ fn defaults() {
         let s = load("").unwrap();
         assert_eq!(s.config, Keys::default());
         assert_eq!((s.hosts.len(), s.hosts_source), (0, HostsSource::Nowhere));
-        assert_eq!(s.compression, Compression::Lzo);
+        assert_eq!(s.compression, Compression::Zstd);
         assert_eq!(s.connect_timeout, Duration::from_secs(10));
         assert_eq!(s.request_timeout, Duration::from_secs(240));
         assert_eq!((s.tries, s.no_local), (3, false));
@@ -118,7 +118,7 @@ fn no_config_ignores_every_file() {
         jail.create_file(".homcc/homcc.conf", "[homcc]\nbad_key = 1\n")
             .unwrap();
         assert!(load("").unwrap_err().contains("unknown key 'bad_key'"));
-        assert_eq!(load("--no-config").unwrap().compression, Compression::Lzo);
+        assert_eq!(load("--no-config").unwrap().compression, Compression::Zstd);
     });
 }
 
