@@ -29,7 +29,7 @@ pub struct Cli {
     #[arg(long = "host", value_name = "HOST")]
     #[serde(skip)]
     pub hosts: Vec<String>,
-    /// Compression of uploaded files and returned outputs: none, lzo or lzma [env: HOMCC_COMPRESSION] [default: lzo]
+    /// Compression of uploaded files and returned outputs: none, lzo, lzma or zstd [env: HOMCC_COMPRESSION] [default: zstd]
     #[arg(long, value_name = "ALGORITHM")]
     #[serde(skip_serializing_if = "Option::is_none")]
     pub compression: Option<String>,

@@ -80,7 +80,7 @@ pub enum HostError {
     BadLimit { limit: String, host: String },
     #[error(
         "unknown compression '{compression}' in '{host}': use one of {}",
-        compression_names()
+        Compression::names()
     )]
     UnknownCompression { compression: String, host: String },
 }
@@ -314,11 +314,6 @@ fn parse_compression(name: &str, line: &str) -> Result<Compression, HostError> {
         compression: name.to_string(),
         host: line.to_string(),
     })
-}
-
-/// "none, lzo, lzma": the names [`Compression`] parses, for error messages.
-fn compression_names() -> String {
-    Compression::ALL.map(|c| c.to_string()).join(", ")
 }
 
 #[cfg(test)]

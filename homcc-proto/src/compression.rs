@@ -1,22 +1,31 @@
-//! Blob compression: none, LZO (lzokay-native) and LZMA (xz2). Each blob is compressed on its own,
-//! and its uncompressed size travels beside it so that decompression is bounded and checked.
+//! Blob compression: none, LZO (lzokay-native), LZMA (xz2) and zstd. Each blob is compressed on its
+//! own, and its uncompressed size travels beside it so that decompression is bounded and checked.
 
 use std::{fmt, io::Read, str::FromStr};
 
 use serde::{Deserialize, Serialize};
 
-/// How a blob's bytes are compressed on the wire. The default is LZO: cheap enough to never cost
-/// time on a fast link, and it halves typical sources and objects.
+/// How a blob's bytes are compressed on the wire; new algorithms are only ever appended (their
+/// index is their wire value). The default is zstd at [`ZSTD_LEVEL`]: it compresses headers and
+/// objects at about 250 MB/s, ten to thirty times as fast as LZO (lzokay-native), and 7 to 11 %
+/// smaller, so it costs about nothing on a 1 Gbit/s link and saves most of the time on a slower
+/// one (the figures are in docs/configuration.md).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub enum Compression {
     None,
-    #[default]
     Lzo,
     Lzma,
+    #[default]
+    Zstd,
 }
 
 /// The most memory the LZMA decoder may use (preset 6 needs about 9 MiB).
 const LZMA_MEMORY_LIMIT: u64 = 64 << 20;
+/// The zstd level homcc writes (see docs/configuration.md for the figures it was chosen from).
+pub const ZSTD_LEVEL: i32 = 1;
+/// The largest zstd window the decoder accepts, as a power of two: 8 MiB, the most that levels 1
+/// to 19 use; a frame that asks for more is corrupt, so one frame costs at most that much memory.
+const ZSTD_WINDOW_LOG_MAX: u32 = 23;
 /// Output buffers grow past this size only as data really arrives.
 const PREALLOCATE_LIMIT: u64 = 16 << 20;
 
@@ -44,28 +53,37 @@ pub enum CompressionError {
 
 impl Compression {
     /// Every algorithm, in the order `--help` lists them.
-    pub const ALL: [Compression; 3] = [Compression::None, Compression::Lzo, Compression::Lzma];
+    pub const ALL: [Compression; 4] = [
+        Compression::None,
+        Compression::Lzo,
+        Compression::Lzma,
+        Compression::Zstd,
+    ];
 
-    /// Compresses `data`. LZO falls back to storing the data when it does not shrink, which the
-    /// caller sees as a different `Compression` in the returned pair.
+    /// "none, lzo, lzma, zstd": the names [`FromStr`] accepts, for error messages.
+    pub fn names() -> String {
+        Compression::ALL.map(|c| c.to_string()).join(", ")
+    }
+
+    /// Compresses `data`. Every algorithm falls back to storing the data when it does not
+    /// shrink, which the caller sees as [`Compression::None`] in the returned pair.
     pub fn compress(self, data: &[u8]) -> (Compression, Vec<u8>) {
-        match self {
-            Compression::None => (Compression::None, data.to_vec()),
-            Compression::Lzo => match lzokay_native::compress(data) {
-                Ok(out) if out.len() < data.len() => (Compression::Lzo, out),
-                _ => (Compression::None, data.to_vec()),
-            },
+        let packed = match self {
+            Compression::None => None,
+            Compression::Lzo => lzokay_native::compress(data).ok(),
             Compression::Lzma => {
                 let mut out = Vec::new();
                 let mut enc = xz2::read::XzEncoder::new(data, 6);
                 enc.read_to_end(&mut out)
                     .expect("xz encoding into memory cannot fail");
-                if out.len() < data.len() {
-                    (Compression::Lzma, out)
-                } else {
-                    (Compression::None, data.to_vec())
-                }
+                Some(out)
             }
+            // A frame with its content size, and so a window no larger than the data.
+            Compression::Zstd => zstd::bulk::compress(data, ZSTD_LEVEL).ok(),
+        };
+        match packed {
+            Some(out) if out.len() < data.len() => (self, out),
+            _ => (Compression::None, data.to_vec()),
         }
     }
 
@@ -99,11 +117,22 @@ impl Compression {
             Compression::Lzma => {
                 let stream = xz2::stream::Stream::new_stream_decoder(LZMA_MEMORY_LIMIT, 0)
                     .map_err(|e| corrupt(e.to_string()))?;
-                let mut out = Vec::with_capacity(size.min(PREALLOCATE_LIMIT) as usize);
-                xz2::read::XzDecoder::new_stream(data, stream)
-                    .take(size.saturating_add(1))
-                    .read_to_end(&mut out)
+                read_at_most(xz2::read::XzDecoder::new_stream(data, stream), size)
+                    .map_err(|e| corrupt(e.to_string()))?
+            }
+            Compression::Zstd => {
+                let mut decoder = zstd::stream::read::Decoder::with_buffer(data)
+                    .map_err(|e| corrupt(e.to_string()))?
+                    .single_frame();
+                decoder
+                    .window_log_max(ZSTD_WINDOW_LOG_MAX)
                     .map_err(|e| corrupt(e.to_string()))?;
+                let out = read_at_most(&mut decoder, size).map_err(|e| corrupt(e.to_string()))?;
+                let after = decoder.finish();
+                if out.len() as u64 <= size && !after.is_empty() {
+                    let extra = after.len();
+                    return Err(corrupt(format!("data after its frame ({extra} bytes)")));
+                }
                 out
             }
         };
@@ -118,12 +147,21 @@ impl Compression {
     }
 }
 
+/// At most `size + 1` bytes of `reader` (one more than announced shows a stream that is too
+/// long), in a buffer that grows past [`PREALLOCATE_LIMIT`] only as bytes arrive.
+fn read_at_most(reader: impl Read, size: u64) -> std::io::Result<Vec<u8>> {
+    let mut out = Vec::with_capacity(size.min(PREALLOCATE_LIMIT) as usize);
+    reader.take(size.saturating_add(1)).read_to_end(&mut out)?;
+    Ok(out)
+}
+
 impl fmt::Display for Compression {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(match self {
             Compression::None => "none",
             Compression::Lzo => "lzo",
             Compression::Lzma => "lzma",
+            Compression::Zstd => "zstd",
         })
     }
 }
@@ -135,89 +173,14 @@ impl FromStr for Compression {
         Compression::ALL
             .into_iter()
             .find(|c| c.to_string().eq_ignore_ascii_case(s))
-            .ok_or_else(|| format!("unknown compression '{s}': use one of none, lzo, lzma"))
+            .ok_or_else(|| {
+                format!(
+                    "unknown compression '{s}': use one of {}",
+                    Compression::names()
+                )
+            })
     }
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn round_trip(c: Compression, data: &[u8]) {
-        let (used, packed) = c.compress(data);
-        let back = used
-            .decompress(&packed, data.len() as u64, u64::MAX)
-            .unwrap();
-        assert_eq!(back, data, "{c} round trip");
-    }
-
-    #[test]
-    fn every_algorithm_round_trips() {
-        let text = b"#include <stdio.h>\nint main() { return 0; }\n".repeat(100);
-        let random: Vec<u8> = (0..5000u32)
-            .map(|i| (i.wrapping_mul(2654435761) >> 13) as u8)
-            .collect();
-        for c in Compression::ALL {
-            round_trip(c, b"");
-            round_trip(c, b"x");
-            round_trip(c, &text);
-            round_trip(c, &random);
-        }
-    }
-
-    #[test]
-    fn compressible_data_shrinks() {
-        let text = b"int x;\n".repeat(1000);
-        assert!(
-            matches!(Compression::Lzo.compress(&text), (Compression::Lzo, v) if v.len() < 1000)
-        );
-        assert!(
-            matches!(Compression::Lzma.compress(&text), (Compression::Lzma, v) if v.len() < 1000)
-        );
-    }
-
-    #[test]
-    fn lying_sizes_are_errors() {
-        let text = b"int x;\n".repeat(100);
-        let (used, packed) = Compression::Lzo.compress(&text);
-        // Too small a size: the decoder stops at the buffer's end.
-        assert!(matches!(
-            used.decompress(&packed, 10, u64::MAX),
-            Err(CompressionError::Corrupt { .. })
-        ));
-        // Too large: fewer bytes come out than announced.
-        assert!(matches!(
-            used.decompress(&packed, 701, u64::MAX),
-            Err(CompressionError::SizeMismatch { .. })
-        ));
-        assert!(matches!(
-            used.decompress(&packed, 700, 100),
-            Err(CompressionError::TooLarge { .. })
-        ));
-        assert!(Compression::Lzma
-            .decompress(b"not xz at all", 5, 100)
-            .is_err());
-        assert!(Compression::None.decompress(b"abc", 4, 100).is_err());
-    }
-
-    #[test]
-    fn malformed_lzo_is_an_error_not_a_panic() {
-        // Found by mutating streams: lzokay-native indexes out of bounds on it.
-        let bad = [0x12, 0x61, 0x2f, 0xff, 0xff, 0x11, 0, 0];
-        assert!(matches!(
-            Compression::Lzo.decompress(&bad, 100, 1000),
-            Err(CompressionError::Corrupt { .. })
-        ));
-    }
-
-    #[test]
-    fn parses_names() {
-        assert_eq!("lzo".parse(), Ok(Compression::Lzo));
-        assert_eq!("LZMA".parse(), Ok(Compression::Lzma));
-        assert_eq!("none".parse(), Ok(Compression::None));
-        assert!("zip"
-            .parse::<Compression>()
-            .unwrap_err()
-            .contains("none, lzo, lzma"));
-    }
-}
+mod tests;

@@ -710,8 +710,8 @@ fn bad_client_bodies_are_malformed() {
         ),
         ("blob with a trailing byte", with(blob.clone(), &[0])),
         (
-            "blob with unknown compression 3",
-            patched(blob.clone(), 33, 3),
+            "blob with unknown compression 4",
+            patched(blob.clone(), 33, 4),
         ),
         ("chunks count beyond the frame", vec![1, 0xfb, 0xff, 0xff]),
         (
@@ -744,8 +744,8 @@ fn bad_client_bodies_are_malformed() {
             with(small_body[..small_body.len() - 3].to_vec(), &[1, 1, b'X']),
         ),
         (
-            "unknown output compression 3",
-            patched(small_body.clone(), small_body.len() - 2, 3),
+            "unknown output compression 4",
+            patched(small_body.clone(), small_body.len() - 2, 4),
         ),
         (
             "queue flag 2",
@@ -827,19 +827,28 @@ fn bad_server_bodies_are_malformed() {
 
 #[test]
 fn a_compile_of_another_version_that_does_not_decode_is_a_version_mismatch() {
+    // The next version, as the previous version's server sees it: a request whose compression
+    // (the second last byte) it does not know, as a version-2 server sees a version-3 request
+    // for zstd.
+    let next = PROTOCOL_VERSION + 1;
     let real = compile_body(CompileRequest {
-        version: 3,
+        version: next,
         ..compile_request()
     });
+    let new_compression = patched(real.clone(), real.len() - 2, 4);
+    let v = next as u8;
     // (body, expected peer version; None = Malformed)
     let cases: Vec<(Vec<u8>, Option<u32>)> = vec![
-        (vec![0, 3, 0xff, 0xff], Some(3)),
+        (vec![0, v, 0xff, 0xff], Some(next)),
+        // The previous version's client (a version-2 homcc).
+        (vec![0, v - 2, 0xff], Some(PROTOCOL_VERSION - 1)),
         (vec![0, 1, 0xff], Some(1)),
         (vec![0, 0], Some(0)),
         (vec![0, 0xfb, 0x2c, 0x01, 0xff], Some(300)),
         (vec![0, 0xfc, 0xff, 0xff, 0xff, 0xff], Some(u32::MAX)),
-        (real[..real.len() - 1].to_vec(), Some(3)),
-        (with(real.clone(), b"v3 field"), Some(3)),
+        (real[..real.len() - 1].to_vec(), Some(next)),
+        (with(real.clone(), b"v4 field"), Some(next)),
+        (new_compression, Some(next)),
         // The current version: the rest is simply malformed.
         (vec![0, PROTOCOL_VERSION as u8, 0xff], None),
         (vec![0], None),

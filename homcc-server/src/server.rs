@@ -140,6 +140,8 @@ pub struct Record {
     pub compiler: String,
     /// The compile's first output (its object file).
     pub output: String,
+    /// The compression the client asked for (its uploads', and the outputs' returned).
+    pub compression: String,
     pub outcome: String,
     pub files: usize,
     pub chunks_in: usize,

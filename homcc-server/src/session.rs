@@ -85,7 +85,7 @@ pub async fn serve(stream: TcpStream, peer: SocketAddr, state: Arc<State>) {
     }
     (record.bytes_in, record.bytes_out) = conn.bytes();
     tracing::info!(
-        client = %peer, compiler = %record.compiler, output = %record.output, result = %request::shown(&record.outcome),
+        client = %peer, compiler = %record.compiler, output = %record.output, compression = %record.compression, result = %request::shown(&record.outcome),
         files = record.files, blobs_in = record.blobs_in, bytes_in = record.bytes_in,
         bytes_out = record.bytes_out, queued_ms = record.queued_ms, compile_ms = record.compile_ms, ms = started.elapsed().as_millis() as u64, "compile"
     );
@@ -111,6 +111,7 @@ async fn handle(
     record.output = (req.outputs.first())
         .map(|o| request::shown(&o.to_string_lossy()))
         .unwrap_or_default();
+    record.compression = req.compression.to_string();
     // A place, held until the compile is done: waiting counts as much as running. While the
     // files upload it is provisional (`queue`): a compile that has its files may take it.
     let (uploading, compiler, dirs) = admit(state, peer, &req).await?;

@@ -418,7 +418,7 @@ macro_rules! cases {
 }
 
 use Attack::{AfterNeed, Args, Bytes, BytesThenEof, Forged, Request};
-use Compression::{Lzma, Lzo};
+use Compression::{Lzma, Lzo, Zstd};
 
 // Flags that run or load code, or read or write files outside the job root: the argument
 // policy refuses them before a slot is taken or a file is written.
@@ -513,6 +513,11 @@ cases! {
     lzma_other_content: Request(|_, c| instead(c, packed(Lzma, &swapped(SOURCE)))) => invalid("does not match its digest");
     lzma_longer_content: Request(|_, c| instead(c, claiming(SOURCE.len(), packed(Lzma, &[SOURCE, SOURCE].concat())))) => invalid("lzma data");
     lzma_garbage: Request(|_, c| instead(c, claiming(SOURCE.len(), raw(Lzma, b"\xfd7zXZ\x00 truncated")))) => invalid("lzma data is corrupt");
+    zstd_other_content: Request(|_, c| instead(c, packed(Zstd, &swapped(SOURCE)))) => invalid("does not match its digest");
+    zstd_longer_content: Request(|_, c| instead(c, claiming(SOURCE.len(), packed(Zstd, &[SOURCE, SOURCE].concat())))) => invalid("zstd data decompresses to");
+    zstd_shorter_content: Request(|_, c| instead(c, claiming(SOURCE.len(), packed(Zstd, &SOURCE[..80])))) => invalid("zstd data decompresses to");
+    zstd_bomb: Request(|_, c| instead(c, claiming(SOURCE.len(), packed(Zstd, &vec![0; 64 << 20])))) => invalid("zstd data decompresses to");
+    zstd_garbage: Request(|_, c| instead(c, claiming(SOURCE.len(), raw(Zstd, b"\x28\xb5\x2f\xfd truncated")))) => invalid("zstd data is corrupt");
     too_many_files: Request(|_, c| add_headers(c, 10, 16)) => limit("max_manifest_entries");
     too_many_chunks: Request(|_, c| add_chunks(c, 10)) => limit("max_manifest_entries");
     file_too_large: Request(|_, c| add_headers(c, 1, 17 << 10)) => limit("max_file_size");

@@ -372,7 +372,7 @@ fn show_commands_print_what_homcc_would_use() {
     let project = Project::new();
     write_hosts_file(
         &project,
-        "# build servers\nlocalhost/3\nbuild-1.lan:4000/8,lzma # the big one\n[::1]/4\nalice@ssh-host\n",
+        "# build servers\nlocalhost/3\nbuild-1.lan:4000/8,lzma # the big one\n[::1]/4,lzo\nbuild-2/2,ZStd\nalice@ssh-host\n",
     );
     let show = |flag: &str| stdout(&homcc(&project, &[flag]).output().unwrap());
     assert_eq!(
@@ -380,19 +380,20 @@ fn show_commands_print_what_homcc_would_use() {
         "localhost limit=3 transport=local\n\
          build-1.lan:4000 limit=8 compression=lzma transport=tcp\n\
          [::1]:3126 limit=4 compression=lzo transport=tcp\n\
-         ssh-host:3126 limit=2 compression=lzo transport=ssh as alice\n"
+         build-2:3126 limit=2 compression=zstd transport=tcp\n\
+         ssh-host:3126 limit=2 compression=zstd transport=ssh as alice\n"
     );
-    assert_eq!(show("-j"), "12\n", "SSH hosts are not connected to yet");
-    assert_eq!(show("--show-concurrency"), "12\n");
+    assert_eq!(show("-j"), "14\n", "SSH hosts are not connected to yet");
+    assert_eq!(show("--show-concurrency"), "14\n");
     let vars = stdout(
         &homcc(&project, &["--show-variables"])
             .env("HOMCC_VERBOSE", "1")
-            .env("HOMCC_COMPRESSION", "lzma")
+            .env("HOMCC_COMPRESSION", "zstd")
             .env("HOMCC_UNRELATED", "x")
             .output()
             .unwrap(),
     );
-    assert_eq!(vars, "HOMCC_COMPRESSION=lzma\nHOMCC_VERBOSE=1\n");
+    assert_eq!(vars, "HOMCC_COMPRESSION=zstd\nHOMCC_VERBOSE=1\n");
 }
 
 #[test]

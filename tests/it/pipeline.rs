@@ -2,6 +2,7 @@
 //! a local compile; warm compiles upload nothing and stay small on the wire; the cache survives
 //! restarts and keeps to its bound.
 
+use homcc_proto::Compression;
 use homcc_tests::{assert_same_as_local, have, homcc_lines, Project, TestServer};
 
 /// The standard headers of a typical C++ translation unit: ~230 files with what they include.
@@ -226,12 +227,13 @@ fn warm_compile_uploads_nothing_and_fits_in_2_kib() {
         cold_record.blobs_in, cold_record.files,
         "a cold cache asks for every file"
     );
-    // LZO by default: the summary line shows the upload compressed.
+    // zstd by default: the request asks for it, and the summary line shows the upload compressed.
+    assert_eq!(cold_record.compression, "zstd");
     let summary = homcc_lines(&cold.stderr).join("\n");
     let (raw, packed) = uploaded_bytes(&summary);
     assert!(
         packed * 2 < raw,
-        "uploads are LZO-compressed by default: {summary}"
+        "uploads are zstd-compressed by default: {summary}"
     );
 
     // HOMCC_VERBOSE takes the usual spellings of true, like every boolean variable.
@@ -253,6 +255,52 @@ fn warm_compile_uploads_nothing_and_fits_in_2_kib() {
     println!(
         "cold: {} files, {} bytes sent; warm: {} bytes sent, {} bytes received",
         cold_record.files, cold_record.bytes_in, warm_record.bytes_in, warm_record.bytes_out
+    );
+}
+
+/// Each compression, named on the host's line (`HOST,zstd`): the request asks for it, the
+/// uploads shrink by it (`none`: not at all), and the object, returned in it, is the local
+/// compile's byte for byte.
+#[test]
+fn every_compression_on_the_hosts_line_matches_local() {
+    let (p, _outside) = project();
+    let args = [
+        "-O2",
+        "-g",
+        "-Iinclude",
+        "-c",
+        "src/main.cpp",
+        "-o",
+        "main.o",
+    ];
+    let local = p.local("g++", &args);
+    assert!(local.status.success(), "{local:?}");
+    let object = p.take(&["main.o"]);
+    let mut uploaded = Vec::new();
+    for c in Compression::ALL {
+        let server = TestServer::fresh(|_| {});
+        let host = format!("{},{c}", server.host());
+        let out = p.homcc(&["--verbose", "--host", &host], "g++", &args);
+        let summary = homcc_lines(&out.stderr).join("\n");
+        assert!(out.status.success(), "{c}: {summary}");
+        assert_eq!(server.next_record().compression, c.to_string());
+        let (raw, packed) = uploaded_bytes(&summary);
+        match c {
+            Compression::None => assert_eq!(packed, raw, "{summary}"),
+            _ => assert!(packed * 2 < raw, "{c}: {summary}"),
+        }
+        assert!(
+            p.take(&["main.o"]) == object,
+            "{c}: main.o differs from the local compile's"
+        );
+        uploaded.push(packed);
+    }
+    uploaded.sort();
+    uploaded.dedup();
+    assert_eq!(
+        uploaded.len(),
+        Compression::ALL.len(),
+        "each its own bytes: {uploaded:?}"
     );
 }
 

@@ -38,7 +38,7 @@ fn defaults() {
         let s = load("").unwrap();
         assert_eq!(s.config, Keys::default());
         assert_eq!((s.hosts.len(), s.hosts_source), (0, HostsSource::Nowhere));
-        assert_eq!(s.compression, Compression::Lzo);
+        assert_eq!(s.compression, Compression::Zstd);
         assert_eq!(s.connect_timeout, Duration::from_secs(10));
         assert_eq!(s.request_timeout, Duration::from_secs(240));
         assert_eq!((s.tries, s.no_local), (3, false));
@@ -121,7 +121,33 @@ fn no_config_ignores_every_file() {
         jail.create_file(".homcc/homcc.conf", "[homcc]\nbad_key = 1\n")
             .unwrap();
         assert!(load("").unwrap_err().contains("unknown key 'bad_key'"));
-        assert_eq!(load("--no-config").unwrap().compression, Compression::Lzo);
+        assert_eq!(load("--no-config").unwrap().compression, Compression::Zstd);
+    });
+}
+
+#[test]
+fn compression_in_every_form() {
+    jail(|jail| {
+        let compression = |args| load(args).unwrap().compression;
+        jail.create_file("dir/homcc.conf", "[homcc]\ncompression = \"zstd\"\n")
+            .unwrap();
+        assert_eq!(compression(""), Compression::Zstd);
+        jail.create_file("dir/homcc.conf", "[homcc]\ncompression = \"lzo\"\n")
+            .unwrap();
+        assert_eq!(compression(""), Compression::Lzo);
+        jail.set_env("HOMCC_COMPRESSION", "ZSTD");
+        assert_eq!(compression(""), Compression::Zstd);
+        jail.set_env("HOMCC_COMPRESSION", "lzma");
+        assert_eq!(compression(""), Compression::Lzma);
+        assert_eq!(compression("--compression zstd"), Compression::Zstd);
+        assert_eq!(compression("--compression none"), Compression::None);
+        jail.set_env("HOMCC_HOSTS", "a,zstd b/4,lzo c");
+        let hosts = load("").unwrap().hosts;
+        let each: Vec<_> = hosts.iter().map(|h| h.compression).collect();
+        assert_eq!(
+            each,
+            [Some(Compression::Zstd), Some(Compression::Lzo), None]
+        );
     });
 }
 
@@ -167,7 +193,7 @@ fn bad_values_name_their_source() {
     jail(|jail| {
         assert_eq!(
             load("--compression zip").unwrap_err(),
-            "--compression: unknown compression 'zip': use one of none, lzo, lzma"
+            "--compression: unknown compression 'zip': use one of none, lzo, lzma, zstd"
         );
         jail.set_env("HOMCC_ESTABLISH_CONNECTION_TIMEOUT", "soon");
         assert_eq!(
@@ -293,7 +319,7 @@ fn a_bad_hosts_line_names_the_file_and_line() {
         jail.set_env("HOMCC_HOSTS", "a b,zip");
         assert_eq!(
             load("").unwrap_err(),
-            "HOMCC_HOSTS line 1: unknown compression 'zip' in 'b,zip': use one of none, lzo, lzma"
+            "HOMCC_HOSTS line 1: unknown compression 'zip' in 'b,zip': use one of none, lzo, lzma, zstd"
         );
         assert_eq!(
             load("--host a/x").unwrap_err(),

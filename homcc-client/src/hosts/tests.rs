@@ -2,7 +2,7 @@
 
 use super::*;
 
-use Compression::{Lzma, Lzo};
+use Compression::{Lzma, Lzo, Zstd};
 
 fn tcp(name: &str, port: u16, limit: u32, compression: Option<Compression>) -> Host {
     Host {
@@ -63,6 +63,11 @@ fn valid_hosts() {
     check("h,lzo", Ok(tcp("h", P, L, Some(Lzo))));
     check("h,LZMA", Ok(tcp("h", P, L, Some(Lzma))));
     check("h,none", Ok(tcp("h", P, L, Some(Compression::None))));
+    check("h,zstd", Ok(tcp("h", P, L, Some(Zstd))));
+    check("h,ZSTD", Ok(tcp("h", P, L, Some(Zstd))));
+    check("h:4000/8,zstd", Ok(tcp("h", 4000, 8, Some(Zstd))));
+    check("[::1]:4000/3,zstd", Ok(tcp("::1", 4000, 3, Some(Zstd))));
+    check("localhost:3126/3,zstd", Ok(tcp("localhost", P, 3, Some(Zstd))));
     check("h:4000/8", Ok(tcp("h", 4000, 8, None)));
     check("h:4000,lzma", Ok(tcp("h", 4000, L, Some(Lzma))));
     check("h/8,lzo", Ok(tcp("h", P, 8, Some(Lzo))));
@@ -79,6 +84,7 @@ fn valid_hosts() {
     check("fe80::1/4,lzo", Ok(tcp("fe80::1", P, 4, Some(Lzo))));
     check("@h", Ok(ssh(None, "h", P, L, None)));
     check("@h:22/4,lzo", Ok(ssh(None, "h", 22, 4, Some(Lzo))));
+    check("alice@h/4,zstd", Ok(ssh(Some("alice"), "h", P, 4, Some(Zstd))));
     check("alice@h", Ok(ssh(Some("alice"), "h", P, L, None)));
     check("alice@build-1.lan:22/16,lzma", Ok(ssh(Some("alice"), "build-1.lan", 22, 16, Some(Lzma))));
     check("bob@[::1]:22", Ok(ssh(Some("bob"), "::1", 22, L, None)));
@@ -107,10 +113,12 @@ fn invalid_hosts() {
     check("h/-1", Err("bad limit '-1' in 'h/-1': use a number of at least 1"));
     check("h/4:3126", Err("bad limit '4:3126' in 'h/4:3126': use a number of at least 1"));
     check("h/99999999999", Err("bad limit '99999999999' in 'h/99999999999': use a number of at least 1"));
-    check("h,zip", Err("unknown compression 'zip' in 'h,zip': use one of none, lzo, lzma"));
-    check("h,", Err("unknown compression '' in 'h,': use one of none, lzo, lzma"));
-    check("h,lzo/4", Err("unknown compression 'lzo/4' in 'h,lzo/4': use one of none, lzo, lzma"));
-    check("h,lzo,lzma", Err("unknown compression 'lzo,lzma' in 'h,lzo,lzma': use one of none, lzo, lzma"));
+    check("h,zip", Err("unknown compression 'zip' in 'h,zip': use one of none, lzo, lzma, zstd"));
+    check("h,", Err("unknown compression '' in 'h,': use one of none, lzo, lzma, zstd"));
+    check("h,lzo/4", Err("unknown compression 'lzo/4' in 'h,lzo/4': use one of none, lzo, lzma, zstd"));
+    check("h,zst", Err("unknown compression 'zst' in 'h,zst': use one of none, lzo, lzma, zstd"));
+    check("h,zstd:3", Err("unknown compression 'zstd:3' in 'h,zstd:3': use one of none, lzo, lzma, zstd"));
+    check("h,lzo,lzma", Err("unknown compression 'lzo,lzma' in 'h,lzo,lzma': use one of none, lzo, lzma, zstd"));
     check("[::1", Err("unclosed '[' in '[::1': close the IPv6 address with ']', as in '[fe80::1]:3126'"));
     check("[::1:3126/4", Err("unclosed '[' in '[::1:3126/4': close the IPv6 address with ']', as in '[fe80::1]:3126'"));
     check("[::1]x", Err("unexpected 'x' after ']' in '[::1]x': follow ']' only with ':PORT', '/LIMIT' or ',COMPRESSION'"));
@@ -189,7 +197,7 @@ fn hosts_files() {
         ]),
     );
     check_hosts("a\n# c\n\nb c:0 # d\n", Err("line 4: bad port '0' in 'c:0': use a number from 1 to 65535"));
-    check_hosts("a,zip", Err("line 1: unknown compression 'zip' in 'a,zip': use one of none, lzo, lzma"));
+    check_hosts("a,zip", Err("line 1: unknown compression 'zip' in 'a,zip': use one of none, lzo, lzma, zstd"));
     check_hosts("ok\n[::1 # oops\n", Err("line 2: unclosed '[' in '[::1': close the IPv6 address with ']', as in '[fe80::1]:3126'"));
 }
 
