@@ -49,7 +49,7 @@ zlib)
 esac
 
 source tests/homccd.sh
-start_homccd info
+start_homccd debug
 export XDG_CACHE_HOME=$work/client-cache
 cp -a "$pristine" "$work/project"
 cd "$work/project"
@@ -76,9 +76,12 @@ build() { # log: one make through homcc
   make -j2 CC="$work/cc" "${make_args[@]}" all >/dev/null 2>"$work/make.err" ||
     { cat "$work/make.err"; exit 1; }
 }
-server_ms() { # from the Nth line of homccd's log on: homccd's own ms per compile
+server_ms() { # from the Nth line of homccd's log on: homccd's own ms per compile, and by phase
   tail -n +"$1" "$work/homccd.log" | grep ' compile ' | grep -o 'queued_ms=[0-9]* compile_ms=[0-9]* ms=[0-9]*' |
-    tr -c '0-9\n' ' ' | awk '{own += $3 - $2 - $1; n++} END {printf "%.1f ms (over %d compiles)", own / n, n}'
+    tr -c '0-9\n' ' ' | awk '{own += $3 - $2 - $1; n++} END {printf "%.1f ms (over %d compiles", own / n, n}'
+  tail -n +"$1" "$work/homccd.log" | grep 'compile phases' | grep -o '[a-z]*=[0-9.]*ms' | tr '=' ' ' |
+    awk '{sum[$1] += $2; if (!($1 in n)) order[++k] = $1; n[$1]++}
+      END {printf "; mean ms by phase:"; for (i = 1; i <= k; i++) printf " %s %.2f", order[i], sum[order[i]] / n[order[i]]; printf ")"}'
 }
 
 lines=$(wc -l <"$work/homccd.log")

@@ -475,4 +475,21 @@ fn summary(
         local.as_millis(),
         remote.as_millis()
     ) + &t.queued.map_or(String::new(), |place| format!(" (waited in its queue, place {place})"))
+        + &cpu_so_far()
+}
+
+/// `; cpu: homcc X ms, compiler Y ms`: the CPU time of this process and of its finished
+/// children (the scans) so far.
+fn cpu_so_far() -> String {
+    let ms = |who| {
+        // SAFETY: getrusage writes a `rusage` into the zeroed one it is given.
+        let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
+        if unsafe { libc::getrusage(who, &mut usage) } != 0 {
+            return 0.0;
+        }
+        let part = |t: libc::timeval| t.tv_sec as f64 * 1000.0 + t.tv_usec as f64 / 1000.0;
+        part(usage.ru_utime) + part(usage.ru_stime)
+    };
+    let (own, children) = (ms(libc::RUSAGE_SELF), ms(libc::RUSAGE_CHILDREN));
+    format!("; cpu: homcc {own:.1} ms, compiler {children:.1} ms")
 }

@@ -165,9 +165,14 @@ pub async fn compile_on(
     let deadline = Instant::now() + target.timeouts.request;
     let mut conn = connect(target, deadline).await?;
     let request = request_for(target, prepared, known, traffic);
+    let inline: Vec<Digest> = (request.manifest.iter())
+        .filter(|chunk| chunk.inline.is_some())
+        .map(|chunk| chunk.digest)
+        .collect();
     conn.send(ClientMessage::Compile(Box::new(request))).await?;
     let result = converse(&mut conn, target, prepared, traffic, answered, deadline).await?;
-    known.insert_all(prepared.chunks.iter().map(|(d, _)| d));
+    // The others were known already (a chunk the host had lost and asked for is one of them).
+    known.insert_all(&inline);
     (traffic.sent, traffic.received) = conn.bytes();
     Ok(result)
 }

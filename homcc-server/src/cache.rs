@@ -8,9 +8,9 @@ use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
-use std::time::SystemTime;
+use std::time::{Duration, SystemTime};
 
-use homcc_proto::Digest;
+use homcc_proto::{codec::decode_chunk, Chunk, Digest};
 use lru::LruCache;
 use tempfile::TempPath;
 use tokio::sync::watch;
@@ -30,15 +30,34 @@ struct Inner {
     tmp: PathBuf,
     max_bytes: u64,
     next_tmp: AtomicU64,
+    /// Manifest chunks decoded lately, so that a compile names a directory's files without a
+    /// read (content-addressed: a chunk's digest fixes its files).
+    chunks: Mutex<LruCache<Digest, Arc<Chunk>>>,
     /// Invariant: a digest is in `lru` exactly when its file exists; the renames and unlinks
     /// that change this happen while the lock is held (never across an `.await`).
     state: Mutex<State>,
 }
 
+/// How often a blob's file mtime follows its use: a restart orders blobs by it, and an hour's
+/// precision is plenty for that, so most uses write nothing to the disk.
+const TOUCH_EVERY: Duration = Duration::from_secs(3600);
+
+/// How many decoded manifest chunks stay in memory (a chunk is a directory's file list: a few
+/// hundred bytes to a few KB).
+const DECODED_CHUNKS: std::num::NonZeroUsize = std::num::NonZeroUsize::new(4096).unwrap();
+
+/// A cached blob, as the index knows it.
+#[derive(Debug, Clone, Copy)]
+struct Blob {
+    size: u64,
+    /// The mtime its file has (set at store, or at use once [`TOUCH_EVERY`] has passed).
+    touched: SystemTime,
+}
+
 #[derive(Debug)]
 struct State {
-    /// Digest -> size in bytes, least recently used first.
-    lru: LruCache<Digest, u64>,
+    /// Digest -> blob, least recently used first.
+    lru: LruCache<Digest, Blob>,
     total: u64,
     /// Blobs some job is uploading right now; the receivers are cloned for waiters.
     pending: HashMap<Digest, watch::Receiver<()>>,
@@ -131,8 +150,8 @@ impl Cache {
             pending: HashMap::new(),
             unverified: HashSet::new(),
         };
-        for (_, digest, size) in found {
-            state.lru.put(digest, size);
+        for (touched, digest, size) in found {
+            state.lru.put(digest, Blob { size, touched });
             state.unverified.insert(digest);
             state.total += size;
         }
@@ -141,6 +160,7 @@ impl Cache {
             tmp,
             max_bytes,
             next_tmp: AtomicU64::new(0),
+            chunks: Mutex::new(LruCache::new(DECODED_CHUNKS)),
             state: Mutex::new(state),
         });
         {
@@ -157,7 +177,7 @@ impl Cache {
     /// including when its file has vanished (then it is also dropped from the index).
     pub fn link_into(&self, digest: &Digest, dest: &Path) -> io::Result<bool> {
         let linked = self.inner.use_blob(digest, |src| link_or_copy(src, dest))?;
-        if linked.is_some() {
+        if let Some(((), true)) = linked {
             touch(File::open(dest));
         }
         Ok(linked.is_some())
@@ -166,17 +186,48 @@ impl Cache {
     /// The bytes of a cached blob (used for small manifest chunks), marking it used; `Ok(None)`
     /// if it is absent.
     pub fn read(&self, digest: &Digest) -> io::Result<Option<Vec<u8>>> {
-        let Some(mut file) = self.inner.use_blob(digest, |p| File::open(p))? else {
+        let Some((mut file, due)) = self.inner.use_blob(digest, |p| File::open(p))? else {
             return Ok(None);
         };
         let mut bytes = Vec::new();
         file.read_to_end(&mut bytes)?;
-        touch(Ok(file));
+        if due {
+            touch(Ok(file));
+        }
         Ok(Some(bytes))
     }
 
+    /// The manifest chunk stored as `digest`, marking it used; `Ok(None)` if it is absent.
+    pub fn chunk(&self, digest: &Digest) -> io::Result<Option<Arc<Chunk>>> {
+        let memo = |this: &Self| {
+            this.inner
+                .chunks
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .get(digest)
+                .cloned()
+        };
+        if let Some(chunk) = memo(self).filter(|_| self.mark_used(digest)) {
+            return Ok(Some(chunk));
+        }
+        let Some(bytes) = self.read(digest)? else {
+            return Ok(None);
+        };
+        let chunk = Arc::new(
+            decode_chunk(&bytes).map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e))?,
+        );
+        let mut chunks = self
+            .inner
+            .chunks
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        chunks.put(*digest, Arc::clone(&chunk));
+        Ok(Some(chunk))
+    }
+
     /// Stores `bytes` (the caller has verified that they hash to `digest`): temp file + rename,
-    /// mode 0o444, then evicts least recently used entries until the total fits the bound (the
+    /// mode 0o444 (not synced to disk: a blob damaged by a crash is found by the hashing of every
+    /// blob after a restart, `Inner::verify`), then evicts least recently used entries until the total fits the bound (the
     /// blob just stored is spared, so one larger than the whole bound stays until the next store).
     /// Storing a digest that is already present just marks it used.
     pub fn insert(&self, digest: &Digest, bytes: &[u8]) -> io::Result<()> {
@@ -187,7 +238,6 @@ impl Cache {
             .prefix(&digest.to_hex())
             .tempfile_in(&self.inner.tmp)?;
         file.write_all(bytes)?;
-        file.as_file().sync_data()?;
         self.commit(digest, file.into_temp_path(), bytes.len() as u64)
     }
 
@@ -208,7 +258,6 @@ impl Cache {
             }
             Err(e) => return Err(e),
         }
-        File::open(&tmp)?.sync_data()?;
         self.commit(digest, tmp, size)
     }
 
@@ -247,13 +296,14 @@ impl Cache {
         self.len() == 0
     }
 
-    /// Marks `digest` most recently used if it is present (in memory and in its file's mtime).
-    fn mark_used(&self, digest: &Digest) -> bool {
-        let present = self.inner.lock().lru.get(digest).is_some();
-        if present {
+    /// Marks `digest` most recently used if it is present (in memory, and in its file's mtime
+    /// every [`TOUCH_EVERY`]).
+    pub fn mark_used(&self, digest: &Digest) -> bool {
+        let used = self.inner.lock().used(digest);
+        if used == Some(true) {
             touch(File::open(self.inner.path_of(digest)));
         }
-        present
+        used.is_some()
     }
 
     /// Seals the complete temp file `tmp` ([`seal`]), renames it into place and indexes it.
@@ -266,7 +316,8 @@ impl Cache {
             return Ok(()); // stored by a concurrent job meanwhile; `tmp` is deleted on drop
         }
         tmp.persist(&dest).map_err(|e| e.error)?;
-        state.lru.put(*digest, size);
+        let touched = SystemTime::now();
+        state.lru.put(*digest, Blob { size, touched });
         state.total += size;
         self.inner.evict(&mut state, true);
         Ok(())
@@ -312,6 +363,22 @@ fn sealed_owner() -> Option<u32> {
     nix::unistd::geteuid().is_root().then_some(BLOB_OWNER)
 }
 
+impl State {
+    /// Marks `digest` most recently used; whether its file's mtime is due to follow (then the
+    /// caller sets it). `None` if it is not cached.
+    fn used(&mut self, digest: &Digest) -> Option<bool> {
+        let blob = self.lru.get_mut(digest)?;
+        let now = SystemTime::now();
+        let due = now
+            .duration_since(blob.touched)
+            .map_or(true, |age| age >= TOUCH_EVERY);
+        if due {
+            blob.touched = now;
+        }
+        Some(due)
+    }
+}
+
 impl Inner {
     fn lock(&self) -> MutexGuard<'_, State> {
         self.state.lock().unwrap_or_else(PoisonError::into_inner)
@@ -323,30 +390,30 @@ impl Inner {
     }
 
     /// If `digest` is cached, marks it most recently used and applies `f` to its path under the
-    /// lock (so no eviction races it). `None` if absent or if its file has vanished (then it is
-    /// also dropped from the index).
+    /// lock (so no eviction races it), with whether its file's mtime is due to follow. `None` if
+    /// absent or if its file has vanished (then it is also dropped from the index).
     fn use_blob<T>(
         &self,
         digest: &Digest,
         f: impl FnOnce(&Path) -> io::Result<T>,
-    ) -> io::Result<Option<T>> {
+    ) -> io::Result<Option<(T, bool)>> {
         let path = self.path_of(digest);
         if self.lock().unverified.contains(digest) {
             self.verify(digest, &path);
         }
         let mut state = self.lock();
-        if state.lru.get(digest).is_none() {
+        let Some(due) = state.used(digest) else {
             return Ok(None);
-        }
+        };
         match f(&path) {
             Err(e) if e.kind() == io::ErrorKind::NotFound && !path.exists() => {
                 warn!(%digest, "cached file vanished; dropping it from the index");
-                if let Some(size) = state.lru.pop(digest) {
-                    state.total -= size;
+                if let Some(blob) = state.lru.pop(digest) {
+                    state.total -= blob.size;
                 }
                 Ok(None)
             }
-            result => result.map(Some),
+            result => result.map(|t| Some((t, due))),
         }
     }
 
@@ -359,8 +426,8 @@ impl Inner {
         state.unverified.remove(digest);
         if let Ok(false) = holds {
             warn!(%digest, "cached file does not hold what its name says; deleting it");
-            if let Some(size) = state.lru.pop(digest) {
-                state.total -= size;
+            if let Some(blob) = state.lru.pop(digest) {
+                state.total -= blob.size;
             }
             remove_junk(path, false);
         }
@@ -371,7 +438,7 @@ impl Inner {
     fn evict(&self, state: &mut State, spare_newest: bool) -> usize {
         let mut evicted = 0;
         while state.total > self.max_bytes && state.lru.len() > usize::from(spare_newest) {
-            let Some((digest, size)) = state.lru.pop_lru() else {
+            let Some((digest, Blob { size, .. })) = state.lru.pop_lru() else {
                 break;
             };
             state.total -= size;

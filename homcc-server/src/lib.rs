@@ -17,6 +17,7 @@ pub mod conn;
 pub mod ending;
 pub mod fill;
 pub mod jobroot;
+pub mod negotiate;
 pub mod queue;
 pub mod request;
 pub mod sandbox;

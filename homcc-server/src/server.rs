@@ -155,6 +155,25 @@ pub struct Record {
     pub queued_ms: u64,
     /// When it took its compile slot.
     pub started: Option<std::time::Instant>,
+    /// Where the session's time went, phase by phase (homccd logs it at debug).
+    pub phases: Vec<(&'static str, std::time::Duration)>,
+}
+
+impl Record {
+    /// Ends phase `name`, which began at `*since`; the next begins now.
+    pub fn phase(&mut self, name: &'static str, since: &mut std::time::Instant) {
+        let now = std::time::Instant::now();
+        self.phases.push((name, now - *since));
+        *since = now;
+    }
+
+    /// The phases as `name=1.23ms` words.
+    pub fn shown_phases(&self) -> String {
+        let words: Vec<String> = (self.phases.iter())
+            .map(|(name, took)| format!("{name}={:.2}ms", took.as_secs_f64() * 1000.0))
+            .collect();
+        words.join(" ")
+    }
 }
 
 /// What the server did and does: its finished connections, and (from its scheduler) the

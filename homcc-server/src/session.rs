@@ -3,18 +3,11 @@
 //! for a compile slot if none is free, run the compiler hermetically while sending heartbeats,
 //! send the result.
 
-use std::{
-    collections::HashSet,
-    net::SocketAddr,
-    path::{Path, PathBuf},
-    sync::Arc,
-    time::Instant,
-};
+use std::{net::SocketAddr, path::PathBuf, sync::Arc, time::Instant};
 
 use homcc_proto::{
-    codec::{decode_chunk, encode_chunk},
-    policy, ClientMessage, CodecError, CompileRequest, CompileResult, Digest, Need, RefusalReason,
-    ServerMessage, PROTOCOL_VERSION,
+    policy, ClientMessage, CodecError, CompileRequest, CompileResult, RefusalReason, ServerMessage,
+    PROTOCOL_VERSION,
 };
 use tokio::net::TcpStream;
 
@@ -23,10 +16,10 @@ use crate::{
     auth,
     compile::{self, CompileError, Invocation},
     compilers::Resolved,
-    conn::{Conn, Stalled},
+    conn::Conn,
     ending::{bad_frame, internal, invalid, paused, refuse, Ending},
-    fill::Filler,
     jobroot::{self, JobRoot},
+    negotiate::negotiate,
     queue::{Admission, Slot, Uploading},
     request::{self, DirCount},
     server::{Record, State},
@@ -49,7 +42,8 @@ pub async fn serve(stream: TcpStream, peer: SocketAddr, state: Arc<State>) {
         ..Record::default()
     };
     let mut unread = false;
-    let outcome = handle(&mut conn, peer, &state, &mut record).await;
+    let mut since = started;
+    let outcome = handle(&mut conn, peer, &state, &mut record, &mut since).await;
     let ending = match paused(outcome).await {
         Ok((result, job)) => {
             record.outcome = format!("exit {}", result.exit_code);
@@ -58,6 +52,7 @@ pub async fn serve(stream: TcpStream, peer: SocketAddr, state: Arc<State>) {
                 .await
                 .err()
                 .map(|e| e.to_string());
+            record.phase("reply", &mut since);
             // Deleting the job root takes a while; the client has its result already.
             tokio::task::spawn_blocking(move || drop(job));
             sent
@@ -89,6 +84,7 @@ pub async fn serve(stream: TcpStream, peer: SocketAddr, state: Arc<State>) {
         files = record.files, blobs_in = record.blobs_in, bytes_in = record.bytes_in,
         bytes_out = record.bytes_out, queued_ms = record.queued_ms, compile_ms = record.compile_ms, ms = started.elapsed().as_millis() as u64, "compile"
     );
+    tracing::debug!(client = %peer, output = %record.output, phases = %record.shown_phases(), "compile phases");
     state.stats.record(record);
     if unread {
         conn.close_unread().await;
@@ -101,11 +97,13 @@ async fn handle(
     peer: SocketAddr,
     state: &State,
     record: &mut Record,
+    since: &mut Instant,
 ) -> Result<(CompileResult, JobRoot), Ending> {
     if let Some(token) = &state.config.auth {
         auth::authenticate(conn, token, peer, state.config.max_frame).await?;
     }
     let req = read_request(conn).await?;
+    record.phase("request", since);
     // The client's strings, shown as one short line each: a log line is never forged.
     record.compiler = request::shown(&req.compiler.to_string());
     record.output = (req.outputs.first())
@@ -115,26 +113,33 @@ async fn handle(
     // A place, held until the compile is done: waiting counts as much as running. While the
     // files upload it is provisional (`queue`): a compile that has its files may take it.
     let (uploading, compiler, dirs) = admit(state, peer, &req).await?;
+    record.phase("admit", since);
     // File work (directories, hard links, copies) blocks: off the async threads' duty.
     let (job, cwd) = tokio::task::block_in_place(|| jobroot::for_request(&state.jobs_dir, &req))?;
+    record.phase("root", since);
     negotiate(conn, state, (&req, dirs), &job, record).await?;
+    record.phase("files", since);
     let admission =
         (uploading.uploaded()).map_err(|full| refuse(RefusalReason::Busy, full.to_string()))?;
     let (outputs, invocation) =
         tokio::task::block_in_place(|| invocation(state, &req, &compiler, &job, cwd))?;
+    record.phase("prepare", since);
     let queued = Instant::now();
     let _slot = take_slot(conn, state, &admission).await?;
     let compile_started = Instant::now();
     record.queued_ms = (compile_started - queued).as_millis() as u64;
     record.started = Some(compile_started);
+    record.phase("slot", since);
     let finished = run_with_heartbeats(conn, state, invocation).await?;
     record.compile_ms = compile_started.elapsed().as_millis() as u64;
+    record.phase("compile", since);
     let (compression, max) = (req.compression, state.config.limits.output_size);
     // Outputs may be hundreds of MB: read and compressed off the async threads.
     let outputs =
         tokio::task::spawn_blocking(move || jobroot::collect_outputs(outputs, compression, max))
             .await
             .map_err(internal)??;
+    record.phase("outputs", since);
     let result = CompileResult {
         exit_code: finished.exit_code,
         stdout: job.unmap_text(&finished.stdout),
@@ -231,222 +236,6 @@ fn version_refusal(client: u32) -> Ending {
         RefusalReason::Version { server: PROTOCOL_VERSION },
         format!("protocol version {client} not spoken there (server speaks {PROTOCOL_VERSION}): use the same homcc release on both sides"),
     )
-}
-
-/// Places every manifest file, asking the client for what the cache lacks, until the root is full.
-async fn negotiate(
-    conn: &mut Conn,
-    state: &State,
-    (req, mut dirs): (&CompileRequest, DirCount),
-    job: &JobRoot,
-    record: &mut Record,
-) -> Result<(), Ending> {
-    let cache = &state.cache;
-    let limits = &state.config.limits;
-    let mut filler = Filler::new(job, cache);
-    let mut upload = 0u64;
-    if req.manifest.len() > limits.manifest_entries {
-        return Err(too_many_files(req.manifest.len(), limits));
-    }
-    // Thousands of hard links: blocking file work.
-    let mut unknown_chunks =
-        tokio::task::block_in_place(|| place_manifest(req, cache, &mut filler, &mut dirs, limits))?;
-    let mut first = true;
-    loop {
-        let need = Need {
-            chunks: std::mem::take(&mut unknown_chunks),
-            blobs: filler.take_unrequested(),
-        };
-        for digest in &need.blobs {
-            let size = filler.expected_size(digest).unwrap_or(0);
-            if size > limits.file_size {
-                return Err(refuse(
-                    RefusalReason::Limit,
-                    format!(
-                        "a file of {size} bytes is larger than {} bytes (max_file_size)",
-                        limits.file_size
-                    ),
-                ));
-            }
-            upload = upload.saturating_add(size);
-            if upload > limits.upload_size {
-                return Err(refuse(
-                    RefusalReason::Limit,
-                    format!(
-                        "the files to upload are larger than {} bytes together (max_upload_size)",
-                        limits.upload_size
-                    ),
-                ));
-            }
-        }
-        if first || !need.is_empty() {
-            conn.send(ServerMessage::Need(need.clone()))
-                .await
-                .map_err(|e| Ending::Lost(e.to_string()))?;
-            first = false;
-        }
-        receive(conn, state, &need, (&mut filler, &mut dirs), record).await?;
-        if filler.waiting_on_others() {
-            // Other clients' uploads may take long on thin links: heartbeats keep ours waiting.
-            conn.with_heartbeats(filler.await_other_jobs(state.config.idle_timeout / 2))
-                .await?
-                .map_err(invalid)?;
-        }
-        if !filler.waiting_on_others() && unknown_chunks.is_empty() && !filler.has_unrequested() {
-            break;
-        }
-    }
-    record.files = filler.files;
-    Ok(())
-}
-
-/// Caches the inline chunks and places the files of every chunk the cache has; returns the
-/// chunks it lacks.
-fn place_manifest(
-    req: &CompileRequest,
-    cache: &crate::cache::Cache,
-    filler: &mut Filler<'_>,
-    dirs: &mut DirCount,
-    limits: &crate::server::Limits,
-) -> Result<Vec<Digest>, Ending> {
-    let mut unknown_chunks = Vec::new();
-    for chunk_ref in &req.manifest {
-        match &chunk_ref.inline {
-            Some(chunk) => {
-                let bytes = encode_chunk(chunk);
-                if Digest::of(&bytes) != chunk_ref.digest {
-                    return Err(invalid(format!(
-                        "chunk {} does not match its digest",
-                        chunk.dir
-                    )));
-                }
-                fits(filler, dirs, chunk, limits)?;
-                cache.insert(&chunk_ref.digest, &bytes).map_err(internal)?;
-                filler.add_chunk(chunk).map_err(invalid)?;
-            }
-            None => match cache.read(&chunk_ref.digest).map_err(internal)? {
-                Some(bytes) => {
-                    let chunk = decode_chunk(&bytes).map_err(internal)?;
-                    fits(filler, dirs, &chunk, limits)?;
-                    filler.add_chunk(&chunk).map_err(invalid)?;
-                }
-                None => unknown_chunks.push(chunk_ref.digest),
-            },
-        }
-    }
-    Ok(unknown_chunks)
-}
-
-/// Refuses a chunk that would take the manifest over `max_manifest_entries` files or the job's
-/// directories over their bounds (`request::DirCount`), before anything of it is cached or
-/// placed (a refused request leaves nothing behind): every chunk, inline, cached or uploaded,
-/// passes here before `Filler::add_chunk`.
-fn fits(
-    filler: &Filler<'_>,
-    dirs: &mut DirCount,
-    chunk: &homcc_proto::Chunk,
-    limits: &crate::server::Limits,
-) -> Result<(), Ending> {
-    let count = filler.files.saturating_add(chunk.files.len());
-    if count > limits.manifest_entries {
-        return Err(too_many_files(count, limits));
-    }
-    *dirs = dirs.add(Path::new(&chunk.dir), limits)?;
-    Ok(())
-}
-
-fn too_many_files(count: usize, limits: &crate::server::Limits) -> Ending {
-    refuse(
-        RefusalReason::Limit,
-        format!(
-            "the manifest lists {count} files, more than {} (max_manifest_entries)",
-            limits.manifest_entries
-        ),
-    )
-}
-
-/// Reads the client's uploads until everything `need` named has arrived.
-async fn receive(
-    conn: &mut Conn,
-    state: &State,
-    need: &Need,
-    (filler, dirs): (&mut Filler<'_>, &mut DirCount),
-    record: &mut Record,
-) -> Result<(), Ending> {
-    let mut chunks: HashSet<Digest> = need.chunks.iter().copied().collect();
-    let mut blobs: HashSet<Digest> = need.blobs.iter().copied().collect();
-    let pace = conn.pace(state.config.min_upload_rate);
-    while !chunks.is_empty() || !blobs.is_empty() {
-        let frame = conn.next_paced(&pace).await.map_err(|stalled| match stalled {
-            Stalled::Silent => {
-                Ending::Lost(format!("upload silent for {} s", conn.idle().as_secs()))
-            }
-            Stalled::Slow(rate) => refuse(
-                RefusalReason::Timeout,
-                format!("the upload averaged less than {rate} bytes/s (min_upload_rate): too slow a link to compile here"),
-            ),
-        })?;
-        match frame {
-            None => {
-                return Err(Ending::Lost(
-                    "client closed the connection during the upload".into(),
-                ))
-            }
-            Some(Err(e)) => return Err(bad_frame(e)),
-            Some(Ok(ClientMessage::Chunks(list))) => tokio::task::block_in_place(|| {
-                for chunk in list {
-                    let bytes = encode_chunk(&chunk);
-                    let digest = Digest::of(&bytes);
-                    if !chunks.remove(&digest) {
-                        return Err(invalid(format!("chunk {} was not asked for", chunk.dir)));
-                    }
-                    fits(filler, dirs, &chunk, &state.config.limits)?;
-                    state.cache.insert(&digest, &bytes).map_err(internal)?;
-                    filler.add_chunk(&chunk).map_err(invalid)?;
-                    record.chunks_in += 1;
-                }
-                Ok(())
-            })?,
-            Some(Ok(ClientMessage::Blob(blob))) => {
-                if !blobs.remove(&blob.digest) {
-                    return Err(invalid(format!("blob {} was not asked for", blob.digest)));
-                }
-                let size = filler.expected_size(&blob.digest).unwrap_or(0);
-                if blob.payload.size != size {
-                    return Err(invalid(format!(
-                        "blob {} is {} bytes, the manifest says {size}",
-                        blob.digest, blob.payload.size
-                    )));
-                }
-                let digest = blob.digest;
-                // The file unpacked beside the payload, until it is written.
-                let unpacked = usize::try_from(size).unwrap_or(usize::MAX);
-                let _memory = (state.frame_memory)
-                    .take(unpacked.saturating_add(blob.payload.data.len()))
-                    .map_err(bad_frame)?;
-                let bytes = tokio::task::spawn_blocking(move || {
-                    let bytes = blob.payload.unpack(size)?;
-                    Ok::<_, homcc_proto::CompressionError>(
-                        (Digest::of(&bytes) == digest).then_some(bytes),
-                    )
-                })
-                .await
-                .map_err(internal)?
-                .map_err(invalid)?
-                .ok_or_else(|| invalid(format!("blob {digest} does not match its digest")))?;
-                tokio::task::block_in_place(|| filler.complete_upload(&digest, &bytes))
-                    .map_err(invalid)?;
-                record.blobs_in += 1;
-            }
-            Some(Ok(ClientMessage::Compile(_))) => {
-                return Err(invalid("a second Compile request on one connection"))
-            }
-            Some(Ok(ClientMessage::Auth { .. })) => {
-                return Err(invalid("an Auth frame during the upload"))
-            }
-        }
-    }
-    Ok(())
 }
 
 /// A compile slot: at once if one is free and no one waits before this compile, else after

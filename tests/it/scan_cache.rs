@@ -241,6 +241,31 @@ fn a_header_that_include_next_finds_earlier() {
     );
 }
 
+#[test]
+fn a_header_that_a_computed_include_finds_earlier() {
+    // As git's sha1dc/sha1.h: `#include MACRO`, the name given by -D.
+    let setup = |p: &Project| {
+        mkdirs(p, &["early", "late/sub"]);
+        p.write("t.c", "#include \"late/a.h\"\nint v = X;\n");
+        p.write("late/a.h", "#include HEADER\n");
+        p.write("late/sub/x.h", "#define X 1\n");
+    };
+    let change = |p: &Project| {
+        mkdirs(p, &["early/sub"]);
+        p.write("early/sub/x.h", "#define X 2\n");
+    };
+    let args = [
+        "-Iearly",
+        "-Ilate",
+        "-DHEADER=<sub/x.h>",
+        "-c",
+        "t.c",
+        "-o",
+        "t.o",
+    ];
+    trap("gcc", &args, setup, change, [NONE; 2]);
+}
+
 /// Gives `file` the modification time of `like` (the change time follows the clock).
 fn same_mtime(file: &Path, like: &Path) {
     let mtime = std::fs::metadata(like).unwrap().modified().unwrap();

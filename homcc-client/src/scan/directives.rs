@@ -1,8 +1,9 @@
 //! The header names a file may look up: every `#include`, `#include_next` and `#import`, and
 //! every literal `__has_include(...)` (also through an alias such as glibc's
 //! `__glibc_has_include`). The scan cache re-checks where each name would be found; it may use a
-//! recorded scan only if it knows every name the preprocessor may have searched for, so a lookup
-//! it cannot name (`#include MACRO`, `__has_include(MACRO)`) makes the file's compile uncacheable.
+//! recorded scan only if it knows every name the preprocessor may have searched for: a computed
+//! `#include MACRO` is marked as such (the name it found is among the files read: `probes`), and
+//! a lookup that may find nothing it read (`__has_include(MACRO)`) makes the compile uncacheable.
 //!
 //! A small lexer, erring on the side of more names: comments, string and character literals,
 //! raw strings and pp-numbers are skipped as the preprocessor skips them (so a `/*` in a string
@@ -24,7 +25,9 @@ pub enum Delimiter {
 /// One name a file may look up.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct Lookup {
-    pub name: Vec<u8>,
+    /// `None` for a computed include (`#include MACRO`), whose name is known only to the
+    /// preprocessor.
+    pub name: Option<Vec<u8>>,
     pub delimiter: Delimiter,
     /// `#include_next`, `__has_include_next`: the search starts after the includer's own
     /// directory in the list, which only the whole list covers.
@@ -37,7 +40,7 @@ impl Lookup {
     /// A name as `#include` looks it up.
     pub fn include(name: &[u8], delimiter: Delimiter) -> Lookup {
         Lookup {
-            name: name.to_vec(),
+            name: Some(name.to_vec()),
             delimiter,
             next: false,
             existence: false,
@@ -96,13 +99,11 @@ fn unspliced(text: &[u8]) -> Cow<'_, [u8]> {
 /// What the current directive line is, for telling a use of `__has_include` from a test or a
 /// definition of it.
 #[derive(Debug, Default)]
-struct Line {
+struct Line<'a> {
     /// The directive's name, when the line is a directive.
-    directive: Option<Vec<u8>>,
-    /// For `#define`: the macro's name, once read.
-    defines: Option<Vec<u8>>,
-    /// The identifier before the current one on this line.
-    previous: Option<Vec<u8>>,
+    directive: Option<&'a [u8]>,
+    /// The line is `#define NAME ...` with `has_include` in `NAME` (an alias of it).
+    defines_has_include: bool,
 }
 
 struct Lexer<'a> {
@@ -110,9 +111,29 @@ struct Lexer<'a> {
     at: usize,
     /// Nothing but whitespace and comments since the last newline.
     line_start: bool,
-    line: Line,
+    line: Line<'a>,
     found: Vec<Lookup>,
 }
+
+/// What a byte is to the lexer's fast path: a blank, plain code, or one it must look at.
+const BLANK: u8 = 0;
+const CODE: u8 = 1;
+const SPECIAL: u8 = 2;
+static CLASS: [u8; 256] = {
+    let mut class = [CODE; 256];
+    let (blanks, specials) = (b" \t\r\x0b\x0c", b"\n/\"'#%");
+    let mut i = 0;
+    while i < blanks.len() {
+        class[blanks[i] as usize] = BLANK;
+        i += 1;
+    }
+    i = 0;
+    while i < specials.len() {
+        class[specials[i] as usize] = SPECIAL;
+        i += 1;
+    }
+    class
+};
 
 fn is_ident_start(b: u8) -> bool {
     b.is_ascii_alphabetic() || b == b'_' || b == b'$' || b >= 0x80
@@ -122,31 +143,59 @@ fn is_ident(b: u8) -> bool {
     is_ident_start(b) || b.is_ascii_digit()
 }
 
-impl Lexer<'_> {
+impl<'a> Lexer<'a> {
     fn peek(&self, ahead: usize) -> Option<u8> {
         self.text.get(self.at + ahead).copied()
     }
 
     fn run(&mut self) -> Result<(), String> {
-        while let Some(b) = self.peek(0) {
+        let text = self.text;
+        // Where each identifier with `has_include` in it starts: the only identifiers looked at.
+        let mut uses = memchr::memmem::find_iter(text, b"has_include")
+            .map(|at| {
+                at - (text[..at].iter().rev())
+                    .take_while(|&&b| is_ident(b))
+                    .count()
+            })
+            .peekable();
+        while self.at < text.len() {
+            while uses.next_if(|&at| at < self.at).is_some() {}
+            let next_use = uses.peek().copied().unwrap_or(usize::MAX);
+            // Plain code and blanks, up to the next byte that matters.
+            let mut code = false;
+            while self.at < text.len() && self.at != next_use {
+                match CLASS[usize::from(text[self.at])] {
+                    SPECIAL => break,
+                    class => code |= class == CODE,
+                }
+                self.at += 1;
+            }
+            if code {
+                self.line_start = false;
+            }
+            if self.at == next_use {
+                self.line_start = false;
+                let ident = self.read_identifier();
+                self.has_include(ident)?;
+                continue;
+            }
+            let Some(b) = self.peek(0) else { break };
             match b {
                 b'\n' => {
                     self.at += 1;
                     self.line_start = true;
                     self.line = Line::default();
                 }
-                b' ' | b'\t' | b'\r' | b'\x0b' | b'\x0c' => self.at += 1,
                 b'/' if self.peek(1) == Some(b'/') => self.skip_to_newline(),
                 b'/' if self.peek(1) == Some(b'*') => self.skip_block_comment(),
+                b'"' if self.raw_string_prefix() => self.skip_raw_string(),
+                b'\'' if self.digit_separator() => self.at += 1,
                 b'"' | b'\'' => {
                     self.line_start = false;
                     self.skip_literal(b);
                 }
                 b'#' if self.line_start => self.directive(1)?,
                 b'%' if self.line_start && self.peek(1) == Some(b':') => self.directive(2)?,
-                b'.' if self.peek(1).is_some_and(|d| d.is_ascii_digit()) => self.pp_number(),
-                b'0'..=b'9' => self.pp_number(),
-                b if is_ident_start(b) => self.identifier()?,
                 _ => {
                     self.line_start = false;
                     self.at += 1;
@@ -154,6 +203,37 @@ impl Lexer<'_> {
             }
         }
         Ok(())
+    }
+
+    /// The identifier that ends at the cursor (empty if none).
+    fn identifier_before(&self) -> &'a [u8] {
+        let len = (self.text[..self.at].iter().rev())
+            .take_while(|&&b| is_ident(b))
+            .count();
+        &self.text[self.at - len..self.at]
+    }
+
+    /// Whether the `"` at the cursor opens a raw string: `R`, `LR`, `uR`, `UR` or `u8R` before it.
+    fn raw_string_prefix(&self) -> bool {
+        matches!(
+            self.identifier_before(),
+            b"R" | b"LR" | b"uR" | b"UR" | b"u8R"
+        )
+    }
+
+    /// Whether the `'` at the cursor separates digits (`1'000`, `0x1p-3'f`): a preprocessing
+    /// number (digits first) before it, and a digit or letter after.
+    fn digit_separator(&self) -> bool {
+        let len = (self.text[..self.at].iter().rev())
+            .take_while(|&&b| is_ident(b) || b == b'.')
+            .count();
+        let number = &self.text[self.at - len..self.at];
+        let starts_number = match number {
+            [d, ..] if d.is_ascii_digit() => true,
+            [b'.', d, ..] => d.is_ascii_digit(),
+            _ => false,
+        };
+        starts_number && self.peek(1).is_some_and(is_ident)
     }
 
     fn skip_to_newline(&mut self) {
@@ -211,49 +291,13 @@ impl Lexer<'_> {
             .map_or(self.text.len(), |end| body + end + close.len());
     }
 
-    /// A preprocessing number (`1'000`, `0x1p-3`, `1.e+5`): its `'` and signs are not literals.
-    fn pp_number(&mut self) {
-        self.line_start = false;
-        self.at += 1;
-        while let Some(b) = self.peek(0) {
-            let sign = (b == b'+' || b == b'-')
-                && matches!(self.text[self.at - 1], b'e' | b'E' | b'p' | b'P');
-            let separator = b == b'\'' && self.peek(1).is_some_and(is_ident);
-            if !(is_ident(b) || b == b'.' || sign || separator) {
-                return;
-            }
-            self.at += if separator { 2 } else { 1 };
-        }
-    }
-
-    fn read_identifier(&mut self) -> &[u8] {
+    fn read_identifier(&mut self) -> &'a [u8] {
         let start = self.at;
-        while self.peek(0).is_some_and(is_ident) {
-            self.at += 1;
-        }
+        let len = (self.text[start..].iter())
+            .position(|&b| !is_ident(b))
+            .unwrap_or(self.text.len() - start);
+        self.at += len;
         &self.text[start..self.at]
-    }
-
-    fn identifier(&mut self) -> Result<(), String> {
-        self.line_start = false;
-        let ident = self.read_identifier().to_vec();
-        match self.peek(0) {
-            Some(b'"') if matches!(&ident[..], b"R" | b"LR" | b"uR" | b"UR" | b"u8R") => {
-                self.skip_raw_string();
-            }
-            Some(q @ (b'"' | b'\'')) if matches!(&ident[..], b"L" | b"u" | b"U" | b"u8") => {
-                self.skip_literal(q);
-            }
-            _ if memchr::memmem::find(&ident, b"has_include").is_some() => {
-                self.has_include(&ident)?;
-            }
-            _ => {}
-        }
-        if self.line.directive.as_deref() == Some(b"define") && self.line.defines.is_none() {
-            self.line.defines = Some(ident.clone());
-        }
-        self.line.previous = Some(ident);
-        Ok(())
     }
 
     /// Skips blanks and comments within the line.
@@ -296,19 +340,27 @@ impl Lexer<'_> {
         if !self.peek(0).is_some_and(is_ident_start) {
             return Ok(());
         }
-        let name = self.read_identifier().to_vec();
+        let name = self.read_identifier();
         let next = name == b"include_next";
         if next || name == b"include" || name == b"import" {
             self.skip_blanks();
-            let Some((header, delimiter)) = self.header_name() else {
-                return Err("an #include of a macro (a computed include)".into());
+            let (name, delimiter) = match self.header_name() {
+                Some((header, delimiter)) => (Some(header), delimiter),
+                None => (None, Delimiter::Quote),
             };
             self.found.push(Lookup {
-                name: header,
+                name,
                 delimiter,
                 next,
                 existence: false,
             });
+        }
+        if name == b"define" {
+            self.skip_blanks();
+            let defines = self.read_identifier();
+            if memchr::memmem::find(defines, b"has_include").is_some() {
+                self.line.defines_has_include = true;
+            }
         }
         self.line.directive = Some(name);
         Ok(())
@@ -328,7 +380,7 @@ impl Lexer<'_> {
                 if self.peek(0) == Some(b')') {
                     self.at += 1;
                     self.found.push(Lookup {
-                        name,
+                        name: Some(name),
                         delimiter,
                         next: ident.ends_with(b"_next"),
                         existence: true,
@@ -338,13 +390,16 @@ impl Lexer<'_> {
             }
         }
         self.at = after_ident;
-        let directive = self.line.directive.as_deref();
+        let directive = self.line.directive;
+        let start = after_ident - ident.len();
+        let before = self.text[..start].trim_ascii_end();
+        let before = before.strip_suffix(b"(").unwrap_or(before).trim_ascii_end();
         let tested = matches!(directive, Some(b"ifdef" | b"ifndef" | b"undef"))
-            || self.line.previous.as_deref() == Some(b"defined");
-        let defined = directive == Some(b"define")
-            && (self.line.defines.is_none()
-                || (self.line.defines.as_deref())
-                    .is_some_and(|d| memchr::memmem::find(d, b"has_include").is_some()));
+            || before.ends_with(b"defined")
+                && !before[..before.len() - 7]
+                    .last()
+                    .is_some_and(|&b| is_ident(b));
+        let defined = directive == Some(b"define") && self.line.defines_has_include;
         if tested || defined {
             return Ok(());
         }

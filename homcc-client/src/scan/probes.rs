@@ -4,6 +4,11 @@
 //! valid while every such path still exists or not as recorded: then each lookup finds what it
 //! found, and (with every listed file unchanged) the preprocessor reads the same files.
 //!
+//! A computed include (`#include MACRO`) found, if it ran, one of the files read, by a name
+//! that is that file's path after one of the directories searched: every such name is tried.
+//! That holds where the compiler names a file by the path it built (gcc); clang names a file by
+//! the first path it met it under, so a computed include makes its compile uncacheable.
+//!
 //! Recording races with the tree: a lookup the compiler made may be answered otherwise a moment
 //! later, when the paths are tried here. So a path that exists here but was not read must have
 //! been there, unchanged, since before the scan (its stamp settled), a directory the compiler
@@ -14,7 +19,7 @@
 use std::{
     collections::{HashMap, HashSet},
     ffi::OsStr,
-    os::unix::ffi::OsStrExt,
+    os::unix::ffi::{OsStrExt, OsStringExt},
     path::{Path, PathBuf},
     time::SystemTime,
 };
@@ -77,6 +82,9 @@ pub struct Lookups<'a> {
     pub forced: Vec<PathBuf>,
     /// Headers the compiler includes on its own (`stdc-predef.h`): searched like `<name>`.
     pub implicit: Vec<PathBuf>,
+    /// Whether the compiler names each file read by the path it built (gcc), so that the name
+    /// a computed include used can be told from the files read.
+    pub paths_as_built: bool,
 }
 
 /// The probes of every lookup, or why the scan cannot be recorded.
@@ -87,9 +95,14 @@ pub fn probes(lookups: &Lookups<'_>, scan_start: SystemTime) -> Result<Vec<Probe
     let mut walk = Walk {
         search: lookups.search,
         cwd: lookups.cwd,
+        read: (lookups.files.iter())
+            .map(|(path, _)| lookups.cwd.join(path))
+            .collect(),
+        paths_as_built: lookups.paths_as_built,
         listed,
         scan_start,
         tried: HashMap::new(),
+        missing: HashSet::new(),
         probes: Vec::new(),
     };
     for dir in &lookups.search.missing {
@@ -120,11 +133,16 @@ pub fn probes(lookups: &Lookups<'_>, scan_start: SystemTime) -> Result<Vec<Probe
 struct Walk<'a> {
     search: &'a SearchList,
     cwd: &'a Path,
+    /// The files read, as the compiler named them, from the working directory.
+    read: Vec<PathBuf>,
+    paths_as_built: bool,
     /// The files read, absolute and normal.
     listed: HashSet<PathBuf>,
     scan_start: SystemTime,
     /// Each path tried so far, and whether a file is there.
     tried: HashMap<PathBuf, bool>,
+    /// Directories found missing: nothing below them needs a probe of its own.
+    missing: HashSet<PathBuf>,
     probes: Vec<Probe>,
 }
 
@@ -134,16 +152,61 @@ impl Walk<'_> {
     /// up to the first file found, or through every directory for `_next` (which starts after
     /// the includer's place in the list).
     fn lookup(&mut self, includer: &Path, lookup: &Lookup) -> Result<(), String> {
-        let name = Path::new(OsStr::from_bytes(&lookup.name));
-        let search = self.search;
-        let quoted = lookup.next || lookup.delimiter == Delimiter::Quote;
-        let dirs = (quoted.then_some(includer).into_iter())
-            .chain(search.quote.iter().filter(|_| quoted).map(PathBuf::as_path))
-            .chain(search.bracket.iter().map(PathBuf::as_path));
-        for dir in dirs {
-            let path = self.cwd.join(dir).join(name);
+        let Some(name) = &lookup.name else {
+            return self.computed(includer, lookup.next);
+        };
+        let name = Path::new(OsStr::from_bytes(name));
+        for dir in self.dirs(
+            includer,
+            lookup.next || lookup.delimiter == Delimiter::Quote,
+        ) {
+            let path = dir.join(name);
             if self.try_path(&path, lookup.existence)? && !lookup.next {
                 break;
+            }
+        }
+        Ok(())
+    }
+
+    /// The directories a lookup from a file in `includer` searches, in order: for `"name"`
+    /// (`quoted`) the includer's, the quote dirs and the bracket dirs, else the bracket dirs.
+    fn dirs(&self, includer: &Path, quoted: bool) -> Vec<PathBuf> {
+        let search = self.search;
+        (quoted.then_some(includer).into_iter())
+            .chain(search.quote.iter().filter(|_| quoted).map(PathBuf::as_path))
+            .chain(search.bracket.iter().map(PathBuf::as_path))
+            .map(|dir| self.cwd.join(dir))
+            .collect()
+    }
+
+    /// Tries, for a computed include in `includer`, every name it may have used (each file read,
+    /// after each directory it searches: `x.h` of `dir/x.h` found in `dir`), in either form.
+    fn computed(&mut self, includer: &Path, next: bool) -> Result<(), String> {
+        if !self.paths_as_built {
+            return Err("a computed include (#include MACRO), with clang".into());
+        }
+        let mut names = Vec::new();
+        for dir in self.dirs(includer, true) {
+            let mut prefix = dir.into_os_string().into_vec();
+            if !prefix.ends_with(b"/") {
+                prefix.push(b'/');
+            }
+            for file in &self.read {
+                if let Some(name) = file.as_os_str().as_bytes().strip_prefix(&prefix[..]) {
+                    names.push(name.to_vec());
+                }
+            }
+        }
+        names.sort();
+        names.dedup();
+        // The macro may have given "name" or <name>, whose searches stop at different files.
+        for name in names {
+            for delimiter in [Delimiter::Quote, Delimiter::Angle] {
+                let lookup = Lookup {
+                    next,
+                    ..Lookup::include(&name, delimiter)
+                };
+                self.lookup(includer, &lookup)?;
             }
         }
         Ok(())
@@ -153,6 +216,13 @@ impl Walk<'_> {
     fn try_path(&mut self, path: &Path, existence: bool) -> Result<bool, String> {
         if let Some(&present) = self.tried.get(path) {
             return Ok(present);
+        }
+        if path
+            .ancestors()
+            .skip(1)
+            .any(|dir| self.missing.contains(dir))
+        {
+            return Ok(false);
         }
         let (present, meta) = found(path);
         let read = self.listed.contains(&absolute(Path::new("/"), path));
@@ -172,10 +242,26 @@ impl Walk<'_> {
             }
         }
         self.tried.insert(path.to_owned(), present);
-        self.probes.push(Probe {
-            path: path.to_owned(),
-            is: if present { Found::File } else { Found::NoFile },
-        });
+        // `bits/x.h` where there is no `bits/`: one probe of the missing directory covers every
+        // name below it.
+        let missing = (path.ancestors().skip(1))
+            .take_while(|dir| !dir.is_dir())
+            .last()
+            .filter(|_| meta.is_none());
+        let probe = match missing {
+            Some(dir) => {
+                self.missing.insert(dir.to_owned());
+                Probe {
+                    path: dir.to_owned(),
+                    is: Found::NoDir,
+                }
+            }
+            None => Probe {
+                path: path.to_owned(),
+                is: if present { Found::File } else { Found::NoFile },
+            },
+        };
+        self.probes.push(probe);
         Ok(present)
     }
 }

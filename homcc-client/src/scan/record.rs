@@ -57,6 +57,7 @@ pub(super) fn record(
         implicit: (info.implicit_includes.iter())
             .filter_map(|p| p.file_name().map(PathBuf::from))
             .collect(),
+        paths_as_built: !info.identity.is_clang(),
     };
     let probes = probes(&lookups, started)?;
     let driver_files = (listed.search.config_files.iter())

@@ -165,14 +165,31 @@ fn reopen_orders_recency_by_mtime() {
     let dir = tempfile::tempdir().unwrap();
     let blobs: Vec<_> = (0..3).map(|n| blob(n, 10)).collect();
     let cache = Cache::open(dir.path(), 1000).unwrap();
-    let long_ago = SystemTime::now() - Duration::from_secs(3600);
+    let long_ago = SystemTime::now() - 2 * TOUCH_EVERY;
     // Inserted 0, 1, 2 but with mtimes 2 < 1 < 0; then a read makes 2 the newest.
-    for (age, (d, bytes)) in [3, 2, 1].into_iter().zip(&blobs) {
+    let set_mtimes = || {
+        for (age, (d, _)) in [3, 2, 1].into_iter().zip(&blobs) {
+            let file = File::open(blob_path(dir.path(), d)).unwrap();
+            file.set_modified(long_ago + Duration::from_secs(age))
+                .unwrap();
+        }
+    };
+    for (d, bytes) in &blobs {
         cache.insert(d, bytes).unwrap();
-        let file = File::open(blob_path(dir.path(), d)).unwrap();
-        file.set_modified(long_ago + Duration::from_secs(age))
-            .unwrap();
     }
+    // Used within TOUCH_EVERY of its store, a blob's file is not written again.
+    set_mtimes();
+    assert!(cache.read(&blobs[2].0).unwrap().is_some());
+    let mtime = |d| {
+        fs::metadata(blob_path(dir.path(), d))
+            .unwrap()
+            .modified()
+            .unwrap()
+    };
+    assert_eq!(mtime(&blobs[2].0), long_ago + Duration::from_secs(1));
+    // Known (from a reopen) to have been used long ago, it is.
+    drop(cache);
+    let cache = Cache::open(dir.path(), 1000).unwrap();
     assert!(cache.read(&blobs[2].0).unwrap().is_some());
     drop(cache);
     let cache = Cache::open(dir.path(), 20).unwrap();

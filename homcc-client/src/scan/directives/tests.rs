@@ -8,7 +8,10 @@ fn names(text: &str) -> Result<Vec<String>, String> {
         found
             .iter()
             .map(|l| {
-                let name = String::from_utf8_lossy(&l.name);
+                let name = l
+                    .name
+                    .as_deref()
+                    .map_or("MACRO".into(), String::from_utf8_lossy);
                 let written = match l.delimiter {
                     Delimiter::Quote => format!("\"{name}\""),
                     Delimiter::Angle => format!("<{name}>"),
@@ -132,9 +135,17 @@ fn has_include_tested_or_defined_is_no_lookup() {
 }
 
 #[test]
+fn computed_includes_are_marked() {
+    check(
+        "#include FT_FREETYPE_H\n#include <a.h>",
+        &["\"MACRO\"", "<a.h>"],
+    );
+    check("#  include_next SOME(x)", &["next:\"MACRO\""]);
+    check("#include <unterminated\n", &["\"MACRO\""]);
+}
+
+#[test]
 fn lookups_that_cannot_be_named_are_refused() {
-    refused("#include FT_FREETYPE_H\n", "computed include");
-    refused("#include <unterminated\n", "computed include");
     refused(
         "#if __has_include(HEADER)\n",
         "__has_include with an argument",

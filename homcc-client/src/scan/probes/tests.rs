@@ -42,6 +42,7 @@ fn probes_of(
         files,
         forced: Vec::new(),
         implicit: Vec::new(),
+        paths_as_built: true,
     };
     let shown = |p: Probe| {
         (
@@ -169,4 +170,32 @@ fn probes_hold_until_the_tree_changes() {
     std::fs::create_dir(d.join("gone")).unwrap();
     std::fs::remove_file(d.join("a/x.h")).unwrap();
     assert!(!file.holds() && !nofile.holds() && !nodir.holds());
+}
+
+#[test]
+fn a_computed_include_tries_the_names_of_the_files_read() {
+    let dir = tree();
+    let d = dir.path();
+    std::fs::create_dir(d.join("b/sub")).unwrap();
+    std::fs::write(d.join("b/sub/x.h"), "").unwrap();
+    std::fs::write(d.join("src/t.c"), "").unwrap();
+    let computed = Lookup {
+        name: None,
+        ..lookup("", Delimiter::Quote)
+    };
+    let got = probes_of(d, vec![computed], &["b/sub/x.h"], later()).unwrap();
+    let tried: Vec<&str> = got.iter().map(|(p, _)| p.as_str()).collect();
+    // sub/x.h (its name after b/) and t.c (after src/), each everywhere "name" or <name> may
+    // have looked up to the first file; where there is no sub/, that is the probe.
+    let want = [
+        "gone",
+        "src/sub",
+        "q/sub",
+        "a/sub",
+        "b/sub/x.h",
+        "src/t.c",
+        "a/t.c",
+        "b/t.c",
+    ];
+    assert_eq!(tried, want);
 }
