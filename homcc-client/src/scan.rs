@@ -11,7 +11,6 @@
 
 use std::{
     ffi::{OsStr, OsString},
-    io::Read as _,
     os::unix::ffi::OsStrExt,
     path::{Path, PathBuf},
     process::{Command, Output, Stdio},
@@ -21,9 +20,8 @@ use std::{
 use anyhow::Context;
 use homcc_proto::{
     flags::{self, Token},
-    Digest, ManifestEntry,
+    ManifestEntry,
 };
-use rayon::prelude::*;
 
 use crate::{
     classify::{Depfile, RemoteJob},
@@ -32,12 +30,14 @@ use crate::{
     paths::absolute,
 };
 pub use cache::ScanCache;
-use cache::{Key, Read, Replay};
+use cache::{Key, Replay};
+use facts::ReadFile;
 use searchlist::SearchList;
 use stamp::Stamp;
 
 mod cache;
 mod directives;
+mod facts;
 pub mod markers;
 mod probes;
 mod record;
@@ -99,11 +99,15 @@ pub fn scan(
     cwd: &Path,
     cache: Option<&ScanCache>,
 ) -> Result<Scan, ScanError> {
+    let facts = cache.map(ScanCache::facts);
+    let read = |paths: &[PathBuf], names| {
+        facts::read_files(cwd, paths, facts, names).map_err(ScanError::Other)
+    };
     if job.language.is_preprocessed() {
         // Nothing else is read: the preprocessor already ran.
-        let files = hash_files(cwd, std::slice::from_ref(&job.source)).map_err(ScanError::Other)?;
+        let files = read(std::slice::from_ref(&job.source), false)?;
         return Ok(Scan {
-            files: files.into_iter().map(|(read, _)| read.scanned()).collect(),
+            files: files.iter().map(|file| scanned(cwd, file)).collect(),
             cache: CacheUse::Off,
         });
     }
@@ -115,14 +119,14 @@ pub fn scan(
         (Some(cache), Some(key)) => (cache, key),
         _ => {
             let listed = run(compiler, info, job, cwd)?;
-            let files = hash_known(cwd, &listed.files, &[], false).map_err(ScanError::Other)?;
+            let files = with_tested(cwd, &listed, read(&listed.files, true)?, read)?;
             return Ok(Scan {
-                files: files.into_iter().map(|(read, _)| read.scanned()).collect(),
+                files: files.iter().map(|file| scanned(cwd, file)).collect(),
                 cache: CacheUse::Off,
             });
         }
     };
-    let (why, known) = match cache.replay(key) {
+    let why = match cache.replay(key) {
         Replay::Hit { files, depfile } => {
             if let (Some(dep), Some(bytes)) = (&job.depfile, depfile) {
                 crate::output::write_atomically(&dep.path, &bytes)
@@ -134,17 +138,53 @@ pub fn scan(
                 cache: CacheUse::Hit,
             });
         }
-        Replay::Miss { why, files } => (why, files),
+        Replay::Miss { why } => why,
     };
     let started = SystemTime::now();
     let listed = run(compiler, info, job, cwd)?;
-    let hashed = hash_known(cwd, &listed.files, &known, true).map_err(ScanError::Other)?;
-    let recorded = record::record(info, job, cwd, &listed, &hashed, started)
+    let files = with_tested(cwd, &listed, read(&listed.files, true)?, read)?;
+    let recorded = record::record(info, job, cwd, &listed, &files, started)
         .map(|record| cache.store(key, &record));
     Ok(Scan {
-        files: hashed.into_iter().map(|(read, _)| read.scanned()).collect(),
+        files: files.iter().map(|file| scanned(cwd, file)).collect(),
         cache: CacheUse::Ran { why, recorded },
     })
+}
+
+/// `files` (what the scan listed, read with their names), and the files a `__has_include` of
+/// theirs may find (`probes::tested_files`), which the compiler does not list.
+fn with_tested(
+    cwd: &Path,
+    listed: &Listed,
+    mut files: Vec<ReadFile>,
+    read: impl Fn(&[PathBuf], bool) -> Result<Vec<ReadFile>, ScanError>,
+) -> Result<Vec<ReadFile>, ScanError> {
+    let named = (files.iter()).filter_map(|f| {
+        let names = f.names.as_ref()?.as_ref().ok()?;
+        Some((f.read_from.as_path(), names.as_slice()))
+    });
+    let read_already: std::collections::HashSet<PathBuf> =
+        files.iter().map(|f| absolute(cwd, &f.read_from)).collect();
+    let tested: Vec<PathBuf> = probes::tested_files(&listed.search, cwd, named)
+        .into_iter()
+        .filter(|path| !read_already.contains(&absolute(cwd, path)))
+        .collect();
+    if !tested.is_empty() {
+        files.extend(read(&tested, true)?);
+    }
+    Ok(files)
+}
+
+/// The manifest's view of a file read.
+fn scanned(cwd: &Path, file: &ReadFile) -> ScannedFile {
+    ScannedFile {
+        entry: ManifestEntry {
+            path: absolute(cwd, &file.read_from),
+            digest: file.digest,
+            size: file.size,
+        },
+        read_from: file.read_from.clone(),
+    }
 }
 
 /// Whether a file (or directory) with `meta` last changed long enough before `time` for a scan
@@ -297,54 +337,6 @@ fn checked(run: std::io::Result<Output>) -> Result<Output, ScanError> {
         return Err(ScanError::CompilerFailed);
     }
     Ok(out)
-}
-
-/// Reads and hashes `paths` (relative to `cwd`), each once, in parallel.
-pub fn hash_files(cwd: &Path, paths: &[PathBuf]) -> anyhow::Result<Vec<(Read, Vec<u8>)>> {
-    hash_known(cwd, paths, &[], false)
-}
-
-/// Reads `paths` (relative to `cwd`, each once) and hashes those not in `known` with the same
-/// stamp; each with its bytes if `keep` (for the record's lexer).
-fn hash_known(
-    cwd: &Path,
-    paths: &[PathBuf],
-    known: &[Read],
-    keep: bool,
-) -> anyhow::Result<Vec<(Read, Vec<u8>)>> {
-    // One entry per file, however the compiler spelt it (`x.h`, `./x.h`).
-    let mut seen = std::collections::HashSet::new();
-    let paths: Vec<&PathBuf> = (paths.iter())
-        .filter(|p| seen.insert(absolute(cwd, p)))
-        .collect();
-    let known: std::collections::HashMap<&Path, &Read> =
-        known.iter().map(|r| (r.read_from.as_path(), r)).collect();
-    paths
-        .par_iter()
-        .map(|p| {
-            let read_from = cwd.join(p);
-            let cannot_read = || format!("cannot read {}", read_from.display());
-            let mut file = std::fs::File::open(&read_from).with_context(cannot_read)?;
-            let stamp = Stamp::of(&file.metadata().with_context(cannot_read)?);
-            let same = known.get(read_from.as_path()).filter(|r| r.stamp == stamp);
-            let mut bytes = Vec::new();
-            if same.is_none() || keep {
-                file.read_to_end(&mut bytes).with_context(cannot_read)?;
-            }
-            let (digest, size) = match same {
-                Some(r) => (r.digest, r.size),
-                None => (Digest::of(&bytes), bytes.len() as u64),
-            };
-            let read = Read {
-                path: absolute(cwd, p),
-                digest,
-                size,
-                read_from,
-                stamp,
-            };
-            Ok((read, if keep { bytes } else { Vec::new() }))
-        })
-        .collect()
 }
 
 #[cfg(test)]

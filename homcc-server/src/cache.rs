@@ -4,13 +4,17 @@
 use std::collections::{HashMap, HashSet};
 use std::fs::{self, File};
 use std::io::{self, Read, Write};
-use std::os::unix::fs::{MetadataExt, PermissionsExt};
+use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, SystemTime};
 
 use homcc_proto::{codec::decode_chunk, Chunk, Digest};
+
+mod disk;
+pub use disk::{copy_new, link_or_copy};
+use disk::{remove_junk, seal, sealed_owner, touch};
 use lru::LruCache;
 use tempfile::TempPath;
 use tokio::sync::watch;
@@ -50,6 +54,8 @@ const DECODED_CHUNKS: std::num::NonZeroUsize = std::num::NonZeroUsize::new(4096)
 #[derive(Debug, Clone, Copy)]
 struct Blob {
     size: u64,
+    /// Its file's inode: a job root's hard link to it has the same.
+    inode: u64,
     /// The mtime its file has (set at store, or at use once [`TOUCH_EVERY`] has passed).
     touched: SystemTime,
 }
@@ -107,7 +113,7 @@ impl Cache {
             remove_junk(&entry.path(), entry.file_type()?.is_dir());
             removed += 1;
         }
-        let mut found: Vec<(SystemTime, Digest, u64)> = Vec::new();
+        let mut found: Vec<(SystemTime, Digest, u64, u64)> = Vec::new();
         for shard in fs::read_dir(&blobs)? {
             let shard = shard?;
             if shard.file_name() == "tmp" {
@@ -134,7 +140,7 @@ impl Cache {
                         {
                             seal(&entry.path())?;
                         }
-                        found.push((meta.modified()?, digest, meta.len()));
+                        found.push((meta.modified()?, digest, meta.len(), meta.ino()));
                     }
                     _ => {
                         remove_junk(&entry.path(), meta.is_dir());
@@ -150,8 +156,13 @@ impl Cache {
             pending: HashMap::new(),
             unverified: HashSet::new(),
         };
-        for (touched, digest, size) in found {
-            state.lru.put(digest, Blob { size, touched });
+        for (touched, digest, size, inode) in found {
+            let blob = Blob {
+                size,
+                inode,
+                touched,
+            };
+            state.lru.put(digest, blob);
             state.unverified.insert(digest);
             state.total += size;
         }
@@ -281,6 +292,11 @@ impl Cache {
         })
     }
 
+    /// The inode of the cached file of `digest`, if it is cached.
+    pub fn inode(&self, digest: &Digest) -> Option<u64> {
+        self.inner.lock().lru.peek(digest).map(|blob| blob.inode)
+    }
+
     /// Bytes currently held by the cache.
     pub fn total_bytes(&self) -> u64 {
         self.inner.lock().total
@@ -316,51 +332,16 @@ impl Cache {
             return Ok(()); // stored by a concurrent job meanwhile; `tmp` is deleted on drop
         }
         tmp.persist(&dest).map_err(|e| e.error)?;
-        let touched = SystemTime::now();
-        state.lru.put(*digest, Blob { size, touched });
+        let blob = Blob {
+            size,
+            inode: fs::metadata(&dest)?.ino(),
+            touched: SystemTime::now(),
+        };
+        state.lru.put(*digest, blob);
         state.total += size;
         self.inner.evict(&mut state, true);
         Ok(())
     }
-}
-
-/// Makes `dest` (which must not exist) a hard link of `src`, or a copy when `src` has as many
-/// links as its filesystem allows (`EMLINK`, 65,000 on ext4): no number of names one client
-/// gives a file can make other compiles fail to place it.
-pub fn link_or_copy(src: &Path, dest: &Path) -> io::Result<()> {
-    match fs::hard_link(src, dest) {
-        Err(e) if e.raw_os_error() == Some(libc::EMLINK) => copy_new(src, dest),
-        linked => linked,
-    }
-}
-
-/// Copies `src` to `dest`, which must not exist, with `src`'s mode.
-pub fn copy_new(src: &Path, dest: &Path) -> io::Result<()> {
-    let mut from = File::open(src)?;
-    let mut to = File::options().write(true).create_new(true).open(dest)?;
-    io::copy(&mut from, &mut to)?;
-    to.set_permissions(from.metadata()?.permissions())
-}
-
-/// The owner of every blob when homccd runs as root: the overflow user, whom no process of
-/// homccd's runs as, so that a compiler (root without capabilities) can neither write nor chmod it.
-const BLOB_OWNER: u32 = 65534;
-
-/// Makes a blob's file read-only for every compiler: mode 0444 and, when homccd runs as root, an
-/// owner of its own ([`BLOB_OWNER`]). A compiler runs as homccd's user without capabilities, so
-/// the mode binds it, also through a hard link in a job root under any name.
-fn seal(path: &Path) -> io::Result<()> {
-    fs::set_permissions(path, fs::Permissions::from_mode(0o444))?;
-    if let Some(owner) = sealed_owner() {
-        std::os::unix::fs::chown(path, Some(owner), Some(owner))?;
-    }
-    Ok(())
-}
-
-/// The owner [`seal`] gives blobs: [`BLOB_OWNER`] when homccd runs as root, else none (they
-/// stay homccd's user's).
-fn sealed_owner() -> Option<u32> {
-    nix::unistd::geteuid().is_root().then_some(BLOB_OWNER)
 }
 
 impl State {
@@ -465,26 +446,6 @@ impl UploadWaiter {
     /// Returns once the uploading job has dropped its [`UploadGuard`], whether it succeeded or not.
     pub async fn wait(mut self) {
         let _ = self.rx.changed().await;
-    }
-}
-
-/// Sets a cached file's mtime to now, so that a restart orders blobs by last use. Best effort.
-fn touch(file: io::Result<File>) {
-    if let Err(e) = file.and_then(|f| f.set_modified(SystemTime::now())) {
-        debug!(error = %e, "cannot update mtime of cached blob");
-    }
-}
-
-/// Deletes a leftover temp file or a file that is not a blob, found by `Cache::open`.
-fn remove_junk(path: &Path, is_dir: bool) {
-    debug!(path = %path.display(), "deleting stray file in cache");
-    let result = if is_dir {
-        fs::remove_dir_all(path)
-    } else {
-        fs::remove_file(path)
-    };
-    if let Err(e) = result {
-        warn!(path = %path.display(), error = %e, "cannot delete stray file in cache");
     }
 }
 

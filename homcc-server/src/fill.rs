@@ -79,7 +79,7 @@ impl<'a> Filler<'a> {
         }) {
             return Err(FillError::Name(dir.join(&bad.name)));
         }
-        std::fs::create_dir_all(self.job.map_normal(dir)?)
+        (self.job.create_dir_all(&self.job.map_normal(dir)?))
             .map_err(|_| FillError::Conflict(dir.to_owned()))?;
         for entry in chunk.entries() {
             self.add(&entry)?;
@@ -95,15 +95,39 @@ impl<'a> Filler<'a> {
             return Ok(());
         }
         if let Some((first, names)) = self.placed.get_mut(&entry.digest) {
-            name_again(first, &dest, *names)?;
+            if !self.job.keep_left(&dest, &entry.digest)? {
+                name_again(first, &dest, *names)?;
+                self.job.placed(&dest, &entry.digest);
+            }
             *names += 1;
             return Ok(());
         }
         self.place(entry.digest, vec![dest], entry.size)
     }
 
-    /// Links `dests` from the cache, or records who will bring the file.
+    /// Links `dests` from the cache (or keeps them, where the client's last compile left this
+    /// file), or records who will bring the file.
     fn place(&mut self, digest: Digest, dests: Vec<PathBuf>, size: u64) -> Result<(), FillError> {
+        let mut kept = Vec::new();
+        let mut dests_left = Vec::new();
+        for dest in dests {
+            match self.job.keep_left(&dest, &digest)? {
+                true => kept.push(dest),
+                false => dests_left.push(dest),
+            }
+        }
+        let dests = dests_left;
+        if let Some(first) = kept.first() {
+            // Its content is the digest's whether or not the cache still has it.
+            self.cache.mark_used(&digest);
+            for (nth, other) in dests.iter().enumerate() {
+                name_again(first, other, kept.len() + nth)?;
+                self.job.placed(other, &digest);
+            }
+            self.placed
+                .insert(digest, (first.clone(), kept.len() + dests.len()));
+            return Ok(());
+        }
         loop {
             let linked = self
                 .cache
@@ -115,6 +139,9 @@ impl<'a> Filler<'a> {
             if linked {
                 for (nth, other) in dests.iter().enumerate().skip(1) {
                     name_again(&dests[0], other, nth)?;
+                }
+                for dest in &dests {
+                    self.job.placed(dest, &digest);
                 }
                 self.placed.insert(digest, (dests[0].clone(), dests.len()));
                 return Ok(());
@@ -193,6 +220,9 @@ impl<'a> Filler<'a> {
             name_again(first, other, nth)?;
         }
         self.cache.insert_file(digest, first, pending.size)?;
+        for dest in &pending.dests {
+            self.job.placed(dest, digest);
+        }
         self.placed
             .insert(*digest, (first.clone(), pending.dests.len()));
         Ok(())

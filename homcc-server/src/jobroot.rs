@@ -1,19 +1,25 @@
-//! The job root `R`: a fresh directory per compile in which each client path `/p` lives at `R/p`.
+//! The job root `R`: a directory per compile in which each client path `/p` lives at `R/p`.
 //! Every path that comes from a client is checked here, lexically, never to leave `R`; and no
 //! file the compile may write is a hard link into the cache. A request's root is made here
-//! (`for_request`), and its outputs are read back from it (`collect_outputs`).
+//! (`for_request`: fresh, or from the last root of the same client, `tree`), its outputs are
+//! read back from it (`collect_outputs`), and it is kept for the client's next compile
+//! (`release`). The job tracks every directory and file it puts in `R` (a `Tree`).
 
 use std::{
     ffi::OsStr,
     io,
     os::unix::ffi::OsStrExt,
     path::{Component, Path, PathBuf},
+    sync::{Mutex, MutexGuard, PoisonError},
 };
 
-use homcc_proto::{CompileRequest, Compression, OutputFile, Payload, RefusalReason};
+use homcc_proto::{CompileRequest, Compression, Digest, OutputFile, Payload, RefusalReason};
 use tempfile::TempDir;
 
-use crate::ending::{internal, invalid, refuse, Ending};
+use crate::{
+    ending::{internal, invalid, refuse, Ending},
+    tree::{self, Kept, Tree},
+};
 
 /// The longest client path accepted, in bytes (Linux's PATH_MAX).
 pub const MAX_PATH_LEN: usize = 4096;
@@ -37,12 +43,16 @@ pub enum PathError {
 }
 
 /// A job: the root `R` (`<jobs dir>/job-XXXX/root`) and a directory for the compiler's temporary
-/// files beside it; deleted with everything in them when dropped.
+/// files beside it; deleted with everything in them when dropped (unless `release`d).
 #[derive(Debug)]
 pub struct JobRoot {
-    _dir: TempDir,
+    dir: TempDir,
     root: PathBuf,
     tmp: PathBuf,
+    /// What this job put in `R` so far.
+    made: Mutex<Tree>,
+    /// What the last job of the same client left in `R` and this one has not taken (yet).
+    left: Mutex<Tree>,
 }
 
 impl JobRoot {
@@ -54,10 +64,92 @@ impl JobRoot {
         let (root, tmp) = (dir.path().join("root"), dir.path().join("tmp"));
         std::fs::create_dir(&root)?;
         std::fs::create_dir(&tmp)?;
-        Ok(JobRoot {
-            _dir: dir,
+        Ok(JobRoot::with(dir, root, tmp, Tree::default()))
+    }
+
+    /// A job in the root its client's last compile left (`tree::Kept`).
+    pub fn reuse(kept: Kept) -> JobRoot {
+        JobRoot::with(kept.dir, kept.root, kept.tmp, kept.tree)
+    }
+
+    fn with(dir: TempDir, root: PathBuf, tmp: PathBuf, left: Tree) -> JobRoot {
+        JobRoot {
+            dir,
             root,
             tmp,
+            made: Mutex::default(),
+            left: Mutex::new(left),
+        }
+    }
+
+    fn made(&self) -> MutexGuard<'_, Tree> {
+        self.made.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    fn left(&self) -> MutexGuard<'_, Tree> {
+        self.left.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Makes the directory `dir` of `R` (normal) if it is not there, and notes that this job
+    /// needs it.
+    fn mkdir(&self, dir: &Path) -> io::Result<()> {
+        let there = self.made().dirs.contains(dir) || self.left().dirs.contains(dir);
+        if !there {
+            match std::fs::create_dir(dir) {
+                Err(e) if e.kind() != io::ErrorKind::AlreadyExists => return Err(e),
+                _ => {}
+            }
+        }
+        self.made().dirs.insert(dir.to_owned());
+        Ok(())
+    }
+
+    /// Makes the directory `dir` of `R` (normal) and every one above it up to `R`.
+    pub fn create_dir_all(&self, dir: &Path) -> io::Result<()> {
+        let below = dir.strip_prefix(&self.root).map_err(io::Error::other)?;
+        let mut current = self.root.clone();
+        for part in below.components() {
+            current.push(part);
+            self.mkdir(&current)?;
+        }
+        Ok(())
+    }
+
+    /// Whether the file at `dest` (normal, in `R`) that the last job left is `digest` and so
+    /// stays (and is this job's now); a left file of other content is removed.
+    pub fn keep_left(&self, dest: &Path, digest: &Digest) -> io::Result<bool> {
+        let left = self.left().files.remove(dest);
+        match left {
+            Some(d) if d == *digest => {
+                self.placed(dest, digest);
+                Ok(true)
+            }
+            Some(_) => std::fs::remove_file(dest).map(|()| false),
+            None => Ok(false),
+        }
+    }
+
+    /// Notes that `dest` holds the cached file `digest`.
+    pub fn placed(&self, dest: &Path, digest: &Digest) {
+        self.made().files.insert(dest.to_owned(), *digest);
+    }
+
+    /// Removes what the last job left that this one has not taken: after its files are placed,
+    /// before its compile, so that its root holds exactly what a fresh one would.
+    pub fn clear_left(&self) -> io::Result<()> {
+        let left = std::mem::take(&mut *self.left());
+        tree::clear(left, &self.made().dirs)
+    }
+
+    /// Scrubs the root of this finished job down to what it put there (`inode` gives each cached
+    /// file's inode), to be reused by the client's next compile.
+    pub fn release(self, inode: impl Fn(&Digest) -> Option<u64>) -> io::Result<Kept> {
+        let tree = tree::scrub(&self.root, &self.tmp, &self.made(), inode)?;
+        Ok(Kept {
+            dir: self.dir,
+            root: self.root,
+            tmp: self.tmp,
+            tree,
         })
     }
 
@@ -115,22 +207,20 @@ impl JobRoot {
     /// as they did on the client), returning `R/p`.
     pub fn create_dir_spelt(&self, client: &Path) -> Result<PathBuf, PathError> {
         let mapped = self.map_spelt(client)?;
+        // `R` holds no symlink homccd made, so `..` can be applied to the path itself.
         let mut current = self.path().to_owned();
         for part in client.components() {
             match part {
                 Component::Normal(name) => {
                     current.push(name);
-                    match std::fs::create_dir(&current) {
-                        Err(e) if e.kind() != io::ErrorKind::AlreadyExists => {
-                            return Err(PathError::Io {
-                                path: client.to_owned(),
-                                source: e,
-                            })
-                        }
-                        _ => {}
-                    }
+                    self.mkdir(&current).map_err(|source| PathError::Io {
+                        path: client.to_owned(),
+                        source,
+                    })?;
                 }
-                Component::ParentDir => current.push(".."),
+                Component::ParentDir => {
+                    current.pop();
+                }
                 Component::RootDir | Component::CurDir | Component::Prefix(_) => {}
             }
         }
@@ -160,9 +250,9 @@ impl JobRoot {
 
 /// An output path in the root must not exist before the compile: it could be a hard link into the
 /// cache, which the compiler would then overwrite.
-pub fn prepare_output(path: &std::path::Path) -> std::io::Result<()> {
+pub fn prepare_output(job: &JobRoot, path: &std::path::Path) -> std::io::Result<()> {
     if let Some(dir) = path.parent() {
-        std::fs::create_dir_all(dir)?;
+        job.create_dir_all(dir)?;
     }
     match std::fs::remove_file(path) {
         Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(e),
@@ -215,16 +305,24 @@ fn find(haystack: &[u8], needle: &[u8]) -> Option<usize> {
 }
 
 /// A fresh job root for `req`, with the client's working directory (returned, mapped), its
-/// compiler's include dirs as spelt and the dirs its include flags name.
-pub fn for_request(jobs_dir: &Path, req: &CompileRequest) -> Result<(JobRoot, PathBuf), Ending> {
-    let job = JobRoot::create(jobs_dir).map_err(internal)?;
+/// compiler's include dirs as spelt and the dirs its include flags name; in the root `kept`
+/// from the client's last compile, if there is one.
+pub fn for_request(
+    kept: Option<Kept>,
+    jobs_dir: &Path,
+    req: &CompileRequest,
+) -> Result<(JobRoot, PathBuf), Ending> {
+    let job = match kept {
+        Some(kept) => JobRoot::reuse(kept),
+        None => JobRoot::create(jobs_dir).map_err(internal)?,
+    };
     let cwd = job.create_dir_spelt(&req.cwd).map_err(invalid)?;
     for dir in &req.include_dirs {
         job.create_dir_spelt(dir).map_err(invalid)?;
     }
     for dir in &req.dirs {
         let mapped = job.map_normal(dir).map_err(invalid)?;
-        std::fs::create_dir_all(&mapped)
+        job.create_dir_all(&mapped)
             .map_err(|e| invalid(format!("directory {}: {e}", dir.display())))?;
     }
     Ok((job, cwd))

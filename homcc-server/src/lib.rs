@@ -23,5 +23,6 @@ pub mod request;
 pub mod sandbox;
 pub mod server;
 pub mod session;
+pub mod tree;
 
 pub use server::{Server, Settings, Stats};

@@ -21,6 +21,7 @@ use crate::{
     conn::Conn,
     queue::Scheduler,
     session,
+    tree::Pool,
 };
 
 /// Everything homccd needs to run, resolved from flags and environment.
@@ -228,6 +229,8 @@ pub struct State {
     pub max_per_client: usize,
     /// What all clients' frames being read, and uploads being unpacked, may take together.
     pub frame_memory: Arc<FrameMemory>,
+    /// The roots of finished compiles, each kept for its client's next compile.
+    pub roots: Pool,
 }
 
 /// A bound homccd, ready to run.
@@ -294,6 +297,7 @@ impl Server {
         let scheduler = Scheduler::new(config.limit, queue);
         let state = State {
             frame_memory: FrameMemory::new(config.max_frame_memory),
+            roots: Pool::new(config.limit + queue),
             sandbox,
             per_client: Arc::default(),
             max_per_client,

@@ -53,8 +53,14 @@ pub async fn serve(stream: TcpStream, peer: SocketAddr, state: Arc<State>) {
                 .err()
                 .map(|e| e.to_string());
             record.phase("reply", &mut since);
-            // Deleting the job root takes a while; the client has its result already.
-            tokio::task::spawn_blocking(move || drop(job));
+            // Scrubbing the job root takes a while; the client has its result already. It is kept
+            // for the client's next compile (or deleted, if it cannot be scrubbed).
+            let state = Arc::clone(&state);
+            tokio::task::spawn_blocking(move || {
+                if let Ok(kept) = job.release(|digest| state.cache.inode(digest)) {
+                    state.roots.put(peer.ip(), kept);
+                }
+            });
             sent
         }
         Err(Ending::Refuse(refusal) | Ending::Pause(refusal)) => {
@@ -115,9 +121,12 @@ async fn handle(
     let (uploading, compiler, dirs) = admit(state, peer, &req).await?;
     record.phase("admit", since);
     // File work (directories, hard links, copies) blocks: off the async threads' duty.
-    let (job, cwd) = tokio::task::block_in_place(|| jobroot::for_request(&state.jobs_dir, &req))?;
+    let kept = state.roots.take(peer.ip());
+    let (job, cwd) =
+        tokio::task::block_in_place(|| jobroot::for_request(kept, &state.jobs_dir, &req))?;
     record.phase("root", since);
     negotiate(conn, state, (&req, dirs), &job, record).await?;
+    tokio::task::block_in_place(|| job.clear_left()).map_err(internal)?;
     record.phase("files", since);
     let admission =
         (uploading.uploaded()).map_err(|full| refuse(RefusalReason::Busy, full.to_string()))?;
@@ -190,7 +199,7 @@ fn invocation<'a>(
     let mut outputs = Vec::with_capacity(req.outputs.len());
     for out in &req.outputs {
         let path = job.map_normal(out).map_err(invalid)?;
-        jobroot::prepare_output(&path).map_err(internal)?;
+        jobroot::prepare_output(job, &path).map_err(internal)?;
         outputs.push((out.clone(), path));
     }
     let mut args = compiler.target_args.clone();

@@ -434,3 +434,51 @@ fn concurrent_compiles_upload_each_file_once() {
         "each distinct file is uploaded exactly once in all"
     );
 }
+
+/// A client's next compile runs in the job root its last one left, scrubbed: it sees the files
+/// of its own manifest and nothing of the last compile's (a header the client deleted since,
+/// the object the last compile wrote).
+#[test]
+fn the_next_compile_of_a_client_sees_nothing_of_the_last() {
+    let server = TestServer::fresh(|_| {});
+    let p = Project::new();
+    let has = "#if __has_include(\"gone.h\")\nint gone = 1;\n#else\nint gone = 2;\n#endif\n\
+               #if __has_include(\"t.o\")\nint object = 1;\n#else\nint object = 2;\n#endif\n\
+               #include \"v.h\"\nint v = V;\n";
+    p.write("t.c", has)
+        .write("gone.h", "")
+        .write("v.h", "#define V 1\n");
+    let compiles = |n| {
+        assert_same_as_local(&p, &server, "gcc", &["-c", "t.c", "-o", "t.o"], &["t.o"]);
+        homcc_tests::wait_for(
+            "the root to be kept",
+            std::time::Duration::from_secs(10),
+            || server.records().len() >= n && kept_root(&server.cache_dir),
+        );
+    };
+    compiles(1);
+    std::fs::remove_file(p.path().join("gone.h")).unwrap();
+    p.write("v.h", "#define V 2\n");
+    compiles(2);
+    assert!(server
+        .records()
+        .iter()
+        .all(|r| r.outcome.starts_with("exit 0")));
+}
+
+/// Whether the one job root under `cache_dir` has been scrubbed (no object in it any more).
+fn kept_root(cache_dir: &std::path::Path) -> bool {
+    let roots: Vec<_> = std::fs::read_dir(cache_dir.join("jobs"))
+        .unwrap()
+        .flatten()
+        .collect();
+    let objects = |dir: &std::path::Path| {
+        std::process::Command::new("find")
+            .arg(dir)
+            .args(["-name", "*.o"])
+            .output()
+            .unwrap()
+            .stdout
+    };
+    roots.len() == 1 && objects(&roots[0].path()).is_empty()
+}

@@ -22,7 +22,7 @@ use homcc_proto::{
 };
 use serde::{Deserialize, Serialize};
 
-use super::{probes::Probe, stamp::Stamp, ScannedFile};
+use super::{facts::FactStore, probes::Probe, stamp::Stamp, ScannedFile};
 
 /// The most bytes all records take together.
 pub const MAX_BYTES: u64 = 256 << 20;
@@ -46,10 +46,11 @@ const VARIABLES: &[&str] = &[
     "GCC_COMPARE_DEBUG",
 ];
 
-/// The scan cache under a directory.
+/// The scan cache under a directory, with the facts of the files scans read.
 #[derive(Debug, Clone)]
 pub struct ScanCache {
     dir: PathBuf,
+    facts: FactStore,
 }
 
 /// What identifies a scan, as a digest: every input of it but the files it reads.
@@ -86,8 +87,8 @@ pub enum Replay {
         files: Vec<ScannedFile>,
         depfile: Option<Vec<u8>>,
     },
-    /// It does not (or there is none): why, and the recorded files whose digests still hold.
-    Miss { why: String, files: Vec<Read> },
+    /// It does not (or there is none): why.
+    Miss { why: String },
 }
 
 impl Key {
@@ -124,7 +125,13 @@ impl ScanCache {
     pub fn new(cache_dir: &Path) -> ScanCache {
         ScanCache {
             dir: cache_dir.join("scans"),
+            facts: FactStore::new(cache_dir),
         }
+    }
+
+    /// The facts of the files scans read.
+    pub fn facts(&self) -> &FactStore {
+        &self.facts
     }
 
     fn file(&self, key: Key) -> PathBuf {
@@ -141,7 +148,6 @@ impl ScanCache {
         else {
             return Replay::Miss {
                 why: "not recorded".into(),
-                files: Vec::new(),
             };
         };
         let changed = (record.files.iter().chain(&record.driver_files)).find(|r| !unchanged(r));
@@ -162,26 +168,29 @@ impl ScanCache {
                 }
             },
         };
-        Replay::Miss {
-            why,
-            files: record.files,
-        }
+        Replay::Miss { why }
     }
 
     /// Records `record` under `key` (a cache that cannot be written only costs a scan later),
     /// then keeps its directory within its share of [`MAX_BYTES`].
     pub fn store(&self, key: Key, record: &Record) {
-        let file = self.file(key);
-        let Some(dir) = file.parent() else { return };
-        let written = encode_record(record).ok().and_then(|bytes| {
-            std::fs::create_dir_all(dir).ok()?;
-            let mut tmp = tempfile::NamedTempFile::new_in(dir).ok()?;
-            tmp.write_all(&bytes).ok()?;
-            tmp.persist(&file).ok()
-        });
-        if written.is_some() {
-            evict(dir, MAX_BYTES / SHARDS);
-        }
+        store_in_shard(&self.file(key), record, MAX_BYTES / SHARDS);
+    }
+}
+
+/// Writes `value` to `file` (temp file and rename; any number of homcc processes may do so at
+/// once), then keeps its directory within `budget` bytes. Best effort: a record that cannot be
+/// written only costs work later.
+pub(super) fn store_in_shard<T: Serialize>(file: &Path, value: &T, budget: u64) {
+    let Some(dir) = file.parent() else { return };
+    let written = encode_record(value).ok().and_then(|bytes| {
+        std::fs::create_dir_all(dir).ok()?;
+        let mut tmp = tempfile::NamedTempFile::new_in(dir).ok()?;
+        tmp.write_all(&bytes).ok()?;
+        tmp.persist(file).ok()
+    });
+    if written.is_some() {
+        evict(dir, budget);
     }
 }
 

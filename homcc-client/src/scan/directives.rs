@@ -13,8 +13,10 @@
 
 use std::borrow::Cow;
 
+use serde::{Deserialize, Serialize};
+
 /// How a header name was written, which chooses the directories searched.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 pub enum Delimiter {
     /// `"name"`: the includer's directory, the quote dirs, then the bracket dirs.
     Quote,
@@ -23,7 +25,7 @@ pub enum Delimiter {
 }
 
 /// One name a file may look up.
-#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 pub struct Lookup {
     /// `None` for a computed include (`#include MACRO`), whose name is known only to the
     /// preprocessor.

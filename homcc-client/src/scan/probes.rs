@@ -17,13 +17,14 @@
 //! scan is not recorded.
 
 use std::{
-    collections::{HashMap, HashSet},
-    ffi::OsStr,
-    os::unix::ffi::{OsStrExt, OsStringExt},
+    collections::HashSet,
+    ffi::{OsStr, OsString},
+    os::unix::ffi::OsStrExt,
     path::{Path, PathBuf},
     time::SystemTime,
 };
 
+use rustc_hash::FxHashMap;
 use serde::{Deserialize, Serialize};
 
 use super::{
@@ -71,6 +72,38 @@ fn found(path: &Path) -> (bool, Option<std::fs::Metadata>) {
     }
 }
 
+/// The files a `__has_include` of one of `files` (each with its names) may find: every file its
+/// search passes. The compiler lists only the files it read, and one only tested is not read;
+/// the remote compile must find it all the same, so it joins the manifest.
+pub fn tested_files<'a>(
+    search: &SearchList,
+    cwd: &Path,
+    files: impl Iterator<Item = (&'a Path, &'a [Lookup])>,
+) -> Vec<PathBuf> {
+    let absolute_dirs =
+        |dirs: &[PathBuf]| -> Vec<PathBuf> { dirs.iter().map(|d| cwd.join(d)).collect() };
+    let (quote, bracket) = (absolute_dirs(&search.quote), absolute_dirs(&search.bracket));
+    let mut seen = HashSet::new();
+    let mut tested = Vec::new();
+    for (file, names) in files {
+        let includer = file.parent().unwrap_or(Path::new("/"));
+        for lookup in names.iter().filter(|l| l.existence) {
+            let Some(name) = &lookup.name else { continue };
+            let quoted = lookup.next || lookup.delimiter == Delimiter::Quote;
+            let dirs = (quoted.then_some(includer).into_iter())
+                .chain(quote.iter().filter(|_| quoted).map(PathBuf::as_path))
+                .chain(bracket.iter().map(PathBuf::as_path));
+            for dir in dirs {
+                let path = dir.join(OsStr::from_bytes(name));
+                if path.is_file() && seen.insert(path.clone()) {
+                    tested.push(path);
+                }
+            }
+        }
+    }
+    tested
+}
+
 /// What a scan read, as the lookups need it.
 #[derive(Debug)]
 pub struct Lookups<'a> {
@@ -92,17 +125,19 @@ pub fn probes(lookups: &Lookups<'_>, scan_start: SystemTime) -> Result<Vec<Probe
     let listed: HashSet<PathBuf> = (lookups.files.iter())
         .map(|(path, _)| absolute(lookups.cwd, path))
         .collect();
+    let absolute_dirs = |dirs: &[PathBuf]| dirs.iter().map(|d| lookups.cwd.join(d)).collect();
     let mut walk = Walk {
-        search: lookups.search,
-        cwd: lookups.cwd,
+        quote: absolute_dirs(&lookups.search.quote),
+        bracket: absolute_dirs(&lookups.search.bracket),
+        computed_names: FxHashMap::default(),
         read: (lookups.files.iter())
             .map(|(path, _)| lookups.cwd.join(path))
             .collect(),
         paths_as_built: lookups.paths_as_built,
         listed,
         scan_start,
-        tried: HashMap::new(),
-        missing: HashSet::new(),
+        tried: FxHashMap::default(),
+        dirs: FxHashMap::default(),
         probes: Vec::new(),
     };
     for dir in &lookups.search.missing {
@@ -130,9 +165,12 @@ pub fn probes(lookups: &Lookups<'_>, scan_start: SystemTime) -> Result<Vec<Probe
     Ok(walk.probes)
 }
 
-struct Walk<'a> {
-    search: &'a SearchList,
-    cwd: &'a Path,
+struct Walk {
+    /// The search list's directories, from the working directory.
+    quote: Vec<PathBuf>,
+    bracket: Vec<PathBuf>,
+    /// The names a computed include in each directory may have used.
+    computed_names: FxHashMap<PathBuf, Vec<Vec<u8>>>,
     /// The files read, as the compiler named them, from the working directory.
     read: Vec<PathBuf>,
     paths_as_built: bool,
@@ -140,13 +178,13 @@ struct Walk<'a> {
     listed: HashSet<PathBuf>,
     scan_start: SystemTime,
     /// Each path tried so far, and whether a file is there.
-    tried: HashMap<PathBuf, bool>,
-    /// Directories found missing: nothing below them needs a probe of its own.
-    missing: HashSet<PathBuf>,
+    tried: FxHashMap<OsString, bool>,
+    /// Directories found missing (nothing below them needs a probe of its own), and found.
+    dirs: FxHashMap<OsString, bool>,
     probes: Vec<Probe>,
 }
 
-impl Walk<'_> {
+impl Walk {
     /// Tries `lookup` from a file in `includer` as the compiler searches: `"name"` in the
     /// includer's directory, the quote dirs, then the bracket dirs; `<name>` in the bracket dirs;
     /// up to the first file found, or through every directory for `_next` (which starts after
@@ -156,11 +194,9 @@ impl Walk<'_> {
             return self.computed(includer, lookup.next);
         };
         let name = Path::new(OsStr::from_bytes(name));
-        for dir in self.dirs(
-            includer,
-            lookup.next || lookup.delimiter == Delimiter::Quote,
-        ) {
-            let path = dir.join(name);
+        let quoted = lookup.next || lookup.delimiter == Delimiter::Quote;
+        for i in 0..self.dirs(quoted) {
+            let path = self.dir(includer, quoted, i).join(name);
             if self.try_path(&path, lookup.existence)? && !lookup.next {
                 break;
             }
@@ -168,15 +204,23 @@ impl Walk<'_> {
         Ok(())
     }
 
-    /// The directories a lookup from a file in `includer` searches, in order: for `"name"`
-    /// (`quoted`) the includer's, the quote dirs and the bracket dirs, else the bracket dirs.
-    fn dirs(&self, includer: &Path, quoted: bool) -> Vec<PathBuf> {
-        let search = self.search;
-        (quoted.then_some(includer).into_iter())
-            .chain(search.quote.iter().filter(|_| quoted).map(PathBuf::as_path))
-            .chain(search.bracket.iter().map(PathBuf::as_path))
-            .map(|dir| self.cwd.join(dir))
-            .collect()
+    /// How many directories a lookup searches: for `"name"` (`quoted`) the includer's, the quote
+    /// dirs and the bracket dirs, else the bracket dirs.
+    fn dirs(&self, quoted: bool) -> usize {
+        match quoted {
+            true => 1 + self.quote.len() + self.bracket.len(),
+            false => self.bracket.len(),
+        }
+    }
+
+    /// The `i`th directory a lookup from a file in `includer` searches.
+    fn dir<'a>(&'a self, includer: &'a Path, quoted: bool, i: usize) -> &'a Path {
+        match (quoted, i) {
+            (true, 0) => includer,
+            (true, i) if i <= self.quote.len() => &self.quote[i - 1],
+            (true, i) => &self.bracket[i - 1 - self.quote.len()],
+            (false, i) => &self.bracket[i],
+        }
     }
 
     /// Tries, for a computed include in `includer`, every name it may have used (each file read,
@@ -185,20 +229,28 @@ impl Walk<'_> {
         if !self.paths_as_built {
             return Err("a computed include (#include MACRO), with clang".into());
         }
-        let mut names = Vec::new();
-        for dir in self.dirs(includer, true) {
-            let mut prefix = dir.into_os_string().into_vec();
-            if !prefix.ends_with(b"/") {
-                prefix.push(b'/');
-            }
-            for file in &self.read {
-                if let Some(name) = file.as_os_str().as_bytes().strip_prefix(&prefix[..]) {
-                    names.push(name.to_vec());
+        let names = match self.computed_names.get(includer) {
+            Some(names) => names.clone(),
+            None => {
+                let mut names = Vec::new();
+                for i in 0..self.dirs(true) {
+                    let mut prefix = self.dir(includer, true, i).as_os_str().as_bytes().to_vec();
+                    if !prefix.ends_with(b"/") {
+                        prefix.push(b'/');
+                    }
+                    for file in &self.read {
+                        if let Some(name) = file.as_os_str().as_bytes().strip_prefix(&prefix[..]) {
+                            names.push(name.to_vec());
+                        }
+                    }
                 }
+                names.sort();
+                names.dedup();
+                self.computed_names
+                    .insert(includer.to_owned(), names.clone());
+                names
             }
-        }
-        names.sort();
-        names.dedup();
+        };
         // The macro may have given "name" or <name>, whose searches stop at different files.
         for name in names {
             for delimiter in [Delimiter::Quote, Delimiter::Angle] {
@@ -214,20 +266,18 @@ impl Walk<'_> {
 
     /// Whether a file is at `path`, recorded as a probe the first time it is tried.
     fn try_path(&mut self, path: &Path, existence: bool) -> Result<bool, String> {
-        if let Some(&present) = self.tried.get(path) {
+        if let Some(&present) = self.tried.get(path.as_os_str()) {
             return Ok(present);
         }
-        if path
-            .ancestors()
-            .skip(1)
-            .any(|dir| self.missing.contains(dir))
-        {
+        if (path.ancestors().skip(1)).any(|dir| self.dirs.get(dir.as_os_str()) == Some(&false)) {
             return Ok(false);
         }
         let (present, meta) = found(path);
-        let read = self.listed.contains(&absolute(Path::new("/"), path));
         let settled = |meta: &std::fs::Metadata| Stamp::of(meta).settled_before(self.scan_start);
-        if present && !read && !meta.as_ref().is_some_and(settled) {
+        if present
+            && !meta.as_ref().is_some_and(settled)
+            && !self.listed.contains(&absolute(Path::new("/"), path))
+        {
             return Err(format!("{} changed during the scan", path.display()));
         }
         if !present && existence {
@@ -241,21 +291,25 @@ impl Walk<'_> {
                 ));
             }
         }
-        self.tried.insert(path.to_owned(), present);
+        self.tried.insert(path.as_os_str().to_owned(), present);
         // `bits/x.h` where there is no `bits/`: one probe of the missing directory covers every
         // name below it.
-        let missing = (path.ancestors().skip(1))
-            .take_while(|dir| !dir.is_dir())
-            .last()
-            .filter(|_| meta.is_none());
-        let probe = match missing {
-            Some(dir) => {
-                self.missing.insert(dir.to_owned());
-                Probe {
-                    path: dir.to_owned(),
-                    is: Found::NoDir,
+        let mut missing = None;
+        if meta.is_none() {
+            for dir in path.ancestors().skip(1) {
+                let key = dir.as_os_str().to_owned();
+                let exists = *(self.dirs.entry(key)).or_insert_with(|| dir.is_dir());
+                if exists {
+                    break;
                 }
+                missing = Some(dir);
             }
+        }
+        let probe = match missing {
+            Some(dir) => Probe {
+                path: dir.to_owned(),
+                is: Found::NoDir,
+            },
             None => Probe {
                 path: path.to_owned(),
                 is: if present { Found::File } else { Found::NoFile },

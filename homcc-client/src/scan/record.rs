@@ -5,25 +5,25 @@
 use std::{path::PathBuf, time::SystemTime};
 
 use homcc_proto::Digest;
-use rayon::prelude::*;
 
 use super::{
     cache::{Read, Record},
-    directives, forced_includes,
+    facts::ReadFile,
+    forced_includes,
     probes::{probes, Lookups},
     stamp::Stamp,
     Listed,
 };
-use crate::{classify::RemoteJob, compiler::CompilerInfo};
+use crate::{classify::RemoteJob, compiler::CompilerInfo, paths::absolute};
 
-/// The record of the scan of `job` that started at `started`, listed `listed` and read `hashed`
-/// (each file with its bytes).
+/// The record of the scan of `job` that started at `started`, listed `listed` and read `files`
+/// (with their names).
 pub(super) fn record(
     info: &CompilerInfo,
     job: &RemoteJob,
     cwd: &std::path::Path,
     listed: &Listed,
-    hashed: &[(Read, Vec<u8>)],
+    files: &[ReadFile],
     started: SystemTime,
 ) -> Result<Record, String> {
     if !listed.search.printed {
@@ -31,22 +31,19 @@ pub(super) fn record(
     }
     // A file changed within the stamps' resolution of the scan may have been read in another
     // version than the one hashed, and a later change could keep its stamp.
-    if let Some((read, _)) = hashed
-        .iter()
-        .find(|(r, _)| !r.stamp.settled_before(started))
-    {
+    if let Some(file) = files.iter().find(|f| !f.stamp.settled_before(started)) {
         return Err(format!(
             "{} changed just before the scan",
-            read.read_from.display()
+            file.read_from.display()
         ));
     }
     let forced = forced_includes(&job.scan_args).ok_or("a forced include without its name")?;
-    let names = hashed
-        .par_iter()
-        .map(|(read, bytes)| {
-            let names = directives::lookups(bytes)
-                .map_err(|why| format!("{}: {why}", read.read_from.display()))?;
-            Ok((read.read_from.as_path(), names))
+    let names = files
+        .iter()
+        .map(|file| match &file.names {
+            Some(Ok(names)) => Ok((file.read_from.as_path(), names.clone())),
+            Some(Err(why)) => Err(format!("{}: {why}", file.read_from.display())),
+            None => Err(format!("{}: not lexed", file.read_from.display())),
         })
         .collect::<Result<Vec<_>, String>>()?;
     let lookups = Lookups {
@@ -70,7 +67,15 @@ pub(super) fn record(
         None => None,
     };
     Ok(Record {
-        files: hashed.iter().map(|(read, _)| read.clone()).collect(),
+        files: (files.iter())
+            .map(|file| Read {
+                path: absolute(cwd, &file.read_from),
+                digest: file.digest,
+                size: file.size,
+                read_from: file.read_from.clone(),
+                stamp: file.stamp,
+            })
+            .collect(),
         driver_files,
         probes,
         depfile,

@@ -5,6 +5,9 @@ use std::pin::pin;
 use std::task::{Context, Waker};
 use std::time::Duration;
 
+use std::os::unix::fs::PermissionsExt;
+
+use super::disk::BLOB_OWNER;
 use super::*;
 
 /// A blob of `len` bytes all equal to `n`, and its digest.
