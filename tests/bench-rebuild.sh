@@ -70,33 +70,27 @@ printf '#!/bin/sh\nexec python3 "%s" "$HOMCC_BENCH_LOG" "%s" --host "%s/4" gcc "
 chmod +x "$work/cc"
 HOMCC_BENCH_LOG=$work/configure.log CC=$work/cc $configure >/dev/null
 
-build() { # log: one make through homcc
+build() { # log: one make through homcc (--verbose: each compile's line says homcc's own CPU)
   export HOMCC_BENCH_LOG=$1
   : >"$1"
-  make -j2 CC="$work/cc" "${make_args[@]}" all >/dev/null 2>"$work/make.err" ||
-    { cat "$work/make.err"; exit 1; }
+  HOMCC_VERBOSE=1 make -j2 CC="$work/cc" "${make_args[@]}" all >/dev/null 2>"${1%.log}.err" ||
+    { cat "${1%.log}.err"; exit 1; }
 }
 server_ms() { # from the Nth line of homccd's log on: homccd's own ms per compile, and by phase
   tail -n +"$1" "$work/homccd.log" | grep ' compile ' | grep -o 'queued_ms=[0-9]* compile_ms=[0-9]* ms=[0-9]*' |
-    tr -c '0-9\n' ' ' | awk '{own += $3 - $2 - $1; n++} END {printf "%.1f ms (over %d compiles", own / n, n}'
+    tr -c '0-9\n' ' ' | awk '{print $3 - $2 - $1}' | sort -n |
+    awk '{own[NR] = $1; sum += $1} END {printf "%.1f ms, median %d ms (over %d compiles", sum / NR, own[int((NR + 1) / 2)], NR}'
   tail -n +"$1" "$work/homccd.log" | grep 'compile phases' | grep -o '[a-z]*=[0-9.]*ms' | tr '=' ' ' |
     awk '{sum[$1] += $2; if (!($1 in n)) order[++k] = $1; n[$1]++}
       END {printf "; mean ms by phase:"; for (i = 1; i <= k; i++) printf " %s %.2f", order[i], sum[order[i]] / n[order[i]]; printf ")"}'
 }
 
-lines=$(wc -l <"$work/homccd.log")
-build "$work/first.log"
-first_server=$(server_ms "$((lines + 1))")
-make clean >/dev/null 2>&1
-lines=$(wc -l <"$work/homccd.log")
-build "$work/rebuild.log"
-rebuild_server=$(server_ms "$((lines + 1))")
-
 # The plain scans: each compile command of the first build with its outputs and dependency-file
-# flags taken out and -M added, run one after the other; then the figures.
-python3 - "$work" "$project" "$first_server" "$rebuild_server" <<'PY'
+# flags taken out and -M added, run one after the other, after each build (their mean counts:
+# this machine's speed drifts); then the figures.
+cat >"$work/figures.py" <<'PY'
 import json, os, shutil, sys
-work, project, first_server, rebuild_server = sys.argv[1:]
+work = sys.argv[2]
 def compiles(log):
     entries = [json.loads(line) for line in open(os.path.join(work, log))]
     return [(cpu, argv) for cpu, argv in entries if "-c" in argv]
@@ -111,21 +105,47 @@ def plain_scan(argv):
         elif a not in ("-c", "-MMD", "-MD", "-MP"):
             out.append(a)
     return out + ["-M"]
-scans = 0.0
-for _, argv in compiles("first.log"):
-    scan = plain_scan(argv)
-    quiet = [(os.POSIX_SPAWN_OPEN, 1, os.devnull, os.O_WRONLY, 0)]
-    pid = os.posix_spawn(scan[0], scan, os.environ, file_actions=quiet)
-    _, status, usage = os.wait4(pid, 0)
-    assert os.waitstatus_to_exitcode(status) == 0, scan
-    scans += usage.ru_utime + usage.ru_stime
+if sys.argv[1] == "scans":
+    total = 0.0
+    for _, argv in compiles("first.log"):
+        scan = plain_scan(argv)
+        quiet = [(os.POSIX_SPAWN_OPEN, 0, os.devnull, os.O_RDONLY, 0),
+                 (os.POSIX_SPAWN_OPEN, 1, os.devnull, os.O_WRONLY, 0)]
+        pid = os.posix_spawn(scan[0], scan, os.environ, file_actions=quiet)
+        _, status, usage = os.wait4(pid, 0)
+        assert os.waitstatus_to_exitcode(status) == 0, scan
+        total += usage.ru_utime + usage.ru_stime
+    with open(os.path.join(work, "scans.txt"), "a") as f:
+        f.write(f"{total}\n")
+    sys.exit()
+project, first_server, rebuild_server = sys.argv[3:]
+runs = [float(line) for line in open(os.path.join(work, "scans.txt"))]
+scans = sum(runs) / len(runs)
+def own(log):
+    # homcc's own CPU, from the --verbose lines ("cpu: homcc X ms, compiler Y ms").
+    total = 0.0
+    for line in open(os.path.join(work, log.replace(".log", ".err")), errors="replace"):
+        if "; cpu: homcc " in line:
+            total += float(line.split("; cpu: homcc ")[1].split(" ms")[0]) / 1000
+    return total
 def cpu(log, server):
     entries = compiles(log)
     total = sum(c for c, _ in entries)
-    return (f"{total:.2f} s over {len(entries)} compiles = {total / scans:.2f}x the scans; "
-            f"homccd's own time per compile {server}")
+    return (f"{total:.2f} s over {len(entries)} compiles = {total / scans:.2f}x the scans "
+            f"(homcc itself {own(log):.2f} s); homccd's own time per compile {server}")
 print(f"project: {project} ({len(compiles('first.log'))} compiles)")
-print(f"plain -M scans:   {scans:.2f} s")
+print(f"plain -M scans:   {scans:.2f} s (mean of {' and '.join(f'{r:.2f}' for r in runs)})")
 print(f"first build:      {cpu('first.log', first_server)}")
 print(f"rebuild (clean):  {cpu('rebuild.log', rebuild_server)}")
 PY
+
+lines=$(wc -l <"$work/homccd.log")
+build "$work/first.log"
+first_server=$(server_ms "$((lines + 1))")
+python3 "$work/figures.py" scans "$work"
+make clean >/dev/null 2>&1
+lines=$(wc -l <"$work/homccd.log")
+build "$work/rebuild.log"
+rebuild_server=$(server_ms "$((lines + 1))")
+python3 "$work/figures.py" scans "$work"
+python3 "$work/figures.py" report "$work" "$project" "$first_server" "$rebuild_server"
