@@ -24,7 +24,7 @@ use std::{
     time::SystemTime,
 };
 
-use rustc_hash::FxHashMap;
+use rustc_hash::{FxHashMap, FxHashSet};
 use serde::{Deserialize, Serialize};
 
 use super::{
@@ -53,6 +53,10 @@ pub enum Found {
 }
 
 impl Probe {
+    fn seen(path: PathBuf, is: Found) -> Probe {
+        Probe { path, is }
+    }
+
     /// Whether the path still answers as recorded.
     pub fn holds(&self) -> bool {
         match self.is {
@@ -122,8 +126,8 @@ pub struct Lookups<'a> {
 
 /// The probes of every lookup, or why the scan cannot be recorded.
 pub fn probes(lookups: &Lookups<'_>, scan_start: SystemTime) -> Result<Vec<Probe>, String> {
-    let listed: HashSet<PathBuf> = (lookups.files.iter())
-        .map(|(path, _)| absolute(lookups.cwd, path))
+    let listed: FxHashSet<OsString> = (lookups.files.iter())
+        .map(|(path, _)| absolute(lookups.cwd, path).into_os_string())
         .collect();
     let absolute_dirs = |dirs: &[PathBuf]| dirs.iter().map(|d| lookups.cwd.join(d)).collect();
     let mut walk = Walk {
@@ -141,10 +145,7 @@ pub fn probes(lookups: &Lookups<'_>, scan_start: SystemTime) -> Result<Vec<Probe
         probes: Vec::new(),
     };
     for dir in &lookups.search.missing {
-        let probe = Probe {
-            path: lookups.cwd.join(dir),
-            is: Found::NoDir,
-        };
+        let probe = Probe::seen(lookups.cwd.join(dir), Found::NoDir);
         if !probe.holds() {
             return Err(format!("{} appeared during the scan", dir.display()));
         }
@@ -175,7 +176,8 @@ struct Walk {
     read: Vec<PathBuf>,
     paths_as_built: bool,
     /// The files read, absolute and normal.
-    listed: HashSet<PathBuf>,
+    /// The files read, absolute and normal.
+    listed: FxHashSet<OsString>,
     scan_start: SystemTime,
     /// Each path tried so far, and whether a file is there.
     tried: FxHashMap<OsString, bool>,
@@ -196,12 +198,25 @@ impl Walk {
         let name = Path::new(OsStr::from_bytes(name));
         let quoted = lookup.next || lookup.delimiter == Delimiter::Quote;
         for i in 0..self.dirs(quoted) {
-            let path = self.dir(includer, quoted, i).join(name);
-            if self.try_path(&path, lookup.existence)? && !lookup.next {
+            let dir = self.dir(includer, quoted, i).to_owned();
+            if self.try_path(&dir, name, lookup.existence)? && !lookup.next {
                 break;
             }
         }
         Ok(())
+    }
+
+    /// Whether `path` (absolute) is a file read.
+    fn is_listed(&self, path: &Path) -> bool {
+        let bytes = path.as_os_str().as_bytes();
+        let dotted = bytes.windows(3).any(|w| w == b"/./")
+            || bytes.ends_with(b"/.")
+            || bytes.windows(4).any(|w| w == b"/../");
+        let normal = !dotted;
+        match normal {
+            true => self.listed.contains(path.as_os_str()),
+            false => (self.listed).contains(absolute(Path::new("/"), path).as_os_str()),
+        }
     }
 
     /// How many directories a lookup searches: for `"name"` (`quoted`) the includer's, the quote
@@ -264,20 +279,20 @@ impl Walk {
         Ok(())
     }
 
-    /// Whether a file is at `path`, recorded as a probe the first time it is tried.
-    fn try_path(&mut self, path: &Path, existence: bool) -> Result<bool, String> {
+    /// Whether a file is at `dir/name`, recorded as a probe the first time it is tried.
+    fn try_path(&mut self, dir: &Path, name: &Path, existence: bool) -> Result<bool, String> {
+        let path = &dir.join(name);
         if let Some(&present) = self.tried.get(path.as_os_str()) {
             return Ok(present);
         }
-        if (path.ancestors().skip(1)).any(|dir| self.dirs.get(dir.as_os_str()) == Some(&false)) {
-            return Ok(false);
-        }
-        let (present, meta) = found(path);
-        let settled = |meta: &std::fs::Metadata| Stamp::of(meta).settled_before(self.scan_start);
-        if present
-            && !meta.as_ref().is_some_and(settled)
-            && !self.listed.contains(&absolute(Path::new("/"), path))
-        {
+        let hidden = self.missing_subdir(dir, name);
+        let scan_start = self.scan_start;
+        let settled = |meta: &std::fs::Metadata| Stamp::of(meta).settled_before(scan_start);
+        let (present, meta) = match hidden {
+            true => (false, None),
+            false => found(path),
+        };
+        if present && !meta.as_ref().is_some_and(settled) && !self.is_listed(path) {
             return Err(format!("{} changed during the scan", path.display()));
         }
         if !present && existence {
@@ -292,31 +307,40 @@ impl Walk {
             }
         }
         self.tried.insert(path.as_os_str().to_owned(), present);
-        // `bits/x.h` where there is no `bits/`: one probe of the missing directory covers every
-        // name below it.
-        let mut missing = None;
-        if meta.is_none() {
-            for dir in path.ancestors().skip(1) {
-                let key = dir.as_os_str().to_owned();
-                let exists = *(self.dirs.entry(key)).or_insert_with(|| dir.is_dir());
-                if exists {
-                    break;
+        if !hidden {
+            let is = match present {
+                true => Found::File,
+                false => Found::NoFile,
+            };
+            self.probes.push(Probe::seen(path.to_owned(), is));
+        }
+        Ok(present)
+    }
+
+    /// Whether a directory of `name` below `dir` is missing (`bits/x.h` where there is no
+    /// `bits/`): each is looked at once, and the first time one is found missing it is a probe
+    /// (it covers every name below it).
+    fn missing_subdir(&mut self, dir: &Path, name: &Path) -> bool {
+        let mut parts: Vec<&Path> = (name.ancestors().skip(1))
+            .filter(|part| !part.as_os_str().is_empty())
+            .collect();
+        parts.reverse();
+        for part in parts {
+            let subdir = dir.join(part);
+            match self.dirs.get(subdir.as_os_str()) {
+                Some(true) => continue,
+                Some(false) => return true,
+                None => {
+                    let exists = subdir.is_dir();
+                    self.dirs.insert(subdir.clone().into_os_string(), exists);
+                    if !exists {
+                        self.probes.push(Probe::seen(subdir, Found::NoDir));
+                        return true;
+                    }
                 }
-                missing = Some(dir);
             }
         }
-        let probe = match missing {
-            Some(dir) => Probe {
-                path: dir.to_owned(),
-                is: Found::NoDir,
-            },
-            None => Probe {
-                path: path.to_owned(),
-                is: if present { Found::File } else { Found::NoFile },
-            },
-        };
-        self.probes.push(probe);
-        Ok(present)
+        false
     }
 }
 

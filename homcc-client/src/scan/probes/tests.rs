@@ -147,10 +147,7 @@ fn races_with_the_tree_are_not_recorded() {
 fn probes_hold_until_the_tree_changes() {
     let dir = tree();
     let d = dir.path();
-    let probe = |path: &str, is| Probe {
-        path: d.join(path),
-        is,
-    };
+    let probe = |path: &str, is| Probe::seen(d.join(path), is);
     let (file, nofile, nodir) = (
         probe("a/x.h", Found::File),
         probe("b/x.h", Found::NoFile),
