@@ -11,6 +11,7 @@
 
 use std::{
     ffi::{OsStr, OsString},
+    io::{Read as _, Seek as _},
     os::unix::ffi::OsStrExt,
     path::{Path, PathBuf},
     process::{Command, Output, Stdio},
@@ -236,18 +237,14 @@ fn run(
         args
     };
     let Some(dep) = &job.depfile else {
-        let output = checked(listing(&["-M".into()]).output())?;
+        let output = captured(&mut listing(&["-M".into()]), true)?;
         return Ok(Listed {
             files: parse(&output.stdout)?,
             search: searchlist::parse(&output.stderr),
         });
     };
     if !dep.user_headers_only {
-        let output = checked(
-            listing(&with_depfile(dep, "-M"))
-                .stdout(Stdio::null())
-                .output(),
-        )?;
+        let output = captured(&mut listing(&with_depfile(dep, "-M")), false)?;
         let depfile = std::fs::read(&dep.path).map_err(|e| ScanError::Other(e.into()))?;
         return Ok(Listed {
             files: parse(&depfile)?,
@@ -262,7 +259,7 @@ fn run(
     if !info.identity.is_clang() && forced.is_some_and(|forced| forced.is_empty()) {
         let mut args = with_depfile(dep, "-MM");
         args.extend(["-H".into(), "-w".into()]);
-        let output = checked(listing(&args).stdout(Stdio::null()).output())?;
+        let output = captured(&mut listing(&args), false)?;
         let search = searchlist::parse(&output.stderr);
         files.extend(headers_opened(&output.stderr));
         files.extend(implicit_includes(info, &search));
@@ -270,7 +267,7 @@ fn run(
     }
     let mut args = with_depfile(dep, "-MMD");
     args.extend(["-E".into(), "-w".into()]);
-    let output = checked(listing(&args).stdout(Stdio::piped()).output())?;
+    let output = captured(&mut listing(&args), true)?;
     files.extend(markers::entered_files(&output.stdout));
     Ok(Listed {
         files,
@@ -329,14 +326,38 @@ fn parse(depfile: &[u8]) -> Result<Vec<PathBuf>, ScanError> {
     parse_dependencies(depfile).map_err(|e| ScanError::Other(e.into()))
 }
 
-fn checked(run: std::io::Result<Output>) -> Result<Output, ScanError> {
-    let out = run
-        .context("cannot run the compiler")
-        .map_err(ScanError::Other)?;
-    if !out.status.success() {
+/// Runs `cmd` to its end, its stderr (and with `stdout`, its stdout) into unnamed temporary
+/// files read once it has exited: a pipe would be read line by line as the compiler writes,
+/// a system call per line (per header, with `-H`).
+fn captured(cmd: &mut Command, stdout: bool) -> Result<Output, ScanError> {
+    let failed = |e: std::io::Error| {
+        ScanError::Other(anyhow::Error::new(e).context("cannot run the compiler"))
+    };
+    let file = || tempfile::tempfile().map_err(failed);
+    let err = file()?;
+    let out = if stdout { Some(file()?) } else { None };
+    cmd.stderr(err.try_clone().map_err(failed)?);
+    match &out {
+        Some(out) => cmd.stdout(out.try_clone().map_err(failed)?),
+        None => cmd.stdout(Stdio::null()),
+    };
+    let status = cmd.status().map_err(failed)?;
+    if !status.success() {
         return Err(ScanError::CompilerFailed);
     }
-    Ok(out)
+    let read = |file: Option<std::fs::File>| -> Result<Vec<u8>, ScanError> {
+        let mut bytes = Vec::new();
+        if let Some(mut file) = file {
+            file.seek(std::io::SeekFrom::Start(0)).map_err(failed)?;
+            file.read_to_end(&mut bytes).map_err(failed)?;
+        }
+        Ok(bytes)
+    };
+    Ok(Output {
+        status,
+        stdout: read(out)?,
+        stderr: read(Some(err))?,
+    })
 }
 
 #[cfg(test)]
