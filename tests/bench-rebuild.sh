@@ -4,7 +4,8 @@
 # empty caches, then `make clean` and a build again), and prints for each the CPU (user + sys) of
 # homcc and its children (the dependency scans) over the compile commands, next to the CPU of a
 # plain `-M` scan of each of the same compiles; and homccd's own time per compile beyond the
-# compiler (its session time minus the compiler's run and any wait for a slot).
+# compiler (its session time minus the compiler's run, any wait for a slot and the waits for
+# uploads).
 #
 # Targets (issue 12): first build <= 1.1x the plain scans, rebuild <= 0.15x, homccd <= 5 ms.
 #
@@ -76,9 +77,11 @@ build() { # log: one make through homcc (--verbose: each compile's line says hom
   HOMCC_VERBOSE=1 make -j2 CC="$work/cc" "${make_args[@]}" all >/dev/null 2>"${1%.log}.err" ||
     { cat "${1%.log}.err"; exit 1; }
 }
-server_ms() { # from the Nth line of homccd's log on: homccd's own ms per compile, and by phase
-  tail -n +"$1" "$work/homccd.log" | grep ' compile ' | grep -o 'queued_ms=[0-9]* compile_ms=[0-9]* ms=[0-9]*' |
-    tr -c '0-9\n' ' ' | awk '{print $3 - $2 - $1}' | sort -n |
+server_ms() { # from the Nth line of homccd's log on: homccd's own ms per compile (without the
+  # compiler's run, the wait for a slot and the waits for uploads), and by phase
+  tail -n +"$1" "$work/homccd.log" | grep ' compile ' |
+    grep -o 'upload_ms=[0-9]* queued_ms=[0-9]* compile_ms=[0-9]* ms=[0-9]*' |
+    tr -c '0-9\n' ' ' | awk '{print $4 - $3 - $2 - $1}' | sort -n |
     awk '{own[NR] = $1; sum += $1} END {printf "%.1f ms, median %d ms (over %d compiles", sum / NR, own[int((NR + 1) / 2)], NR}'
   tail -n +"$1" "$work/homccd.log" | grep 'compile phases' | grep -o '[a-z]*=[0-9.]*ms' | tr '=' ' ' |
     awk '{sum[$1] += $2; if (!($1 in n)) order[++k] = $1; n[$1]++}

@@ -73,9 +73,11 @@ pub async fn negotiate(
         receive(conn, state, &need, (&mut filler, &mut dirs), record).await?;
         if filler.waiting_on_others() {
             // Other clients' uploads may take long on thin links: heartbeats keep ours waiting.
+            let waiting = std::time::Instant::now();
             conn.with_heartbeats(filler.await_other_jobs(state.config.idle_timeout / 2))
                 .await?
                 .map_err(invalid)?;
+            record.upload_wait += waiting.elapsed();
         }
         if !filler.waiting_on_others() && unknown_chunks.is_empty() && !filler.has_unrequested() {
             break;
@@ -161,7 +163,10 @@ async fn receive(
     let mut blobs: HashSet<Digest> = need.blobs.iter().copied().collect();
     let pace = conn.pace(state.config.min_upload_rate);
     while !chunks.is_empty() || !blobs.is_empty() {
-        let frame = conn.next_paced(&pace).await.map_err(|stalled| match stalled {
+        let waiting = std::time::Instant::now();
+        let frame = conn.next_paced(&pace).await;
+        record.upload_wait += waiting.elapsed();
+        let frame = frame.map_err(|stalled| match stalled {
             Stalled::Silent => {
                 Ending::Lost(format!("upload silent for {} s", conn.idle().as_secs()))
             }

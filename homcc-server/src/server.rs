@@ -158,6 +158,8 @@ pub struct Record {
     pub started: Option<std::time::Instant>,
     /// Where the session's time went, phase by phase (homccd logs it at debug).
     pub phases: Vec<(&'static str, std::time::Duration)>,
+    /// How long it waited for uploads (its client's, or another client's of the same file).
+    pub upload_wait: std::time::Duration,
 }
 
 impl Record {

@@ -88,7 +88,7 @@ pub async fn serve(stream: TcpStream, peer: SocketAddr, state: Arc<State>) {
     tracing::info!(
         client = %peer, compiler = %record.compiler, output = %record.output, compression = %record.compression, result = %request::shown(&record.outcome),
         files = record.files, blobs_in = record.blobs_in, bytes_in = record.bytes_in,
-        bytes_out = record.bytes_out, queued_ms = record.queued_ms, compile_ms = record.compile_ms, ms = started.elapsed().as_millis() as u64, "compile"
+        bytes_out = record.bytes_out, upload_ms = record.upload_wait.as_millis() as u64, queued_ms = record.queued_ms, compile_ms = record.compile_ms, ms = started.elapsed().as_millis() as u64, "compile"
     );
     tracing::debug!(client = %peer, output = %record.output, phases = %record.shown_phases(), "compile phases");
     state.stats.record(record);
