@@ -49,8 +49,13 @@ zlib)
 *) echo "unknown project $project (git or zlib)" >&2; exit 2 ;;
 esac
 
+# homccd (and its compiles) on one core, the client (the builds, the plain scans) on the other:
+# on this machine they are the client's laptop and the build server, and a client's CPU time is
+# not to be inflated by the server's compiles on the same core.
 source tests/homccd.sh
+run_in=(taskset -c 1)
 start_homccd debug
+taskset -cp 0 $$ >/dev/null
 export XDG_CACHE_HOME=$work/client-cache
 cp -a "$pristine" "$work/project"
 cd "$work/project"

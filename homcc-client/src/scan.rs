@@ -326,14 +326,18 @@ fn parse(depfile: &[u8]) -> Result<Vec<PathBuf>, ScanError> {
     parse_dependencies(depfile).map_err(|e| ScanError::Other(e.into()))
 }
 
-/// Runs `cmd` to its end, its stderr (and with `stdout`, its stdout) into unnamed temporary
-/// files read once it has exited: a pipe would be read line by line as the compiler writes,
-/// a system call per line (per header, with `-H`).
+/// Runs `cmd` to its end, its stderr (and with `stdout`, its stdout) into unnamed files in memory
+/// (else temporary files) read once it has exited: a pipe would be read line by line as the
+/// compiler writes, a system call per line (per header, with `-H`).
 fn captured(cmd: &mut Command, stdout: bool) -> Result<Output, ScanError> {
     let failed = |e: std::io::Error| {
         ScanError::Other(anyhow::Error::new(e).context("cannot run the compiler"))
     };
-    let file = || tempfile::tempfile().map_err(failed);
+    let file = || {
+        memory_file()
+            .or_else(|_| tempfile::tempfile())
+            .map_err(failed)
+    };
     let err = file()?;
     let out = if stdout { Some(file()?) } else { None };
     cmd.stderr(err.try_clone().map_err(failed)?);
@@ -358,6 +362,13 @@ fn captured(cmd: &mut Command, stdout: bool) -> Result<Output, ScanError> {
         stdout: read(out)?,
         stderr: read(Some(err))?,
     })
+}
+
+/// An unnamed file in memory (`memfd_create`): a compiler writes `-H`'s lines one `write` at a
+/// time (its stderr is unbuffered), and a write there costs less than to a file on disk.
+fn memory_file() -> std::io::Result<std::fs::File> {
+    use nix::sys::memfd::{memfd_create, MFdFlags};
+    Ok(memfd_create(c"homcc-scan", MFdFlags::MFD_CLOEXEC)?.into())
 }
 
 #[cfg(test)]

@@ -24,7 +24,10 @@ fn settle(dir: &Path) {
                 return false;
             }
             for entry in std::fs::read_dir(&dir).unwrap().flatten() {
-                let meta = std::fs::metadata(entry.path()).unwrap();
+                // A dangling symlink: the link itself.
+                let meta = (std::fs::metadata(entry.path()))
+                    .or_else(|_| std::fs::symlink_metadata(entry.path()))
+                    .unwrap();
                 if meta.is_dir() && !entry.file_type().unwrap().is_symlink() {
                     stack.push(entry.path());
                 } else if !homcc_client::scan::settled(&meta, now) {
@@ -120,6 +123,8 @@ fn trap(
 }
 
 const NONE: &[(&str, &str)] = &[];
+/// A compile of `t.c` that searches `early/`, then `late/`.
+const EARLY_LATE: [&str; 6] = ["-Iearly", "-Ilate", "-c", "t.c", "-o", "t.o"];
 
 fn mkdirs(p: &Project, dirs: &[&str]) {
     for dir in dirs {
@@ -137,13 +142,7 @@ fn a_new_header_in_an_earlier_include_dir() {
     let change = |p: &Project| {
         p.write("early/x.h", "#define X 2\n");
     };
-    trap(
-        "gcc",
-        &["-Iearly", "-Ilate", "-c", "t.c", "-o", "t.o"],
-        setup,
-        change,
-        [NONE; 2],
-    );
+    trap("gcc", &EARLY_LATE, setup, change, [NONE; 2]);
 }
 
 #[test]
@@ -324,6 +323,44 @@ fn symlinked_headers_and_directories_retargeted() {
         }
     };
     trap("gcc", &["-c", "t.c", "-o", "t.o"], setup, change, [NONE; 2]);
+}
+
+#[test]
+fn a_dangling_symlink_in_an_unchanged_include_dir_comes_to_life() {
+    // While early/ keeps its stamp, its probes are not tried, but for its symlinks, whose
+    // targets change without it.
+    let setup = |p: &Project| {
+        mkdirs(p, &["early", "late", "target"]);
+        p.write("t.c", "#include \"x.h\"\nint v = X;\n");
+        p.write("late/x.h", "#define X 1\n");
+        symlink("../target/x.h", p.path().join("early/x.h")).unwrap();
+    };
+    let change = |p: &Project| {
+        p.write("target/x.h", "#define X 2\n");
+    };
+    trap("gcc", &EARLY_LATE, setup, change, [NONE; 2]);
+}
+
+#[test]
+fn a_missing_include_dir_that_is_a_dangling_symlink_comes_to_life() {
+    // links/ keeps its stamp when its symlink's target appears.
+    let setup = |p: &Project| {
+        mkdirs(p, &["links", "far", "late"]);
+        p.write("t.c", "#include \"x.h\"\nint v = X;\n");
+        p.write("late/x.h", "#define X 1\n");
+        symlink("../far/inc", p.path().join("links/inc")).unwrap();
+    };
+    let change = |p: &Project| {
+        mkdirs(p, &["far/inc"]);
+        p.write("far/inc/x.h", "#define X 2\n");
+    };
+    trap(
+        "gcc",
+        &["-Ilinks/inc", "-Ilate", "-c", "t.c", "-o", "t.o"],
+        setup,
+        change,
+        [NONE; 2],
+    );
 }
 
 #[test]

@@ -20,16 +20,22 @@ use homcc_proto::{
     codec::{decode_record, encode_record},
     Digest, ManifestEntry,
 };
+use rustc_hash::FxHashSet;
 use serde::{Deserialize, Serialize};
 
-use super::{facts::FactStore, probes::Probe, stamp::Stamp, ScannedFile};
+use super::{
+    facts::FactStore,
+    probes::{Probe, ProbedDir},
+    stamp::Stamp,
+    ScannedFile,
+};
 
 /// The most bytes all records take together.
 pub const MAX_BYTES: u64 = 256 << 20;
 const SHARDS: u64 = 256;
 
 /// Part of every key: a new homcc release, or a new record format, starts afresh.
-const FORMAT: &str = concat!(env!("CARGO_PKG_VERSION"), "/scan-1");
+const FORMAT: &str = concat!(env!("CARGO_PKG_VERSION"), "/scan-2");
 
 /// The variables that change what the preprocessor reads (most make the compile local: they
 /// are in the key all the same).
@@ -75,6 +81,9 @@ pub struct Record {
     /// Files the compiler driver read that are not sent (clang's configuration files).
     pub driver_files: Vec<Read>,
     pub probes: Vec<Probe>,
+    /// The directories probes are in, with the stamps they kept since before the scan: while
+    /// one keeps its stamp, its probes hold (but those of symlinks).
+    pub probed_dirs: Vec<ProbedDir>,
     /// The user's dependency file, as the compiler wrote it.
     pub depfile: Option<Vec<u8>>,
 }
@@ -153,7 +162,7 @@ impl ScanCache {
         let changed = (record.files.iter().chain(&record.driver_files)).find(|r| !unchanged(r));
         let why = match changed {
             Some(read) => format!("{} changed", read.read_from.display()),
-            None => match record.probes.iter().find(|p| !p.holds()) {
+            None => match changed_lookup(&record) {
                 Some(probe) => format!("a lookup of {} would differ", probe.path.display()),
                 None => {
                     // Least recently used goes first: a hit makes the record young again.
@@ -205,6 +214,22 @@ impl Read {
             read_from: self.read_from,
         }
     }
+}
+
+/// A probe of `record` that no longer holds: each probe is tried, but those in a directory that
+/// kept its stamp (its entries are the same), unless of a symlink.
+fn changed_lookup(record: &Record) -> Option<&Probe> {
+    let kept: FxHashSet<&Path> = (record.probed_dirs.iter())
+        .filter(|dir| {
+            dir.path
+                .metadata()
+                .is_ok_and(|m| Stamp::of(&m) == dir.stamp)
+        })
+        .map(|dir| dir.path.as_path())
+        .collect();
+    let covered =
+        |probe: &Probe| !probe.linked && probe.path.parent().is_some_and(|dir| kept.contains(dir));
+    (record.probes.iter()).find(|probe| !covered(probe) && !probe.holds())
 }
 
 /// Whether `read`'s file still has its content: the same stamp, or else the same digest.

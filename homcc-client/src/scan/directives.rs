@@ -29,6 +29,7 @@ pub enum Delimiter {
 pub struct Lookup {
     /// `None` for a computed include (`#include MACRO`), whose name is known only to the
     /// preprocessor.
+    #[serde(with = "serde_bytes")]
     pub name: Option<Vec<u8>>,
     pub delimiter: Delimiter,
     /// `#include_next`, `__has_include_next`: the search starts after the includer's own

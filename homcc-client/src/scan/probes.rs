@@ -9,6 +9,13 @@
 //! That holds where the compiler names a file by the path it built (gcc); clang names a file by
 //! the first path it met it under, so a computed include makes its compile uncacheable.
 //!
+//! Each path is looked at without following a last component that is a symlink (then followed):
+//! so the record knows which probes are of symlinks. Every directory probes are in joins the
+//! record with its stamp ([`ProbedDir`]) when that had settled before the scan: the probes saw it
+//! as it was all along. While such a directory keeps its stamp, its entries are the same, and so
+//! is every probe in it but those of symlinks, whose targets may change without it: a replay
+//! checks the directory, not its probes.
+//!
 //! Recording races with the tree: a lookup the compiler made may be answered otherwise a moment
 //! later, when the paths are tried here. So a path that exists here but was not read must have
 //! been there, unchanged, since before the scan (its stamp settled), a directory the compiler
@@ -40,6 +47,24 @@ use crate::paths::absolute;
 pub struct Probe {
     pub path: PathBuf,
     pub is: Found,
+    /// Whether it must be tried even where its directory kept its stamp: what is there is a
+    /// symlink, whose target can change without the directory.
+    pub linked: bool,
+}
+
+/// A directory probes are in, and its stamp when they were made (settled before the scan).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ProbedDir {
+    pub path: PathBuf,
+    pub stamp: Stamp,
+}
+
+/// What the lookups of a scan found: the probes, and the directories they are in that had
+/// settled.
+#[derive(Debug, Default)]
+pub struct Probes {
+    pub probes: Vec<Probe>,
+    pub dirs: Vec<ProbedDir>,
 }
 
 /// What a lookup finds at a path.
@@ -54,7 +79,20 @@ pub enum Found {
 
 impl Probe {
     fn seen(path: PathBuf, is: Found) -> Probe {
-        Probe { path, is }
+        Probe {
+            path,
+            is,
+            linked: false,
+        }
+    }
+
+    /// A directory found missing: `linked` if anything is there (a symlink may come to point to
+    /// a directory without its own directory changing).
+    fn no_dir(path: PathBuf) -> Probe {
+        Probe {
+            linked: std::fs::symlink_metadata(&path).is_ok(),
+            ..Probe::seen(path, Found::NoDir)
+        }
     }
 
     /// Whether the path still answers as recorded.
@@ -73,6 +111,18 @@ fn found(path: &Path) -> (bool, Option<std::fs::Metadata>) {
     match std::fs::metadata(path) {
         Ok(meta) => (!meta.is_dir(), Some(meta)),
         Err(_) => (false, None),
+    }
+}
+
+/// [`found`], and whether `path`'s last component is a symlink (looked at first, unfollowed).
+fn found_here(path: &Path) -> (bool, Option<std::fs::Metadata>, bool) {
+    match std::fs::symlink_metadata(path) {
+        Ok(meta) if meta.is_symlink() => {
+            let (present, meta) = found(path);
+            (present, meta, true)
+        }
+        Ok(meta) => (!meta.is_dir(), Some(meta), false),
+        Err(_) => (false, None, false),
     }
 }
 
@@ -125,7 +175,7 @@ pub struct Lookups<'a> {
 }
 
 /// The probes of every lookup, or why the scan cannot be recorded.
-pub fn probes(lookups: &Lookups<'_>, scan_start: SystemTime) -> Result<Vec<Probe>, String> {
+pub fn probes(lookups: &Lookups<'_>, scan_start: SystemTime) -> Result<Probes, String> {
     let listed: FxHashSet<OsString> = (lookups.files.iter())
         .map(|(path, _)| absolute(lookups.cwd, path).into_os_string())
         .collect();
@@ -142,14 +192,15 @@ pub fn probes(lookups: &Lookups<'_>, scan_start: SystemTime) -> Result<Vec<Probe
         scan_start,
         tried: FxHashMap::default(),
         dirs: FxHashMap::default(),
+        probed_dirs: FxHashSet::default(),
         probes: Vec::new(),
     };
     for dir in &lookups.search.missing {
-        let probe = Probe::seen(lookups.cwd.join(dir), Found::NoDir);
+        let probe = Probe::no_dir(lookups.cwd.join(dir));
         if !probe.holds() {
             return Err(format!("{} appeared during the scan", dir.display()));
         }
-        walk.probes.push(probe);
+        walk.push(probe);
     }
     for (file, names) in &lookups.files {
         let includer = file.parent().unwrap_or(Path::new(""));
@@ -163,7 +214,7 @@ pub fn probes(lookups: &Lookups<'_>, scan_start: SystemTime) -> Result<Vec<Probe
         let lookup = Lookup::include(name.as_os_str().as_bytes(), delimiter);
         walk.lookup(Path::new(""), &lookup)?;
     }
-    Ok(walk.probes)
+    Ok(walk.finish())
 }
 
 struct Walk {
@@ -183,6 +234,8 @@ struct Walk {
     tried: FxHashMap<OsString, bool>,
     /// Directories found missing (nothing below them needs a probe of its own), and found.
     dirs: FxHashMap<OsString, bool>,
+    /// The directories probes are in.
+    probed_dirs: FxHashSet<PathBuf>,
     probes: Vec<Probe>,
 }
 
@@ -288,9 +341,9 @@ impl Walk {
         let hidden = self.missing_subdir(dir, name);
         let scan_start = self.scan_start;
         let settled = |meta: &std::fs::Metadata| Stamp::of(meta).settled_before(scan_start);
-        let (present, meta) = match hidden {
-            true => (false, None),
-            false => found(path),
+        let (present, meta, linked) = match hidden {
+            true => (false, None, false),
+            false => found_here(path),
         };
         if present && !meta.as_ref().is_some_and(settled) && !self.is_listed(path) {
             return Err(format!("{} changed during the scan", path.display()));
@@ -312,9 +365,41 @@ impl Walk {
                 true => Found::File,
                 false => Found::NoFile,
             };
-            self.probes.push(Probe::seen(path.to_owned(), is));
+            self.push(Probe {
+                linked,
+                ..Probe::seen(path.to_owned(), is)
+            });
         }
         Ok(present)
+    }
+
+    /// Adds `probe`, noting its directory.
+    fn push(&mut self, probe: Probe) {
+        if let Some(dir) = probe.path.parent() {
+            if !self.probed_dirs.contains(dir) {
+                self.probed_dirs.insert(dir.to_owned());
+            }
+        }
+        self.probes.push(probe);
+    }
+
+    /// The probes, and the directories they are in that have not changed since before the scan
+    /// (looked at now, after the probes): the probes saw them as they were all along.
+    fn finish(self) -> Probes {
+        let scan_start = self.scan_start;
+        let mut dirs: Vec<ProbedDir> = (self.probed_dirs.into_iter())
+            .filter_map(|path| {
+                let stamp = Stamp::of(&path.metadata().ok()?);
+                stamp
+                    .settled_before(scan_start)
+                    .then_some(ProbedDir { path, stamp })
+            })
+            .collect();
+        dirs.sort_by(|a, b| a.path.cmp(&b.path));
+        Probes {
+            probes: self.probes,
+            dirs,
+        }
     }
 
     /// Whether a directory of `name` below `dir` is missing (`bits/x.h` where there is no
@@ -334,7 +419,7 @@ impl Walk {
                     let exists = subdir.is_dir();
                     self.dirs.insert(subdir.clone().into_os_string(), exists);
                     if !exists {
-                        self.probes.push(Probe::seen(subdir, Found::NoDir));
+                        self.push(Probe::no_dir(subdir));
                         return true;
                     }
                 }

@@ -10,7 +10,7 @@ use super::{
     cache::{Read, Record},
     facts::ReadFile,
     forced_includes,
-    probes::{probes, Lookups},
+    probes::{probes, Lookups, Probes},
     stamp::Stamp,
     Listed,
 };
@@ -56,7 +56,7 @@ pub(super) fn record(
             .collect(),
         paths_as_built: !info.identity.is_clang(),
     };
-    let probes = probes(&lookups, started)?;
+    let Probes { probes, dirs } = probes(&lookups, started)?;
     let driver_files = (listed.search.config_files.iter())
         .map(|file| driver_file(file, started))
         .collect::<Result<Vec<_>, String>>()?;
@@ -78,6 +78,7 @@ pub(super) fn record(
             .collect(),
         driver_files,
         probes,
+        probed_dirs: dirs,
         depfile,
     })
 }

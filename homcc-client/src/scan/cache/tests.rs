@@ -3,6 +3,7 @@
 use std::time::Duration;
 
 use super::*;
+use crate::scan::probes::Found;
 
 #[test]
 fn every_input_of_the_scan_is_in_the_key() {
@@ -50,4 +51,35 @@ fn the_least_recently_used_records_go_first() {
     assert_eq!(left, ["old", "young"]);
     evict(dir.path(), 1000);
     assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 2);
+}
+
+#[test]
+fn a_directory_that_kept_its_stamp_answers_for_its_probes_but_symlinks() {
+    let dir = tempfile::tempdir().unwrap();
+    let inc = dir.path().join("inc");
+    std::fs::create_dir(&inc).unwrap();
+    // Settled: any change from now on gives it another modification time.
+    let past = SystemTime::now() - Duration::from_secs(60);
+    File::open(&inc).unwrap().set_modified(past).unwrap();
+    let stamp = Stamp::of(&inc.metadata().unwrap());
+    // Recorded as a file, but there is none: only trying the probe can tell.
+    let probe = |linked| Probe {
+        path: inc.join("x.h"),
+        is: Found::File,
+        linked,
+    };
+    let record = |probe, stamp| Record {
+        files: Vec::new(),
+        driver_files: Vec::new(),
+        probes: vec![probe],
+        probed_dirs: vec![ProbedDir {
+            path: inc.clone(),
+            stamp,
+        }],
+        depfile: None,
+    };
+    assert!(changed_lookup(&record(probe(false), stamp)).is_none());
+    assert!(changed_lookup(&record(probe(true), stamp)).is_some());
+    std::fs::write(dir.path().join("inc/y.h"), "").unwrap();
+    assert!(changed_lookup(&record(probe(false), stamp)).is_some());
 }

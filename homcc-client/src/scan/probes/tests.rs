@@ -50,7 +50,7 @@ fn probes_of(
             p.is,
         )
     };
-    probes(&lookups, start).map(|found| found.into_iter().map(shown).collect())
+    probes(&lookups, start).map(|found| found.probes.into_iter().map(shown).collect())
 }
 
 fn later() -> SystemTime {
@@ -195,4 +195,62 @@ fn a_computed_include_tries_the_names_of_the_files_read() {
         "b/t.c",
     ];
     assert_eq!(tried, want);
+}
+
+/// The probes and the directories listed of `names` looked up from `src/t.c` in `dir`.
+fn walked(dir: &Path, names: Vec<Lookup>, start: SystemTime) -> Probes {
+    let search = SearchList {
+        bracket: vec![dir.join("a"), dir.join("b")],
+        printed: true,
+        ..SearchList::default()
+    };
+    let source = dir.join("src/t.c");
+    let lookups = Lookups {
+        search: &search,
+        cwd: dir,
+        files: vec![(&source, names)],
+        forced: Vec::new(),
+        implicit: Vec::new(),
+        paths_as_built: true,
+    };
+    probes(&lookups, start).unwrap()
+}
+
+#[test]
+fn probes_of_symlinks_are_marked_and_settled_directories_kept() {
+    let dir = tree();
+    let d = dir.path();
+    std::fs::write(d.join("b/found.h"), "").unwrap();
+    std::fs::create_dir(d.join("a/dir.h")).unwrap();
+    std::os::unix::fs::symlink("../nowhere.h", d.join("a/dangling.h")).unwrap();
+    std::os::unix::fs::symlink("../b/found.h", d.join("a/linked.h")).unwrap();
+    std::os::unix::fs::symlink("../nowhere", d.join("a/sub")).unwrap();
+    let names = [
+        "x.h",
+        "dir.h",
+        "dangling.h",
+        "linked.h",
+        "found.h",
+        "sub/s.h",
+        "none/n.h",
+    ];
+    let names = names.map(|n| lookup(n, Delimiter::Angle)).to_vec();
+    let walk = walked(d, names, later());
+    let is = |path: &str| {
+        let probe = walk.probes.iter().find(|p| p.path == d.join(path)).unwrap();
+        (probe.is, probe.linked)
+    };
+    assert_eq!(is("a/x.h"), (Found::NoFile, false));
+    assert_eq!(is("a/dir.h"), (Found::NoFile, false));
+    assert_eq!(is("a/dangling.h"), (Found::NoFile, true));
+    assert_eq!(is("a/linked.h"), (Found::File, true));
+    assert_eq!(is("b/found.h"), (Found::File, false));
+    assert_eq!(is("a/sub"), (Found::NoDir, true));
+    assert_eq!(is("a/none"), (Found::NoDir, false));
+    let kept: Vec<&Path> = walk.dirs.iter().map(|l| l.path.as_path()).collect();
+    assert_eq!(kept, [d.join("a"), d.join("b")]);
+    // Directories that changed just before the scan are not kept.
+    let absent = ["x.h", "dangling.h"].map(|n| lookup(n, Delimiter::Angle));
+    let fresh = walked(d, absent.to_vec(), SystemTime::now());
+    assert!(fresh.dirs.is_empty(), "{:?}", fresh.dirs);
 }
