@@ -191,6 +191,7 @@ pub fn probes(lookups: &Lookups<'_>, scan_start: SystemTime) -> Result<Probes, S
         listed,
         scan_start,
         tried: FxHashMap::default(),
+        walked: FxHashSet::default(),
         dirs: FxHashMap::default(),
         probed_dirs: FxHashSet::default(),
         probes: Vec::new(),
@@ -232,6 +233,8 @@ struct Walk {
     scan_start: SystemTime,
     /// Each path tried so far, and whether a file is there.
     tried: FxHashMap<OsString, bool>,
+    /// Each lookup walked so far: how it searches, from where (`"name"`) and the name.
+    walked: FxHashSet<Vec<u8>>,
     /// Directories found missing (nothing below them needs a probe of its own), and found.
     dirs: FxHashMap<OsString, bool>,
     /// The directories probes are in.
@@ -248,8 +251,20 @@ impl Walk {
         let Some(name) = &lookup.name else {
             return self.computed(includer, lookup.next);
         };
-        let name = Path::new(OsStr::from_bytes(name));
         let quoted = lookup.next || lookup.delimiter == Delimiter::Quote;
+        // The same name searched the same way from the same place tries the same paths: the
+        // system headers of a compile look up many names many times.
+        let flags = u8::from(lookup.next) | u8::from(quoted) << 1 | u8::from(lookup.existence) << 2;
+        let mut key = vec![flags];
+        if quoted {
+            key.extend_from_slice(includer.as_os_str().as_bytes());
+            key.push(0);
+        }
+        key.extend_from_slice(name);
+        if !self.walked.insert(key) {
+            return Ok(());
+        }
+        let name = Path::new(OsStr::from_bytes(name));
         for i in 0..self.dirs(quoted) {
             let dir = self.dir(includer, quoted, i).to_owned();
             if self.try_path(&dir, name, lookup.existence)? && !lookup.next {
@@ -335,12 +350,27 @@ impl Walk {
     /// Whether a file is at `dir/name`, recorded as a probe the first time it is tried.
     fn try_path(&mut self, dir: &Path, name: &Path, existence: bool) -> Result<bool, String> {
         let path = &dir.join(name);
-        if let Some(&present) = self.tried.get(path.as_os_str()) {
-            return Ok(present);
-        }
-        let hidden = self.missing_subdir(dir, name);
         let scan_start = self.scan_start;
         let settled = |meta: &std::fs::Metadata| Stamp::of(meta).settled_before(scan_start);
+        let tested_absent = |path: &Path| {
+            // Tested, not found: it may have been there during the scan only if the directory
+            // it would be in changed since.
+            let dir = existing_ancestor(path);
+            match dir.metadata().is_ok_and(|m| settled(&m)) {
+                true => Ok(false),
+                false => Err(format!(
+                    "{} changed while __has_include looked into it",
+                    dir.display()
+                )),
+            }
+        };
+        if let Some(&present) = self.tried.get(path.as_os_str()) {
+            return match !present && existence {
+                true => tested_absent(path),
+                false => Ok(present),
+            };
+        }
+        let hidden = self.missing_subdir(dir, name);
         let (present, meta, linked) = match hidden {
             true => (false, None, false),
             false => found_here(path),
@@ -349,15 +379,7 @@ impl Walk {
             return Err(format!("{} changed during the scan", path.display()));
         }
         if !present && existence {
-            // Tested, not found: it may have been there during the scan only if the directory
-            // it would be in changed since.
-            let dir = existing_ancestor(path);
-            if !dir.metadata().is_ok_and(|m| settled(&m)) {
-                return Err(format!(
-                    "{} changed while __has_include looked into it",
-                    dir.display()
-                ));
-            }
+            tested_absent(path)?;
         }
         self.tried.insert(path.as_os_str().to_owned(), present);
         if !hidden {
