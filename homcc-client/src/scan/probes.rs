@@ -350,27 +350,14 @@ impl Walk {
     /// Whether a file is at `dir/name`, recorded as a probe the first time it is tried.
     fn try_path(&mut self, dir: &Path, name: &Path, existence: bool) -> Result<bool, String> {
         let path = &dir.join(name);
-        let scan_start = self.scan_start;
-        let settled = |meta: &std::fs::Metadata| Stamp::of(meta).settled_before(scan_start);
-        let tested_absent = |path: &Path| {
-            // Tested, not found: it may have been there during the scan only if the directory
-            // it would be in changed since.
-            let dir = existing_ancestor(path);
-            match dir.metadata().is_ok_and(|m| settled(&m)) {
-                true => Ok(false),
-                false => Err(format!(
-                    "{} changed while __has_include looked into it",
-                    dir.display()
-                )),
-            }
-        };
+        // A path an #include tried already: the compile found nothing there then, and a file
+        // that appeared for its __has_include would have to be gone again now.
         if let Some(&present) = self.tried.get(path.as_os_str()) {
-            return match !present && existence {
-                true => tested_absent(path),
-                false => Ok(present),
-            };
+            return Ok(present);
         }
         let hidden = self.missing_subdir(dir, name);
+        let scan_start = self.scan_start;
+        let settled = |meta: &std::fs::Metadata| Stamp::of(meta).settled_before(scan_start);
         let (present, meta, linked) = match hidden {
             true => (false, None, false),
             false => found_here(path),
@@ -379,7 +366,15 @@ impl Walk {
             return Err(format!("{} changed during the scan", path.display()));
         }
         if !present && existence {
-            tested_absent(path)?;
+            // Tested, not found: it may have been there during the scan only if the directory
+            // it would be in changed since.
+            let dir = existing_ancestor(path);
+            if !dir.metadata().is_ok_and(|m| settled(&m)) {
+                return Err(format!(
+                    "{} changed while __has_include looked into it",
+                    dir.display()
+                ));
+            }
         }
         self.tried.insert(path.as_os_str().to_owned(), present);
         if !hidden {
