@@ -8,6 +8,8 @@
 # uploads).
 #
 # Targets (issue 12): first build <= 1.1x the plain scans, rebuild <= 0.15x, homccd <= 5 ms.
+# homccd runs on core 1, the builds and the plain scans on core 0 (taskset): the client's CPU is
+# measured as on a machine of its own, not inflated by the server's compiles beside it.
 #
 # Usage: tests/bench-rebuild.sh [git|zlib]    (default git: 2.39, ~450 C files, -MMD -MP)
 # The project's source comes from `apt-get source` (deb-src is added to the apt sources if
