@@ -481,15 +481,15 @@ fn summary(
 /// `; cpu: homcc X ms, compiler Y ms`: the CPU time of this process and of its finished
 /// children (the scans) so far.
 fn cpu_so_far() -> String {
-    let ms = |who| {
-        // SAFETY: getrusage writes a `rusage` into the zeroed one it is given.
-        let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
-        if unsafe { libc::getrusage(who, &mut usage) } != 0 {
-            return 0.0;
-        }
-        let part = |t: libc::timeval| t.tv_sec as f64 * 1000.0 + t.tv_usec as f64 / 1000.0;
-        part(usage.ru_utime) + part(usage.ru_stime)
+    use nix::sys::{
+        resource::{getrusage, UsageWho},
+        time::TimeValLike,
     };
-    let (own, children) = (ms(libc::RUSAGE_SELF), ms(libc::RUSAGE_CHILDREN));
+    let ms = |who| {
+        getrusage(who).map_or(0.0, |usage| {
+            (usage.user_time() + usage.system_time()).num_microseconds() as f64 / 1000.0
+        })
+    };
+    let (own, children) = (ms(UsageWho::RUSAGE_SELF), ms(UsageWho::RUSAGE_CHILDREN));
     format!("; cpu: homcc {own:.1} ms, compiler {children:.1} ms")
 }

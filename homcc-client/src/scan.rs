@@ -104,11 +104,17 @@ pub fn scan(
     let read = |paths: &[PathBuf], names| {
         facts::read_files(cwd, paths, facts, names).map_err(ScanError::Other)
     };
+    // The compiler's scan, and every file it lists (or a `__has_include` of theirs may find).
+    let scan_now = || -> Result<(Listed, Vec<ReadFile>), ScanError> {
+        let listed = run(compiler, info, job, cwd)?;
+        let files = with_tested(cwd, &listed, read(&listed.files, true)?, read)?;
+        Ok((listed, files))
+    };
     if job.language.is_preprocessed() {
         // Nothing else is read: the preprocessor already ran.
         let files = read(std::slice::from_ref(&job.source), false)?;
         return Ok(Scan {
-            files: files.iter().map(|file| scanned(cwd, file)).collect(),
+            files: files.iter().map(scanned).collect(),
             cache: CacheUse::Off,
         });
     }
@@ -119,10 +125,9 @@ pub fn scan(
     let (cache, key) = match (cache, key) {
         (Some(cache), Some(key)) => (cache, key),
         _ => {
-            let listed = run(compiler, info, job, cwd)?;
-            let files = with_tested(cwd, &listed, read(&listed.files, true)?, read)?;
+            let (_, files) = scan_now()?;
             return Ok(Scan {
-                files: files.iter().map(|file| scanned(cwd, file)).collect(),
+                files: files.iter().map(scanned).collect(),
                 cache: CacheUse::Off,
             });
         }
@@ -142,12 +147,11 @@ pub fn scan(
         Replay::Miss { why } => why,
     };
     let started = SystemTime::now();
-    let listed = run(compiler, info, job, cwd)?;
-    let files = with_tested(cwd, &listed, read(&listed.files, true)?, read)?;
+    let (listed, files) = scan_now()?;
     let recorded = record::record(info, job, cwd, &listed, &files, started)
         .map(|record| cache.store(key, &record));
     Ok(Scan {
-        files: files.iter().map(|file| scanned(cwd, file)).collect(),
+        files: files.iter().map(scanned).collect(),
         cache: CacheUse::Ran { why, recorded },
     })
 }
@@ -164,11 +168,11 @@ fn with_tested(
         let names = f.names.as_ref()?.as_ref().ok()?;
         Some((f.read_from.as_path(), names.as_slice()))
     });
-    let read_already: std::collections::HashSet<PathBuf> =
-        files.iter().map(|f| absolute(cwd, &f.read_from)).collect();
+    let read_already: std::collections::HashSet<&Path> =
+        files.iter().map(|f| f.path.as_path()).collect();
     let tested: Vec<PathBuf> = probes::tested_files(&listed.search, cwd, named)
         .into_iter()
-        .filter(|path| !read_already.contains(&absolute(cwd, path)))
+        .filter(|path| !read_already.contains(absolute(cwd, path).as_path()))
         .collect();
     if !tested.is_empty() {
         files.extend(read(&tested, true)?);
@@ -177,10 +181,10 @@ fn with_tested(
 }
 
 /// The manifest's view of a file read.
-fn scanned(cwd: &Path, file: &ReadFile) -> ScannedFile {
+fn scanned(file: &ReadFile) -> ScannedFile {
     ScannedFile {
         entry: ManifestEntry {
-            path: absolute(cwd, &file.read_from),
+            path: file.path.clone(),
             digest: file.digest,
             size: file.size,
         },

@@ -210,15 +210,8 @@ impl Cache {
 
     /// The manifest chunk stored as `digest`, marking it used; `Ok(None)` if it is absent.
     pub fn chunk(&self, digest: &Digest) -> io::Result<Option<Arc<Chunk>>> {
-        let memo = |this: &Self| {
-            this.inner
-                .chunks
-                .lock()
-                .unwrap_or_else(PoisonError::into_inner)
-                .get(digest)
-                .cloned()
-        };
-        if let Some(chunk) = memo(self).filter(|_| self.mark_used(digest)) {
+        let decoded = self.inner.decoded().get(digest).cloned();
+        if let Some(chunk) = decoded.filter(|_| self.mark_used(digest)) {
             return Ok(Some(chunk));
         }
         let Some(bytes) = self.read(digest)? else {
@@ -227,19 +220,15 @@ impl Cache {
         let chunk = Arc::new(
             decode_chunk(&bytes).map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e))?,
         );
-        let mut chunks = self
-            .inner
-            .chunks
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner);
-        chunks.put(*digest, Arc::clone(&chunk));
+        self.inner.decoded().put(*digest, Arc::clone(&chunk));
         Ok(Some(chunk))
     }
 
     /// Stores `bytes` (the caller has verified that they hash to `digest`): temp file + rename,
     /// mode 0o444 (not synced to disk: a blob damaged by a crash is found by the hashing of every
-    /// blob after a restart, `Inner::verify`), then evicts least recently used entries until the total fits the bound (the
-    /// blob just stored is spared, so one larger than the whole bound stays until the next store).
+    /// blob after a restart, `Inner::verify`), then evicts least recently used entries until the
+    /// total fits the bound (the blob just stored is spared, so one larger than the whole bound
+    /// stays until the next store).
     /// Storing a digest that is already present just marks it used.
     pub fn insert(&self, digest: &Digest, bytes: &[u8]) -> io::Result<()> {
         if self.mark_used(digest) {
@@ -363,6 +352,11 @@ impl State {
 impl Inner {
     fn lock(&self) -> MutexGuard<'_, State> {
         self.state.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// The manifest chunks decoded lately.
+    fn decoded(&self) -> MutexGuard<'_, LruCache<Digest, Arc<Chunk>>> {
+        self.chunks.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
     fn path_of(&self, digest: &Digest) -> PathBuf {

@@ -40,6 +40,11 @@ pub fn refuse(reason: RefusalReason, detail: impl Into<String>) -> Ending {
     })
 }
 
+/// The compile would pass one of the server's bounds (`Limits`), which `detail` names.
+pub fn limit(detail: impl Into<String>) -> Ending {
+    refuse(RefusalReason::Limit, detail)
+}
+
 /// The request breaks a rule of the protocol (docs/protocol.md).
 pub fn invalid(detail: impl std::fmt::Display) -> Ending {
     refuse(
@@ -51,13 +56,10 @@ pub fn invalid(detail: impl std::fmt::Display) -> Ending {
 /// A frame that did not decode: too long a list is a `Limit`, anything else invalid.
 pub fn bad_frame(e: CodecError) -> Ending {
     match e {
-        CodecError::TooManyEntries { max } => refuse(
-            RefusalReason::Limit,
-            format!("{e}, refused before reading them (max_manifest_entries is {max})"),
-        ),
-        CodecError::BeyondMemory { .. } => {
-            refuse(RefusalReason::Limit, format!("{e} (max_frame_memory)"))
-        }
+        CodecError::TooManyEntries { max } => limit(format!(
+            "{e}, refused before reading them (max_manifest_entries is {max})"
+        )),
+        CodecError::BeyondMemory { .. } => limit(format!("{e} (max_frame_memory)")),
         CodecError::NoMemory { .. } => Ending::Pause(Refusal {
             reason: RefusalReason::Busy,
             detail: format!("{e} (max_frame_memory)"),

@@ -120,13 +120,7 @@ impl<'a> Filler<'a> {
         if let Some(first) = kept.first() {
             // Its content is the digest's whether or not the cache still has it.
             self.cache.mark_used(&digest);
-            for (nth, other) in dests.iter().enumerate() {
-                name_again(first, other, kept.len() + nth)?;
-                self.job.placed(other, &digest);
-            }
-            self.placed
-                .insert(digest, (first.clone(), kept.len() + dests.len()));
-            return Ok(());
+            return self.name_all(digest, first, &dests, kept.len());
         }
         loop {
             let linked = self
@@ -137,14 +131,8 @@ impl<'a> Filler<'a> {
                     _ => FillError::Io(e),
                 })?;
             if linked {
-                for (nth, other) in dests.iter().enumerate().skip(1) {
-                    name_again(&dests[0], other, nth)?;
-                }
-                for dest in &dests {
-                    self.job.placed(dest, &digest);
-                }
-                self.placed.insert(digest, (dests[0].clone(), dests.len()));
-                return Ok(());
+                self.job.placed(&dests[0], &digest);
+                return self.name_all(digest, &dests[0], &dests[1..], 1);
             }
             let source = match self.cache.claim(&digest) {
                 Claim::Present => continue,
@@ -216,15 +204,27 @@ impl<'a> Filler<'a> {
         };
         let first = &pending.dests[0];
         write_new(first, bytes)?;
-        for (nth, other) in pending.dests.iter().enumerate().skip(1) {
-            name_again(first, other, nth)?;
-        }
+        self.job.placed(first, digest);
+        self.name_all(*digest, first, &pending.dests[1..], 1)?;
         self.cache.insert_file(digest, first, pending.size)?;
-        for dest in &pending.dests {
-            self.job.placed(dest, digest);
+        Ok(())
+    }
+
+    /// Gives the file `digest` at `first` (a placed file with `names` names so far) the further
+    /// paths `others`, and records every one as placed.
+    fn name_all(
+        &mut self,
+        digest: Digest,
+        first: &Path,
+        others: &[PathBuf],
+        names: usize,
+    ) -> Result<(), FillError> {
+        for (nth, other) in others.iter().enumerate() {
+            name_again(first, other, names + nth)?;
+            self.job.placed(other, &digest);
         }
         self.placed
-            .insert(*digest, (first.clone(), pending.dests.len()));
+            .insert(digest, (first.to_owned(), names + others.len()));
         Ok(())
     }
 

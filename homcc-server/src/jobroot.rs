@@ -13,11 +13,11 @@ use std::{
     sync::{Mutex, MutexGuard, PoisonError},
 };
 
-use homcc_proto::{CompileRequest, Compression, Digest, OutputFile, Payload, RefusalReason};
+use homcc_proto::{CompileRequest, Compression, Digest, OutputFile, Payload};
 use tempfile::TempDir;
 
 use crate::{
-    ending::{internal, invalid, refuse, Ending},
+    ending::{internal, invalid, limit, Ending},
     tree::{self, Kept, Tree},
 };
 
@@ -344,13 +344,10 @@ pub fn collect_outputs(
             continue;
         }
         if meta.len() > max {
-            return Err(refuse(
-                RefusalReason::Limit,
-                format!(
-                    "output {} is larger than {max} bytes (max_output_size)",
-                    out.display()
-                ),
-            ));
+            return Err(limit(format!(
+                "output {} is larger than {max} bytes (max_output_size)",
+                out.display()
+            )));
         }
         let bytes = std::fs::read(&path).map_err(internal)?;
         files.push(OutputFile {

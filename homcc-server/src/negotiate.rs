@@ -11,7 +11,7 @@ use homcc_proto::{
 
 use crate::{
     conn::{Conn, Stalled},
-    ending::{bad_frame, internal, invalid, refuse, Ending},
+    ending::{bad_frame, internal, invalid, limit, refuse, Ending},
     fill::Filler,
     jobroot::JobRoot,
     request::DirCount,
@@ -42,28 +42,7 @@ pub async fn negotiate(
             chunks: std::mem::take(&mut unknown_chunks),
             blobs: filler.take_unrequested(),
         };
-        for digest in &need.blobs {
-            let size = filler.expected_size(digest).unwrap_or(0);
-            if size > limits.file_size {
-                return Err(refuse(
-                    RefusalReason::Limit,
-                    format!(
-                        "a file of {size} bytes is larger than {} bytes (max_file_size)",
-                        limits.file_size
-                    ),
-                ));
-            }
-            upload = upload.saturating_add(size);
-            if upload > limits.upload_size {
-                return Err(refuse(
-                    RefusalReason::Limit,
-                    format!(
-                        "the files to upload are larger than {} bytes together (max_upload_size)",
-                        limits.upload_size
-                    ),
-                ));
-            }
-        }
+        upload = within_upload_bounds(&filler, &need.blobs, upload, limits)?;
         if first || !need.is_empty() {
             conn.send(ServerMessage::Need(need.clone()))
                 .await
@@ -142,13 +121,37 @@ fn fits(
 }
 
 fn too_many_files(count: usize, limits: &crate::server::Limits) -> Ending {
-    refuse(
-        RefusalReason::Limit,
-        format!(
-            "the manifest lists {count} files, more than {} (max_manifest_entries)",
-            limits.manifest_entries
-        ),
-    )
+    limit(format!(
+        "the manifest lists {count} files, more than {} (max_manifest_entries)",
+        limits.manifest_entries
+    ))
+}
+
+/// The bytes to upload once `blobs` are too (`upload` so far), or the bound they pass: each
+/// file at most `max_file_size`, all of them at most `max_upload_size`.
+fn within_upload_bounds(
+    filler: &Filler<'_>,
+    blobs: &[Digest],
+    mut upload: u64,
+    limits: &crate::server::Limits,
+) -> Result<u64, Ending> {
+    for digest in blobs {
+        let size = filler.expected_size(digest).unwrap_or(0);
+        if size > limits.file_size {
+            return Err(limit(format!(
+                "a file of {size} bytes is larger than {} bytes (max_file_size)",
+                limits.file_size
+            )));
+        }
+        upload = upload.saturating_add(size);
+        if upload > limits.upload_size {
+            return Err(limit(format!(
+                "the files to upload are larger than {} bytes together (max_upload_size)",
+                limits.upload_size
+            )));
+        }
+    }
+    Ok(upload)
 }
 
 /// Reads the client's uploads until everything `need` named has arrived.

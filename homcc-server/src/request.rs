@@ -7,7 +7,7 @@ use std::{collections::HashSet, path::Path};
 use homcc_proto::{CompileRequest, RefusalReason, FORWARDED_ENV};
 
 use crate::{
-    ending::{refuse, Ending},
+    ending::{limit, refuse, Ending},
     server::Limits,
 };
 
@@ -57,14 +57,11 @@ impl DirCount {
             components: self.components + dir.components().count(),
         };
         if count.dirs > limits.manifest_entries || count.components > MAX_DIR_COMPONENTS {
-            return Err(refuse(
-                RefusalReason::Limit,
-                format!(
-                    "the request names more than {} dirs (max_manifest_entries) or dirs of more \
-                     than {MAX_DIR_COMPONENTS} components together",
-                    limits.manifest_entries
-                ),
-            ));
+            return Err(limit(format!(
+                "the request names more than {} dirs (max_manifest_entries) or dirs of more \
+                 than {MAX_DIR_COMPONENTS} components together",
+                limits.manifest_entries
+            )));
         }
         Ok(count)
     }

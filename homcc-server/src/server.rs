@@ -158,16 +158,18 @@ pub struct Record {
     pub started: Option<std::time::Instant>,
     /// Where the session's time went, phase by phase (homccd logs it at debug).
     pub phases: Vec<(&'static str, std::time::Duration)>,
+    /// When the phase under way began.
+    pub phase_began: Option<std::time::Instant>,
     /// How long it waited for uploads (its client's, or another client's of the same file).
     pub upload_wait: std::time::Duration,
 }
 
 impl Record {
-    /// Ends phase `name`, which began at `*since`; the next begins now.
-    pub fn phase(&mut self, name: &'static str, since: &mut std::time::Instant) {
+    /// Ends phase `name`; the next begins now.
+    pub fn phase(&mut self, name: &'static str) {
         let now = std::time::Instant::now();
-        self.phases.push((name, now - *since));
-        *since = now;
+        let began = self.phase_began.replace(now).unwrap_or(now);
+        self.phases.push((name, now - began));
     }
 
     /// The phases as `name=1.23ms` words.

@@ -17,7 +17,7 @@ use crate::{
     compile::{self, CompileError, Invocation},
     compilers::Resolved,
     conn::Conn,
-    ending::{bad_frame, internal, invalid, paused, refuse, Ending},
+    ending::{bad_frame, internal, invalid, limit, paused, refuse, Ending},
     jobroot::{self, JobRoot},
     negotiate::negotiate,
     queue::{Admission, Slot, Uploading},
@@ -39,11 +39,11 @@ pub async fn serve(stream: TcpStream, peer: SocketAddr, state: Arc<State>) {
     conn.set_memory(state.frame_memory.clone());
     let mut record = Record {
         peer: Some(peer),
+        phase_began: Some(started),
         ..Record::default()
     };
     let mut unread = false;
-    let mut since = started;
-    let outcome = handle(&mut conn, peer, &state, &mut record, &mut since).await;
+    let outcome = handle(&mut conn, peer, &state, &mut record).await;
     let ending = match paused(outcome).await {
         Ok((result, job)) => {
             record.outcome = format!("exit {}", result.exit_code);
@@ -52,7 +52,7 @@ pub async fn serve(stream: TcpStream, peer: SocketAddr, state: Arc<State>) {
                 .await
                 .err()
                 .map(|e| e.to_string());
-            record.phase("reply", &mut since);
+            record.phase("reply");
             // Scrubbing the job root takes a while; the client has its result already. It is kept
             // for the client's next compile (or deleted, if it cannot be scrubbed).
             let state = Arc::clone(&state);
@@ -103,13 +103,12 @@ async fn handle(
     peer: SocketAddr,
     state: &State,
     record: &mut Record,
-    since: &mut Instant,
 ) -> Result<(CompileResult, JobRoot), Ending> {
     if let Some(token) = &state.config.auth {
         auth::authenticate(conn, token, peer, state.config.max_frame).await?;
     }
     let req = read_request(conn).await?;
-    record.phase("request", since);
+    record.phase("request");
     // The client's strings, shown as one short line each: a log line is never forged.
     record.compiler = request::shown(&req.compiler.to_string());
     record.output = (req.outputs.first())
@@ -119,36 +118,36 @@ async fn handle(
     // A place, held until the compile is done: waiting counts as much as running. While the
     // files upload it is provisional (`queue`): a compile that has its files may take it.
     let (uploading, compiler, dirs) = admit(state, peer, &req).await?;
-    record.phase("admit", since);
+    record.phase("admit");
     // File work (directories, hard links, copies) blocks: off the async threads' duty.
     let kept = state.roots.take(peer.ip());
     let (job, cwd) =
         tokio::task::block_in_place(|| jobroot::for_request(kept, &state.jobs_dir, &req))?;
-    record.phase("root", since);
+    record.phase("root");
     negotiate(conn, state, (&req, dirs), &job, record).await?;
     tokio::task::block_in_place(|| job.clear_left()).map_err(internal)?;
-    record.phase("files", since);
+    record.phase("files");
     let admission =
         (uploading.uploaded()).map_err(|full| refuse(RefusalReason::Busy, full.to_string()))?;
     let (outputs, invocation) =
         tokio::task::block_in_place(|| invocation(state, &req, &compiler, &job, cwd))?;
-    record.phase("prepare", since);
+    record.phase("prepare");
     let queued = Instant::now();
     let _slot = take_slot(conn, state, &admission).await?;
     let compile_started = Instant::now();
     record.queued_ms = (compile_started - queued).as_millis() as u64;
     record.started = Some(compile_started);
-    record.phase("slot", since);
+    record.phase("slot");
     let finished = run_with_heartbeats(conn, state, invocation).await?;
     record.compile_ms = compile_started.elapsed().as_millis() as u64;
-    record.phase("compile", since);
+    record.phase("compile");
     let (compression, max) = (req.compression, state.config.limits.output_size);
     // Outputs may be hundreds of MB: read and compressed off the async threads.
     let outputs =
         tokio::task::spawn_blocking(move || jobroot::collect_outputs(outputs, compression, max))
             .await
             .map_err(internal)??;
-    record.phase("outputs", since);
+    record.phase("outputs");
     let result = CompileResult {
         exit_code: finished.exit_code,
         stdout: job.unmap_text(&finished.stdout),
@@ -287,7 +286,7 @@ async fn run_with_heartbeats(
         .map_err(|e| match e {
             CompileError::TimedOut(_) => refuse(RefusalReason::Timeout, e.to_string()),
             CompileError::OutputTooLarge { .. } | CompileError::OutOfMemory(_) => {
-                refuse(RefusalReason::Limit, e.to_string())
+                limit(e.to_string())
             }
             _ => internal(e),
         })

@@ -146,6 +146,13 @@ fn is_ident(b: u8) -> bool {
     is_ident_start(b) || b.is_ascii_digit()
 }
 
+/// Where the identifier characters that end at `at` in `text` begin (`at` if none).
+fn ident_start(text: &[u8], at: usize) -> usize {
+    at - (text[..at].iter().rev())
+        .take_while(|&&b| is_ident(b))
+        .count()
+}
+
 impl<'a> Lexer<'a> {
     fn peek(&self, ahead: usize) -> Option<u8> {
         self.text.get(self.at + ahead).copied()
@@ -155,11 +162,7 @@ impl<'a> Lexer<'a> {
         let text = self.text;
         // Where each identifier with `has_include` in it starts: the only identifiers looked at.
         let mut uses = memchr::memmem::find_iter(text, b"has_include")
-            .map(|at| {
-                at - (text[..at].iter().rev())
-                    .take_while(|&&b| is_ident(b))
-                    .count()
-            })
+            .map(|at| ident_start(text, at))
             .peekable();
         while self.at < text.len() {
             while uses.next_if(|&at| at < self.at).is_some() {}
@@ -210,10 +213,7 @@ impl<'a> Lexer<'a> {
 
     /// The identifier that ends at the cursor (empty if none).
     fn identifier_before(&self) -> &'a [u8] {
-        let len = (self.text[..self.at].iter().rev())
-            .take_while(|&&b| is_ident(b))
-            .count();
-        &self.text[self.at - len..self.at]
+        &self.text[ident_start(self.text, self.at)..self.at]
     }
 
     /// Whether the `"` at the cursor opens a raw string: `R`, `LR`, `uR`, `UR` or `u8R` before it.

@@ -54,6 +54,8 @@ struct Fact {
 pub struct ReadFile {
     /// Where it was read (the compiler's name for it, from the working directory).
     pub read_from: PathBuf,
+    /// Its path in the manifest: absolute and normal.
+    pub path: PathBuf,
     pub stamp: Stamp,
     pub digest: Digest,
     pub size: u64,
@@ -97,11 +99,17 @@ pub fn read_files(
     store: Option<&FactStore>,
     names: bool,
 ) -> anyhow::Result<Vec<ReadFile>> {
+    // Each file once, however the compiler spelt it (`x.h`, `./x.h`): by its manifest path.
     let mut seen = std::collections::HashSet::new();
-    let paths: Vec<PathBuf> = (paths.iter())
-        .filter(|p| seen.insert(crate::paths::absolute(cwd, p)))
-        .map(|p| cwd.join(p))
-        .collect();
+    let (mut joined, mut manifest_paths) = (Vec::new(), Vec::new());
+    for path in paths {
+        let manifest_path = crate::paths::absolute(cwd, path);
+        if seen.insert(manifest_path.clone()) {
+            joined.push(cwd.join(path));
+            manifest_paths.push(manifest_path);
+        }
+    }
+    let paths = joined;
     // The files of each directory, in the order first met.
     let mut dirs: Vec<(&Path, Vec<usize>)> = Vec::new();
     let mut index: HashMap<&Path, usize> = HashMap::new();
@@ -130,10 +138,11 @@ pub fn read_files(
                 Some(fact) => {
                     done[i] = Some(ReadFile {
                         read_from: path.clone(),
+                        path: manifest_paths[i].clone(),
                         stamp,
                         digest: fact.digest,
                         size: fact.size,
-                        names: fact.names.clone().filter(|_| names),
+                        names: fact.names.as_ref().filter(|_| names).cloned(),
                         settled: true,
                     })
                 }
@@ -142,7 +151,8 @@ pub fn read_files(
         }
         records.push(facts);
     }
-    let read_one = |&(i, _): &(usize, u64)| read_file(&paths[i], names).map(|f| (i, f));
+    let read_one =
+        |&(i, _): &(usize, u64)| read_file(&paths[i], &manifest_paths[i], names).map(|f| (i, f));
     let bytes: u64 = to_read.iter().map(|(_, len)| len).sum();
     let fresh: Vec<(usize, ReadFile)> = if bytes > PARALLEL_BYTES {
         to_read
@@ -184,8 +194,9 @@ pub fn read_files(
     Ok(done.into_iter().flatten().collect())
 }
 
-/// Reads, hashes and (with `names`) lexes one file, stamped as it was when it was read.
-fn read_file(path: &Path, names: bool) -> anyhow::Result<ReadFile> {
+/// Reads, hashes and (with `names`) lexes one file (`manifest_path` in the manifest), stamped as
+/// it was when it was read.
+fn read_file(path: &Path, manifest_path: &Path, names: bool) -> anyhow::Result<ReadFile> {
     let cannot_read = || format!("cannot read {}", path.display());
     let started = SystemTime::now();
     let mut file = std::fs::File::open(path).with_context(cannot_read)?;
@@ -194,6 +205,7 @@ fn read_file(path: &Path, names: bool) -> anyhow::Result<ReadFile> {
     file.read_to_end(&mut bytes).with_context(cannot_read)?;
     Ok(ReadFile {
         read_from: path.to_owned(),
+        path: manifest_path.to_owned(),
         stamp,
         digest: Digest::of(&bytes),
         size: bytes.len() as u64,

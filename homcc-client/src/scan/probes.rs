@@ -158,13 +158,24 @@ pub fn tested_files<'a>(
     tested
 }
 
+/// A file a scan read, as the lookups need it.
+#[derive(Debug)]
+pub struct Includer<'a> {
+    /// As the compiler named it (from the working directory, or absolute).
+    pub read_from: &'a Path,
+    /// Absolute and normal.
+    pub path: &'a Path,
+    /// The names it may look up.
+    pub names: &'a [Lookup],
+}
+
 /// What a scan read, as the lookups need it.
 #[derive(Debug)]
 pub struct Lookups<'a> {
     pub search: &'a SearchList,
     pub cwd: &'a Path,
-    /// Every file read, as the compiler named it, with the names it may look up.
-    pub files: Vec<(&'a Path, Vec<Lookup>)>,
+    /// Every file read.
+    pub files: Vec<Includer<'a>>,
     /// `-include` and `-imacros` names: searched from the working directory on.
     pub forced: Vec<PathBuf>,
     /// Headers the compiler includes on its own (`stdc-predef.h`): searched like `<name>`.
@@ -177,7 +188,7 @@ pub struct Lookups<'a> {
 /// The probes of every lookup, or why the scan cannot be recorded.
 pub fn probes(lookups: &Lookups<'_>, scan_start: SystemTime) -> Result<Probes, String> {
     let listed: FxHashSet<OsString> = (lookups.files.iter())
-        .map(|(path, _)| absolute(lookups.cwd, path).into_os_string())
+        .map(|file| file.path.as_os_str().to_owned())
         .collect();
     let absolute_dirs = |dirs: &[PathBuf]| dirs.iter().map(|d| lookups.cwd.join(d)).collect();
     let mut walk = Walk {
@@ -185,7 +196,7 @@ pub fn probes(lookups: &Lookups<'_>, scan_start: SystemTime) -> Result<Probes, S
         bracket: absolute_dirs(&lookups.search.bracket),
         computed_names: FxHashMap::default(),
         read: (lookups.files.iter())
-            .map(|(path, _)| lookups.cwd.join(path))
+            .map(|file| lookups.cwd.join(file.read_from))
             .collect(),
         paths_as_built: lookups.paths_as_built,
         listed,
@@ -203,9 +214,9 @@ pub fn probes(lookups: &Lookups<'_>, scan_start: SystemTime) -> Result<Probes, S
         }
         walk.push(probe);
     }
-    for (file, names) in &lookups.files {
-        let includer = file.parent().unwrap_or(Path::new(""));
-        for lookup in names {
+    for file in &lookups.files {
+        let includer = file.read_from.parent().unwrap_or(Path::new(""));
+        for lookup in file.names {
             walk.lookup(includer, lookup)?;
         }
     }

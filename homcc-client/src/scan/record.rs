@@ -10,11 +10,11 @@ use super::{
     cache::{Read, Record},
     facts::ReadFile,
     forced_includes,
-    probes::{probes, Lookups, Probes},
+    probes::{probes, Includer, Lookups, Probes},
     stamp::Stamp,
     Listed,
 };
-use crate::{classify::RemoteJob, compiler::CompilerInfo, paths::absolute};
+use crate::{classify::RemoteJob, compiler::CompilerInfo};
 
 /// The record of the scan of `job` that started at `started`, listed `listed` and read `files`
 /// (with their names).
@@ -41,7 +41,11 @@ pub(super) fn record(
     let names = files
         .iter()
         .map(|file| match &file.names {
-            Some(Ok(names)) => Ok((file.read_from.as_path(), names.clone())),
+            Some(Ok(names)) => Ok(Includer {
+                read_from: &file.read_from,
+                path: &file.path,
+                names,
+            }),
             Some(Err(why)) => Err(format!("{}: {why}", file.read_from.display())),
             None => Err(format!("{}: not lexed", file.read_from.display())),
         })
@@ -69,7 +73,7 @@ pub(super) fn record(
     Ok(Record {
         files: (files.iter())
             .map(|file| Read {
-                path: absolute(cwd, &file.read_from),
+                path: file.path.clone(),
                 digest: file.digest,
                 size: file.size,
                 read_from: file.read_from.clone(),

@@ -14,6 +14,15 @@ fn tree() -> tempfile::TempDir {
     dir
 }
 
+/// A file read at `path` (absolute and normal, as the tests' temp dirs are).
+fn includer<'a>(path: &'a Path, names: &'a [Lookup]) -> Includer<'a> {
+    Includer {
+        read_from: path,
+        path,
+        names,
+    }
+}
+
 fn lookup(name: &str, delimiter: Delimiter) -> Lookup {
     Lookup::include(name.as_bytes(), delimiter)
 }
@@ -34,8 +43,8 @@ fn probes_of(
     };
     let source = dir.join("src/t.c");
     let read: Vec<PathBuf> = read.iter().map(|r| dir.join(r)).collect();
-    let mut files = vec![(source.as_path(), names)];
-    files.extend(read.iter().map(|r| (r.as_path(), Vec::new())));
+    let mut files = vec![includer(&source, &names)];
+    files.extend(read.iter().map(|r| includer(r, &[])));
     let lookups = Lookups {
         search: &search,
         cwd: dir,
@@ -208,7 +217,7 @@ fn walked(dir: &Path, names: Vec<Lookup>, start: SystemTime) -> Probes {
     let lookups = Lookups {
         search: &search,
         cwd: dir,
-        files: vec![(&source, names)],
+        files: vec![includer(&source, &names)],
         forced: Vec::new(),
         implicit: Vec::new(),
         paths_as_built: true,
