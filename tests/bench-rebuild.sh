@@ -8,6 +8,8 @@
 # uploads).
 #
 # Targets (issue 12): first build <= 1.1x the plain scans, rebuild <= 0.15x, homccd <= 5 ms.
+# HOMCC_NO_INCLUDE_CLOSURE=1 in the environment measures the compiler's scans instead of the
+# include closure (docs/include-closure.md).
 # homccd runs on core 1, the builds and the plain scans on core 0 (taskset): the client's CPU is
 # measured as on a machine of its own, not inflated by the server's compiles beside it.
 #
@@ -138,11 +140,20 @@ def own(log):
         if "; cpu: homcc " in line:
             total += float(line.split("; cpu: homcc ")[1].split(" ms")[0]) / 1000
     return total
+def listed(log):
+    # How each compile's files were listed, from the --verbose lines.
+    counts = {"include closure": 0, "scan cached": 0, "scanned": 0}
+    for line in open(os.path.join(work, log.replace(".log", ".err")), errors="replace"):
+        for how in counts:
+            if f"({how}" in line:
+                counts[how] += 1
+                break
+    return ", ".join(f"{n} {how}" for how, n in counts.items())
 def cpu(log, server):
     entries = compiles(log)
     total = sum(c for c, _ in entries)
     return (f"{total:.2f} s over {len(entries)} compiles = {total / scans:.2f}x the scans "
-            f"(homcc itself {own(log):.2f} s); homccd's own time per compile {server}")
+            f"(homcc itself {own(log):.2f} s; {listed(log)}); homccd's own time per compile {server}")
 print(f"project: {project} ({len(compiles('first.log'))} compiles)")
 print(f"plain -M scans:   {scans:.2f} s (mean of {' and '.join(f'{r:.2f}' for r in runs)})")
 print(f"first build:      {cpu('first.log', first_server)}")

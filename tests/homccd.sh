@@ -11,6 +11,7 @@ start_homccd() {
   work=$(mktemp -d)
   server=""
   trap '[ -n "$server" ] && kill "$server" 2>/dev/null; ${on_exit:-true}; [ -n "${HOMCC_BENCH_KEEP:-}" ] || rm -rf "$work"' EXIT
+  : >"$work/homccd.log" # there before the server's shell opens it, for the wait below
   ${run_in[@]+"${run_in[@]}"} "$bin/homccd" --listen "${listen:-127.0.0.1}" --port 0 \
     --cache-dir "$work/server-cache" --log-level "$level" "$@" 2>"$work/homccd.log" &
   server=$!

@@ -73,6 +73,10 @@ pub struct Cli {
     #[arg(long)]
     #[serde(skip_serializing_if = "homcc_proto::config::is_false")]
     pub no_scan_cache: bool,
+    /// Always list a compile's files with the local preprocessor, never by following its #includes and letting the server write the dependency file [env: HOMCC_NO_INCLUDE_CLOSURE]
+    #[arg(long)]
+    #[serde(skip_serializing_if = "homcc_proto::config::is_false")]
+    pub no_include_closure: bool,
     /// Read no homcc.conf file (variables and flags still apply)
     #[arg(long)]
     #[serde(skip)]

@@ -37,6 +37,7 @@ pub const KEYS: &[&str] = &[
     "ssh_options",
     "auth_token_file",
     "no_scan_cache",
+    "no_include_closure",
 ];
 
 /// homcc's variables that are not keys of homcc.conf.
@@ -68,6 +69,9 @@ pub struct Keys {
     pub auth_token_file: Option<PathBuf>,
     /// Run the dependency scan of every compile, never answering it from the scan cache.
     pub no_scan_cache: bool,
+    /// Always list a compile's files with the local preprocessor, never by following its
+    /// `#include`s (docs/scan-cache.md, *The include closure*).
+    pub no_include_closure: bool,
 }
 
 impl Default for Keys {
@@ -87,6 +91,7 @@ impl Default for Keys {
             ssh_options: Vec::new(),
             auth_token_file: None,
             no_scan_cache: false,
+            no_include_closure: false,
         }
     }
 }

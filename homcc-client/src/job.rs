@@ -1,38 +1,50 @@
 //! One remote job (one source of the command): probe the compiler, scan and hash the files (in
-//! a local slot), then take a slot on the host with the most free ones and compile there, up to
-//! `remote_compilation_tries` hosts that fail; a full host is load, not a failure: another host
-//! is asked, or the compile waits (in a server's queue) up to `compilation_request_timeout`.
-//! The outcome is the compiler's verdict with its outputs written, or why the command must run
-//! locally.
+//! a local slot, `prepare`), then take a slot on the host with the most free ones and compile
+//! there, up to `remote_compilation_tries` hosts that fail (`round`); a full host is load, not a
+//! failure: another host is asked, or the compile waits (in a server's queue) up to
+//! `compilation_request_timeout`. The outcome is the compiler's verdict with its outputs
+//! written, or why the command must run locally.
 
-use std::{
-    collections::HashMap,
-    ffi::OsStr,
-    path::Path,
-    time::{Duration, Instant},
-};
+mod prepare;
+mod round;
+
+use std::{collections::HashSet, ffi::OsStr, path::Path, time::Instant};
 
 use homcc_proto::{
-    manifest::chunk_entries, CompileRequest, CompileResult, FORWARDED_ENV, PROTOCOL_VERSION,
+    manifest::{Chunk, ManifestEntry},
+    CompileResult, Digest,
 };
 
 use crate::{
-    classify::{Language, RemoteJob},
+    classify::RemoteJob,
     compiler,
     config::Settings,
-    hosts::Host,
-    known::KnownChunks,
     local::Instead,
     output,
-    say::{debug, verbose},
-    scan::{self, CacheUse, ScanError},
-    session::{compile_on, Failure, Prepared, Target, Timeouts, Traffic},
-    slots::{poll_interval, Pick, Slot, Slots, BACKOFF},
+    say::verbose,
+    scan::{self, CacheUse, PendingRecord},
+    session::Prepared,
 };
+use prepare::{in_local_slot, prepare_in_local_slot, summary, Ready};
 
-/// Runs `job` of the compiler `name` (resolved to `binary`) on the first host that takes it:
-/// prepare it, then a host at a time (`Round::next_host`), each asked once (`ask`), until one
-/// compiles it (its outputs are written here), the tries run out or no host is left.
+/// A remote verdict whose outputs are not written yet, and what its request was made from.
+struct Verdict {
+    result: CompileResult,
+    /// The index of the host that compiled it.
+    host: usize,
+    prepared: Prepared,
+    pending: Option<PendingRecord>,
+    from_closure: bool,
+}
+
+/// Runs `job` of the compiler `name` (resolved to `binary`) on the first host that takes it and
+/// writes its outputs.
+///
+/// A compile from the include closure (`scan::CacheUse::Closure`) that fails is checked against
+/// the compiler's own scan: when that lists a file the closure did not send, the compile is
+/// done again from the scan's list, whose verdict is final, so a file the closure missed cannot
+/// fail a build. The dependency file comes from the server, or, when the server's names a
+/// header by its path in the job root, from the local compiler.
 pub async fn compile(
     settings: &Settings,
     name: &OsStr,
@@ -40,456 +52,164 @@ pub async fn compile(
     cwd: &Path,
     job: &RemoteJob,
 ) -> Result<CompileResult, Instead> {
+    let closure = !settings.config.no_include_closure;
     let started = Instant::now();
-    let (prepared, scanned) = prepare_in_local_slot(settings, name, binary, cwd, job).await?;
+    let ready = prepare_in_local_slot(settings, name, binary, cwd, job, closure).await?;
+    let mut verdict = run(settings, ready, started).await?;
+    if verdict.from_closure && verdict.result.exit_code != 0 {
+        verdict = check_failure(settings, name, binary, cwd, job, verdict).await?;
+    }
+    write(settings, name, binary, cwd, job, verdict).await
+}
+
+/// Compiles what `ready` holds on a host (prepared since `started`).
+async fn run(settings: &Settings, ready: Ready, started: Instant) -> Result<Verdict, Instead> {
+    let (prepared, scanned, pending) = ready;
+    let from_closure = matches!(scanned.0, CacheUse::Closure { .. });
     let local = (started.elapsed(), scanned);
-    let mut round = Round::new(settings);
-    while round.attempts < settings.tries {
-        let (index, _slot, alone) = match round.next_host(settings).await {
-            Taken::Host(index, slot, alone) => (index, slot, alone),
-            Taken::Local => return Err(local_instead(settings)),
-            Taken::Nothing(reasons) => {
-                round.failures.extend(reasons);
-                break;
-            }
-        };
-        let host = &settings.hosts[index];
-        match ask(settings, &mut round, index, alone, &prepared).await {
-            Some(Ok((result, traffic, remote))) => {
-                let remove_stale = prepared.request.compiler.is_clang() || job.assembly;
-                if let Err(e) = output::write_outputs(&result, &job.outputs, remove_stale) {
-                    return Err(Instead::Fallback(format!("{host} {e:#}")));
-                }
-                let line = summary(host, &traffic, result.exit_code, &local, remote);
-                verbose(settings, &line);
-                return Ok(result);
-            }
-            Some(Err(failure)) if round.record(settings, index, &failure) => break,
-            Some(Err(_)) | None => {}
-        }
-    }
-    Err(Instead::Fallback(round.failures.join("; ")))
-}
-
-/// Asks `hosts[index]` to compile, unless it is backing off after a failure (`None`, and the
-/// round notes why). A host of unknown health is tried by one process at a time; the others then
-/// see how it went.
-async fn ask(
-    settings: &Settings,
-    round: &mut Round,
-    index: usize,
-    alone: bool,
-    prepared: &Prepared,
-) -> Option<Result<(CompileResult, Traffic, Duration), Failure>> {
-    let host = &settings.hosts[index];
-    let key = host.key();
-    let slots = settings.slots.as_ref();
-    let probe = match slots {
-        Some(slots) => {
-            let deadline = Instant::now() + 2 * settings.connect_timeout;
-            slots.probe(&key, deadline).await
-        }
-        None => None,
-    };
-    if let Some((left, reason)) = slots.and_then(|s| s.backing_off(&key)) {
-        let left = left.as_secs() + 1;
-        round
-            .failures
-            .push(format!("{host}: skipped for {left} s after: {reason}"));
-        round.failed[index] = true;
-        return None;
-    }
-    // The first look at the hosts asks a full one to say so rather than queue the compile, as
-    // long as another host may have a free slot.
-    let queue = round.all_were_full || alone;
-    Some(attempt(settings, host, prepared, queue, probe).await)
-}
-
-/// Probes the compiler and scans and hashes the files, off the runtime (so jobs overlap) and in
-/// a local slot (so that `make -j64` does not run 64 scans at once).
-async fn prepare_in_local_slot(
-    settings: &Settings,
-    name: &OsStr,
-    binary: &Path,
-    cwd: &Path,
-    job: &RemoteJob,
-) -> Result<(Prepared, CacheUse), Instead> {
-    let work = (
-        settings.clone(),
-        name.to_owned(),
-        binary.to_owned(),
-        cwd.to_owned(),
-        job.clone(),
-    );
-    let prepared = tokio::task::spawn_blocking(move || {
-        let (settings, name, binary, cwd, job) = work;
-        let _slot = (settings.slots.as_ref()).and_then(|s| s.take_local(settings.local_limit));
-        prepare(&settings, &name, &binary, &cwd, &job)
-    })
-    .await;
-    prepared.unwrap_or_else(|e| {
-        Err(Instead::Fallback(format!(
-            "preparing the compile failed: {e}"
-        )))
-    })
-}
-
-/// After a failure of `host`: if it is the host's fault, every homcc process skips it for a
-/// while.
-fn record_failure(settings: &Settings, host: &Host, failure: &Failure) {
-    if let (Some(slots), true) = (&settings.slots, failure.is_hosts_fault()) {
-        slots.record_failure(&host.key(), &failure.to_string());
-        let skip = BACKOFF.as_secs();
-        debug(
-            settings,
-            &format!("{host} {failure}; every homcc skips it for {skip} s"),
-        );
-    }
-}
-
-/// What to do when every host left answered busy.
-enum Room {
-    /// Ask the hosts again (after a pause), now ready to wait in their queues.
-    AskAgain,
-    /// Compile here: `localhost` is a host and has a free slot.
-    Local,
-    /// `compilation_request_timeout` has passed: why the compile gives up.
-    TimedOut(String),
-}
-
-/// What the walks over the hosts have learnt: which failed (not asked again) and which were full
-/// in this walk, the tries spent, and why each host did not compile the job.
-#[derive(Debug)]
-struct Round {
-    /// Every host left was full in an earlier walk: from then on, each is asked to queue.
-    all_were_full: bool,
-    failed: Vec<bool>,
-    /// The busy answer of each host that gave one in this walk.
-    busy: Vec<Option<String>>,
-    /// Failures so far (a busy answer is none): `remote_compilation_tries` bounds them.
-    attempts: usize,
-    failures: Vec<String>,
-    /// Until when full hosts are asked again: `compilation_request_timeout` from the start.
-    wait_until: Instant,
-}
-
-impl Round {
-    fn new(settings: &Settings) -> Round {
-        let hosts = settings.hosts.len();
-        Round {
-            all_were_full: false,
-            failed: vec![false; hosts],
-            busy: vec![None; hosts],
-            attempts: 0,
-            failures: Vec::new(),
-            wait_until: Instant::now() + settings.request_timeout,
-        }
-    }
-
-    /// The host to ask next: one with a free slot that has neither failed nor been full in this
-    /// walk; when every host left is full, after a pause, the next walk.
-    async fn next_host(&mut self, settings: &Settings) -> Taken {
-        let slots = settings.slots.as_ref();
-        loop {
-            return match take_host(settings, slots, &self.skip(), self.wait_until).await {
-                Taken::Nothing(mut reasons) if self.any_busy() => {
-                    match self.wait_for_room(settings).await {
-                        Room::AskAgain => continue,
-                        Room::Local => Taken::Local,
-                        Room::TimedOut(line) => {
-                            reasons.push(line);
-                            Taken::Nothing(reasons)
-                        }
-                    }
-                }
-                taken => taken,
-            };
-        }
-    }
-
-    /// Notes how `hosts[index]` failed: a busy host is asked again in the next walk, any other
-    /// failure spends a try and is not. True if no host would take the job (every homccd applies
-    /// the same argument policy).
-    fn record(&mut self, settings: &Settings, index: usize, failure: &Failure) -> bool {
-        let host = &settings.hosts[index];
-        if failure.is_busy() {
-            debug(settings, &format!("{host} {failure}: asking another host"));
-            if let Some(slots) = &settings.slots {
-                slots.record_busy(&host.key());
-            }
-            self.busy[index] = Some(format!("{host} {failure}"));
-            return false;
-        }
-        self.attempts += 1;
-        self.failed[index] = true;
-        record_failure(settings, host, failure);
-        self.failures.push(format!("{host} {failure}"));
-        failure.is_forbidden()
-    }
-
-    /// The hosts not to pick in this walk.
-    fn skip(&self) -> Vec<bool> {
-        (self.failed.iter().zip(&self.busy))
-            .map(|(failed, busy)| *failed || busy.is_some())
-            .collect()
-    }
-
-    fn any_busy(&self) -> bool {
-        self.busy.iter().any(Option::is_some)
-    }
-
-    /// Every host left is full: load, not failure. Waits a moment for the next walk, in which
-    /// the full hosts may have room again (or queue the compile), unless `wait_until` has come.
-    async fn wait_for_room(&mut self, settings: &Settings) -> Room {
-        let wait_until = self.wait_until;
-        if Instant::now() >= wait_until {
-            return Room::TimedOut(self.busy_line(settings.request_timeout));
-        }
-        let slots = settings.slots.as_ref();
-        if settings.local_is_host
-            && (slots.and_then(|s| s.try_take_local(settings.local_limit))).is_some()
-        {
-            return Room::Local;
-        }
-        let pause = busy_pause().min(wait_until.saturating_duration_since(Instant::now()));
-        tokio::time::sleep(pause).await;
-        self.all_were_full = true;
-        self.busy.fill(None);
-        Room::AskAgain
-    }
-
-    /// Why the compile gave up on full hosts.
-    fn busy_line(&self, waited: Duration) -> String {
-        let answers: Vec<&str> = self.busy.iter().flatten().map(String::as_str).collect();
-        format!(
-            "every host stayed full for compilation_request_timeout of {} s ({})",
-            waited.as_secs_f32(),
-            answers.join("; ")
-        )
-    }
-}
-
-/// A pause before asking full hosts again: long enough not to flood them, jittered so that
-/// waiting processes spread out.
-fn busy_pause() -> Duration {
-    Duration::from_millis(fastrand::u64(100..300))
-}
-
-fn local_instead(settings: &Settings) -> Instead {
+    let answer = round::on_a_host(settings, &prepared).await?;
+    let host = &settings.hosts[answer.host];
+    let exit = answer.result.exit_code;
     verbose(
         settings,
-        "compiling locally: every remote slot is taken and localhost has a free one",
+        &summary(host, &answer.traffic, exit, &local, answer.remote),
     );
-    Instead::Local
+    Ok(Verdict {
+        result: answer.result,
+        host: answer.host,
+        prepared,
+        pending,
+        from_closure,
+    })
 }
 
-/// One remote compile on `host`: the result, what crossed the wire and how long it took.
-async fn attempt(
-    settings: &Settings,
-    host: &Host,
-    prepared: &Prepared,
-    queue: bool,
-    mut probe: Option<std::fs::File>,
-) -> Result<(CompileResult, Traffic, Duration), Failure> {
-    let started = Instant::now();
-    let key = host.key();
-    let known = KnownChunks::new(settings.cache_dir.as_deref(), &key);
-    let mut traffic = Traffic::default();
-    let target = Target {
-        host,
-        auth: settings.auth.as_ref(),
-        compression: host.compression.unwrap_or(settings.compression),
-        timeouts: Timeouts {
-            connect: settings.connect_timeout,
-            request: settings.request_timeout,
-            heartbeat: settings.heartbeat_timeout,
-        },
-        queue,
-    };
-    let mut answered = || {
-        if let Some(slots) = &settings.slots {
-            slots.record_success(&key);
-        }
-        probe.take();
-    };
-    let result = compile_on(&target, prepared, &known, &mut traffic, &mut answered).await?;
-    Ok((result, traffic, started.elapsed()))
-}
-
-/// Where a job goes next.
-enum Taken {
-    /// A slot on `hosts[index]`; whether it is the only host left.
-    Host(usize, Option<Slot>, bool),
-    /// Every remote slot is taken, `localhost` is a host and has a free slot.
-    Local,
-    /// No host to go to, and why.
-    Nothing(Vec<String>),
-}
-
-/// A slot on the host not to `skip` with the most free slots; when every slot is taken, waits
-/// for one until `wait_until` (or takes a free local slot if `localhost` is one of the hosts).
-/// Without a state dir, hosts are taken in order and limits hold only within this process.
-async fn take_host(
-    settings: &Settings,
-    slots: Option<&Slots>,
-    skip: &[bool],
-    wait_until: Instant,
-) -> Taken {
-    let Some(slots) = slots else {
-        let mut left =
-            (settings.hosts.iter().enumerate()).filter(|(i, h)| !skip[*i] && h.is_usable());
-        return match left.next() {
-            Some((index, _)) => Taken::Host(index, None, left.next().is_none()),
-            None => Taken::Nothing(Vec::new()),
-        };
-    };
-    let mut waited = false;
-    loop {
-        match slots.pick(&settings.hosts, skip) {
-            Pick::Host { index, slot, alone } => return Taken::Host(index, Some(slot), alone),
-            Pick::NoHost(reasons) => return Taken::Nothing(reasons),
-            Pick::Full => {}
-        }
-        if settings.local_is_host && slots.try_take_local(settings.local_limit).is_some() {
-            return Taken::Local;
-        }
-        if Instant::now() >= wait_until {
-            let waited = settings.request_timeout.as_secs_f32();
-            return Taken::Nothing(vec![format!(
-                "no free slot on any host within compilation_request_timeout of {waited} s"
-            )]);
-        }
-        if !waited {
-            debug(settings, "every host slot is taken: waiting for one");
-            waited = true;
-        }
-        tokio::time::sleep(poll_interval()).await;
-    }
-}
-
-/// Everything the request needs: compiler identity, every file hashed, chunks; and what the
-/// scan cache did.
-fn prepare(
+/// The compile from the include closure failed: it stands if the compiler's own scan lists no
+/// file the closure did not send; else the compile is done again from the scan's list.
+async fn check_failure(
     settings: &Settings,
     name: &OsStr,
     binary: &Path,
     cwd: &Path,
     job: &RemoteJob,
-) -> Result<(Prepared, CacheUse), Instead> {
-    let cache_dir = settings.cache_dir.as_deref();
-    let quietly_local = |reason: &str| {
-        verbose(settings, &format!("compiling locally: {reason}"));
-        Instead::Local
+    verdict: Verdict,
+) -> Result<Verdict, Instead> {
+    let exit = verdict.result.exit_code;
+    let started = Instant::now();
+    let ready = prepare_in_local_slot(settings, name, binary, cwd, job, false).await?;
+    let Some(missed) = missed(&verdict.prepared.chunks, &ready.0.chunks) else {
+        verbose(
+            settings,
+            &format!("the compile from the include closure exited with {exit}, and the compiler's scan lists no file it did not send: that verdict stands"),
+        );
+        return Ok(verdict);
     };
-    // A compiler that cannot even preprocess this language (gcc without cc1obj) fails the same
-    // way locally, where it explains itself.
-    let info = compiler::info(name, binary, job.language, &job.target_args, cache_dir)
-        .map_err(|e| quietly_local(&format!("{e:#}")))?;
-    if job.split_dwarf && !info.identity.is_clang() {
-        return Err(quietly_local(
-            "gcc's -gsplit-dwarf output depends on the build directory",
-        ));
-    }
-    if job.language == Language::AsmCpp && info.identity.is_clang() {
-        return Err(quietly_local(
-            "clang's integrated assembler writes the real build directory into debug info",
-        ));
-    }
-    let scan = match scan::scan(binary, &info, job, cwd, settings.scan_cache.as_ref()) {
-        Ok(scan) => scan,
-        Err(ScanError::CompilerFailed) => return Err(quietly_local("the dependency scan failed")),
-        Err(e) => return Err(Instead::Fallback(e.to_string())),
-    };
-    let (files, scanned) = (scan.files, scan.cache);
-    let entries: Vec<_> = files.iter().map(|f| f.entry.clone()).collect();
-    let chunks = chunk_entries(&entries)
-        .map_err(|path| quietly_local(&format!("path {} is not UTF-8", path.display())))?;
-    let prepared = Prepared {
-        request: CompileRequest {
-            version: PROTOCOL_VERSION,
-            compiler: info.identity,
-            args: job.compile_args.clone(),
-            cwd: cwd.to_owned(),
-            include_dirs: info.include_dirs,
-            implicit_includes: info.implicit_includes,
-            preprocessed: job.language.is_preprocessed(),
-            dirs: job
-                .include_flag_dirs
-                .iter()
-                .filter(|d| d.is_dir())
-                .cloned()
-                .collect(),
-            manifest: Vec::new(),
-            outputs: job.outputs.clone(),
-            env: FORWARDED_ENV
-                .iter()
-                .filter_map(|k| Some((k.to_string(), std::env::var(k).ok()?)))
-                .collect(),
-            compression: settings.compression,
-            queue: true,
-        },
-        chunks: chunks.into_iter().map(|c| (c.digest(), c)).collect(),
-        files: files
-            .iter()
-            .map(|f| (f.entry.digest, f.read_from.clone()))
-            .collect::<HashMap<_, _>>(),
-    };
-    Ok((prepared, scanned))
+    verbose(
+        settings,
+        &format!(
+            "the compile from the include closure exited with {exit} without {}: compiling from the compiler's scan",
+            missed.path.display()
+        ),
+    );
+    run(settings, ready, started).await
 }
 
-/// The `--verbose` line of a remote compile: what crossed the wire and where the time went
-/// (`local`: probe, scan and hashing, and what the scan cache did; `remote`: connecting to
-/// receiving the result, and whether the compile waited in the server's queue).
-fn summary(
-    host: &Host,
-    t: &Traffic,
-    exit_code: i32,
-    (local, scanned): &(Duration, CacheUse),
-    remote: Duration,
-) -> String {
-    let scan = match scanned {
-        CacheUse::Off => String::new(),
-        CacheUse::Hit => " (scan cached)".into(),
-        CacheUse::Ran {
-            why,
-            recorded: Ok(()),
-        } => format!(" (scanned: {why}; recorded)"),
-        CacheUse::Ran {
-            why,
-            recorded: Err(not),
-        } => {
-            format!(" (scanned: {why}; not recorded: {not})")
+/// The first file of `needed` (path and content) that `sent` lacks.
+fn missed(sent: &[(Digest, Chunk)], needed: &[(Digest, Chunk)]) -> Option<ManifestEntry> {
+    let sent: HashSet<_> = (sent.iter())
+        .flat_map(|(_, chunk)| chunk.entries())
+        .map(|e| (e.path, e.digest))
+        .collect();
+    (needed.iter())
+        .flat_map(|(_, chunk)| chunk.entries())
+        .find(|e| !sent.contains(&(e.path.clone(), e.digest)))
+}
+
+/// Writes the outputs of `verdict` (the dependency file with the local compiler when the server
+/// did not return it), and stores the scan cache record of a successful compile.
+async fn write(
+    settings: &Settings,
+    name: &OsStr,
+    binary: &Path,
+    cwd: &Path,
+    job: &RemoteJob,
+    verdict: Verdict,
+) -> Result<CompileResult, Instead> {
+    let Verdict {
+        result,
+        host,
+        prepared,
+        pending,
+        ..
+    } = verdict;
+    let remove_stale = prepared.request.compiler.is_clang() || job.assembly;
+    let mut expected = job.outputs.clone();
+    expected.extend(prepared.request.depfile.iter().cloned());
+    if let Err(e) = output::write_outputs(&result, &expected, remove_stale) {
+        let host = &settings.hosts[host];
+        return Err(Instead::Fallback(format!("{host} {e:#}")));
+    }
+    if let Some(depfile) = &prepared.request.depfile {
+        if !result.outputs.iter().any(|o| &o.path == depfile) {
+            write_depfile(settings, name, binary, cwd, job).await?;
         }
-    };
-    format!(
-        "{host}: {} files in {} chunks ({} sent inline); uploaded {} files ({} bytes, {} compressed); \
-         request {} bytes sent, {} bytes received; exit {exit_code}; local {} ms{scan}, remote {} ms",
-        t.files,
-        t.chunks,
-        t.chunks_inline,
-        t.blobs,
-        t.blob_bytes,
-        t.blob_bytes_compressed,
-        t.sent,
-        t.received,
-        local.as_millis(),
-        remote.as_millis()
-    ) + &t.queued.map_or(String::new(), |place| format!(" (waited in its queue, place {place})"))
-        + &cpu_so_far()
+    }
+    if let (Some(pending), 0) = (pending, result.exit_code) {
+        pending.store(job);
+    }
+    Ok(result)
 }
 
-/// `; cpu: homcc X ms, compiler Y ms`: the CPU time of this process and of its finished
-/// children (the scans) so far.
-fn cpu_so_far() -> String {
-    use nix::sys::{
-        resource::{getrusage, UsageWho},
-        time::TimeValLike,
-    };
-    let ms = |who| {
-        getrusage(who).map_or(0.0, |usage| {
-            (usage.user_time() + usage.system_time()).num_microseconds() as f64 / 1000.0
-        })
-    };
-    let (own, children) = (ms(UsageWho::RUSAGE_SELF), ms(UsageWho::RUSAGE_CHILDREN));
-    format!("; cpu: homcc {own:.1} ms, compiler {children:.1} ms")
+/// Writes the dependency file of `job` with the local compiler, in a local slot.
+async fn write_depfile(
+    settings: &Settings,
+    name: &OsStr,
+    binary: &Path,
+    cwd: &Path,
+    job: &RemoteJob,
+) -> Result<(), Instead> {
+    let written = in_local_slot(settings, name, binary, cwd, job, |work| {
+        let (settings, name, binary, cwd, job) = work;
+        let cache_dir = settings.cache_dir.as_deref();
+        let info = compiler::info(name, binary, job.language, &job.target_args, cache_dir)
+            .map_err(|e| format!("{e:#}"))?;
+        scan::write_depfile(binary, &info, job, cwd).map_err(|e| e.to_string())
+    })
+    .await;
+    match written {
+        Ok(Ok(())) => Ok(()),
+        Ok(Err(why)) => Err(Instead::Fallback(format!("dependency file: {why}"))),
+        Err(e) => Err(Instead::Fallback(format!("dependency file: {e}"))),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use homcc_proto::manifest::chunk_entries;
+
+    use super::*;
+
+    fn chunks(files: &[(&str, &[u8])]) -> Vec<(Digest, Chunk)> {
+        let entries: Vec<_> = (files.iter())
+            .map(|(path, content)| ManifestEntry {
+                path: path.into(),
+                digest: Digest::of(content),
+                size: content.len() as u64,
+            })
+            .collect();
+        let chunks = chunk_entries(&entries).unwrap();
+        chunks.into_iter().map(|c| (c.digest(), c)).collect()
+    }
+
+    #[test]
+    fn a_file_is_missed_when_its_path_or_content_was_not_sent() {
+        let sent = chunks(&[("/s/t.c", b"t"), ("/s/a.h", b"a"), ("/i/b.h", b"b")]);
+        let fewer = chunks(&[("/s/t.c", b"t"), ("/i/b.h", b"b")]);
+        assert!(missed(&sent, &fewer).is_none());
+        assert!(missed(&sent, &sent).is_none());
+        let other_dir = chunks(&[("/s/t.c", b"t"), ("/j/b.h", b"b")]);
+        assert_eq!(missed(&sent, &other_dir).unwrap().path, Path::new("/j/b.h"));
+        let changed = chunks(&[("/s/t.c", b"t"), ("/s/a.h", b"a2")]);
+        assert_eq!(missed(&sent, &changed).unwrap().path, Path::new("/s/a.h"));
+        assert_eq!(missed(&fewer, &sent).unwrap().path, Path::new("/s/a.h"));
+    }
 }

@@ -144,7 +144,7 @@ pub async fn run(cli: Cli) -> u8 {
             cmd.local()
         }
         Plan::Remote(jobs) | Plan::CompileAndLink { jobs, .. } if cli.scan_includes => {
-            scan_includes(&cmd, &cwd, jobs)
+            scan_includes(&cmd, &cwd, jobs, !settings.config.no_include_closure)
         }
         Plan::Remote(jobs) => remote(&settings, &cmd, &cwd, jobs).await,
         Plan::CompileAndLink { jobs, link } => {
@@ -153,16 +153,16 @@ pub async fn run(cli: Cli) -> u8 {
     }
 }
 
-/// `--scan-includes`: the files the compile would send, one per line, each once (no dependency
-/// file is written on the way).
-fn scan_includes(cmd: &Invocation<'_>, cwd: &Path, jobs: Vec<RemoteJob>) -> u8 {
+/// `--scan-includes`: the files the compile would send (with `closure`, its include closure where
+/// that can be used), one per line, each once (no dependency file is written on the way).
+fn scan_includes(cmd: &Invocation<'_>, cwd: &Path, jobs: Vec<RemoteJob>, closure: bool) -> u8 {
     let mut seen = std::collections::HashSet::new();
     let mut out = std::io::stdout().lock();
     for mut job in jobs {
         job.depfile = None;
         let info = compiler::info(cmd.name, &cmd.binary, job.language, &job.target_args, None);
         let scanned = (info.map_err(scan::ScanError::Other))
-            .and_then(|info| scan::scan(&cmd.binary, &info, &job, cwd, None));
+            .and_then(|info| scan::scan(&cmd.binary, &info, &job, cwd, None, closure));
         match scanned {
             Ok(scan) => {
                 for file in scan

@@ -37,6 +37,7 @@ use searchlist::SearchList;
 use stamp::Stamp;
 
 mod cache;
+mod closure;
 mod directives;
 mod facts;
 pub mod markers;
@@ -67,6 +68,29 @@ pub enum ScanError {
 pub struct Scan {
     pub files: Vec<ScannedFile>,
     pub cache: CacheUse,
+    /// Why the include closure was not used, where it was tried.
+    pub no_closure: Option<String>,
+    /// The record of a closure, to be stored once the compile has written the dependency file.
+    pub pending: Option<PendingRecord>,
+}
+
+/// The record of an include closure: it is complete, and stored, once the compile's dependency
+/// file is written (by the server or locally).
+#[derive(Debug)]
+pub struct PendingRecord {
+    cache: ScanCache,
+    key: Key,
+    record: cache::Record,
+}
+
+impl PendingRecord {
+    /// Stores the record with `job`'s dependency file as it is now (once its compile succeeded).
+    pub fn store(mut self, job: &RemoteJob) {
+        if let Ok(depfile) = record::depfile_bytes(job) {
+            self.record.depfile = depfile;
+            self.cache.store(self.key, &self.record);
+        }
+    }
 }
 
 /// What the scan cache did for a scan, as `--verbose` says it.
@@ -82,6 +106,10 @@ pub enum CacheUse {
         why: String,
         recorded: Result<(), String>,
     },
+    /// The files are the include closure (`closure`): the compiler did not run, and the server
+    /// writes the dependency file. Its record is stored once the compile succeeds, or cannot be
+    /// (`Err`, why).
+    Closure { recorded: Result<(), String> },
 }
 
 /// What one compiler run listed.
@@ -92,13 +120,16 @@ struct Listed {
 }
 
 /// Lists every file `job` reads (writing its dependency file, if any) and hashes them: from the
-/// scan cache when a recorded scan holds, else by running the compiler (and recording the run).
+/// scan cache when a recorded scan holds, else (with `closure`) its include closure, which
+/// leaves the dependency file to the server, else by running the compiler (and recording the
+/// run).
 pub fn scan(
     compiler: &Path,
     info: &CompilerInfo,
     job: &RemoteJob,
     cwd: &Path,
     cache: Option<&ScanCache>,
+    closure: bool,
 ) -> Result<Scan, ScanError> {
     let facts = cache.map(ScanCache::facts);
     let read = |paths: &[PathBuf], names| {
@@ -116,44 +147,127 @@ pub fn scan(
         return Ok(Scan {
             files: files.iter().map(scanned).collect(),
             cache: CacheUse::Off,
+            no_closure: None,
+            pending: None,
         });
     }
     let key = cache.and(info.proper.as_deref()).and_then(|proper| {
         let args = key_args(job);
         Key::new(compiler, proper, &args, cwd)
     });
-    let (cache, key) = match (cache, key) {
-        (Some(cache), Some(key)) => (cache, key),
-        _ => {
-            let (_, files) = scan_now()?;
-            return Ok(Scan {
-                files: files.iter().map(scanned).collect(),
-                cache: CacheUse::Off,
-            });
-        }
-    };
-    let why = match cache.replay(key) {
-        Replay::Hit { files, depfile } => {
-            if let (Some(dep), Some(bytes)) = (&job.depfile, depfile) {
-                crate::output::write_atomically(&dep.path, &bytes)
-                    .with_context(|| format!("cannot write {}", dep.path.display()))
-                    .map_err(ScanError::Other)?;
+    let why = match (cache, key) {
+        (Some(cache), Some(key)) => match cache.replay(key) {
+            Replay::Hit { files, depfile } => {
+                if let (Some(dep), Some(bytes)) = (&job.depfile, depfile) {
+                    crate::output::write_atomically(&dep.path, &bytes)
+                        .with_context(|| format!("cannot write {}", dep.path.display()))
+                        .map_err(ScanError::Other)?;
+                }
+                return Ok(Scan {
+                    files,
+                    cache: CacheUse::Hit,
+                    no_closure: None,
+                    pending: None,
+                });
             }
-            return Ok(Scan {
-                files,
-                cache: CacheUse::Hit,
-            });
-        }
-        Replay::Miss { why } => why,
+            Replay::Miss { why } => Some(why),
+        },
+        _ => None,
+    };
+    let started = SystemTime::now();
+    let no_closure = match closure {
+        true => match include_closure(compiler, info, job, cwd, cache) {
+            Ok(listed) => {
+                let (record, recorded) = match (cache, key) {
+                    (Some(cache), Some(key)) => {
+                        match record::record(info, job, cwd, &listed.0, &listed.1, started, None) {
+                            Ok(record) => {
+                                let cache = cache.clone();
+                                (Some(PendingRecord { cache, key, record }), Ok(()))
+                            }
+                            Err(why) => (None, Err(why)),
+                        }
+                    }
+                    _ => (None, Err("the scan cache is off".into())),
+                };
+                return Ok(Scan {
+                    files: listed.1.iter().map(scanned).collect(),
+                    cache: CacheUse::Closure { recorded },
+                    no_closure: None,
+                    pending: record,
+                });
+            }
+            Err(why) => Some(why),
+        },
+        false => None,
     };
     let started = SystemTime::now();
     let (listed, files) = scan_now()?;
-    let recorded = record::record(info, job, cwd, &listed, &files, started)
-        .map(|record| cache.store(key, &record));
+    let cache = match (cache, key, why) {
+        (Some(cache), Some(key), Some(why)) => {
+            let recorded = record::depfile_bytes(job)
+                .and_then(|depfile| {
+                    record::record(info, job, cwd, &listed, &files, started, depfile)
+                })
+                .map(|record| cache.store(key, &record));
+            CacheUse::Ran { why, recorded }
+        }
+        _ => CacheUse::Off,
+    };
     Ok(Scan {
         files: files.iter().map(scanned).collect(),
-        cache: CacheUse::Ran { why, recorded },
+        cache,
+        no_closure,
+        pending: None,
     })
+}
+
+/// The include closure of `job` (`closure`) with the search list it used, or why it is not
+/// used: the server writes the dependency file, which it can only where the compiler driver
+/// would name the same target.
+fn include_closure(
+    compiler: &Path,
+    info: &CompilerInfo,
+    job: &RemoteJob,
+    cwd: &Path,
+    cache: Option<&ScanCache>,
+) -> Result<(Listed, Vec<ReadFile>), String> {
+    if let Some(dep) = &job.depfile {
+        let targets = (dep.shape_args.iter())
+            .any(|a| a.as_bytes().starts_with(b"-MT") || a.as_bytes().starts_with(b"-MQ"));
+        if !targets {
+            return Err("a dependency file of no named target (the compiler derives it)".into());
+        }
+    }
+    let search = closure::search_list(compiler, info, job, cwd, cache)?;
+    let files = closure::closure(info, job, cwd, &search, cache.map(ScanCache::facts))?;
+    let listed = Listed {
+        files: files.iter().map(|f| f.read_from.clone()).collect(),
+        search,
+    };
+    Ok((listed, files))
+}
+
+/// Writes the user's dependency file of `job` with the local compiler (a scan whose list is
+/// not needed): after a compile from the include closure whose dependency file the server
+/// could not send (it named headers by their paths in its job root).
+pub fn write_depfile(
+    compiler: &Path,
+    info: &CompilerInfo,
+    job: &RemoteJob,
+    cwd: &Path,
+) -> Result<(), ScanError> {
+    run(compiler, info, job, cwd).map(|_| ())
+}
+
+/// The arguments that make the compile of `job` write its dependency file as the user asked
+/// (`-MD` or `-MMD`, the targets, `-MP`, `-MF` with its absolute path), and the file.
+pub fn depfile_args(job: &RemoteJob) -> Option<(Vec<OsString>, PathBuf)> {
+    let dep = job.depfile.as_ref()?;
+    let mut args: Vec<OsString> = vec![if dep.user_headers_only { "-MMD" } else { "-MD" }.into()];
+    args.extend(dep.shape_args.iter().cloned());
+    args.extend(["-MF".into(), dep.path.clone().into_os_string()]);
+    Some((args, dep.path.clone()))
 }
 
 /// `files` (what the scan listed, read with their names), and the files a `__has_include` of
@@ -166,7 +280,7 @@ fn with_tested(
 ) -> Result<Vec<ReadFile>, ScanError> {
     let named = (files.iter()).filter_map(|f| {
         let names = f.names.as_ref()?.as_ref().ok()?;
-        Some((f.read_from.as_path(), names.as_slice()))
+        Some((f.read_from.as_path(), names.lookups.as_slice()))
     });
     let read_already: std::collections::HashSet<&Path> =
         files.iter().map(|f| f.path.as_path()).collect();

@@ -32,9 +32,10 @@ pub use digest::Digest;
 pub use manifest::{Chunk, ChunkFile, ManifestEntry};
 pub use message::*;
 
-/// The protocol version this build speaks; the first field of every [`CompileRequest`]. 3 added
-/// [`Compression::Zstd`], which a version-2 peer cannot decode (docs/protocol.md §8).
-pub const PROTOCOL_VERSION: u32 = 3;
+/// The protocol version this build speaks; the first field of every [`CompileRequest`]. 4 added
+/// [`CompileRequest::depfile`], 3 [`Compression::Zstd`], which a version-2 peer cannot decode
+/// (docs/protocol.md §8).
+pub const PROTOCOL_VERSION: u32 = 4;
 
 /// homccd's default TCP port (the Python homcc's).
 pub const DEFAULT_PORT: u16 = 3126;

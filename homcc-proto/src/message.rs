@@ -84,6 +84,10 @@ pub struct CompileRequest {
     /// Whether the compile may wait in the server's queue when every compile slot is taken:
     /// `false` asks for `Busy` at once instead (the client has another host to try first).
     pub queue: bool,
+    /// The absolute client path of the dependency file that `args` write (`-MD`/`-MMD` with
+    /// `-MF` there), when the client did not write it itself: the server sends it back among
+    /// the outputs if it names no path inside the job root (otherwise the client writes it).
+    pub depfile: Option<PathBuf>,
 }
 
 /// Environment variables that travel with a request: the locale decides the language and the

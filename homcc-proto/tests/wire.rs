@@ -175,6 +175,7 @@ fn compile_request() -> CompileRequest {
         ],
         compression: Compression::Lzma,
         queue: true,
+        depfile: None,
     }
 }
 
@@ -684,9 +685,9 @@ fn bad_client_bodies_are_malformed() {
         .position(|w| w == implicit)
         .expect("the implicit include is in the body");
     // The body ends with: the last chunk ref's inline tag, outputs count (1), "/o" (3 bytes),
-    // env count (0), compression, queue.
-    let inline_tag = small_body.len() - 8;
-    let output_path = small_body.len() - 5;
+    // env count (0), compression, queue, depfile (None).
+    let inline_tag = small_body.len() - 9;
+    let output_path = small_body.len() - 6;
     let blob = blob_body();
     let cases: Vec<(&str, Vec<u8>)> = vec![
         ("empty body", vec![]),
@@ -741,14 +742,18 @@ fn bad_client_bodies_are_malformed() {
         ),
         (
             "env pair missing its value",
-            with(small_body[..small_body.len() - 3].to_vec(), &[1, 1, b'X']),
+            with(small_body[..small_body.len() - 4].to_vec(), &[1, 1, b'X']),
         ),
         (
             "unknown output compression 4",
-            patched(small_body.clone(), small_body.len() - 2, 4),
+            patched(small_body.clone(), small_body.len() - 3, 4),
         ),
         (
             "queue flag 2",
+            patched(small_body.clone(), small_body.len() - 2, 2),
+        ),
+        (
+            "depfile tag 2",
             patched(small_body.clone(), small_body.len() - 1, 2),
         ),
     ];
@@ -985,6 +990,7 @@ fn a_warm_request_fits_in_2_kib() {
         env: vec![("LANG".into(), "en_US.UTF-8".into())],
         compression: Compression::Lzo,
         queue: true,
+        depfile: None,
     };
     assert_eq!(request.args.len(), 13);
     let size = client_frame(&ClientMessage::Compile(Box::new(request))).len();
@@ -1049,6 +1055,7 @@ fn example_compile() -> ClientMessage {
         env: vec![("LC_ALL".into(), "C".into())],
         compression: Compression::Lzo,
         queue: true,
+        depfile: None,
     }))
 }
 

@@ -154,6 +154,7 @@ mod tests {
             env: vec![],
             compression: Compression::Lzo,
             queue: true,
+            depfile: None,
         }
     }
 

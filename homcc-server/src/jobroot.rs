@@ -328,15 +328,40 @@ pub fn for_request(
     Ok((job, cwd))
 }
 
-/// The outputs the compiler wrote (regular files at their paths in the job root), each at most
-/// `max` bytes, compressed with `compression`.
+/// A file the compile may write, and whether it goes back to the client.
+#[derive(Debug)]
+pub struct Output {
+    /// Where the client wants it.
+    pub client: PathBuf,
+    /// Where the compiler writes it, in the job root.
+    pub path: PathBuf,
+    pub returned: Returned,
+}
+
+/// When an output that the compiler wrote goes back.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Returned {
+    Always,
+    /// Only if the job root's path is nowhere in it (a dependency file that names a header by
+    /// its absolute path names it in the root: the client writes that one itself).
+    IfPortable,
+}
+
+/// The outputs the compiler wrote (regular files at their paths in the job root `root`), each
+/// at most `max` bytes, compressed with `compression`.
 pub fn collect_outputs(
-    outputs: Vec<(PathBuf, PathBuf)>,
+    outputs: Vec<Output>,
+    root: &Path,
     compression: Compression,
     max: u64,
 ) -> Result<Vec<OutputFile>, Ending> {
     let mut files = Vec::new();
-    for (out, path) in outputs {
+    for Output {
+        client: out,
+        path,
+        returned,
+    } in outputs
+    {
         let Ok(meta) = std::fs::symlink_metadata(&path) else {
             continue;
         };
@@ -350,6 +375,10 @@ pub fn collect_outputs(
             )));
         }
         let bytes = std::fs::read(&path).map_err(internal)?;
+        let names_root = || memchr::memmem::find(&bytes, root.as_os_str().as_bytes()).is_some();
+        if returned == Returned::IfPortable && names_root() {
+            continue;
+        }
         files.push(OutputFile {
             path: out,
             payload: Payload::pack(compression, &bytes),

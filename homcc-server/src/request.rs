@@ -67,10 +67,10 @@ impl DirCount {
     }
 }
 
-/// Each output once: the server reads each back into memory.
+/// Each output once (the dependency file among them): the server reads each back into memory.
 fn outputs(req: &CompileRequest) -> Result<(), Ending> {
-    let mut seen = HashSet::with_capacity(req.outputs.len());
-    match req.outputs.iter().find(|o| !seen.insert(*o)) {
+    let mut seen = HashSet::with_capacity(req.outputs.len() + 1);
+    match (req.outputs.iter().chain(&req.depfile)).find(|o| !seen.insert(*o)) {
         Some(twice) => Err(refuse(
             RefusalReason::InvalidRequest,
             format!(

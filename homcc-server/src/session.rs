@@ -18,7 +18,7 @@ use crate::{
     compilers::Resolved,
     conn::Conn,
     ending::{bad_frame, internal, invalid, limit, paused, refuse, Ending},
-    jobroot::{self, JobRoot},
+    jobroot::{self, JobRoot, Output, Returned},
     negotiate::negotiate,
     queue::{Admission, Slot, Uploading},
     request::{self, DirCount},
@@ -143,10 +143,12 @@ async fn handle(
     record.phase("compile");
     let (compression, max) = (req.compression, state.config.limits.output_size);
     // Outputs may be hundreds of MB: read and compressed off the async threads.
-    let outputs =
-        tokio::task::spawn_blocking(move || jobroot::collect_outputs(outputs, compression, max))
-            .await
-            .map_err(internal)??;
+    let root = job.path().to_owned();
+    let outputs = tokio::task::spawn_blocking(move || {
+        jobroot::collect_outputs(outputs, &root, compression, max)
+    })
+    .await
+    .map_err(internal)??;
     record.phase("outputs");
     let result = CompileResult {
         exit_code: finished.exit_code,
@@ -194,12 +196,17 @@ fn invocation<'a>(
     compiler: &'a Resolved,
     job: &JobRoot,
     cwd: PathBuf,
-) -> Result<(Vec<(PathBuf, PathBuf)>, Invocation<'a>), Ending> {
-    let mut outputs = Vec::with_capacity(req.outputs.len());
-    for out in &req.outputs {
+) -> Result<(Vec<Output>, Invocation<'a>), Ending> {
+    let mut outputs = Vec::with_capacity(req.outputs.len() + 1);
+    let depfile = (req.depfile.iter()).map(|out| (out, Returned::IfPortable));
+    for (out, returned) in (req.outputs.iter().map(|out| (out, Returned::Always))).chain(depfile) {
         let path = job.map_normal(out).map_err(invalid)?;
         jobroot::prepare_output(job, &path).map_err(internal)?;
-        outputs.push((out.clone(), path));
+        outputs.push(Output {
+            client: out.clone(),
+            path,
+            returned,
+        });
     }
     let mut args = compiler.target_args.clone();
     args.extend(hermetic_args(req, job).map_err(invalid)?);

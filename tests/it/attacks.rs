@@ -501,6 +501,8 @@ cases! {
     source_climbs: Args(&["-c", "UP_CANARY/x.cpp"]) => invalid("leaves the job root");
     outputs_climb: Request(|a, c| c.request.outputs = vec![a.expand("ABS_UP_CANARY/x.o").into()]) => invalid("not normal");
     outputs_relative: Request(|_, c| c.request.outputs = vec!["a.o".into()]) => invalid("not absolute");
+    depfile_field_climbs: Request(|a, c| c.request.depfile = Some(a.expand("ABS_UP_CANARY/x.d").into())) => invalid("not normal");
+    depfile_field_relative: Request(|_, c| c.request.depfile = Some("a.d".into())) => invalid("not absolute");
     cwd_climbs: Request(|a, c| c.request.cwd = a.expand("ABS_UP_CANARY").into()) => invalid("leaves the job root");
     cwd_relative: Request(|_, c| c.request.cwd = "work".into()) => invalid("not absolute");
     builtin_include_dir_climbs: Request(|a, c| c.request.include_dirs = vec![a.expand("ABS_UP_CANARY").into()]) => invalid("leaves the job root");
@@ -568,6 +570,7 @@ cases! {
 // that is a target triple (probes are cached by it), environment values of known shapes (a `LANGUAGE` that climbs would load a message catalog the client sent).
 cases! {
     duplicate_outputs: Request(|a, c| c.request.outputs = vec![a.work().join("a.o"); 24]) => invalid("is listed twice");
+    depfile_field_is_an_output: Request(|_, c| c.request.depfile = c.request.outputs.first().cloned()) => invalid("is listed twice");
     language_climbs: Request(|_, c| c.request.env = vec![("LANGUAGE".into(), "../../../proc/self/cwd/evil".into())]) => invalid("LANGUAGE=");
     lc_messages_path: Request(|_, c| c.request.env = vec![("LC_MESSAGES".into(), "/tmp/evil".into())]) => invalid("LC_MESSAGES=");
     lang_dot_dot: Request(|_, c| c.request.env = vec![("LANG".into(), "..".into())]) => invalid("LANG=");

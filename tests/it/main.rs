@@ -4,6 +4,7 @@
 
 mod attacks;
 mod auth;
+mod closure;
 mod command_lines;
 mod failures;
 mod flag_tables;

@@ -54,7 +54,9 @@ fn through_homcc(
     args: &[&str],
 ) -> (String, Vec<u8>) {
     let mut cmd = p.homcc_command(&["--verbose", "--host", &server.host()], cc, args);
-    cmd.envs(env.iter().copied());
+    // The scan cache keeps the compiler's scans; the include closure needs none.
+    cmd.env("HOMCC_NO_INCLUDE_CLOSURE", "1")
+        .envs(env.iter().copied());
     let out = cmd.output().unwrap();
     assert!(
         out.status.success(),
@@ -120,6 +122,10 @@ fn trap(
     );
     assert_ne!(want, before, "the change changes the object");
     assert_eq!(server.records().len(), 3);
+    // The include closure, which follows the changed tree's #includes itself, finds the same.
+    let closure = [env[1], &[("HOMCC_NO_INCLUDE_CLOSURE", "0")]].concat();
+    let (line, remote) = through_homcc(&p, &server, &closure, cc, args);
+    assert_eq!(remote, want, "from the include closure: {line}");
 }
 
 const NONE: &[(&str, &str)] = &[];

@@ -13,8 +13,7 @@ use std::{
     time::{Duration, Instant},
 };
 
-use homcc_proto::identity::ASSEMBLER_NAME_ARG;
-use homcc_tests::{bin, isolate, wait_for_or, TestServer};
+use homcc_tests::{bin, isolate, wait_for_or, Counting, TestServer};
 
 /// Where a scenario's compiles must run.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -23,6 +22,10 @@ enum Expect {
     Remote(usize),
     /// No connection to the server at all.
     Local,
+    /// This many remote compiles from the include closure, each failing with the compiler's
+    /// verdict, then a local compile: the compiler's own scan failed too (a header that is
+    /// nowhere), and only a local compile says why as the compiler does.
+    RemoteThenLocal(usize),
 }
 
 use Expect::*;
@@ -63,56 +66,6 @@ impl Scenario {
         self.args.iter().any(|a| {
             ["-MD", "-MMD"].contains(a) || a.starts_with("-Wp,-MD,") || a.starts_with("-Wp,-MMD,")
         })
-    }
-}
-
-/// Compiler wrappers first on homcc's `PATH` that log every run of `gcc`, `g++`, `clang` and
-/// `clang++` before they become the real one: how many times homcc ran the compiler.
-struct Counting {
-    bin: PathBuf,
-    log: PathBuf,
-}
-
-impl Counting {
-    fn new(at: &Path) -> Counting {
-        let (bin, log) = (at.join("bin"), at.join("runs.log"));
-        std::fs::create_dir_all(&bin).unwrap();
-        for name in ["gcc", "g++", "clang", "clang++"] {
-            let real = std::env::split_paths(&std::env::var_os("PATH").unwrap())
-                .map(|dir| dir.join(name))
-                .find(|path| path.is_file())
-                .unwrap_or_else(|| panic!("no {name} on PATH"));
-            let script = format!(
-                "#!/bin/sh\nprintf '%s\\n' \"$*\" >> '{}'\nexec '{}' \"$@\"\n",
-                log.display(),
-                real.display()
-            );
-            let wrapper = bin.join(name);
-            std::fs::write(&wrapper, script).unwrap();
-            std::fs::set_permissions(
-                &wrapper,
-                std::os::unix::fs::PermissionsExt::from_mode(0o755),
-            )
-            .unwrap();
-        }
-        Counting { bin, log }
-    }
-
-    /// homcc's `PATH`: the wrappers, then the test's.
-    fn path(&self) -> std::ffi::OsString {
-        let rest = std::env::split_paths(&std::env::var_os("PATH").unwrap()).collect::<Vec<_>>();
-        std::env::join_paths(std::iter::once(self.bin.clone()).chain(rest)).unwrap()
-    }
-
-    /// The runs logged, but the compiler's probes (on `/dev/null`, and for its assembler: run
-    /// once per compiler binary, which the wrappers are).
-    fn runs(&self) -> Vec<String> {
-        let log = std::fs::read_to_string(&self.log).unwrap_or_default();
-        let probe = |run: &str| run.contains("/dev/null") || run == ASSEMBLER_NAME_ARG;
-        (log.lines())
-            .filter(|run| !probe(run))
-            .map(str::to_owned)
-            .collect()
     }
 }
 
@@ -180,8 +133,9 @@ const DIAGNOSTICS: &[Scenario] = &[
     sc("werror_clang", "clang", &["-Wall", "-Werror=unused-variable", "-c", "warn.c"], Remote(1)),
     sc("syntax_error_gcc", "gcc", &["-c", "syntax.c"], Remote(1)),
     sc("syntax_error_clangxx", "clang++", &["-c", "-x", "c++", "syntax.c"], Remote(1)),
-    sc("missing_header_gcc", "gcc", &["-c", "missing.c"], Local),
-    sc("missing_header_clang", "clang", &["-c", "missing.c"], Local),
+    sc("missing_header_gcc", "gcc", &["-c", "missing.c"], RemoteThenLocal(1)),
+    sc("missing_header_clang", "clang", &["-c", "missing.c"], RemoteThenLocal(1)),
+    sc("missing_header_scan_gcc", "gcc", &["-c", "missing.c"], Local).env(&[("HOMCC_NO_INCLUDE_CLOSURE", "1")]),
     sc("header_error_gcc", "gcc", &["-Iinc", "-c", "hdrerr.c"], Remote(1)),
     sc("header_error_clang", "clang", &["-Iinc", "-c", "hdrerr.c"], Remote(1)),
     sc("color_always", "gcc", &["-fdiagnostics-color=always", "-Wall", "-c", "warn.c"], Remote(1)),
@@ -330,9 +284,27 @@ fn outputs() {
     run_group("outputs", OUTPUTS, false);
 }
 
+/// Each form through the include closure (the default): the server writes the dependency file,
+/// or, where it names headers by absolute paths, the local compiler does, in one run.
 #[test]
 fn dependencies() {
     run_group("dependencies", DEPENDENCIES, false);
+}
+
+/// Each form with the compiler's own scan (no include closure), which writes the dependency
+/// file in its one run.
+#[test]
+fn dependencies_from_the_compilers_scan() {
+    let mut table = Vec::new();
+    for scenario in DEPENDENCIES {
+        let mut env = scenario.env.to_vec();
+        env.push(("HOMCC_NO_INCLUDE_CLOSURE", "1"));
+        table.push(Scenario {
+            env: env.leak(),
+            ..*scenario
+        });
+    }
+    run_group("dependencies (scan)", &table, false);
 }
 
 #[test]
@@ -408,7 +380,7 @@ fn run_group(group: &str, table: &[Scenario], big: bool) {
         let (problems, line) =
             run_scenario(&template, &dir, scenario, &server, client_cache.path());
         println!("{group}: {line}");
-        if let Expect::Remote(n) = scenario.expect {
+        if let Remote(n) | RemoteThenLocal(n) = scenario.expect {
             remote_compiles += n;
         }
         if !problems.is_empty() {
@@ -452,8 +424,10 @@ fn run_scenario(
     let local_time = started.elapsed();
     let before = server.records().len();
     let started = Instant::now();
-    // A dependency file is written by the one preprocessor run of each source's scan.
+    // A dependency file is written by the one preprocessor run of each source's scan; from the
+    // include closure, by the server or by one local run.
     let counting = (scenario.writes_depfile()).then(|| Counting::new(&dir.with_extension("count")));
+    let scan = (scenario.env.iter()).any(|(name, _)| *name == "HOMCC_NO_INCLUDE_CLOSURE");
     let homcc = Homcc {
         server,
         client_cache,
@@ -464,14 +438,15 @@ fn run_scenario(
     let mut problems = differences(&local, &remote);
     if let (Some(counting), Remote(n)) = (&counting, scenario.expect) {
         let runs = counting.runs();
-        if runs.len() != n {
+        if (scan && runs.len() != n) || runs.len() > n {
+            let times = if scan { "once" } else { "at most once" };
             problems.push(format!(
-                "expected homcc to run the compiler once per source ({n}), for its scan; it ran {runs:#?}"
+                "expected homcc to run the compiler {times} per source ({n}), for its scan; it ran {runs:#?}"
             ));
         }
     }
     let seen = match scenario.expect {
-        Remote(n) => {
+        Remote(n) | RemoteThenLocal(n) => {
             wait_for_or(Duration::from_secs(10), || {
                 server.records().len() >= before + n
             });

@@ -14,6 +14,7 @@ use std::{
 pub mod netns;
 pub mod raw;
 
+use homcc_proto::identity::ASSEMBLER_NAME_ARG;
 use homcc_server::{server::Record, Server, Settings, Stats};
 use tokio_util::sync::CancellationToken;
 
@@ -515,4 +516,55 @@ pub fn homcc_lines(stderr: &[u8]) -> Vec<String> {
 /// `OsStr` helper for commands.
 pub fn os(s: &str) -> &OsStr {
     OsStr::new(s)
+}
+
+/// Compiler wrappers first on homcc's `PATH` that log every run of `gcc`, `g++`, `clang` and
+/// `clang++` before they become the real one: how many times homcc ran the compiler.
+#[derive(Debug)]
+pub struct Counting {
+    bin: PathBuf,
+    log: PathBuf,
+}
+
+impl Counting {
+    pub fn new(at: &Path) -> Counting {
+        let (bin, log) = (at.join("bin"), at.join("runs.log"));
+        std::fs::create_dir_all(&bin).unwrap();
+        for name in ["gcc", "g++", "clang", "clang++"] {
+            let real = std::env::split_paths(&std::env::var_os("PATH").unwrap())
+                .map(|dir| dir.join(name))
+                .find(|path| path.is_file())
+                .unwrap_or_else(|| panic!("no {name} on PATH"));
+            let script = format!(
+                "#!/bin/sh\nprintf '%s\\n' \"$*\" >> '{}'\nexec '{}' \"$@\"\n",
+                log.display(),
+                real.display()
+            );
+            let wrapper = bin.join(name);
+            std::fs::write(&wrapper, script).unwrap();
+            std::fs::set_permissions(
+                &wrapper,
+                std::os::unix::fs::PermissionsExt::from_mode(0o755),
+            )
+            .unwrap();
+        }
+        Counting { bin, log }
+    }
+
+    /// homcc's `PATH`: the wrappers, then the test's.
+    pub fn path(&self) -> std::ffi::OsString {
+        let rest = std::env::split_paths(&std::env::var_os("PATH").unwrap()).collect::<Vec<_>>();
+        std::env::join_paths(std::iter::once(self.bin.clone()).chain(rest)).unwrap()
+    }
+
+    /// The runs logged, but the compiler's probes (on `/dev/null`, and for its assembler: run
+    /// once per compiler binary, which the wrappers are).
+    pub fn runs(&self) -> Vec<String> {
+        let log = std::fs::read_to_string(&self.log).unwrap_or_default();
+        let probe = |run: &str| run.contains("/dev/null") || run == ASSEMBLER_NAME_ARG;
+        (log.lines())
+            .filter(|run| !probe(run))
+            .map(str::to_owned)
+            .collect()
+    }
 }

@@ -73,6 +73,7 @@ pub fn raw_request(dir: &Path, version: u32, compiler: CompilerIdentity) -> Comp
         env: Vec::new(),
         compression: Compression::default(),
         queue: true,
+        depfile: None,
     }
 }
 
@@ -277,6 +278,7 @@ impl Conversation {
                 env: Vec::new(),
                 compression,
                 queue: true,
+                depfile: None,
             },
             chunks: HashMap::new(),
             blobs,

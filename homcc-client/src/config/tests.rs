@@ -70,6 +70,7 @@ fn every_key_is_read_from_the_file() {
             ssh_control_persist = 30
             ssh_options = ["-o", "BatchMode=yes"]
             no_scan_cache = true
+            no_include_closure = true
             "#,
         )
         .unwrap();
@@ -89,9 +90,10 @@ fn every_key_is_read_from_the_file() {
             ssh_options: vec!["-o".into(), "BatchMode=yes".into()],
             auth_token_file: Some("token".into()),
             no_scan_cache: true,
+            no_include_closure: true,
         };
         assert_eq!(s.config, want);
-        assert_eq!(KEYS.len(), 14, "every key above");
+        assert_eq!(KEYS.len(), 15, "every key above");
         assert!(s.scan_cache.is_none());
         assert_eq!(s.auth, Some(AuthToken::from_bytes(b"t0ken").unwrap()));
         assert_eq!(s.connect_timeout, Duration::from_millis(2500));

@@ -24,6 +24,7 @@ use rustc_hash::FxHashSet;
 use serde::{Deserialize, Serialize};
 
 use super::{
+    closure::RecordedSearch,
     facts::FactStore,
     probes::{Probe, ProbedDir},
     stamp::Stamp,
@@ -178,6 +179,16 @@ impl ScanCache {
             },
         };
         Replay::Miss { why }
+    }
+
+    /// The recorded include search list of `key` (`closure`), whether or not it holds.
+    pub fn search_list(&self, key: Key) -> Option<RecordedSearch> {
+        let bytes = std::fs::read(self.file(key)).ok()?;
+        decode_record(&bytes).ok()
+    }
+
+    pub fn store_search_list(&self, key: Key, search: &RecordedSearch) {
+        store_in_shard(&self.file(key), search, MAX_BYTES / SHARDS);
     }
 
     /// Records `record` under `key` (a cache that cannot be written only costs a scan later),

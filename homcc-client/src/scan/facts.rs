@@ -28,7 +28,7 @@ use super::{cache::store_in_shard, directives, stamp::Stamp};
 const MAX_BYTES: u64 = 64 << 20;
 const SHARDS: u64 = 256;
 /// Part of every record's name: a new homcc release, or a new format, starts afresh.
-const FORMAT: &str = concat!(env!("CARGO_PKG_VERSION"), "/facts-1");
+const FORMAT: &str = concat!(env!("CARGO_PKG_VERSION"), "/facts-2");
 /// Below this many bytes to read, files are read on this thread: starting a thread pool costs
 /// more than it saves.
 const PARALLEL_BYTES: u64 = 4 << 20;
@@ -46,7 +46,7 @@ struct Fact {
     digest: Digest,
     size: u64,
     /// The names it may look up, or why some cannot be named; `None` until it is lexed.
-    names: Option<Result<Vec<directives::Lookup>, String>>,
+    names: Option<Result<directives::Names, String>>,
 }
 
 /// A file as a scan read it.
@@ -60,7 +60,7 @@ pub struct ReadFile {
     pub digest: Digest,
     pub size: u64,
     /// The names it may look up, when they were asked for.
-    pub names: Option<Result<Vec<directives::Lookup>, String>>,
+    pub names: Option<Result<directives::Names, String>>,
     /// Whether it had settled before it was read.
     pub settled: bool,
 }
@@ -99,35 +99,54 @@ pub fn read_files(
     store: Option<&FactStore>,
     names: bool,
 ) -> anyhow::Result<Vec<ReadFile>> {
-    // Each file once, however the compiler spelt it (`x.h`, `./x.h`): by its manifest path.
-    let mut seen = std::collections::HashSet::new();
-    let (mut joined, mut manifest_paths) = (Vec::new(), Vec::new());
-    for path in paths {
-        let manifest_path = crate::paths::absolute(cwd, path);
-        if seen.insert(manifest_path.clone()) {
-            joined.push(cwd.join(path));
-            manifest_paths.push(manifest_path);
+    let mut session = Session::new(store);
+    let files = session.read_files(cwd, paths, names);
+    session.finish();
+    files
+}
+
+/// The facts of the directories a scan reads files in, each loaded from the store once however
+/// many times the scan reads there; new facts are written back at the end (`finish`).
+#[derive(Debug)]
+pub struct Session<'a> {
+    store: Option<&'a FactStore>,
+    /// Each directory's facts, and whether a fact was added.
+    dirs: HashMap<PathBuf, (HashMap<OsString, Fact>, bool)>,
+}
+
+impl<'a> Session<'a> {
+    pub fn new(store: Option<&'a FactStore>) -> Session<'a> {
+        Session {
+            store,
+            dirs: HashMap::new(),
         }
     }
-    let paths = joined;
-    // The files of each directory, in the order first met.
-    let mut dirs: Vec<(&Path, Vec<usize>)> = Vec::new();
-    let mut index: HashMap<&Path, usize> = HashMap::new();
-    for (i, path) in paths.iter().enumerate() {
-        let dir = path.parent().unwrap_or(Path::new("/"));
-        let slot = *index.entry(dir).or_insert_with(|| {
-            dirs.push((dir, Vec::new()));
-            dirs.len() - 1
-        });
-        dirs[slot].1.push(i);
-    }
-    let mut done: Vec<Option<ReadFile>> = vec![None; paths.len()];
-    let mut to_read = Vec::new();
-    let mut records = Vec::with_capacity(dirs.len());
-    for (dir, files) in &dirs {
-        let facts = store.map(|s| s.load(dir)).unwrap_or_default();
-        for &i in files {
-            let path = &paths[i];
+
+    /// [`read_files`], with the facts loaded so far.
+    pub fn read_files(
+        &mut self,
+        cwd: &Path,
+        paths: &[PathBuf],
+        names: bool,
+    ) -> anyhow::Result<Vec<ReadFile>> {
+        // Each file once, however the compiler spelt it (`x.h`, `./x.h`): by its manifest path.
+        let mut seen = std::collections::HashSet::new();
+        let (mut joined, mut manifest_paths) = (Vec::new(), Vec::new());
+        for path in paths {
+            let manifest_path = crate::paths::absolute(cwd, path);
+            if seen.insert(manifest_path.clone()) {
+                joined.push(cwd.join(path));
+                manifest_paths.push(manifest_path);
+            }
+        }
+        let paths = joined;
+        let mut done: Vec<Option<ReadFile>> = vec![None; paths.len()];
+        let mut to_read = Vec::new();
+        for (i, path) in paths.iter().enumerate() {
+            let dir = path.parent().unwrap_or(Path::new("/"));
+            let store = self.store;
+            let (facts, _) = (self.dirs.entry(dir.to_owned()))
+                .or_insert_with(|| (store.map(|s| s.load(dir)).unwrap_or_default(), false));
             let meta =
                 (path.metadata()).with_context(|| format!("cannot read {}", path.display()))?;
             let stamp = Stamp::of(&meta);
@@ -149,49 +168,51 @@ pub fn read_files(
                 None => to_read.push((i, meta.len())),
             }
         }
-        records.push(facts);
-    }
-    let read_one =
-        |&(i, _): &(usize, u64)| read_file(&paths[i], &manifest_paths[i], names).map(|f| (i, f));
-    let bytes: u64 = to_read.iter().map(|(_, len)| len).sum();
-    let fresh: Vec<(usize, ReadFile)> = if bytes > PARALLEL_BYTES {
-        to_read
-            .par_iter()
-            .map(read_one)
-            .collect::<anyhow::Result<_>>()?
-    } else {
-        to_read
-            .iter()
-            .map(read_one)
-            .collect::<anyhow::Result<_>>()?
-    };
-    // New facts of files that had settled go to their directory's record.
-    let mut dirty = vec![false; dirs.len()];
-    for (i, file) in fresh {
-        if file.settled {
+        let read_one = |&(i, _): &(usize, u64)| {
+            read_file(&paths[i], &manifest_paths[i], names).map(|f| (i, f))
+        };
+        let bytes: u64 = to_read.iter().map(|(_, len)| len).sum();
+        let fresh: Vec<(usize, ReadFile)> = if bytes > PARALLEL_BYTES {
+            to_read
+                .par_iter()
+                .map(read_one)
+                .collect::<anyhow::Result<_>>()?
+        } else {
+            to_read
+                .iter()
+                .map(read_one)
+                .collect::<anyhow::Result<_>>()?
+        };
+        // New facts of files that had settled go to their directory's record.
+        for (i, file) in fresh {
             let dir = paths[i].parent().unwrap_or(Path::new("/"));
-            let slot = index[dir];
-            if let Some(name) = paths[i].file_name() {
+            if let (true, Some(name), Some((facts, dirty))) =
+                (file.settled, paths[i].file_name(), self.dirs.get_mut(dir))
+            {
                 let fact = Fact {
                     stamp: file.stamp,
                     digest: file.digest,
                     size: file.size,
                     names: file.names.clone(),
                 };
-                records[slot].insert(name.to_owned(), fact);
-                dirty[slot] = true;
+                facts.insert(name.to_owned(), fact);
+                *dirty = true;
+            }
+            done[i] = Some(file);
+        }
+        Ok(done.into_iter().flatten().collect())
+    }
+
+    /// Writes the records of the directories that gained a fact.
+    pub fn finish(self) {
+        if let Some(store) = self.store {
+            for (dir, (facts, dirty)) in &self.dirs {
+                if *dirty {
+                    store.store(dir, facts);
+                }
             }
         }
-        done[i] = Some(file);
     }
-    if let Some(store) = store {
-        for ((dir, _), (facts, dirty)) in dirs.iter().zip(records.iter().zip(dirty)) {
-            if dirty {
-                store.store(dir, facts);
-            }
-        }
-    }
-    Ok(done.into_iter().flatten().collect())
 }
 
 /// Reads, hashes and (with `names`) lexes one file (`manifest_path` in the manifest), stamped as

@@ -143,7 +143,7 @@ pub fn tested_files<'a>(
         let includer = file.parent().unwrap_or(Path::new("/"));
         for lookup in names.iter().filter(|l| l.existence) {
             let Some(name) = &lookup.name else { continue };
-            let quoted = lookup.next || lookup.delimiter == Delimiter::Quote;
+            let quoted = lookup.quoted();
             let dirs = (quoted.then_some(includer).into_iter())
                 .chain(quote.iter().filter(|_| quoted).map(PathBuf::as_path))
                 .chain(bracket.iter().map(PathBuf::as_path));
@@ -262,17 +262,8 @@ impl Walk {
         let Some(name) = &lookup.name else {
             return self.computed(includer, lookup.next);
         };
-        let quoted = lookup.next || lookup.delimiter == Delimiter::Quote;
-        // The same name searched the same way from the same place tries the same paths: the
-        // system headers of a compile look up many names many times.
-        let flags = u8::from(lookup.next) | u8::from(quoted) << 1 | u8::from(lookup.existence) << 2;
-        let mut key = vec![flags];
-        if quoted {
-            key.extend_from_slice(includer.as_os_str().as_bytes());
-            key.push(0);
-        }
-        key.extend_from_slice(name);
-        if !self.walked.insert(key) {
+        let quoted = lookup.quoted();
+        if !(self.walked).insert(lookup.search_key(includer, name, lookup.existence)) {
             return Ok(());
         }
         let name = Path::new(OsStr::from_bytes(name));

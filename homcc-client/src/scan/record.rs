@@ -8,6 +8,8 @@ use homcc_proto::Digest;
 
 use super::{
     cache::{Read, Record},
+    closure::trigraphs_on,
+    directives::Names,
     facts::ReadFile,
     forced_includes,
     probes::{probes, Includer, Lookups, Probes},
@@ -25,6 +27,7 @@ pub(super) fn record(
     listed: &Listed,
     files: &[ReadFile],
     started: SystemTime,
+    depfile: Option<Vec<u8>>,
 ) -> Result<Record, String> {
     if !listed.search.printed {
         return Err("the compiler printed no include search list".into());
@@ -38,13 +41,25 @@ pub(super) fn record(
         ));
     }
     let forced = forced_includes(&job.scan_args).ok_or("a forced include without its name")?;
+    let trigraphs = trigraphs_on(&job.scan_args);
     let names = files
         .iter()
         .map(|file| match &file.names {
+            Some(Ok(names)) if names.trigraphs && trigraphs => Err(format!(
+                "{}: a trigraph (??= or ??/), with trigraphs on",
+                file.read_from.display()
+            )),
+            Some(Ok(Names {
+                has_include_uses, ..
+            })) if !has_include_uses.is_empty() => Err(format!(
+                "{}: {} with an argument that is not a header name",
+                file.read_from.display(),
+                String::from_utf8_lossy(&has_include_uses[0])
+            )),
             Some(Ok(names)) => Ok(Includer {
                 read_from: &file.read_from,
                 path: &file.path,
-                names,
+                names: &names.lookups,
             }),
             Some(Err(why)) => Err(format!("{}: {why}", file.read_from.display())),
             None => Err(format!("{}: not lexed", file.read_from.display())),
@@ -64,12 +79,6 @@ pub(super) fn record(
     let driver_files = (listed.search.config_files.iter())
         .map(|file| driver_file(file, started))
         .collect::<Result<Vec<_>, String>>()?;
-    let depfile = match &job.depfile {
-        Some(dep) => {
-            Some(std::fs::read(&dep.path).map_err(|e| format!("{}: {e}", dep.path.display()))?)
-        }
-        None => None,
-    };
     Ok(Record {
         files: (files.iter())
             .map(|file| Read {
@@ -85,6 +94,19 @@ pub(super) fn record(
         probed_dirs: dirs,
         depfile,
     })
+}
+
+/// The bytes of `job`'s dependency file, as written, if it has one.
+pub(super) fn depfile_bytes(job: &RemoteJob) -> Result<Option<Vec<u8>>, String> {
+    match &job.depfile {
+        Some(dep) => {
+            let bytes = std::fs::read(&dep.path);
+            Ok(Some(
+                bytes.map_err(|e| format!("{}: {e}", dep.path.display()))?,
+            ))
+        }
+        None => Ok(None),
+    }
 }
 
 /// A file the compiler driver read (a configuration file), stamped and hashed.

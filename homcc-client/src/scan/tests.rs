@@ -81,7 +81,7 @@ impl Project {
         };
         let gcc = compiler::resolve(OsStr::new("gcc")).unwrap();
         let info = compiler::info(OsStr::new("gcc"), &gcc, jobs[0].language, &[], None).unwrap();
-        scan(&gcc, &info, &jobs[0], cwd, Some(&self.cache)).unwrap()
+        scan(&gcc, &info, &jobs[0], cwd, Some(&self.cache), false).unwrap()
     }
 }
 
@@ -205,7 +205,7 @@ fn a_file_changed_just_before_the_scan_is_not_recorded() {
     let gcc = compiler::resolve(OsStr::new("gcc")).unwrap();
     let info = compiler::info(OsStr::new("gcc"), &gcc, jobs[0].language, &[], None).unwrap();
     p.write("inc/x.h", "#define X 4\n");
-    let scan = scan(&gcc, &info, &jobs[0], cwd, Some(&p.cache)).unwrap();
+    let scan = scan(&gcc, &info, &jobs[0], cwd, Some(&p.cache), false).unwrap();
     let CacheUse::Ran { recorded, .. } = scan.cache else {
         panic!("{:?}", scan.cache);
     };

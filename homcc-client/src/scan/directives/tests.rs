@@ -6,12 +6,16 @@ use super::*;
 fn names(text: &str) -> Result<Vec<String>, String> {
     lookups(text.as_bytes()).map(|found| {
         found
+            .lookups
             .iter()
             .map(|l| {
-                let name = l
-                    .name
-                    .as_deref()
-                    .map_or("MACRO".into(), String::from_utf8_lossy);
+                let name = match (&l.name, &l.macro_name) {
+                    (Some(name), _) => String::from_utf8_lossy(name),
+                    (None, Some(macro_name)) => {
+                        format!("MACRO {}", String::from_utf8_lossy(macro_name)).into()
+                    }
+                    (None, None) => "MACRO".into(),
+                };
                 let written = match l.delimiter {
                     Delimiter::Quote => format!("\"{name}\""),
                     Delimiter::Angle => format!("<{name}>"),
@@ -32,9 +36,10 @@ fn check(text: &str, want: &[&str]) {
     );
 }
 
-fn refused(text: &str, why: &str) {
-    let reason = names(text).expect_err(text);
-    assert!(reason.contains(why), "{text}: {reason}");
+/// `text` uses an identifier with `has_include` in it without a header name.
+fn unnamed(text: &str) {
+    let names = lookups(text.as_bytes()).unwrap();
+    assert!(!names.has_include_uses.is_empty(), "{text}");
 }
 
 #[test]
@@ -138,27 +143,58 @@ fn has_include_tested_or_defined_is_no_lookup() {
 fn computed_includes_are_marked() {
     check(
         "#include FT_FREETYPE_H\n#include <a.h>",
-        &["\"MACRO\"", "<a.h>"],
+        &["\"MACRO FT_FREETYPE_H\"", "<a.h>"],
     );
     check("#  include_next SOME(x)", &["next:\"MACRO\""]);
     check("#include <unterminated\n", &["\"MACRO\""]);
 }
 
 #[test]
-fn lookups_that_cannot_be_named_are_refused() {
-    refused(
-        "#if __has_include(HEADER)\n",
-        "__has_include with an argument",
+fn lookups_that_cannot_be_named_are_noted() {
+    unnamed("#if __has_include(HEADER)\n");
+    unnamed("#define HAS(x) __has_include(x)\n");
+    unnamed("#define H __has_include\n");
+    unnamed("x = __has_include;");
+    check("state->has_include = 1; s.has_include = 0;", &[]);
+}
+
+#[test]
+fn trigraphs_are_noted() {
+    let trigraphs = |text: &str| lookups(text.as_bytes()).unwrap().trigraphs;
+    assert!(trigraphs("#include <a.h> ??= "));
+    assert!(trigraphs("a ??/\n"));
+    assert!(!trigraphs("a ?? = ? ?/\n"));
+}
+
+#[test]
+fn computed_includes_of_a_macro_alone_name_it() {
+    check("#include HEADER\n", &["\"MACRO HEADER\""]);
+    check("#include HEADER /* c */ // c\n", &["\"MACRO HEADER\""]);
+    check("#include_next NEXT_H", &["next:\"MACRO NEXT_H\""]);
+    check("#include A B\n", &["\"MACRO\""]);
+}
+
+#[test]
+fn macros_defined_as_a_header_name_and_otherwise() {
+    let names = lookups(
+        b"#define H \"x.h\"\n#define A <sys/a.h> // c\n#define F(x) \"f.h\"\n\
+          #define N 1\n#define M \"m.h\" more\n#define E\n",
+    )
+    .unwrap();
+    let headers: Vec<(&[u8], &[u8], Delimiter)> = (names.header_macros.iter())
+        .map(|m| (&m.name[..], &m.header[..], m.delimiter))
+        .collect();
+    assert_eq!(
+        headers,
+        [
+            (&b"H"[..], &b"x.h"[..], Delimiter::Quote),
+            (&b"A"[..], &b"sys/a.h"[..], Delimiter::Angle)
+        ]
     );
-    refused(
-        "#define HAS(x) __has_include(x)\n",
-        "__has_include with an argument",
-    );
-    refused(
-        "#define H __has_include\n",
-        "__has_include with an argument",
-    );
-    refused("x = __has_include;", "__has_include with an argument");
-    refused("#include <a.h> ??= ", "trigraph");
-    refused("a ??/\n", "trigraph");
+    let mut others: Vec<u64> = [&b"F"[..], b"N", b"M", b"E"]
+        .iter()
+        .map(|n| macro_hash(n))
+        .collect();
+    others.sort_unstable();
+    assert_eq!(names.other_macros, others);
 }
