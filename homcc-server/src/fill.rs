@@ -54,8 +54,8 @@ enum Source {
 pub struct Filler<'a> {
     job: &'a JobRoot,
     cache: &'a Cache,
-    /// Each placed file's first path in the root, and how many names it has there.
-    placed: HashMap<Digest, (PathBuf, usize)>,
+    /// Each placed file's first path in the root.
+    placed: HashMap<Digest, PathBuf>,
     pending: HashMap<Digest, Pending>,
     pub files: usize,
 }
@@ -94,12 +94,13 @@ impl<'a> Filler<'a> {
             pending.dests.push(dest);
             return Ok(());
         }
-        if let Some((first, names)) = self.placed.get_mut(&entry.digest) {
-            if !self.job.keep_left(&dest, &entry.digest)? {
-                name_again(first, &dest, *names)?;
-                self.job.placed(&dest, &entry.digest);
+        if let Some(first) = self.placed.get(&entry.digest) {
+            if self.job.keep_left(&dest, &entry.digest)? {
+                // A hard link of the cache's file, as the first name is: a copy instead.
+                std::fs::remove_file(&dest)?;
             }
-            *names += 1;
+            name_again(first, &dest)?;
+            self.job.placed(&dest, &entry.digest);
             return Ok(());
         }
         self.place(entry.digest, vec![dest], entry.size)
@@ -116,11 +117,16 @@ impl<'a> Filler<'a> {
                 false => dests_left.push(dest),
             }
         }
-        let dests = dests_left;
-        if let Some(first) = kept.first() {
+        let mut dests = dests_left;
+        if let Some((first, others)) = kept.split_first() {
             // Its content is the digest's whether or not the cache still has it.
             self.cache.mark_used(&digest);
-            return self.name_all(digest, first, &dests, kept.len());
+            // The others are hard links of the cache's file, as the first is: copies instead.
+            for other in others {
+                std::fs::remove_file(other)?;
+            }
+            dests.extend_from_slice(others);
+            return self.name_all(digest, first, &dests);
         }
         loop {
             let linked = self
@@ -132,7 +138,7 @@ impl<'a> Filler<'a> {
                 })?;
             if linked {
                 self.job.placed(&dests[0], &digest);
-                return self.name_all(digest, &dests[0], &dests[1..], 1);
+                return self.name_all(digest, &dests[0], &dests[1..]);
             }
             let source = match self.cache.claim(&digest) {
                 Claim::Present => continue,
@@ -205,26 +211,24 @@ impl<'a> Filler<'a> {
         let first = &pending.dests[0];
         write_new(first, bytes)?;
         self.job.placed(first, digest);
-        self.name_all(*digest, first, &pending.dests[1..], 1)?;
+        self.name_all(*digest, first, &pending.dests[1..])?;
         self.cache.insert_file(digest, first, pending.size)?;
         Ok(())
     }
 
-    /// Gives the file `digest` at `first` (a placed file with `names` names so far) the further
-    /// paths `others`, and records every one as placed.
+    /// Gives the file `digest` at `first` (a placed file) the further paths `others`, and records
+    /// every one as placed.
     fn name_all(
         &mut self,
         digest: Digest,
         first: &Path,
         others: &[PathBuf],
-        names: usize,
     ) -> Result<(), FillError> {
-        for (nth, other) in others.iter().enumerate() {
-            name_again(first, other, names + nth)?;
+        for other in others {
+            name_again(first, other)?;
             self.job.placed(other, &digest);
         }
-        self.placed
-            .insert(digest, (first.to_owned(), names + others.len()));
+        self.placed.insert(digest, first.to_owned());
         Ok(())
     }
 
@@ -285,18 +289,19 @@ fn write_new(path: &Path, bytes: &[u8]) -> io::Result<()> {
     file.write_all(bytes)
 }
 
-/// The most hard links one job makes to one file: further names of it are copies, so that one
-/// request cannot use up the links a file's inode may have (65,000 on ext4), which every other
-/// compile that places it shares.
-const MAX_LINKS_PER_FILE: usize = 64;
+/// Gives `first` (a file in the root) the further name `dest`: a copy, never a hard link. Two
+/// names of one inode are one file to a compiler where the client has two: clang resolves the
+/// second's quoted includes from the first's directory, and `#pragma once` skips it.
+fn name_again(first: &Path, dest: &Path) -> Result<(), FillError> {
+    crate::cache::copy_new(first, dest).map_err(|_| FillError::Conflict(dest.to_owned()))?;
+    same_mtime(first, dest)
+}
 
-/// Gives `first` (a file in the root, with `names` names so far) the further name `dest`: a hard
-/// link while the job has made fewer than [`MAX_LINKS_PER_FILE`] and the filesystem allows, else a
-/// copy.
-fn name_again(first: &Path, dest: &Path, names: usize) -> Result<(), FillError> {
-    let named = match names < MAX_LINKS_PER_FILE {
-        true => crate::cache::link_or_copy(first, dest),
-        false => crate::cache::copy_new(first, dest),
-    };
-    named.map_err(|_| FillError::Conflict(dest.to_owned()))
+/// Gives `other` (a further name of `first`'s content) `first`'s mtime. gcc takes two files of
+/// the same content and mtime (in seconds) for one (`#pragma once`), as it takes the client's
+/// when they were written in the same second: a tree from one checkout or one tarball.
+fn same_mtime(first: &Path, other: &Path) -> Result<(), FillError> {
+    let mtime = std::fs::metadata(first).and_then(|m| m.modified())?;
+    std::fs::File::open(other).and_then(|f| f.set_modified(mtime))?;
+    Ok(())
 }

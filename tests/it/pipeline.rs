@@ -481,3 +481,44 @@ fn kept_root(cache_dir: &std::path::Path) -> bool {
     };
     roots.len() == 1 && objects(&roots[0].path()).is_empty()
 }
+
+/// Two headers of the same content in two directories are two files on the server too, as on
+/// the client: each resolves its own `#include "cfg.h"` from its own directory (clang takes two
+/// names of one inode for one file), and `#pragma once` tells them apart as the compiler does
+/// locally (gcc: by content and mtime, here the same, as in a tree from one checkout). Twice, the
+/// second time in the job root the first compile left.
+#[test]
+fn headers_of_the_same_content_stay_separate_files() {
+    let server = TestServer::fresh(|_| {});
+    let p = Project::new();
+    let forwarding = "#pragma once\n#include \"cfg.h\"\n";
+    p.write(
+        "t.c",
+        "#include \"a/h.h\"\n#include \"b/h.h\"\n#include \"c/h.h\"\n",
+    )
+    .write("a/h.h", forwarding)
+    .write("a/cfg.h", "int from_a;\n")
+    .write("b/h.h", forwarding)
+    .write("b/cfg.h", "int from_b;\n")
+    .write("c/h.h", "#include \"cfg.h\"\n")
+    .write("c/cfg.h", "int from_c;\n");
+    let same_time =
+        std::time::SystemTime::UNIX_EPOCH + std::time::Duration::from_secs(1_600_000_000);
+    for header in ["a/h.h", "b/h.h"] {
+        let file = std::fs::File::options()
+            .write(true)
+            .open(p.path().join(header));
+        file.unwrap().set_modified(same_time).unwrap();
+    }
+    for compiler in ["clang", "gcc", "clang"] {
+        let out =
+            assert_same_as_local(&p, &server, compiler, &["-c", "t.c", "-o", "t.o"], &["t.o"]);
+        assert_eq!(out.code, Some(0), "{}", out.stderr);
+    }
+    // What the compilers read here: clang both forwarding headers, gcc the first only.
+    let symbols = |compiler| p.local(compiler, &["-E", "t.c"]).stdout;
+    let clang = String::from_utf8(symbols("clang")).unwrap();
+    assert!(clang.contains("from_a") && clang.contains("from_b") && clang.contains("from_c"));
+    let gcc = String::from_utf8(symbols("gcc")).unwrap();
+    assert!(gcc.contains("from_a") && !gcc.contains("from_b") && gcc.contains("from_c"));
+}
