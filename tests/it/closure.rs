@@ -164,7 +164,7 @@ fn a_precompiled_header_beside_a_header_is_left_to_the_compiler() {
     let args = ["-c", "t.c", "-o", "t.o"];
     let (line, remote) = through_homcc(&p, &server, &counting, "gcc", &args, &["t.o"]);
     assert!(
-        line.contains("(no include closure: a precompiled header beside "),
+        line.contains("(no include closure: a precompiled header for "),
         "{line}"
     );
     assert_eq!(remote, local(&p, "gcc", &args, &["t.o"]));

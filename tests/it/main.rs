@@ -5,6 +5,7 @@
 mod attacks;
 mod auth;
 mod closure;
+mod closure_traps;
 mod command_lines;
 mod failures;
 mod flag_tables;

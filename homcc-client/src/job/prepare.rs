@@ -2,7 +2,12 @@
 //! the include closure or the compiler's scan), hashed and chunked; and the `--verbose` line of
 //! how it went.
 
-use std::{collections::HashMap, ffi::OsStr, path::Path, time::Duration};
+use std::{
+    collections::HashMap,
+    ffi::OsStr,
+    path::{Component, Path, PathBuf},
+    time::Duration,
+};
 
 use homcc_proto::{manifest::chunk_entries, CompileRequest, FORWARDED_ENV, PROTOCOL_VERSION};
 
@@ -12,6 +17,7 @@ use crate::{
     config::Settings,
     hosts::Host,
     local::Instead,
+    paths::absolute,
     say::verbose,
     scan::{self, CacheUse, PendingRecord, ScanError},
     session::{Prepared, Traffic},
@@ -122,11 +128,13 @@ fn prepare(work: Work<'_>, closure: bool) -> Result<Ready, Instead> {
             include_dirs: info.include_dirs,
             implicit_includes: info.implicit_includes,
             preprocessed: job.language.is_preprocessed(),
-            dirs: job
-                .include_flag_dirs
-                .iter()
+            dirs: (job.include_flag_dirs.iter())
                 .filter(|d| d.is_dir())
                 .cloned()
+                .chain(climbed_dirs(
+                    cwd,
+                    files.iter().map(|f| f.read_from.as_path()),
+                ))
                 .collect(),
             manifest: Vec::new(),
             outputs: job.outputs.clone(),
@@ -145,6 +153,25 @@ fn prepare(work: Work<'_>, closure: bool) -> Result<Ready, Instead> {
             .collect::<HashMap<_, _>>(),
     };
     Ok((prepared, scanned, pending))
+}
+
+/// The directories a compiler's spelling of a file climbs out of (`sub` of `a/sub/../x.h`): the
+/// server's tree needs them, though it may hold no file of theirs, for the path to resolve.
+fn climbed_dirs<'a>(cwd: &Path, read_from: impl Iterator<Item = &'a Path>) -> Vec<PathBuf> {
+    let mut dirs = Vec::new();
+    for path in read_from.filter(|p| p.components().any(|c| c == Component::ParentDir)) {
+        let mut prefix = PathBuf::new();
+        for part in path.components() {
+            if part == Component::ParentDir && cwd.join(&prefix).is_dir() {
+                let dir = absolute(cwd, &prefix);
+                if !dirs.contains(&dir) {
+                    dirs.push(dir);
+                }
+            }
+            prefix.push(part);
+        }
+    }
+    dirs
 }
 
 /// The `--verbose` line of a remote compile: what crossed the wire and where the time went

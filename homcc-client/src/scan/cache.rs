@@ -36,7 +36,7 @@ pub const MAX_BYTES: u64 = 256 << 20;
 const SHARDS: u64 = 256;
 
 /// Part of every key: a new homcc release, or a new record format, starts afresh.
-const FORMAT: &str = concat!(env!("CARGO_PKG_VERSION"), "/scan-2");
+const FORMAT: &str = concat!(env!("CARGO_PKG_VERSION"), "/scan-3");
 
 /// The variables that change what the preprocessor reads (most make the compile local: they
 /// are in the key all the same).

@@ -8,9 +8,11 @@
 //! The server then writes the dependency file, which names what it read.
 //!
 //! Where a lookup cannot be followed exactly the closure is not used and the compiler scans
-//! (`Err`, with why): a computed include (`#include MACRO`), a header the lexer cannot read
-//! (trigraphs), a precompiled header beside a header (`x.h.gch`), a search list the compiler did
-//! not print.
+//! (`Err`, with why): a computed include of an unknown header, a file the lexer may misread for
+//! the command's dialect (`rules::Dialect`: trigraphs, raw strings, digit separators), a
+//! precompiled header the compiler may use, a name or path that climbs where the server's tree
+//! would climb elsewhere, Microsoft's include rules, a search list the compiler did not print or
+//! with a header map or framework in it (docs/include-closure.md lists them all).
 //!
 //! The search list comes from the compiler itself (`-E -v` on an empty file with the compile's
 //! flags but its macros and inputs), recorded per compiler, flags, directory and environment,
@@ -31,11 +33,18 @@ use serde::{Deserialize, Serialize};
 use super::{
     cache::{Key, ScanCache},
     captured,
-    directives::{macro_hash, Delimiter, Lookup, Names},
+    directives::{Delimiter, Lookup, Names},
     facts::{self, ReadFile},
     forced_includes,
     searchlist::{self, SearchList},
 };
+mod rules;
+mod tried;
+
+pub(super) use rules::Dialect;
+use rules::Macros;
+use tried::{climbs_within, path_with, Tried};
+
 use crate::{classify::RemoteJob, compiler::CompilerInfo, paths::absolute};
 
 /// A recorded search list, and what it depends on in the file system.
@@ -43,7 +52,8 @@ use crate::{classify::RemoteJob, compiler::CompilerInfo, paths::absolute};
 pub struct RecordedSearch {
     pub quote: Vec<PathBuf>,
     pub bracket: Vec<PathBuf>,
-    /// The directories of both lists, absolute, each with its device and inode.
+    /// The directories of both lists and those left out as duplicates, absolute, each with its
+    /// device and inode.
     pub dirs: Vec<(PathBuf, u64, u64)>,
     /// The directories left out as missing, absolute.
     pub missing: Vec<PathBuf>,
@@ -100,14 +110,21 @@ pub(super) fn search_list(
     if !list.config_files.is_empty() {
         return Err("the compiler driver reads a configuration file".into());
     }
+    if let Some(entry) = list.unusual.first() {
+        return Err(format!("the include search list has {entry}"));
+    }
     if let (Some(cache), Some(key)) = (cache, key) {
-        let dirs = (list.quote.iter().chain(&list.bracket))
-            .filter_map(|dir| {
-                let dir = cwd.join(dir);
-                let meta = dir.metadata().ok()?;
-                Some((dir, meta.dev(), meta.ino()))
-            })
-            .collect();
+        let dirs = (list
+            .quote
+            .iter()
+            .chain(&list.bracket)
+            .chain(&list.duplicates))
+        .filter_map(|dir| {
+            let dir = cwd.join(dir);
+            let meta = dir.metadata().ok()?;
+            Some((dir, meta.dev(), meta.ino()))
+        })
+        .collect();
         let recorded = RecordedSearch {
             quote: list.quote.clone(),
             bracket: list.bracket.clone(),
@@ -143,6 +160,19 @@ pub(super) fn closure(
     search: &SearchList,
     store: Option<&facts::FactStore>,
 ) -> Result<Vec<ReadFile>, String> {
+    let ms = ["-fms-compatibility", "-fms-extensions", "--driver-mode=cl"];
+    if let Some(flag) =
+        (job.scan_args.iter()).find(|arg| ms.iter().any(|ms| arg.as_bytes() == ms.as_bytes()))
+    {
+        // clang then searches the directory of every includer up the stack, and follows
+        // `#pragma include_alias`.
+        return Err(format!(
+            "{}: Microsoft's include rules",
+            flag.to_string_lossy()
+        ));
+    }
+    let mut macros = Macros::from_command(&job.scan_args)?;
+    let clang = info.identity.is_clang();
     let absolute_dirs = |dirs: &[PathBuf]| dirs.iter().map(|d| cwd.join(d)).collect();
     let mut walk = Walk {
         quote: absolute_dirs(&search.quote),
@@ -152,26 +182,33 @@ pub(super) fn closure(
         queued: FxHashSet::default(),
         batch: Vec::new(),
         computed: Vec::new(),
-        pch: true,
+        pch: !clang,
+        pch_everywhere: !clang,
     };
     walk.queue(cwd.join(&job.source));
     let forced = forced_includes(&job.scan_args).ok_or("a forced include without its name")?;
+    // clang's driver turns `-include x.h` into the precompiled `x.h.pch` or `x.h.gch` beside the
+    // name as given.
+    let pch = (forced.iter().filter(|_| clang))
+        .flat_map(|name| [".pch", ".gch"].map(|suffix| cwd.join(path_with(name, suffix))))
+        .find(|pch| pch.symlink_metadata().is_ok());
+    if let Some(pch) = pch {
+        return Err(format!("a precompiled header {}", pch.display()));
+    }
     for name in &forced {
         walk.lookup(
             cwd,
             &Lookup::include(name.as_os_str().as_bytes(), Delimiter::Quote),
         )?;
     }
-    walk.pch = !info.identity.is_clang();
     for implicit in &info.implicit_includes {
         let Some(name) = implicit.file_name() else {
             continue;
         };
         walk.lookup(cwd, &Lookup::include(name.as_bytes(), Delimiter::Angle))?;
     }
-    let trigraphs = trigraphs_on(&job.scan_args);
+    let dialect = Dialect::of(job.language, &job.scan_args);
     let mut session = facts::Session::new(store);
-    let mut macros = Macros::from_command(&job.scan_args);
     let mut files: Vec<ReadFile> = Vec::new();
     let mut in_manifest: FxHashSet<PathBuf> = FxHashSet::default();
     // Breadth first, a level of the include tree at a time: each level's files are read (or
@@ -184,13 +221,10 @@ pub(super) fn closure(
             let mut names: FxHashMap<&Path, &Names> = FxHashMap::default();
             for file in &read {
                 let file_names = match &file.names {
-                    Some(Ok(names)) if names.trigraphs && trigraphs => {
-                        return Err(format!(
-                            "{}: a trigraph (??= or ??/), with trigraphs on",
-                            file.read_from.display()
-                        ))
-                    }
-                    Some(Ok(names)) => names,
+                    Some(Ok(names)) => match dialect.misread(names) {
+                        Some(why) => return Err(format!("{}: {why}", file.read_from.display())),
+                        None => names,
+                    },
                     Some(Err(why)) => return Err(format!("{}: {why}", file.read_from.display())),
                     None => return Err(format!("{}: not lexed", file.read_from.display())),
                 };
@@ -208,6 +242,8 @@ pub(super) fn closure(
                     walk.lookup(includer, lookup)?;
                 }
             }
+            // gcc takes a precompiled header only for the first include of the source.
+            walk.pch_everywhere = false;
             files.extend(
                 read.into_iter()
                     .filter(|f| in_manifest.insert(f.path.clone())),
@@ -239,111 +275,18 @@ pub(super) fn closure(
             String::from_utf8_lossy(name)
         ));
     }
+    // A macro defined nowhere cannot be reached (the preprocessor would stop), unless the
+    // compiler defines it (`__FILE__`, `__BASE_FILE__`: a reserved name).
+    let reserved = |name: &[u8]| matches!(name, [b'_', b'_' | b'A'..=b'Z', ..]);
+    let unknown = (walk.computed.iter())
+        .find(|(_, name, _)| reserved(name) && macros.headers(name).is_empty());
+    if let Some((_, name, _)) = unknown {
+        return Err(format!(
+            "a computed include of {}, which the compiler may define",
+            String::from_utf8_lossy(name)
+        ));
+    }
     Ok(files)
-}
-
-/// Whether the command turns trigraphs on: `-trigraphs`, `-ansi`, or an ISO `-std` (only the
-/// GNU dialects leave them off; the ISO C++17 and later have none, which is not told apart).
-pub(super) fn trigraphs_on(args: &[OsString]) -> bool {
-    args.iter().any(|arg| {
-        let arg = arg.as_bytes();
-        arg == b"-trigraphs"
-            || arg == b"-ansi"
-            || arg
-                .strip_prefix(b"-std=")
-                .is_some_and(|std| !std.starts_with(b"gnu"))
-    })
-}
-
-/// The macros a computed include may use: defined as a header name (on the command line or in
-/// a file of the closure), or otherwise.
-#[derive(Debug, Default)]
-struct Macros {
-    headers: FxHashMap<Vec<u8>, Vec<(Vec<u8>, Delimiter)>>,
-    /// Hashes of the names of macros defined otherwise ([`macro_hash`]).
-    others: FxHashSet<u64>,
-    /// Identifiers with `has_include` in them used without a header name.
-    has_include_uses: FxHashSet<Vec<u8>>,
-}
-
-impl Macros {
-    /// The command's `-D` macros.
-    fn from_command(args: &[OsString]) -> Macros {
-        let mut macros = Macros::default();
-        for token in flags::tokens(args) {
-            let Token::Flag(flag) = token else { continue };
-            let Some(value) = flag.value().filter(|_| flag.rule.spelling == "-D") else {
-                continue;
-            };
-            let value = value.as_bytes();
-            let name_end = (value.iter())
-                .position(|&b| b == b'=' || b == b'(')
-                .unwrap_or(value.len());
-            let name = &value[..name_end];
-            let header = (value.get(name_end) == Some(&b'='))
-                .then(|| header_name(value[name_end + 1..].trim_ascii()))
-                .flatten();
-            match header {
-                Some(header) => macros
-                    .headers
-                    .entry(name.to_vec())
-                    .or_default()
-                    .push(header),
-                None => {
-                    macros.others.insert(macro_hash(name));
-                }
-            }
-        }
-        macros
-    }
-
-    /// The macros a file of the closure defines.
-    fn add(&mut self, names: &Names) {
-        for defined in &names.header_macros {
-            let headers = self.headers.entry(defined.name.clone()).or_default();
-            let header = (defined.header.clone(), defined.delimiter);
-            if !headers.contains(&header) {
-                headers.push(header);
-            }
-        }
-        self.others.extend(names.other_macros.iter().copied());
-        (self.has_include_uses).extend(names.has_include_uses.iter().cloned());
-    }
-
-    /// A use of `__has_include` (or of a macro with `has_include` in its name) whose lookup
-    /// cannot be named: the operator itself, or a macro, used without a header name.
-    fn unnamed_has_include(&self) -> Option<&[u8]> {
-        let operator = |name: &[u8]| name == b"__has_include" || name == b"__has_include_next";
-        (self.has_include_uses.iter())
-            .find(|name| operator(name) || self.other(name) || self.headers.contains_key(*name))
-            .map(Vec::as_slice)
-    }
-
-    /// The header names `name` is defined as, so far.
-    fn headers(&self, name: &[u8]) -> Vec<(Vec<u8>, Delimiter)> {
-        self.headers.get(name).cloned().unwrap_or_default()
-    }
-
-    /// Whether `name` is (maybe: by its hash) defined other than as a header name.
-    fn other(&self, name: &[u8]) -> bool {
-        self.others.contains(&macro_hash(name))
-    }
-}
-
-/// `"name"` or `<name>`, as a macro's whole value.
-fn header_name(value: &[u8]) -> Option<(Vec<u8>, Delimiter)> {
-    let (delimiter, inner) = match value {
-        [b'"', inner @ .., b'"'] => (Delimiter::Quote, inner),
-        [b'<', inner @ .., b'>'] => (Delimiter::Angle, inner),
-        _ => return None,
-    };
-    let closing = if delimiter == Delimiter::Quote {
-        b'"'
-    } else {
-        b'>'
-    };
-    (!inner.is_empty() && !inner.contains(&closing) && !inner.contains(&b'\n'))
-        .then(|| (inner.to_vec(), delimiter))
 }
 
 struct Walk {
@@ -352,9 +295,11 @@ struct Walk {
     bracket: Vec<PathBuf>,
     /// What the paths tried hold.
     tried: Tried,
-    /// Whether the compiler looks for a precompiled header (`x.h.gch`) beside every header it
-    /// includes (gcc; clang only for `-include`).
+    /// Whether a precompiled header (`x.h.gch`) beside a header found declines the closure
+    /// (gcc), and whether one in any directory searched does (gcc, for the `-include` files and
+    /// the source's own includes: gcc looks for one in each directory before the header).
     pch: bool,
+    pch_everywhere: bool,
     /// Each lookup walked: how it searches, from where (`"name"`) and the name.
     walked: FxHashSet<Vec<u8>>,
     /// Every file found, as found (absolute, not normalised).
@@ -393,6 +338,13 @@ impl Walk {
             return Ok(());
         }
         let name = Path::new(OsStr::from_bytes(name));
+        if climbs_within(name) {
+            // `sub/../x.h` needs `sub/` to exist, which the server has only with a file in it.
+            return Err(format!(
+                "#include of {}, a name that climbs",
+                name.display()
+            ));
+        }
         let dirs = match quoted {
             true => 1 + self.quote.len() + self.bracket.len(),
             false => self.bracket.len(),
@@ -408,6 +360,12 @@ impl Walk {
                 continue;
             }
             let path = dir.join(name);
+            if self.tried.climbs_a_link(&path) {
+                return Err(format!("{}: a .. after a symbolic link", path.display()));
+            }
+            if self.pch_everywhere && self.tried.exists(&path_with(&path, ".gch")) {
+                return Err(format!("a precompiled header for {}", path.display()));
+            }
             if self.tried.is_file(&path) {
                 if self.pch && std::fs::symlink_metadata(path_with(&path, ".gch")).is_ok() {
                     return Err(format!("a precompiled header beside {}", path.display()));
@@ -420,60 +378,6 @@ impl Walk {
         }
         Ok(())
     }
-}
-
-/// What the paths a walk tried hold, each looked at once.
-#[derive(Debug, Default)]
-struct Tried {
-    /// Each path tried, and whether a file is there.
-    is_file: FxHashMap<OsString, bool>,
-    /// Each directory of a name's own directories (`bits/` of `bits/x.h`) tried, and whether it
-    /// is there.
-    subdirs: FxHashMap<OsString, bool>,
-}
-
-impl Tried {
-    /// Whether a lookup finds a file at `path` (a directory is skipped, as the compilers skip it).
-    fn is_file(&mut self, path: &Path) -> bool {
-        if let Some(&is) = self.is_file.get(path.as_os_str()) {
-            return is;
-        }
-        let is = path.metadata().is_ok_and(|m| !m.is_dir());
-        self.is_file.insert(path.as_os_str().to_owned(), is);
-        is
-    }
-
-    /// Whether a directory of `name` below `dir` is missing (`bits/x.h` where there is no
-    /// `bits/`): then nothing below it needs a look of its own.
-    fn missing_subdir(&mut self, dir: &Path, name: &Path) -> bool {
-        let mut subdir = dir.to_owned();
-        let mut parts = name.components().peekable();
-        while let Some(part) = parts.next() {
-            if parts.peek().is_none() {
-                break;
-            }
-            subdir.push(part);
-            let exists = match self.subdirs.get(subdir.as_os_str()) {
-                Some(&exists) => exists,
-                None => {
-                    let exists = subdir.is_dir();
-                    self.subdirs.insert(subdir.as_os_str().to_owned(), exists);
-                    exists
-                }
-            };
-            if !exists {
-                return true;
-            }
-        }
-        false
-    }
-}
-
-/// `path` with `suffix` appended to its last component.
-fn path_with(path: &Path, suffix: &str) -> PathBuf {
-    let mut with = path.as_os_str().to_owned();
-    with.push(suffix);
-    PathBuf::from(with)
 }
 
 #[cfg(test)]

@@ -86,6 +86,9 @@ pub struct Names {
     /// It holds a trigraph (`??=`, `??/`): where trigraphs are on (`-trigraphs`, `-std=c99`,
     /// ...), a directive or a line splice may hide in one, which the lexer does not see.
     pub trigraphs: bool,
+    /// It holds what the lexer took for a raw string (`R"x(...)x"`) or a digit separator
+    /// (`1'000`): in C and older C++, which have neither, a directive may hide behind one.
+    pub cxx_literals: bool,
     /// The macros it defines as a header name (`#define HEADER "x.h"`), which a computed
     /// include may use.
     pub header_macros: Vec<HeaderMacro>,
@@ -119,6 +122,8 @@ pub fn macro_hash(name: &[u8]) -> u64 {
 pub fn lookups(text: &[u8]) -> Result<Names, String> {
     let trigraphs = memchr::memmem::find(text, b"??=").is_some()
         || memchr::memmem::find(text, b"??/").is_some();
+    // A byte order mark is no part of the text (the compilers skip it).
+    let text = text.strip_prefix(b"\xef\xbb\xbf").unwrap_or(text);
     let text = unspliced(text);
     let mut names = lexer::names(
         &text,
@@ -134,29 +139,39 @@ pub fn lookups(text: &[u8]) -> Result<Names, String> {
     Ok(names)
 }
 
-/// `text` with every backslash-newline removed (translation phase 2).
+/// `text` as the preprocessor's first phases leave it: every line ending a `\n` (a lone `\r`
+/// ends a line too), and every line splice removed: a backslash, any blanks (gcc and clang allow
+/// them, with a warning) and a line ending (translation phase 2).
 fn unspliced(text: &[u8]) -> Cow<'_, [u8]> {
-    if memchr::memchr(b'\\', text).is_none() {
+    let lone_cr = memchr::memchr_iter(b'\r', text).any(|at| text.get(at + 1) != Some(&b'\n'));
+    if !lone_cr && memchr::memchr(b'\\', text).is_none() {
         return Cow::Borrowed(text);
     }
+    let line_end = |at: usize| match (text.get(at), text.get(at + 1)) {
+        (Some(b'\r'), Some(b'\n')) => 2,
+        (Some(b'\n' | b'\r'), _) => 1,
+        _ => 0,
+    };
     let mut out = Vec::with_capacity(text.len());
     let mut at = 0;
     while at < text.len() {
         if text[at] == b'\\' {
-            let rest = &text[at + 1..];
-            let skip = if rest.starts_with(b"\n") {
-                Some(2)
-            } else if rest.starts_with(b"\r\n") {
-                Some(3)
-            } else {
-                None
-            };
-            if let Some(skip) = skip {
-                at += skip;
+            let blanks = (text[at + 1..].iter())
+                .take_while(|b| matches!(b, b' ' | b'\t' | b'\x0b' | b'\x0c'))
+                .count();
+            let end = line_end(at + 1 + blanks);
+            if end > 0 {
+                at += 1 + blanks + end;
                 continue;
             }
         }
-        out.push(text[at]);
+        match line_end(at) {
+            0 => out.push(text[at]),
+            end => {
+                out.push(b'\n');
+                at += end - 1;
+            }
+        }
         at += 1;
     }
     Cow::Owned(out)

@@ -28,7 +28,7 @@ use super::{cache::store_in_shard, directives, stamp::Stamp};
 const MAX_BYTES: u64 = 64 << 20;
 const SHARDS: u64 = 256;
 /// Part of every record's name: a new homcc release, or a new format, starts afresh.
-const FORMAT: &str = concat!(env!("CARGO_PKG_VERSION"), "/facts-2");
+const FORMAT: &str = concat!(env!("CARGO_PKG_VERSION"), "/facts-3");
 /// Below this many bytes to read, files are read on this thread: starting a thread pool costs
 /// more than it saves.
 const PARALLEL_BYTES: u64 = 4 << 20;

@@ -8,7 +8,7 @@ use homcc_proto::Digest;
 
 use super::{
     cache::{Read, Record},
-    closure::trigraphs_on,
+    closure::Dialect,
     directives::Names,
     facts::ReadFile,
     forced_includes,
@@ -32,6 +32,9 @@ pub(super) fn record(
     if !listed.search.printed {
         return Err("the compiler printed no include search list".into());
     }
+    if let Some(entry) = listed.search.unusual.first() {
+        return Err(format!("the include search list has {entry}"));
+    }
     // A file changed within the stamps' resolution of the scan may have been read in another
     // version than the one hashed, and a later change could keep its stamp.
     if let Some(file) = files.iter().find(|f| !f.stamp.settled_before(started)) {
@@ -41,13 +44,14 @@ pub(super) fn record(
         ));
     }
     let forced = forced_includes(&job.scan_args).ok_or("a forced include without its name")?;
-    let trigraphs = trigraphs_on(&job.scan_args);
+    let dialect = Dialect::of(job.language, &job.scan_args);
     let names = files
         .iter()
         .map(|file| match &file.names {
-            Some(Ok(names)) if names.trigraphs && trigraphs => Err(format!(
-                "{}: a trigraph (??= or ??/), with trigraphs on",
-                file.read_from.display()
+            Some(Ok(names)) if dialect.misread(names).is_some() => Err(format!(
+                "{}: {}",
+                file.read_from.display(),
+                dialect.misread(names).unwrap_or_default()
             )),
             Some(Ok(Names {
                 has_include_uses, ..

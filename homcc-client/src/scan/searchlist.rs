@@ -14,6 +14,11 @@ pub struct SearchList {
     /// Named (by a flag, a variable or the compiler itself) but left out because they do not
     /// exist: one created later joins the search.
     pub missing: Vec<PathBuf>,
+    /// Left out as the same directory as one listed earlier (`-Ia -Ib` where `b` links to `a`):
+    /// one that becomes a directory of its own joins the search.
+    pub duplicates: Vec<PathBuf>,
+    /// Entries that are no plain directory: clang's header maps and framework directories.
+    pub unusual: Vec<String>,
     /// Configuration files the compiler driver read (clang's `Configuration file: ...`).
     pub config_files: Vec<PathBuf>,
     /// Whether the compiler printed a search list at all.
@@ -35,10 +40,17 @@ pub fn parse(text: &[u8]) -> SearchList {
             section = None;
         } else if let Some(dir) = quoted_after(line, b"ignoring nonexistent directory \"") {
             list.missing.push(dir);
+        } else if let Some(dir) = not_a_directory(line) {
+            list.missing.push(dir);
+        } else if let Some(dir) = quoted_after(line, b"ignoring duplicate directory \"") {
+            list.duplicates.push(dir);
         } else if let Some(file) = line.strip_prefix(b"Configuration file: ") {
             list.config_files.push(path(file));
         } else if let (Some(bracket), Some(dir)) = (section, line.strip_prefix(b" ")) {
-            let dir = dir.strip_suffix(b" (framework directory)").unwrap_or(dir);
+            if dir.ends_with(b" (framework directory)") || dir.ends_with(b" (headermap)") {
+                list.unusual.push(String::from_utf8_lossy(dir).into_owned());
+                continue;
+            }
             match bracket {
                 true => list.bracket.push(path(dir)),
                 false => list.quote.push(path(dir)),
@@ -50,6 +62,13 @@ pub fn parse(text: &[u8]) -> SearchList {
 
 fn path(bytes: &[u8]) -> PathBuf {
     PathBuf::from(OsStr::from_bytes(bytes))
+}
+
+/// gcc's `cc1: warning: DIR: not a directory` (`-I` of a file), which it leaves out.
+fn not_a_directory(line: &[u8]) -> Option<PathBuf> {
+    let at = memchr::memmem::find(line, b": warning: ")?;
+    let rest = line[at + 11..].strip_suffix(b": not a directory")?;
+    Some(path(rest))
 }
 
 fn quoted_after(line: &[u8], prefix: &[u8]) -> Option<PathBuf> {

@@ -1,8 +1,8 @@
 //! The parts of the include closure that need no compiler: macros from the command line and
 //! when trigraphs are on. The closure itself is tested against real compilers (tests/it).
 
-use super::*;
-use crate::scan::directives;
+use super::{rules::header_name, *};
+use crate::{classify::Language, scan::directives};
 
 fn os(args: &[&str]) -> Vec<OsString> {
     args.iter().map(OsString::from).collect()
@@ -19,7 +19,12 @@ fn command_line_macros_that_are_header_names() {
         "-DBARE",
         "-DS= \"spaced.h\" ",
         "-DE=\"\"",
-    ]));
+        "-Xclang",
+        "-DX=\"x.h\"",
+        "-Xpreprocessor",
+        "-DP=<p.h>",
+    ]))
+    .unwrap();
     assert_eq!(macros.headers(b"Q"), [(b"q.h".to_vec(), Delimiter::Quote)]);
     assert_eq!(
         macros.headers(b"A"),
@@ -34,6 +39,10 @@ fn command_line_macros_that_are_header_names() {
         assert!(macros.other(other.as_bytes()), "{other}");
     }
     assert!(!macros.other(b"Q"));
+    assert_eq!(macros.headers(b"X"), [(b"x.h".to_vec(), Delimiter::Quote)]);
+    assert_eq!(macros.headers(b"P"), [(b"p.h".to_vec(), Delimiter::Angle)]);
+    let apart = Macros::from_command(&os(&["-Xclang", "-D", "-Xclang", "H=\"h.h\""]));
+    assert!(apart.is_err());
 }
 
 #[test]
@@ -60,22 +69,67 @@ fn header_names_are_whole_values() {
 
 #[test]
 fn trigraphs_are_on_in_iso_modes_only() {
-    for on in [
+    let trigraphs = Names {
+        trigraphs: true,
+        ..Names::default()
+    };
+    let on = |args: &[&str]| {
+        Dialect::of(Language::C, &os(args))
+            .misread(&trigraphs)
+            .is_some()
+    };
+    for args in [
         &["-trigraphs"][..],
+        &["-ftrigraphs"],
+        &["-Xclang", "-ftrigraphs"],
         &["-ansi"],
         &["-std=c99"],
         &["-std=c++11"],
         &["-std=iso9899:1990"],
     ] {
-        assert!(trigraphs_on(&os(on)), "{on:?}");
+        assert!(on(args), "{args:?}");
     }
-    for off in [
+    for args in [
         &[][..],
         &["-std=gnu99"],
         &["-std=gnu++17"],
         &["-O2", "-Wtrigraphs"],
     ] {
-        assert!(!trigraphs_on(&os(off)), "{off:?}");
+        assert!(!on(args), "{args:?}");
+    }
+}
+
+#[test]
+fn raw_strings_and_digit_separators_are_read_as_such_in_cxx14_and_later_only() {
+    let literals = Names {
+        cxx_literals: true,
+        ..Names::default()
+    };
+    let read = |language, args: &[&str]| {
+        Dialect::of(language, &os(args))
+            .misread(&literals)
+            .is_none()
+    };
+    assert!(read(Language::Cxx, &[]));
+    assert!(read(Language::Cxx, &["-std=c++17"]));
+    assert!(read(Language::ObjCxx, &["-std=gnu++14"]));
+    assert!(!read(Language::Cxx, &["-std=c++11"]));
+    assert!(!read(Language::Cxx, &["-std=gnu++98"]));
+    assert!(!read(Language::C, &[]));
+    assert!(!read(Language::C, &["-std=gnu17"]));
+    assert!(!read(Language::AsmCpp, &[]));
+    assert!(Dialect::of(Language::C, &[])
+        .misread(&Names::default())
+        .is_none());
+}
+
+#[test]
+fn names_that_climb_within_themselves() {
+    for climbs in ["sub/../x.h", "../a/../x.h", "a/b/../../x.h"] {
+        assert!(climbs_within(Path::new(climbs)), "{climbs}");
+    }
+    for not in ["x.h", "../x.h", "../../sys/x.h", "a/b.h"] {
+        assert!(!climbs_within(Path::new(not)), "{not}");
     }
 }
 

@@ -41,7 +41,8 @@ const CODE: u8 = 1;
 const SPECIAL: u8 = 2;
 static CLASS: [u8; 256] = {
     let mut class = [CODE; 256];
-    let (blanks, specials) = (b" \t\r\x0b\x0c", b"\n/\"'#%");
+    // A NUL is a blank to the compilers too (gcc warns that it is ignored).
+    let (blanks, specials) = (b" \t\r\x0b\x0c\0", b"\n/\"'#%");
     let mut i = 0;
     while i < blanks.len() {
         class[blanks[i] as usize] = BLANK;
@@ -111,8 +112,14 @@ impl<'a> Lexer<'a> {
                 }
                 b'/' if self.peek(1) == Some(b'/') => self.skip_to_newline(),
                 b'/' if self.peek(1) == Some(b'*') => self.skip_block_comment(),
-                b'"' if self.raw_string_prefix() => self.skip_raw_string(),
-                b'\'' if self.digit_separator() => self.at += 1,
+                b'"' if self.raw_string_prefix() => {
+                    self.names.cxx_literals = true;
+                    self.skip_raw_string();
+                }
+                b'\'' if self.digit_separator() => {
+                    self.names.cxx_literals = true;
+                    self.at += 1;
+                }
                 b'"' | b'\'' => {
                     self.line_start = false;
                     self.skip_literal(b);
@@ -224,7 +231,7 @@ impl<'a> Lexer<'a> {
     fn skip_blanks(&mut self) {
         loop {
             match self.peek(0) {
-                Some(b' ' | b'\t' | b'\r' | b'\x0b' | b'\x0c') => self.at += 1,
+                Some(b' ' | b'\t' | b'\r' | b'\x0b' | b'\x0c' | b'\0') => self.at += 1,
                 Some(b'/') if self.peek(1) == Some(b'*') => {
                     let body = &self.text[self.at + 2..];
                     self.at += 2 + memchr::memmem::find(body, b"*/").map_or(body.len(), |e| e + 2);

@@ -198,3 +198,32 @@ fn macros_defined_as_a_header_name_and_otherwise() {
     others.sort_unstable();
     assert_eq!(names.other_macros, others);
 }
+
+/// What the compilers read as they do, found in a review of the include closure: each hid an
+/// `#include` from the lexer.
+#[test]
+fn line_ends_splices_and_blanks_as_the_compilers_read_them() {
+    // A byte order mark before the first directive.
+    check("\u{feff}#include \"bom.h\"\n", &["\"bom.h\""]);
+    // A lone carriage return ends a line.
+    check("// c\r#include \"cr.h\"\r", &["\"cr.h\""]);
+    check("#define A 1\r\n#include \"crlf.h\"\r\n", &["\"crlf.h\""]);
+    // A backslash, blanks and a line end are a splice: the comment closes on the next line.
+    check("/* c *\\ \t\n/ #include \"after.h\"\n", &["\"after.h\""]);
+    check(
+        "/* c *\\ \r\n/\n#include \"crlf_after.h\"\n",
+        &["\"crlf_after.h\""],
+    );
+    // A NUL is a blank.
+    check("\0#include \"nul.h\"\n", &["\"nul.h\""]);
+}
+
+#[test]
+fn raw_strings_and_digit_separators_are_marked() {
+    let marked = |text: &str| lookups(text.as_bytes()).unwrap().cxx_literals;
+    assert!(marked("const char *s = R\"x(#include <hidden.h>)x\";\n"));
+    assert!(marked("int n = 1'000;\n"));
+    assert!(!marked(
+        "int n = 1000; char c = 'a';\nconst char *s = \"R\";\n"
+    ));
+}
