@@ -43,7 +43,9 @@ git)
   dpkg -s zlib1g-dev >/dev/null 2>&1 || DEBIAN_FRONTEND=noninteractive apt-get install -y -qq zlib1g-dev >/dev/null
   pristine=$(fetch_source git)
   configure=true
-  make_args=(NO_CURL=1 NO_EXPAT=1 NO_GETTEXT=1 NO_TCLTK=1 NO_PERL=1 NO_PYTHON=1 CFLAGS="-O2 -g")
+  # COMPUTE_HEADER_DEPENDENCIES=yes: git's auto-detection runs $(CC) and takes any output for
+  # "unsupported", and homcc --verbose prints a line; git's own build compiles with -MMD -MP.
+  make_args=(COMPUTE_HEADER_DEPENDENCIES=yes NO_CURL=1 NO_EXPAT=1 NO_GETTEXT=1 NO_TCLTK=1 NO_PERL=1 NO_PYTHON=1 CFLAGS="-O2 -g")
   ;;
 zlib)
   pristine=$(fetch_source zlib)

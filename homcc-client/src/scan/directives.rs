@@ -86,9 +86,10 @@ pub struct Names {
     /// It holds a trigraph (`??=`, `??/`): where trigraphs are on (`-trigraphs`, `-std=c99`,
     /// ...), a directive or a line splice may hide in one, which the lexer does not see.
     pub trigraphs: bool,
-    /// It holds what the lexer took for a raw string (`R"x(...)x"`) or a digit separator
-    /// (`1'000`): in C and older C++, which have neither, a directive may hide behind one.
-    pub cxx_literals: bool,
+    /// It holds what the lexer took for a raw string (`R"x(...)x"`, C++11) or a digit separator
+    /// (`1'000`, C++14): in C and older C++, which have not, a directive may hide behind one.
+    pub raw_strings: bool,
+    pub digit_separators: bool,
     /// The macros it defines as a header name (`#define HEADER "x.h"`), which a computed
     /// include may use.
     pub header_macros: Vec<HeaderMacro>,

@@ -13,6 +13,8 @@ use crate::classify::Language;
 #[derive(Debug, Clone, Copy)]
 pub(in crate::scan) struct Dialect {
     trigraphs: bool,
+    /// Raw strings are C++11's, digit separators C++14's.
+    cxx11: bool,
     cxx14: bool,
 }
 
@@ -30,13 +32,14 @@ impl Dialect {
                     .strip_prefix(b"-std=")
                     .is_some_and(|std| !std.starts_with(b"gnu"))
         });
-        let older = [
-            "c++98", "c++03", "c++0x", "c++11", "gnu++98", "gnu++03", "gnu++0x", "gnu++11",
-        ];
         let cxx = matches!(language, Language::Cxx | Language::ObjCxx);
+        let before = |stds: &[&str]| stds.iter().any(|old| std(old.as_bytes()));
+        let cxx98 = ["c++98", "c++03", "gnu++98", "gnu++03"];
+        let cxx11 = ["c++0x", "c++11", "gnu++0x", "gnu++11"];
         Dialect {
             trigraphs,
-            cxx14: cxx && !older.iter().any(|old| std(old.as_bytes())),
+            cxx11: cxx && !before(&cxx98),
+            cxx14: cxx && !before(&cxx98) && !before(&cxx11),
         }
     }
 
@@ -45,8 +48,11 @@ impl Dialect {
         if names.trigraphs && self.trigraphs {
             return Some("a trigraph (??= or ??/), with trigraphs on");
         }
-        if names.cxx_literals && !self.cxx14 {
-            return Some("a raw string or digit separator, which this language has not");
+        if names.raw_strings && !self.cxx11 {
+            return Some("a raw string, which this language has not");
+        }
+        if names.digit_separators && !self.cxx14 {
+            return Some("a digit separator, which this language has not");
         }
         None
     }

@@ -100,24 +100,38 @@ fn trigraphs_are_on_in_iso_modes_only() {
 }
 
 #[test]
-fn raw_strings_and_digit_separators_are_read_as_such_in_cxx14_and_later_only() {
-    let literals = Names {
-        cxx_literals: true,
+fn raw_strings_from_cxx11_and_digit_separators_from_cxx14() {
+    let raw = Names {
+        raw_strings: true,
         ..Names::default()
     };
-    let read = |language, args: &[&str]| {
-        Dialect::of(language, &os(args))
-            .misread(&literals)
-            .is_none()
+    let separators = Names {
+        digit_separators: true,
+        ..Names::default()
     };
-    assert!(read(Language::Cxx, &[]));
-    assert!(read(Language::Cxx, &["-std=c++17"]));
-    assert!(read(Language::ObjCxx, &["-std=gnu++14"]));
-    assert!(!read(Language::Cxx, &["-std=c++11"]));
-    assert!(!read(Language::Cxx, &["-std=gnu++98"]));
-    assert!(!read(Language::C, &[]));
-    assert!(!read(Language::C, &["-std=gnu17"]));
-    assert!(!read(Language::AsmCpp, &[]));
+    let reads = |names: &Names, language, args: &[&str]| {
+        Dialect::of(language, &os(args)).misread(names).is_none()
+    };
+    for (language, args) in [
+        (Language::Cxx, &[][..]),
+        (Language::Cxx, &["-std=c++17"]),
+        (Language::ObjCxx, &["-std=gnu++14"]),
+    ] {
+        assert!(reads(&raw, language, args), "{language:?} {args:?}");
+        assert!(reads(&separators, language, args), "{language:?} {args:?}");
+    }
+    assert!(reads(&raw, Language::Cxx, &["-std=c++11"]));
+    assert!(!reads(&separators, Language::Cxx, &["-std=c++11"]));
+    assert!(!reads(&separators, Language::Cxx, &["-std=gnu++0x"]));
+    for (language, args) in [
+        (Language::Cxx, &["-std=gnu++98"][..]),
+        (Language::C, &[]),
+        (Language::C, &["-std=gnu17"]),
+        (Language::AsmCpp, &[]),
+    ] {
+        assert!(!reads(&raw, language, args), "{language:?} {args:?}");
+        assert!(!reads(&separators, language, args), "{language:?} {args:?}");
+    }
     assert!(Dialect::of(Language::C, &[])
         .misread(&Names::default())
         .is_none());

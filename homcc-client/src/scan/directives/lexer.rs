@@ -113,11 +113,11 @@ impl<'a> Lexer<'a> {
                 b'/' if self.peek(1) == Some(b'/') => self.skip_to_newline(),
                 b'/' if self.peek(1) == Some(b'*') => self.skip_block_comment(),
                 b'"' if self.raw_string_prefix() => {
-                    self.names.cxx_literals = true;
+                    self.names.raw_strings = true;
                     self.skip_raw_string();
                 }
                 b'\'' if self.digit_separator() => {
-                    self.names.cxx_literals = true;
+                    self.names.digit_separators = true;
                     self.at += 1;
                 }
                 b'"' | b'\'' => {

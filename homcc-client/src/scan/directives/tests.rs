@@ -220,10 +220,13 @@ fn line_ends_splices_and_blanks_as_the_compilers_read_them() {
 
 #[test]
 fn raw_strings_and_digit_separators_are_marked() {
-    let marked = |text: &str| lookups(text.as_bytes()).unwrap().cxx_literals;
-    assert!(marked("const char *s = R\"x(#include <hidden.h>)x\";\n"));
-    assert!(marked("int n = 1'000;\n"));
-    assert!(!marked(
-        "int n = 1000; char c = 'a';\nconst char *s = \"R\";\n"
-    ));
+    let marked = |text: &str| {
+        let names = lookups(text.as_bytes()).unwrap();
+        (names.raw_strings, names.digit_separators)
+    };
+    let raw = "const char *s = R\"x(#include <hidden.h>)x\";\n";
+    assert_eq!(marked(raw), (true, false));
+    assert_eq!(marked("int n = 1'000;\n"), (false, true));
+    let neither = "int n = 1000; char c = 'a';\nconst char *s = \"R\";\n";
+    assert_eq!(marked(neither), (false, false));
 }
