@@ -258,13 +258,8 @@ impl Server {
         let cache = Cache::open(&config.cache_dir, config.max_cache_bytes)
             .with_context(|| format!("cannot open the cache in {}", config.cache_dir.display()))?;
         let jobs_dir = config.cache_dir.join("jobs");
-        if jobs_dir.exists() {
-            std::fs::remove_dir_all(&jobs_dir).with_context(|| {
-                format!("cannot remove old job roots in {}", jobs_dir.display())
-            })?;
-        }
-        std::fs::create_dir_all(&jobs_dir)
-            .with_context(|| format!("cannot create {}", jobs_dir.display()))?;
+        empty_jobs_dir(&jobs_dir)
+            .with_context(|| format!("cannot empty the old job roots in {}", jobs_dir.display()))?;
         // Clients' sources live here: readable by homccd's user only.
         for dir in [&config.cache_dir, &jobs_dir] {
             use std::os::unix::fs::PermissionsExt;
@@ -384,5 +379,57 @@ impl Server {
             );
         }
         Ok(())
+    }
+}
+
+/// Makes `jobs` an empty directory: the job roots of a last run are removed, the directory itself
+/// kept, so that a bind mount of it (into a container or chroot that compiles) still shows it.
+fn empty_jobs_dir(jobs: &std::path::Path) -> std::io::Result<()> {
+    match std::fs::symlink_metadata(jobs) {
+        Ok(meta) if meta.is_dir() => {
+            for entry in std::fs::read_dir(jobs)? {
+                let entry = entry?;
+                match entry.file_type()?.is_dir() {
+                    true => std::fs::remove_dir_all(entry.path())?,
+                    false => std::fs::remove_file(entry.path())?,
+                }
+            }
+            Ok(())
+        }
+        Ok(_) => {
+            std::fs::remove_file(jobs)?;
+            std::fs::create_dir(jobs)
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => std::fs::create_dir_all(jobs),
+        Err(e) => Err(e),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::os::unix::fs::MetadataExt;
+
+    use super::*;
+
+    #[test]
+    fn the_jobs_dir_is_emptied_in_place() {
+        let cache = tempfile::tempdir().unwrap();
+        let jobs = cache.path().join("jobs");
+        empty_jobs_dir(&jobs).unwrap();
+        let inode = std::fs::metadata(&jobs).unwrap().ino();
+        std::fs::create_dir_all(jobs.join("old/root/usr")).unwrap();
+        std::fs::write(jobs.join("old/root/usr/x.h"), "").unwrap();
+        std::fs::write(jobs.join("stray"), "").unwrap();
+        empty_jobs_dir(&jobs).unwrap();
+        assert_eq!(std::fs::read_dir(&jobs).unwrap().count(), 0);
+        assert_eq!(
+            std::fs::metadata(&jobs).unwrap().ino(),
+            inode,
+            "the same directory"
+        );
+        std::fs::remove_dir(&jobs).unwrap();
+        std::fs::write(&jobs, "a file where the directory was").unwrap();
+        empty_jobs_dir(&jobs).unwrap();
+        assert!(jobs.is_dir());
     }
 }
