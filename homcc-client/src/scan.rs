@@ -178,23 +178,24 @@ pub fn scan(
     let no_closure = match closure {
         true => match include_closure(compiler, info, job, cwd, cache) {
             Ok(listed) => {
-                let (record, recorded) = match (cache, key) {
-                    (Some(cache), Some(key)) => {
-                        match record::record(info, job, cwd, &listed.0, &listed.1, started, None) {
-                            Ok(record) => {
-                                let cache = cache.clone();
-                                (Some(PendingRecord { cache, key, record }), Ok(()))
-                            }
-                            Err(why) => (None, Err(why)),
-                        }
-                    }
-                    _ => (None, Err("the scan cache is off".into())),
+                let pending = match (cache, key) {
+                    (Some(cache), Some(key)) => record::record(
+                        info, job, cwd, &listed.0, &listed.1, started, None,
+                    )
+                    .map(|record| PendingRecord {
+                        cache: cache.clone(),
+                        key,
+                        record,
+                    }),
+                    _ => Err("the scan cache is off".into()),
                 };
                 return Ok(Scan {
                     files: listed.1.iter().map(scanned).collect(),
-                    cache: CacheUse::Closure { recorded },
+                    cache: CacheUse::Closure {
+                        recorded: pending.as_ref().map(|_| ()).map_err(Clone::clone),
+                    },
                     no_closure: None,
-                    pending: record,
+                    pending: pending.ok(),
                 });
             }
             Err(why) => Some(why),

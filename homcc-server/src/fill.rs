@@ -289,19 +289,11 @@ fn write_new(path: &Path, bytes: &[u8]) -> io::Result<()> {
     file.write_all(bytes)
 }
 
-/// Gives `first` (a file in the root) the further name `dest`: a copy, never a hard link. Two
-/// names of one inode are one file to a compiler where the client has two: clang resolves the
-/// second's quoted includes from the first's directory, and `#pragma once` skips it.
+/// Gives `first` (a file in the root) the further name `dest`: a copy (with `first`'s mtime),
+/// never a hard link. Two names of one inode are one file to a compiler where the client has
+/// two: clang resolves the second's quoted includes from the first's directory, and `#pragma
+/// once` skips it. gcc takes two files of the same content and mtime (in seconds) for one, as it
+/// takes the client's when they were written in the same second: a tree from one checkout.
 fn name_again(first: &Path, dest: &Path) -> Result<(), FillError> {
-    crate::cache::copy_new(first, dest).map_err(|_| FillError::Conflict(dest.to_owned()))?;
-    same_mtime(first, dest)
-}
-
-/// Gives `other` (a further name of `first`'s content) `first`'s mtime. gcc takes two files of
-/// the same content and mtime (in seconds) for one (`#pragma once`), as it takes the client's
-/// when they were written in the same second: a tree from one checkout or one tarball.
-fn same_mtime(first: &Path, other: &Path) -> Result<(), FillError> {
-    let mtime = std::fs::metadata(first).and_then(|m| m.modified())?;
-    std::fs::File::open(other).and_then(|f| f.set_modified(mtime))?;
-    Ok(())
+    crate::cache::copy_new(first, dest).map_err(|_| FillError::Conflict(dest.to_owned()))
 }

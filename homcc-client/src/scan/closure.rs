@@ -220,14 +220,7 @@ pub(super) fn closure(
             let read = (session.read_files(cwd, &batch, true)).map_err(|e| format!("{e:#}"))?;
             let mut names: FxHashMap<&Path, &Names> = FxHashMap::default();
             for file in &read {
-                let file_names = match &file.names {
-                    Some(Ok(names)) => match dialect.misread(names) {
-                        Some(why) => return Err(format!("{}: {why}", file.read_from.display())),
-                        None => names,
-                    },
-                    Some(Err(why)) => return Err(format!("{}: {why}", file.read_from.display())),
-                    None => return Err(format!("{}: not lexed", file.read_from.display())),
-                };
+                let file_names = dialect.names_of(file)?;
                 macros.add(file_names);
                 names.insert(file.path.as_path(), file_names);
             }

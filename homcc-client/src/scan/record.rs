@@ -9,7 +9,6 @@ use homcc_proto::Digest;
 use super::{
     cache::{Read, Record},
     closure::Dialect,
-    directives::Names,
     facts::ReadFile,
     forced_includes,
     probes::{probes, Includer, Lookups, Probes},
@@ -47,26 +46,20 @@ pub(super) fn record(
     let dialect = Dialect::of(job.language, &job.scan_args);
     let names = files
         .iter()
-        .map(|file| match &file.names {
-            Some(Ok(names)) if dialect.misread(names).is_some() => Err(format!(
-                "{}: {}",
-                file.read_from.display(),
-                dialect.misread(names).unwrap_or_default()
-            )),
-            Some(Ok(Names {
-                has_include_uses, ..
-            })) if !has_include_uses.is_empty() => Err(format!(
-                "{}: {} with an argument that is not a header name",
-                file.read_from.display(),
-                String::from_utf8_lossy(&has_include_uses[0])
-            )),
-            Some(Ok(names)) => Ok(Includer {
+        .map(|file| {
+            let names = dialect.names_of(file)?;
+            if let Some(used) = names.has_include_uses.first() {
+                return Err(format!(
+                    "{}: {} with an argument that is not a header name",
+                    file.read_from.display(),
+                    String::from_utf8_lossy(used)
+                ));
+            }
+            Ok(Includer {
                 read_from: &file.read_from,
                 path: &file.path,
                 names: &names.lookups,
-            }),
-            Some(Err(why)) => Err(format!("{}: {why}", file.read_from.display())),
-            None => Err(format!("{}: not lexed", file.read_from.display())),
+            })
         })
         .collect::<Result<Vec<_>, String>>()?;
     let lookups = Lookups {

@@ -21,12 +21,14 @@ pub fn link_or_copy(src: &Path, dest: &Path) -> io::Result<()> {
     }
 }
 
-/// Copies `src` to `dest`, which must not exist, with `src`'s mode.
+/// Copies `src` to `dest`, which must not exist, with `src`'s mode and mtime.
 pub fn copy_new(src: &Path, dest: &Path) -> io::Result<()> {
     let mut from = File::open(src)?;
     let mut to = File::options().write(true).create_new(true).open(dest)?;
     io::copy(&mut from, &mut to)?;
-    to.set_permissions(from.metadata()?.permissions())
+    let meta = from.metadata()?;
+    to.set_modified(meta.modified()?)?;
+    to.set_permissions(meta.permissions())
 }
 
 /// The owner of every blob when homccd runs as root: the overflow user, whom no process of

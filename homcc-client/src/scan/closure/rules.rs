@@ -6,7 +6,10 @@ use std::{ffi::OsString, os::unix::ffi::OsStrExt};
 use homcc_proto::flags::{self, Token};
 use rustc_hash::{FxHashMap, FxHashSet};
 
-use super::super::directives::{macro_hash, Delimiter, Names};
+use super::super::{
+    directives::{macro_hash, Delimiter, Names},
+    facts::ReadFile,
+};
 use crate::classify::Language;
 
 /// How the command's language reads what the lexer cannot tell alone.
@@ -40,6 +43,20 @@ impl Dialect {
             trigraphs,
             cxx11: cxx && !before(&cxx98),
             cxx14: cxx && !before(&cxx98) && !before(&cxx11),
+        }
+    }
+
+    /// The names `file` may look up, as lexed, unless the lexer may have read it other than
+    /// the compiler does (or could not read it): then why.
+    pub(in crate::scan) fn names_of<'a>(&self, file: &'a ReadFile) -> Result<&'a Names, String> {
+        let at = file.read_from.display();
+        match &file.names {
+            Some(Ok(names)) => match self.misread(names) {
+                Some(why) => Err(format!("{at}: {why}")),
+                None => Ok(names),
+            },
+            Some(Err(why)) => Err(format!("{at}: {why}")),
+            None => Err(format!("{at}: not lexed")),
         }
     }
 
