@@ -1,15 +1,19 @@
 #!/usr/bin/env bash
-# Test support for homccd's compile environments (issue 13): a Debian 12 root filesystem with
-# gcc and g++ from Debian's packages, built once with debootstrap from the mirror this machine's
-# apt sources name and cached in $HOMCC_ROOTFS_CACHE (default /var/cache/homcc-tests/rootfs), so
-# that a second run downloads nothing; imported as the docker image homcc-test:bookworm (no image
-# registry needed); and registered as the schroot profile homcc-test-bookworm (type=directory).
+# Test support for homccd's compile environments (tests/it/environments.rs): a Debian 12 root
+# filesystem with gcc and g++ from Debian's packages, built once with debootstrap from the mirror
+# this machine's apt sources name and cached in $HOMCC_ROOTFS_CACHE (default
+# /var/cache/homcc-tests/rootfs), so that a second run downloads nothing. In it, homccd may run
+# one compiler only: /usr/lib/homcc/g++-boxed, a link to g++ (a name the host does not have).
+# It is imported as the docker image homcc-test:bookworm-2 (no image registry needed) and
+# registered as two schroot profiles (type=directory): homcc-test-bookworm, whose sessions see
+# /tmp (schroot's default profile: the tests' job directories are there), and
+# homcc-test-bookworm-blind, whose sessions do not (the minimal profile).
 # Installs debootstrap and schroot when missing. Needs root. Prints the root filesystem's path.
 # Usage: tests/rootfs.sh
 set -euo pipefail
 cache=${HOMCC_ROOTFS_CACHE:-/var/cache/homcc-tests/rootfs}
 rootfs=$cache/bookworm
-image=homcc-test:bookworm
+image=homcc-test:bookworm-2
 profile=homcc-test-bookworm
 
 missing=()
@@ -39,21 +43,25 @@ if [ ! -e "$rootfs/.homcc-complete" ]; then
   touch "$rootfs/.homcc-complete"
 fi
 
+mkdir -p "$rootfs/usr/lib/homcc"
+ln -sfn /usr/bin/g++ "$rootfs/usr/lib/homcc/g++-boxed"
+
 if ! docker image inspect "$image" >/dev/null 2>&1; then
   tar -C "$rootfs" --exclude=./proc --exclude=./sys --exclude=./dev -c . | docker import - "$image" >/dev/null
 fi
 
-conf=/etc/schroot/chroot.d/$profile.conf
-if [ ! -e "$conf" ]; then
-  mkdir -p /etc/schroot/chroot.d
-  cat >"$conf" <<EOF
-[$profile]
-description=Debian 12 with gcc and g++ (homcc's tests)
+mkdir -p /etc/schroot/chroot.d
+for sees in default minimal; do
+  name=$profile
+  [ "$sees" = default ] || name=$profile-blind
+  cat >"/etc/schroot/chroot.d/$name.conf" <<EOF
+[$name]
+description=Debian 12 with gcc and g++ (homcc's tests), mounts of schroot's $sees profile
 type=directory
 directory=$rootfs
 users=root
 root-users=root
-profile=minimal
+profile=$sees
 EOF
-fi
+done
 echo "$rootfs"

@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
 # Runs every test of the workspace: installs what the tests use when it is missing (gcc, g++,
 # clang, make, ccache, a cross gcc for aarch64; iproute2 for the thin-link test's network
-# namespace), builds the binaries the whole-pipeline tests run, then `cargo test`, then the
-# attacks on homccd again as user nobody, then runs each fuzz target for 20 s (HOMCC_FUZZ_SECONDS).
+# namespace; docker, started if it is not running; tests/rootfs.sh adds debootstrap, schroot and
+# a cached Debian 12 root filesystem), builds the binaries the whole-pipeline tests run, then
+# `cargo test`, then the attacks on homccd again as user nobody, then runs each fuzz target for
+# 20 s (HOMCC_FUZZ_SECONDS).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -16,6 +18,19 @@ if ((${#missing[@]})); then
   [ "$(id -u)" = 0 ] || sudo=sudo
   $sudo apt-get update -qq
   DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq gcc g++ clang make ccache iproute2 gcc-aarch64-linux-gnu >/dev/null
+fi
+
+# The environment tests (tests/it/environments.rs) run compiles in a docker container: the
+# engine must be up (tests/rootfs.sh builds their image and schroot profiles itself).
+if ! command -v docker >/dev/null; then
+  apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq docker.io >/dev/null
+fi
+if ! docker info >/dev/null 2>&1; then
+  echo "starting the docker engine"
+  (dockerd >/var/log/homcc-tests-dockerd.log 2>&1 &)
+  for _ in $(seq 120); do docker info >/dev/null 2>&1 && break; sleep 0.5; done
+  docker info >/dev/null
 fi
 
 cargo build --workspace --bins

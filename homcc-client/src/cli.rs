@@ -49,11 +49,11 @@ pub struct Cli {
     #[arg(long)]
     #[serde(skip_serializing_if = "homcc_proto::config::is_false")]
     pub no_local_compilation: bool,
-    /// schroot profile for remote compiles (accepted for compatibility, not sent: homccd checks the compiler's identity instead) [env: HOMCC_SCHROOT_PROFILE]
+    /// Compile in this schroot profile of the server, if the server offers it (else the next host, or locally) [env: HOMCC_SCHROOT_PROFILE] [default: none: the server's own compilers, or an environment of its with exactly this compiler]
     #[arg(long, value_name = "PROFILE")]
     #[serde(skip_serializing_if = "Option::is_none")]
     pub schroot_profile: Option<String>,
-    /// Docker container for remote compiles (accepted for compatibility, not sent, as --schroot-profile) [env: HOMCC_DOCKER_CONTAINER]
+    /// Compile in this docker container of the server, if the server offers it, as --schroot-profile; not both [env: HOMCC_DOCKER_CONTAINER] [default: none]
     #[arg(long, value_name = "CONTAINER")]
     #[serde(skip_serializing_if = "Option::is_none")]
     pub docker_container: Option<String>,

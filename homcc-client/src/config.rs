@@ -10,7 +10,7 @@ use homcc_proto::{
     config::{
         at_least_one, config_dirs, from_str, read_auth_token, words, ConfigError, LogLevel, Sources,
     },
-    AuthToken, Compression,
+    AuthToken, Compression, Environment,
 };
 use serde::{Deserialize, Deserializer};
 
@@ -144,6 +144,8 @@ pub struct Settings {
     pub slots: Option<Slots>,
     /// The token of `auth_token_file`, which answers the servers' challenges.
     pub auth: Option<AuthToken>,
+    /// The server environment to compile in (`schroot_profile` or `docker_container`).
+    pub environment: Option<Environment>,
     pub config: Keys,
 }
 
@@ -165,6 +167,7 @@ impl Settings {
             .filter(|file| !file.as_os_str().is_empty())
             .map(read_auth_token)
             .transpose()?;
+        let environment = environment(&config)?;
         let (all_hosts, hosts_source) = load_hosts(&cli.hosts)?;
         let local = all_hosts.iter().find(|h| h.is_local());
         let cache_dir = cache_dir();
@@ -193,6 +196,7 @@ impl Settings {
                 .map(ScanCache::new),
             cache_dir,
             auth,
+            environment,
             config,
         })
     }
@@ -207,6 +211,20 @@ impl Settings {
     /// Whether messages of `level` are shown.
     pub fn shows(&self, level: LogLevel) -> bool {
         level >= self.log_level
+    }
+}
+
+/// The environment `schroot_profile` or `docker_container` names (an empty one names none); not
+/// both: a compile runs in one.
+fn environment(config: &Keys) -> Result<Option<Environment>, ConfigError> {
+    let named = |name: &Option<String>| name.clone().filter(|n| !n.trim().is_empty());
+    match (named(&config.schroot_profile), named(&config.docker_container)) {
+        (Some(profile), Some(container)) => Err(ConfigError(format!(
+            "schroot_profile '{profile}' and docker_container '{container}' are both set: a compile runs in one environment, unset the other"
+        ))),
+        (Some(profile), None) => Ok(Some(Environment::Schroot(profile))),
+        (None, Some(container)) => Ok(Some(Environment::Docker(container))),
+        (None, None) => Ok(None),
     }
 }
 

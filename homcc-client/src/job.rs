@@ -72,7 +72,14 @@ async fn run(settings: &Settings, ready: Ready, started: Instant) -> Result<Verd
     let exit = answer.result.exit_code;
     verbose(
         settings,
-        &summary(host, &answer.traffic, exit, &local, answer.remote),
+        &summary(
+            host,
+            answer.result.environment.as_ref(),
+            &answer.traffic,
+            exit,
+            &local,
+            answer.remote,
+        ),
     );
     Ok(Verdict {
         result: answer.result,

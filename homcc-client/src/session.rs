@@ -412,6 +412,7 @@ mod tests {
             (refused(Forbidden), false, false),
             (refused(Limit), false, false),
             (refused(AuthFailed), false, true),
+            (refused(Environment), false, false),
             (Failure::Unreachable("refused".into()), false, true),
             (timed_out("establish_connection_timeout"), false, true),
             (timed_out("heartbeat timeout"), false, true),

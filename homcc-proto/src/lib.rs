@@ -32,10 +32,11 @@ pub use digest::Digest;
 pub use manifest::{Chunk, ChunkFile, ManifestEntry};
 pub use message::*;
 
-/// The protocol version this build speaks; the first field of every [`CompileRequest`]. 4 added
+/// The protocol version this build speaks; the first field of every [`CompileRequest`]. 5 added
+/// [`CompileRequest::environment`] and [`CompileResult::environment`], 4
 /// [`CompileRequest::depfile`], 3 [`Compression::Zstd`], which a version-2 peer cannot decode
 /// (docs/protocol.md §8).
-pub const PROTOCOL_VERSION: u32 = 4;
+pub const PROTOCOL_VERSION: u32 = 5;
 
 /// homccd's default TCP port (the Python homcc's).
 pub const DEFAULT_PORT: u16 = 3126;

@@ -88,6 +88,40 @@ pub struct CompileRequest {
     /// `-MF` there), when the client did not write it itself: the server sends it back among
     /// the outputs if it names no path inside the job root (otherwise the client writes it).
     pub depfile: Option<PathBuf>,
+    /// The server environment the client asks to compile in (`HOMCC_SCHROOT_PROFILE`,
+    /// `HOMCC_DOCKER_CONTAINER`); `None`: the server's own compilers, or any environment it
+    /// offers whose compiler has exactly the client's identity.
+    pub environment: Option<Environment>,
+}
+
+/// A compile environment of a server: one of the schroot profiles or docker containers its
+/// administrator offers (docs/configuration.md). A client names one; only the server's list
+/// decides whether it runs there.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+pub enum Environment {
+    /// A schroot profile (chroot), by its name in `schroot -l`.
+    Schroot(String),
+    /// A running docker container, by its name.
+    Docker(String),
+}
+
+impl Environment {
+    /// The profile's or container's name.
+    pub fn name(&self) -> &str {
+        match self {
+            Environment::Schroot(name) | Environment::Docker(name) => name,
+        }
+    }
+}
+
+impl fmt::Display for Environment {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let name = crate::text::shown(self.name(), 200);
+        match self {
+            Environment::Schroot(_) => write!(f, "schroot profile '{name}'"),
+            Environment::Docker(_) => write!(f, "docker container '{name}'"),
+        }
+    }
 }
 
 /// Environment variables that travel with a request: the locale decides the language and the
@@ -272,6 +306,10 @@ pub enum RefusalReason {
     /// The server has a token and the client did not prove it has the same one (no `Auth`
     /// frame, or a wrong proof).
     AuthFailed,
+    /// The environment the request names is not one the server offers, or it cannot run a
+    /// compile now (a stopped container); the detail names it and the ones offered. Not the
+    /// host's fault: the client tries another host or compiles locally.
+    Environment,
 }
 
 /// The compiler's verdict, with client paths everywhere.
@@ -284,6 +322,8 @@ pub struct CompileResult {
     pub stderr: Vec<u8>,
     /// The requested outputs that the compiler wrote.
     pub outputs: Vec<OutputFile>,
+    /// The environment the compiler ran in; `None`: the server itself.
+    pub environment: Option<Environment>,
 }
 
 /// One file the compiler wrote, at its client path.

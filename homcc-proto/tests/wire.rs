@@ -176,6 +176,7 @@ fn compile_request() -> CompileRequest {
         compression: Compression::Lzma,
         queue: true,
         depfile: None,
+        environment: None,
     }
 }
 
@@ -260,12 +261,14 @@ fn server_messages() -> Vec<ServerMessage> {
             stdout: vec![],
             stderr: b"foo.cpp:1:1: error: \xff\xfe not UTF-8\n".to_vec(),
             outputs: vec![],
+            environment: None,
         }),
         ServerMessage::Result(CompileResult {
             exit_code: -11,
             stdout: b"note\n".to_vec(),
             stderr: vec![],
             outputs: vec![],
+            environment: None,
         }),
     ]);
     for c in Compression::ALL {
@@ -283,6 +286,7 @@ fn server_messages() -> Vec<ServerMessage> {
                     payload: Payload::pack(c, b""),
                 },
             ],
+            environment: None,
         }));
     }
     messages
@@ -540,6 +544,7 @@ fn the_server_reads_up_to_the_client_limit_and_writes_up_to_the_server_limit() {
             path: "/p/a.o".into(),
             payload: Payload::pack(Compression::None, &[7; 500]),
         }],
+        environment: None,
     });
     let mut dst = BytesMut::new();
     ServerCodec::with_limits(100, 1000)
@@ -685,9 +690,9 @@ fn bad_client_bodies_are_malformed() {
         .position(|w| w == implicit)
         .expect("the implicit include is in the body");
     // The body ends with: the last chunk ref's inline tag, outputs count (1), "/o" (3 bytes),
-    // env count (0), compression, queue, depfile (None).
-    let inline_tag = small_body.len() - 9;
-    let output_path = small_body.len() - 6;
+    // env count (0), compression, queue, depfile (None), environment (None).
+    let inline_tag = small_body.len() - 10;
+    let output_path = small_body.len() - 7;
     let blob = blob_body();
     let cases: Vec<(&str, Vec<u8>)> = vec![
         ("empty body", vec![]),
@@ -742,19 +747,30 @@ fn bad_client_bodies_are_malformed() {
         ),
         (
             "env pair missing its value",
-            with(small_body[..small_body.len() - 4].to_vec(), &[1, 1, b'X']),
+            with(small_body[..small_body.len() - 5].to_vec(), &[1, 1, b'X']),
         ),
         (
             "unknown output compression 4",
-            patched(small_body.clone(), small_body.len() - 3, 4),
+            patched(small_body.clone(), small_body.len() - 4, 4),
         ),
         (
             "queue flag 2",
-            patched(small_body.clone(), small_body.len() - 2, 2),
+            patched(small_body.clone(), small_body.len() - 3, 2),
         ),
         (
             "depfile tag 2",
+            patched(small_body.clone(), small_body.len() - 2, 2),
+        ),
+        (
+            "environment tag 2",
             patched(small_body.clone(), small_body.len() - 1, 2),
+        ),
+        (
+            "environment variant 2",
+            with(
+                small_body[..small_body.len() - 1].to_vec(),
+                &[1, 2, 1, b'x'],
+            ),
         ),
     ];
     assert_eq!(
@@ -796,6 +812,7 @@ fn bad_server_bodies_are_malformed() {
             path: "/p/a.o".into(),
             payload: Payload::pack(Compression::None, b"o"),
         }],
+        environment: None,
     })));
     // variant, exit code, stdout, stderr, outputs count, then the path's length and bytes.
     let path_byte = 1 + 1 + 1 + 1 + 1 + 1;
@@ -803,7 +820,7 @@ fn bad_server_bodies_are_malformed() {
     let cases: Vec<(&str, Vec<u8>)> = vec![
         ("empty body", vec![]),
         ("unknown message variant 5", vec![5]),
-        ("unknown refusal reason 10", vec![0, 10, 0]),
+        ("unknown refusal reason 11", vec![0, 11, 0]),
         ("challenge without its nonce", vec![4]),
         ("challenge nonce of 31 bytes", with(vec![4], &[0x55; 31])),
         ("challenge nonce of 33 bytes", with(vec![4], &[0x55; 33])),
@@ -991,6 +1008,7 @@ fn a_warm_request_fits_in_2_kib() {
         compression: Compression::Lzo,
         queue: true,
         depfile: None,
+        environment: None,
     };
     assert_eq!(request.args.len(), 13);
     let size = client_frame(&ClientMessage::Compile(Box::new(request))).len();
@@ -1056,6 +1074,7 @@ fn example_compile() -> ClientMessage {
         compression: Compression::Lzo,
         queue: true,
         depfile: None,
+        environment: None,
     }))
 }
 
@@ -1118,6 +1137,7 @@ fn the_documented_frames_are_the_real_bytes() {
                     path: "/p/a.o".into(),
                     payload: Payload::pack(Compression::None, b"\x7fELF"),
                 }],
+                environment: None,
             }),
         ),
         (

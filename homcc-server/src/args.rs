@@ -155,6 +155,7 @@ mod tests {
             compression: Compression::Lzo,
             queue: true,
             depfile: None,
+            environment: None,
         }
     }
 

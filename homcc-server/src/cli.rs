@@ -76,6 +76,14 @@ pub struct Cli {
     #[arg(long, value_name = "DIR")]
     #[serde(skip)]
     pub compiler_dir: Option<PathBuf>,
+    /// A schroot profile compiles may run in (a client names it with HOMCC_SCHROOT_PROFILE, or its compiler is found only there); repeat for more; checked at start (docs/configuration.md) [env: HOMCCD_SCHROOT_PROFILES, separated by spaces] [default: none]
+    #[arg(long = "schroot-profile", value_name = "PROFILE")]
+    #[serde(rename = "schroot_profiles", skip_serializing_if = "Vec::is_empty")]
+    pub schroot_profiles: Vec<String>,
+    /// A running docker container compiles may run in, as --schroot-profile (HOMCC_DOCKER_CONTAINER); it must see the cache's jobs directory at the same path [env: HOMCCD_DOCKER_CONTAINERS, separated by spaces] [default: none]
+    #[arg(long = "docker-container", value_name = "CONTAINER")]
+    #[serde(rename = "docker_containers", skip_serializing_if = "Vec::is_empty")]
+    pub docker_containers: Vec<String>,
     /// Serve clients from this network (10.0.0.0/8, fd00::/8, or one address); repeat for more; other peers are closed at once [env: HOMCCD_ALLOW, separated by spaces] [default: loopback, private and link-local networks]
     #[arg(long, value_name = "NETWORK")]
     #[serde(skip_serializing_if = "Vec::is_empty")]
@@ -125,7 +133,7 @@ pub struct Cli {
     // Applied after loading, as cache_dir.
     #[serde(skip)]
     pub auth_token_file: Option<PathBuf>,
-    /// Print the compilers homccd may run (name, path, version, target) and exit
+    /// Print the compilers homccd may run (name, path, version, target), on the server and in each environment it offers (probed now), and exit
     #[arg(long)]
     #[serde(skip)]
     pub show_compilers: bool,

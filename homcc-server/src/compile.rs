@@ -13,7 +13,10 @@ use std::{
 
 use homcc_proto::FORWARDED_ENV;
 
-use crate::sandbox::{self, Sandbox};
+use crate::{
+    environments::{clear_started, first_line, Runner},
+    sandbox::{self, Sandbox},
+};
 
 /// What the compiler did.
 #[derive(Debug)]
@@ -41,6 +44,11 @@ pub enum CompileError {
     OutputTooLarge { stream: &'static str, max: usize },
     #[error("the compiler ran out of the {0} bytes of memory a compile may take here (max_compiler_memory)")]
     OutOfMemory(u64),
+    #[error("{environment} could not start the compile: {why}")]
+    Environment {
+        environment: homcc_proto::Environment,
+        why: String,
+    },
 }
 
 /// What gcc (`xmalloc`) and clang (LLVM) say when an allocation fails.
@@ -73,8 +81,19 @@ pub struct Invocation<'a> {
     pub tmp: PathBuf,
     /// The client's variables; only names in `FORWARDED_ENV` are used.
     pub env: &'a [(String, String)],
-    /// The file system the compiler may see, when the kernel can confine it.
+    /// The file system the compiler may see, when the kernel can confine it (on the server
+    /// itself, not inside an environment).
     pub sandbox: Option<Sandbox>,
+    /// The environment it runs in; `None`: the server itself.
+    pub inside: Option<Inside<'a>>,
+}
+
+/// A compile inside an environment.
+#[derive(Debug)]
+pub struct Inside<'a> {
+    pub runner: &'a Runner,
+    /// Where the compile writes its process id when it starts (outside the root, in the job).
+    pub started: PathBuf,
 }
 
 /// Runs the compile to its end or to its time bound, keeping at most `bounds.output` bytes of its
@@ -84,41 +103,46 @@ pub struct Invocation<'a> {
 /// process group (the driver and `cc1`, `as`, ...).
 pub async fn run(inv: Invocation<'_>, bounds: Bounds) -> Result<Finished, CompileError> {
     let (limit, max_output) = (bounds.time, bounds.output);
-    let mut cmd = limited(inv.compiler, bounds.memory, prlimit());
-    cmd.args(&inv.args)
-        .current_dir(&inv.cwd)
-        .env_clear()
-        .env(
-            "PATH",
-            std::env::var_os("PATH").unwrap_or_else(|| "/usr/bin:/bin".into()),
-        )
-        .env("TMPDIR", &inv.tmp)
-        .envs(
-            inv.env
-                .iter()
-                .filter(|(k, _)| FORWARDED_ENV.contains(&k.as_str()))
-                .map(|(k, v)| (k, v)),
-        )
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .process_group(0)
-        .kill_on_drop(true);
-    // Started from a thread that has given up its capabilities (and, with a sandbox, confined
-    // itself): the compiler can write no file its mode forbids, also as root.
-    let runtime = tokio::runtime::Handle::current();
-    let start = move || {
-        let _in_runtime = runtime.enter();
-        cmd.spawn()
-    };
-    let sandbox = inv.sandbox;
-    let spawned = tokio::task::spawn_blocking(move || sandbox::run_confined(sandbox, start))
-        .await
-        .unwrap_or_else(|e| Err(std::io::Error::other(e)));
-    let mut child = spawned.map_err(|source| CompileError::Spawn {
+    let spawn_error = |source| CompileError::Spawn {
         compiler: inv.compiler.to_owned(),
         source,
-    })?;
+    };
+    let mut env: Vec<(OsString, OsString)> = vec![("TMPDIR".into(), inv.tmp.clone().into())];
+    env.extend(
+        (inv.env.iter())
+            .filter(|(k, _)| FORWARDED_ENV.contains(&k.as_str()))
+            .map(|(k, v)| (k.into(), v.into())),
+    );
+    let (mut child, inside) = match &inv.inside {
+        None => {
+            let mut cmd = limited(inv.compiler, bounds.memory, prlimit());
+            cmd.args(&inv.args)
+                .current_dir(&inv.cwd)
+                .env_clear()
+                .env(
+                    "PATH",
+                    std::env::var_os("PATH").unwrap_or_else(|| "/usr/bin:/bin".into()),
+                )
+                .envs(env);
+            let sandbox = inv.sandbox;
+            (confined(cmd, sandbox).await.map_err(spawn_error)?, None)
+        }
+        Some(inside) => {
+            clear_started(&inside.started).map_err(spawn_error)?;
+            let runner = inside.runner;
+            let mut cmd = runner.compile(
+                inv.compiler,
+                &inv.args,
+                &inv.cwd,
+                &env,
+                &inside.started,
+                bounds.memory,
+            );
+            // The launcher (docker, schroot) keeps homccd's rights: schroot needs them to enter.
+            let child = piped(&mut cmd).spawn().map_err(spawn_error)?;
+            (child, Some(InsideKill(Some(inside))))
+        }
+    };
     let group = GroupKill(child.id());
     let (stdout, stderr) = (child.stdout.take(), child.stderr.take());
     let work = async {
@@ -132,6 +156,14 @@ pub async fn run(inv: Invocation<'_>, bounds: Bounds) -> Result<Finished, Compil
         .await
         .map_err(|_| CompileError::TimedOut(limit))??;
     group.disarm();
+    if let Some(inside) = inside.and_then(InsideKill::disarm) {
+        if !inside.started.exists() {
+            return Err(CompileError::Environment {
+                environment: inside.runner.environment.clone(),
+                why: first_line(&stderr),
+            });
+        }
+    }
     let exit_code = homcc_proto::sys::exit_code(status);
     let said = |marker: &str| stderr.windows(marker.len()).any(|w| w == marker.as_bytes());
     if bounds.memory > 0 && exit_code != 0 && OUT_OF_MEMORY.iter().any(|m| said(m)) {
@@ -142,6 +174,33 @@ pub async fn run(inv: Invocation<'_>, bounds: Bounds) -> Result<Finished, Compil
         stdout,
         stderr,
     })
+}
+
+/// `cmd` with no stdin, its stdout and stderr piped, in a process group of its own, killed when
+/// dropped.
+fn piped(cmd: &mut tokio::process::Command) -> &mut tokio::process::Command {
+    cmd.stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .process_group(0)
+        .kill_on_drop(true)
+}
+
+/// Starts `cmd` from a thread that has given up its capabilities (and, with a sandbox, confined
+/// itself): the compiler can write no file its mode forbids, also as root.
+async fn confined(
+    mut cmd: tokio::process::Command,
+    sandbox: Option<Sandbox>,
+) -> std::io::Result<tokio::process::Child> {
+    piped(&mut cmd);
+    let runtime = tokio::runtime::Handle::current();
+    let start = move || {
+        let _in_runtime = runtime.enter();
+        cmd.spawn()
+    };
+    tokio::task::spawn_blocking(move || sandbox::run_confined(sandbox, start))
+        .await
+        .unwrap_or_else(|e| Err(std::io::Error::other(e)))
 }
 
 /// The command that starts `compiler` with an address space (`RLIMIT_AS`) of `memory` bytes
@@ -205,6 +264,23 @@ async fn read_capped(
     match out.len() > max {
         true => Err(CompileError::OutputTooLarge { stream, max }),
         false => Ok(out),
+    }
+}
+
+/// Kills a compile inside its environment when dropped, unless disarmed.
+struct InsideKill<'a, 'b>(Option<&'b Inside<'a>>);
+
+impl<'a, 'b> InsideKill<'a, 'b> {
+    fn disarm(mut self) -> Option<&'b Inside<'a>> {
+        self.0.take()
+    }
+}
+
+impl Drop for InsideKill<'_, '_> {
+    fn drop(&mut self) {
+        if let Some(inside) = self.0 {
+            inside.runner.kill_inside(&inside.started);
+        }
     }
 }
 

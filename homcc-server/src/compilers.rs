@@ -4,281 +4,24 @@
 //! whose version, build and target are the client's. A request's compiler name is looked up in
 //! the allowlist only, never on `PATH`. For another target (cross compilation, or a client on
 //! another architecture), as the Python homcc does: clang is asked for it with `--target=<triple>`,
-//! gcc is looked up (in the allowlist too) as `<triple>-<name>`.
+//! gcc is looked up (in the allowlist too) as `<triple>-<name>`. Each environment homccd offers
+//! (`environments`) has compilers of its own, found and probed inside it.
 
 use std::{
-    collections::{BTreeMap, HashMap},
-    ffi::OsString,
-    io,
+    collections::HashMap,
+    ffi::{OsStr, OsString},
     path::{Path, PathBuf},
     process::{Command, Stdio},
     sync::Mutex,
 };
 
-use homcc_proto::{identity, sys::is_executable, CompilerIdentity};
+use homcc_proto::{identity, CompilerIdentity};
 
-/// Where homccd looks for links named after the compilers it may run, as distcc's
-/// `/usr/lib/distcc`.
-pub const DEFAULT_COMPILER_DIR: &str = "/usr/lib/homcc";
+use crate::environments::Runner;
 
-/// The compiler names allowed by default when found on `PATH`, also with a version suffix
-/// (`gcc-12`) or a target prefix (`aarch64-linux-gnu-gcc`); see [`is_well_known`].
-pub const WELL_KNOWN: [&str; 6] = ["gcc", "g++", "cc", "c++", "clang", "clang++"];
+mod allowed;
 
-/// Where an allowed compiler comes from.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
-pub enum Origin {
-    /// The `compilers` setting (`--compiler`, `HOMCCD_COMPILERS`, homcc.conf).
-    Configured,
-    /// A link in the compiler directory.
-    CompilerDir,
-    /// The default, with neither: a well-known compiler name in a `PATH` directory.
-    Path,
-}
-
-/// A compiler homccd may run.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Allowed {
-    /// The name a request asks for (the file name the client invoked).
-    pub name: String,
-    /// Absolute: what runs. A link's own name is kept (clang takes its mode, `clang++`, from it).
-    pub path: PathBuf,
-    pub origin: Origin,
-}
-
-/// A configured compiler or the compiler directory that cannot be used: homccd does not start.
-#[derive(Debug, thiserror::Error)]
-pub enum AllowedCompilersError {
-    #[error("compiler '{0}' in compilers is not an executable file in a PATH directory")]
-    NotOnPath(String),
-    #[error("compiler '{}' in compilers is not an executable file", .0.display())]
-    NotExecutable(PathBuf),
-    #[error("compiler '{}' in compilers is neither a name nor an absolute path", .0.display())]
-    NotNameOrAbsolute(PathBuf),
-    #[error("cannot read the compiler directory {}: {source}", .dir.display())]
-    Dir { dir: PathBuf, source: io::Error },
-}
-
-/// The compilers homccd may run, by name; fixed when it starts.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct AllowedCompilers {
-    compilers: BTreeMap<String, Allowed>,
-    /// The compiler directory, for the advice in a refusal.
-    dir: PathBuf,
-}
-
-impl AllowedCompilers {
-    /// The `configured` compilers (names are looked up on `PATH` now) and the links in `dir`
-    /// (missing: none); with neither, the [well-known](is_well_known) names in the `PATH`
-    /// directories. Logs what it allows, and from where.
-    pub fn load(
-        configured: &[PathBuf],
-        dir: &Path,
-    ) -> Result<AllowedCompilers, AllowedCompilersError> {
-        let list = AllowedCompilers::build(configured, dir, &path_dirs())?;
-        list.log();
-        Ok(list)
-    }
-
-    /// [`AllowedCompilers::load`] with `path_dirs` for `PATH`; the first compiler of a name wins.
-    fn build(
-        configured: &[PathBuf],
-        dir: &Path,
-        path_dirs: &[PathBuf],
-    ) -> Result<AllowedCompilers, AllowedCompilersError> {
-        let mut list = AllowedCompilers {
-            compilers: BTreeMap::new(),
-            dir: dir.to_owned(),
-        };
-        let configured = configured
-            .iter()
-            .map(|entry| find_configured(entry, path_dirs));
-        list.add(configured.collect::<Result<Vec<_>, _>>()?);
-        list.add(linked_in(dir)?);
-        if list.compilers.is_empty() {
-            list.add(well_known_in(path_dirs));
-        }
-        Ok(list)
-    }
-
-    fn add(&mut self, compilers: Vec<Allowed>) {
-        for allowed in compilers {
-            self.compilers
-                .entry(allowed.name.clone())
-                .or_insert(allowed);
-        }
-    }
-
-    /// The allowed compiler called `name`.
-    pub fn get(&self, name: &str) -> Option<&Allowed> {
-        self.compilers.get(name)
-    }
-
-    /// Every allowed compiler, by name.
-    pub fn iter(&self) -> impl Iterator<Item = &Allowed> {
-        self.compilers.values()
-    }
-
-    /// One info line per source of compilers.
-    fn log(&self) {
-        for origin in [Origin::Configured, Origin::CompilerDir, Origin::Path] {
-            let of_origin = self.iter().filter(|a| a.origin == origin);
-            let names: Vec<_> = of_origin.map(|a| a.name.as_str()).collect();
-            if names.is_empty() {
-                continue;
-            }
-            let from = match origin {
-                Origin::Configured => "the compilers setting".to_owned(),
-                Origin::CompilerDir => format!("the links in {}", self.dir.display()),
-                Origin::Path => "PATH (the default: none configured or linked)".to_owned(),
-            };
-            tracing::info!(from, compilers = names.join(" "), "allowed compilers");
-        }
-        if self.compilers.is_empty() {
-            tracing::warn!(
-                dir = %self.dir.display(),
-                "no compilers allowed: every compile will be refused"
-            );
-        }
-    }
-}
-
-/// Whether `name` is one of [`WELL_KNOWN`], possibly with a version suffix (`-12`, `-14.0`)
-/// and a target prefix of two to four parts (`aarch64-linux-gnu-`): allowed by default.
-pub fn is_well_known(name: &str) -> bool {
-    let base = match name.rsplit_once('-') {
-        Some((base, version)) if is_version(version) => base,
-        _ => name,
-    };
-    WELL_KNOWN
-        .iter()
-        .any(|known| match base.strip_suffix(known) {
-            Some("") => true,
-            Some(prefix) => prefix.strip_suffix('-').is_some_and(is_triple),
-            None => false,
-        })
-}
-
-fn is_version(text: &str) -> bool {
-    text.split('.')
-        .all(|n| !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()))
-}
-
-fn is_triple(text: &str) -> bool {
-    let parts: Vec<_> = text.split('-').collect();
-    let part = |p: &&str| {
-        !p.is_empty()
-            && p.bytes()
-                .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'.')
-    };
-    (2..=4).contains(&parts.len())
-        && parts.iter().all(part)
-        && parts[0].starts_with(|c: char| c.is_ascii_alphabetic())
-}
-
-/// The absolute directories of `PATH` (a relative one would depend on homccd's working dir).
-fn path_dirs() -> Vec<PathBuf> {
-    let path = std::env::var_os("PATH").unwrap_or_default();
-    std::env::split_paths(&path)
-        .filter(|dir| dir.is_absolute())
-        .collect()
-}
-
-/// A `compilers` entry: an absolute path, or a name looked up in `path_dirs`.
-fn find_configured(entry: &Path, path_dirs: &[PathBuf]) -> Result<Allowed, AllowedCompilersError> {
-    let name = entry.file_name().and_then(|n| n.to_str());
-    let path = match name {
-        Some(_) if entry.is_absolute() => entry.to_owned(),
-        Some(name) if entry.as_os_str() == name => path_dirs
-            .iter()
-            .map(|dir| dir.join(name))
-            .find(|p| is_executable(p))
-            .ok_or_else(|| AllowedCompilersError::NotOnPath(name.to_owned()))?,
-        _ => return Err(AllowedCompilersError::NotNameOrAbsolute(entry.to_owned())),
-    };
-    if !is_executable(&path) {
-        return Err(AllowedCompilersError::NotExecutable(path));
-    }
-    Ok(Allowed {
-        name: name.unwrap_or_default().to_owned(),
-        path,
-        origin: Origin::Configured,
-    })
-}
-
-/// The compilers linked in `dir` (none if it is missing), by the links' names; entries that
-/// lead to no executable file are skipped with a warning.
-fn linked_in(dir: &Path) -> Result<Vec<Allowed>, AllowedCompilersError> {
-    let fail = |source| AllowedCompilersError::Dir {
-        dir: dir.to_owned(),
-        source,
-    };
-    let entries = match std::fs::read_dir(dir) {
-        Ok(entries) => entries,
-        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(Vec::new()),
-        Err(e) => return Err(fail(e)),
-    };
-    let mut found = Vec::new();
-    for entry in entries {
-        let link = entry.map_err(fail)?.path();
-        match (
-            link.file_name().and_then(|n| n.to_str()),
-            link_target(&link),
-        ) {
-            (Some(name), Some(path)) if is_executable(&path) => found.push(Allowed {
-                name: name.to_owned(),
-                path,
-                origin: Origin::CompilerDir,
-            }),
-            _ => tracing::warn!(entry = %link.display(), "skipped: not a link to an executable"),
-        }
-    }
-    Ok(found)
-}
-
-/// The absolute path a link leads to, its directories canonicalized; an entry that is not a
-/// link is itself. The last name is kept: `clang++ -> /usr/bin/clang++` must run as clang++,
-/// not as the `clang` binary that file finally is.
-fn link_target(link: &Path) -> Option<PathBuf> {
-    let target = match std::fs::read_link(link) {
-        Ok(target) => link.parent()?.join(target),
-        Err(_) => link.to_owned(),
-    };
-    Some(
-        target
-            .parent()?
-            .canonicalize()
-            .ok()?
-            .join(target.file_name()?),
-    )
-}
-
-/// The well-known compilers in `path_dirs`, in `PATH` order.
-fn well_known_in(path_dirs: &[PathBuf]) -> Vec<Allowed> {
-    let mut found = Vec::new();
-    for dir in path_dirs {
-        let Ok(entries) = std::fs::read_dir(dir) else {
-            continue;
-        };
-        let mut names: Vec<_> = entries
-            .filter_map(|e| e.ok()?.file_name().into_string().ok())
-            .filter(|name| is_well_known(name))
-            .collect();
-        names.sort();
-        found.extend(
-            names
-                .into_iter()
-                .map(|name| (dir.join(&name), name))
-                .filter(|(path, _)| is_executable(path))
-                .map(|(path, name)| Allowed {
-                    name,
-                    path,
-                    origin: Origin::Path,
-                }),
-        );
-    }
-    found
-}
+pub use allowed::*;
 
 /// A compiler found for a request: its path and the arguments that select the target.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -286,16 +29,21 @@ pub struct Resolved {
     pub path: PathBuf,
     /// `--target=<triple>` when clang is asked for a target that is not its default.
     pub target_args: Vec<OsString>,
+    /// The environment it runs in; `None`: the server itself.
+    pub runner: Option<Runner>,
 }
 
 /// A probe: a compiler's path, with `--target=` or not.
 type ProbeKey = (PathBuf, Option<String>);
 
-/// The allowed compilers, each probed once (`cc -v`) per target.
+/// The allowed compilers of the server or of one of its environments, each probed once (`cc -v`)
+/// per target, where they run.
 #[derive(Debug)]
 pub struct Compilers {
     allowed: AllowedCompilers,
     probed: Mutex<HashMap<ProbeKey, Option<CompilerIdentity>>>,
+    /// The environment they are in; `None`: the server itself.
+    runner: Option<Runner>,
 }
 
 impl Compilers {
@@ -303,7 +51,24 @@ impl Compilers {
         Compilers {
             allowed,
             probed: Mutex::default(),
+            runner: None,
         }
+    }
+
+    /// The compilers `allowed` in `runner`'s environment.
+    pub fn inside(allowed: AllowedCompilers, runner: Runner) -> Compilers {
+        Compilers {
+            runner: Some(runner),
+            ..Compilers::new(allowed)
+        }
+    }
+
+    pub fn allowed(&self) -> &AllowedCompilers {
+        &self.allowed
+    }
+
+    pub fn runner(&self) -> Option<&Runner> {
+        self.runner.as_ref()
     }
 
     /// The server's compiler that matches `wanted`, or a one-line reason why there is none.
@@ -365,15 +130,37 @@ impl Compilers {
                 have.build, wanted.build
             ));
         }
-        Ok(Resolved { path, target_args })
+        Ok(Resolved {
+            path,
+            target_args,
+            runner: self.runner.clone(),
+        })
     }
 
     /// Why `name` cannot run, and how to allow it.
     fn not_allowed(&self, name: &str) -> String {
+        if let Some(runner) = &self.runner {
+            return format!(
+                "'{name}' is not allowed in {} (link it in its {})",
+                runner.environment,
+                self.allowed.dir.display()
+            );
+        }
         format!(
             "'{name}' is not allowed on this server (add it to compilers in [homccd] or link it in {})",
             self.allowed.dir.display()
         )
+    }
+
+    /// Probes every allowed compiler (at once); the names of those found.
+    pub async fn probe_all(&self) -> Vec<String> {
+        let allowed: Vec<_> = self.allowed.iter().collect();
+        let probes = allowed.iter().map(|a| self.probe(a, None));
+        let identities = futures_util::future::join_all(probes).await;
+        (allowed.iter().zip(identities))
+            .filter(|(_, identity)| identity.is_some())
+            .map(|(a, _)| a.name.clone())
+            .collect()
     }
 
     /// Each allowed compiler on a line: name, path, version and target (probed now).
@@ -402,10 +189,14 @@ impl Compilers {
         let found = match cached {
             Some(found) => found,
             None => {
-                let found = probe(&allowed.path, &allowed.name, target).await;
+                let runner = self.runner.clone();
+                let found = probe(runner, &allowed.path, &allowed.name, target).await;
                 let mut probed = self.probed.lock().unwrap();
-                // Clients choose the targets: the cache keeps a bounded number.
-                if probed.len() < MAX_PROBES {
+                // Clients choose the targets: the cache keeps a bounded number. In an
+                // environment a probe may fail for a while (a stopped container): only what
+                // one found is kept.
+                let keep = found.is_some() || self.runner.is_none();
+                if keep && probed.len() < MAX_PROBES {
                     probed.insert(key, found.clone());
                 }
                 found
@@ -432,21 +223,37 @@ fn is_target_triple(target: &str) -> bool {
 }
 
 /// The identity of the compiler at `path` (for `target`), probed as the client does
-/// (`homcc_proto::identity`), on a blocking thread: it runs the compiler and its assembler.
-async fn probe(path: &Path, name: &str, target: Option<&str>) -> Option<CompilerIdentity> {
+/// (`homcc_proto::identity`), on a blocking thread: it runs the compiler and its assembler, in
+/// `runner`'s environment if given.
+async fn probe(
+    runner: Option<Runner>,
+    path: &Path,
+    name: &str,
+    target: Option<&str>,
+) -> Option<CompilerIdentity> {
     let (path, name, target) = (path.to_owned(), name.to_owned(), target.map(str::to_owned));
     let probed = tokio::task::spawn_blocking(move || {
-        let out = Command::new(&path)
-            .args(target.map(|t| format!("--target={t}")))
-            .arg("-v")
-            .env("LC_ALL", "C")
-            .stdin(Stdio::null())
-            .output()
-            .ok()?;
+        let command = |program: &OsStr, args: Vec<OsString>| match &runner {
+            Some(runner) => runner.command(program, &args),
+            None => {
+                let mut cmd = Command::new(program);
+                cmd.args(args).env("LC_ALL", "C").stdin(Stdio::null());
+                cmd
+            }
+        };
+        let verbose = (target.map(|t| format!("--target={t}").into()).into_iter())
+            .chain(["-v".into()])
+            .collect();
+        let out = command(path.as_os_str(), verbose).output().ok()?;
         let text = String::from_utf8_lossy(&out.stderr);
-        let identity =
-            identity::identify(&name, path.as_os_str(), &text, identity::run_first_line).ok()?;
-        tracing::info!(compiler = %path.display(), %identity, "found compiler");
+        let first_line = |program: &OsStr, arg: &str| {
+            let out = command(program, vec![arg.into()]).output().ok()?;
+            identity::first_line(out.status.success(), &out.stdout)
+        };
+        let identity = identity::identify(&name, path.as_os_str(), &text, first_line).ok()?;
+        let place =
+            (runner.as_ref()).map_or_else(|| "server".to_owned(), |r| r.environment.to_string());
+        tracing::info!(compiler = %path.display(), %identity, %place, "found compiler");
         Some(identity)
     });
     probed.await.ok().flatten()

@@ -40,6 +40,8 @@ pub const KEYS: &[&str] = &[
     "idle_timeout",
     "compilers",
     "compiler_dir",
+    "schroot_profiles",
+    "docker_containers",
     "allow",
     "max_connections_per_client",
     "max_frame_size",
@@ -95,6 +97,12 @@ pub struct Keys {
     pub compilers: Vec<PathBuf>,
     /// Links named after the compilers homccd may run, as distcc's `/usr/lib/distcc`.
     pub compiler_dir: PathBuf,
+    /// The schroot profiles compiles may run in (docs/configuration.md, *Environments*).
+    #[serde(deserialize_with = "environment_names")]
+    pub schroot_profiles: Vec<String>,
+    /// The docker containers compiles may run in.
+    #[serde(deserialize_with = "environment_names")]
+    pub docker_containers: Vec<String>,
     /// The client networks served; empty: [`AllowedNetworks::default`].
     #[serde(deserialize_with = "networks")]
     pub allow: Vec<IpNet>,
@@ -156,6 +164,8 @@ impl Default for Keys {
             idle_timeout: resolved.idle_timeout.as_secs(),
             compilers: Vec::new(),
             compiler_dir: DEFAULT_COMPILER_DIR.into(),
+            schroot_profiles: Vec::new(),
+            docker_containers: Vec::new(),
             allow: Vec::new(),
             max_connections_per_client: resolved.max_connections_per_client.map(count),
             max_frame_size: resolved.max_frame as u64,
@@ -239,6 +249,8 @@ impl Keys {
             output_size: self.max_output_size,
         };
         config.auth = self.auth.clone();
+        config.schroot_profiles = self.schroot_profiles.clone();
+        config.docker_containers = self.docker_containers.clone();
         config
     }
 }
@@ -291,6 +303,25 @@ fn names<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Vec<PathBuf>, D::
         .into_iter()
         .map(PathBuf::from)
         .collect())
+}
+
+/// Schroot profile or docker container names: a list, or text separated by whitespace; each
+/// a letter or digit, then letters, digits, `_`, `.` and `-`, as docker allows.
+fn environment_names<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Vec<String>, D::Error> {
+    let names = words(deserializer)?;
+    let usable = |name: &String| {
+        name.len() <= 128
+            && name.starts_with(|c: char| c.is_ascii_alphanumeric())
+            && name
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b"_.-".contains(&b))
+    };
+    match names.iter().find(|name| !usable(name)) {
+        Some(bad) => Err(D::Error::custom(format!(
+            "'{bad}' is not a schroot profile or container name (a letter or digit, then letters, digits, '_', '.' and '-')"
+        ))),
+        None => Ok(names),
+    }
 }
 
 /// Client networks (`10.0.0.0/8`, or one address): a list, or text separated by whitespace.

@@ -167,6 +167,12 @@ impl JobRoot {
         &self.root
     }
 
+    /// Where a compile in an environment notes that it started (`environments::Runner`),
+    /// outside `R`.
+    pub fn started(&self) -> PathBuf {
+        self.dir.path().join("started")
+    }
+
     /// The compiler's `TMPDIR`, outside `R`.
     pub fn tmp(&self) -> &Path {
         &self.tmp

@@ -15,6 +15,7 @@ pub mod compilers;
 pub mod config;
 pub mod conn;
 pub mod ending;
+pub mod environments;
 pub mod fill;
 pub mod jobroot;
 pub mod negotiate;

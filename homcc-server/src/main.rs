@@ -1,13 +1,14 @@
 //! `homccd`: parse the command line, load the settings and the compilers it may run, bind, print
 //! the address, serve until SIGTERM/SIGINT (or, with `--show-compilers`, list the compilers).
 
-use std::process::ExitCode;
+use std::{os::unix::fs::DirBuilderExt, process::ExitCode};
 
 use clap::Parser;
 use homcc_server::{
     cli::Cli,
     compilers::{AllowedCompilers, Compilers},
     config::Keys,
+    environments::Environments,
     Server,
 };
 use tokio_util::sync::CancellationToken;
@@ -29,7 +30,7 @@ fn main() -> ExitCode {
     };
     let runtime = tokio::runtime::Runtime::new().expect("cannot start the tokio runtime");
     if cli.show_compilers {
-        print!("{}", runtime.block_on(Compilers::new(compilers).table()));
+        print!("{}", runtime.block_on(show_compilers(&keys, compilers)));
         return ExitCode::SUCCESS;
     }
     match runtime.block_on(serve(keys, compilers)) {
@@ -39,6 +40,34 @@ fn main() -> ExitCode {
             ExitCode::FAILURE
         }
     }
+}
+
+/// The server's compilers, then those of each environment it would offer (checked now, in a
+/// directory of its own in the cache's jobs directory).
+async fn show_compilers(keys: &Keys, compilers: AllowedCompilers) -> String {
+    let mut table = Compilers::new(compilers).table().await;
+    let settings = keys.settings();
+    if settings.schroot_profiles.is_empty() && settings.docker_containers.is_empty() {
+        return table;
+    }
+    let jobs = settings.cache_dir.join("jobs");
+    let made = std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(&jobs);
+    if let Err(e) = made {
+        return table
+            + &format!(
+                "no environment checked: cannot make {}: {e}\n",
+                jobs.display()
+            );
+    }
+    let (schroot, docker) = (&settings.schroot_profiles, &settings.docker_containers);
+    table += &Environments::offer(schroot, docker, &jobs)
+        .await
+        .table()
+        .await;
+    table
 }
 
 /// A setting that cannot be used: one line, exit 2.

@@ -19,6 +19,7 @@ use crate::{
     cache::Cache,
     compilers::{AllowedCompilers, Compilers, DEFAULT_COMPILER_DIR},
     conn::Conn,
+    environments::Environments,
     queue::Scheduler,
     session,
     tree::Pool,
@@ -59,6 +60,9 @@ pub struct Settings {
     pub idle_timeout: Duration,
     /// How long running compiles may take to finish after SIGTERM/SIGINT.
     pub shutdown_grace: Duration,
+    /// The schroot profiles and docker containers offered for compiles (checked at start).
+    pub schroot_profiles: Vec<String>,
+    pub docker_containers: Vec<String>,
     /// The compilers it may run. `None`: [`AllowedCompilers::load`] with no configured compiler
     /// and the default compiler directory, when the server starts.
     pub compilers: Option<AllowedCompilers>,
@@ -122,6 +126,8 @@ impl Settings {
             idle_timeout: Duration::from_secs(60),
             shutdown_grace: Duration::from_secs(60),
             compilers: None,
+            schroot_profiles: Vec::new(),
+            docker_containers: Vec::new(),
             allow: AllowedNetworks::default(),
             max_connections_per_client: None,
             auth: None,
@@ -143,6 +149,8 @@ pub struct Record {
     pub output: String,
     /// The compression the client asked for (its uploads', and the outputs' returned).
     pub compression: String,
+    /// Where the compiler ran: `server`, or the environment (`docker container 'box'`).
+    pub environment: String,
     pub outcome: String,
     pub files: usize,
     pub chunks_in: usize,
@@ -220,6 +228,8 @@ pub struct State {
     pub config: Settings,
     pub cache: Cache,
     pub compilers: Compilers,
+    /// The schroot profiles and docker containers compiles may also run in.
+    pub environments: Environments,
     /// Admission, compile slots and the fair queue.
     pub scheduler: Arc<Scheduler>,
     pub jobs_dir: PathBuf,
@@ -250,11 +260,11 @@ impl Server {
         let listener = TcpListener::bind(addr)
             .await
             .with_context(|| format!("cannot listen on {addr}"))?;
-        Server::with_listener(listener, config)
+        Server::with_listener(listener, config).await
     }
 
     /// Uses an already bound listener.
-    pub fn with_listener(listener: TcpListener, config: Settings) -> anyhow::Result<Server> {
+    pub async fn with_listener(listener: TcpListener, config: Settings) -> anyhow::Result<Server> {
         let cache = Cache::open(&config.cache_dir, config.max_cache_bytes)
             .with_context(|| format!("cannot open the cache in {}", config.cache_dir.display()))?;
         let jobs_dir = config.cache_dir.join("jobs");
@@ -293,6 +303,12 @@ impl Server {
                 false
             }
         };
+        let environments = Environments::offer(
+            &config.schroot_profiles,
+            &config.docker_containers,
+            &jobs_dir,
+        )
+        .await;
         let scheduler = Scheduler::new(config.limit, queue);
         let state = State {
             frame_memory: FrameMemory::new(config.max_frame_memory),
@@ -308,6 +324,7 @@ impl Server {
             config,
             cache,
             compilers: Compilers::new(compilers),
+            environments,
             jobs_dir,
             shutdown: CancellationToken::new(),
         };

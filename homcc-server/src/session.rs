@@ -14,7 +14,7 @@ use tokio::net::TcpStream;
 use crate::{
     args::hermetic_args,
     auth,
-    compile::{self, CompileError, Invocation},
+    compile::{self, CompileError, Inside, Invocation},
     compilers::Resolved,
     conn::Conn,
     ending::{bad_frame, internal, invalid, limit, paused, refuse, Ending},
@@ -86,7 +86,7 @@ pub async fn serve(stream: TcpStream, peer: SocketAddr, state: Arc<State>) {
     }
     (record.bytes_in, record.bytes_out) = conn.bytes();
     tracing::info!(
-        client = %peer, compiler = %record.compiler, output = %record.output, compression = %record.compression, result = %request::shown(&record.outcome),
+        client = %peer, compiler = %record.compiler, environment = %record.environment, output = %record.output, compression = %record.compression, result = %request::shown(&record.outcome),
         files = record.files, blobs_in = record.blobs_in, bytes_in = record.bytes_in,
         bytes_out = record.bytes_out, upload_ms = record.upload_wait.as_millis() as u64, queued_ms = record.queued_ms, compile_ms = record.compile_ms, ms = started.elapsed().as_millis() as u64, "compile"
     );
@@ -115,9 +115,15 @@ async fn handle(
         .map(|o| request::shown(&o.to_string_lossy()))
         .unwrap_or_default();
     record.compression = req.compression.to_string();
+    record.environment =
+        (req.environment.as_ref()).map_or_else(|| "server".into(), |e| e.to_string());
     // A place, held until the compile is done: waiting counts as much as running. While the
     // files upload it is provisional (`queue`): a compile that has its files may take it.
     let (uploading, compiler, dirs) = admit(state, peer, &req).await?;
+    let environment = (compiler.runner.as_ref()).map(|r| r.environment.clone());
+    if let Some(env) = &environment {
+        record.environment = env.to_string();
+    }
     record.phase("admit");
     // File work (directories, hard links, copies) blocks: off the async threads' duty.
     let kept = state.roots.take(peer.ip());
@@ -155,6 +161,7 @@ async fn handle(
         stdout: job.unmap_text(&finished.stdout),
         stderr: job.unmap_text(&finished.stderr),
         outputs,
+        environment,
     };
     Ok((result, job))
 }
@@ -179,11 +186,10 @@ async fn admit(
     let admission = (state.scheduler)
         .admit(peer.ip(), req.queue)
         .map_err(|full| refuse(RefusalReason::Busy, full.to_string()))?;
-    let compiler = state
-        .compilers
-        .resolve(&req.compiler)
+    let compiler = (state.environments)
+        .resolve(&state.compilers, req.environment.as_ref(), &req.compiler)
         .await
-        .map_err(|m| refuse(RefusalReason::CompilerMismatch, m))?;
+        .map_err(|(reason, m)| refuse(reason, m))?;
     Ok((admission, compiler, dirs))
 }
 
@@ -210,10 +216,14 @@ fn invocation<'a>(
     }
     let mut args = compiler.target_args.clone();
     args.extend(hermetic_args(req, job).map_err(invalid)?);
-    let sandbox = match state.sandbox {
-        true => Some(job.sandbox(&compiler.path).map_err(internal)?),
-        false => None,
+    let sandbox = match (state.sandbox, &compiler.runner) {
+        (true, None) => Some(job.sandbox(&compiler.path).map_err(internal)?),
+        _ => None,
     };
+    let inside = (compiler.runner.as_ref()).map(|runner| Inside {
+        runner,
+        started: job.started(),
+    });
     let invocation = Invocation {
         compiler: &compiler.path,
         args,
@@ -221,6 +231,7 @@ fn invocation<'a>(
         tmp: job.tmp().to_owned(),
         env: &req.env,
         sandbox,
+        inside,
     };
     Ok((outputs, invocation))
 }
@@ -295,6 +306,10 @@ async fn run_with_heartbeats(
             CompileError::OutputTooLarge { .. } | CompileError::OutOfMemory(_) => {
                 limit(e.to_string())
             }
+            CompileError::Environment { .. } => refuse(
+                RefusalReason::Environment,
+                format!("{e}; offered: {}", state.environments.names()),
+            ),
             _ => internal(e),
         })
 }

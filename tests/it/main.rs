@@ -7,6 +7,7 @@ mod auth;
 mod closure;
 mod closure_traps;
 mod command_lines;
+mod environments;
 mod failures;
 mod flag_tables;
 mod hosts;

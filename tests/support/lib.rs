@@ -111,7 +111,9 @@ impl TestServer {
             runtime.block_on(async move {
                 listener.set_nonblocking(true).unwrap();
                 let listener = tokio::net::TcpListener::from_std(listener).unwrap();
-                let server = Server::with_listener(listener, config).expect("start homccd");
+                let server = Server::with_listener(listener, config)
+                    .await
+                    .expect("start homccd");
                 tx.send((server.local_addr(), server.stats())).unwrap();
                 server.run(token).await.unwrap();
             });
@@ -194,6 +196,8 @@ impl Drop for TestServer {
 pub struct Daemon {
     pub child: Child,
     pub addr: SocketAddr,
+    /// What it logged before it listened (its start: compilers, environments, ...).
+    pub logged: Vec<String>,
 }
 
 impl Daemon {
@@ -223,18 +227,24 @@ impl Daemon {
             .spawn()
             .expect("start homccd");
         let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
+        let mut logged = Vec::new();
         let addr = loop {
             let line = lines
                 .next()
                 .expect("homccd exited before listening")
                 .unwrap();
-            if let Some(addr) = line.strip_prefix("listening on ") {
-                break addr.parse().unwrap();
+            match line.strip_prefix("listening on ") {
+                Some(addr) => break addr.parse().unwrap(),
+                None => logged.push(line),
             }
         };
         // Keep draining its log so that it never blocks on a full pipe.
         std::thread::spawn(move || lines.for_each(drop));
-        Daemon { child, addr }
+        Daemon {
+            child,
+            addr,
+            logged,
+        }
     }
 
     pub fn host(&self) -> String {

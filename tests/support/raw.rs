@@ -74,6 +74,7 @@ pub fn raw_request(dir: &Path, version: u32, compiler: CompilerIdentity) -> Comp
         compression: Compression::default(),
         queue: true,
         depfile: None,
+        environment: None,
     }
 }
 
@@ -279,6 +280,7 @@ impl Conversation {
                 compression,
                 queue: true,
                 depfile: None,
+                environment: None,
             },
             chunks: HashMap::new(),
             blobs,

@@ -59,7 +59,7 @@ fn every_key_is_read_from_the_file() {
             auth_token_file = "token"
             compression = "lzma"
             schroot_profile = "jammy"
-            docker_container = "example_container"
+            docker_container = ""
             compilation_request_timeout = 120
             establish_connection_timeout = 2.5
             remote_compilation_tries = 5
@@ -78,7 +78,7 @@ fn every_key_is_read_from_the_file() {
         let want = Keys {
             compression: Compression::Lzma,
             schroot_profile: Some("jammy".into()),
-            docker_container: Some("example_container".into()),
+            docker_container: Some("".into()),
             compilation_request_timeout: 120.0,
             establish_connection_timeout: 2.5,
             remote_compilation_tries: 5,
@@ -93,11 +93,30 @@ fn every_key_is_read_from_the_file() {
             no_include_closure: true,
         };
         assert_eq!(s.config, want);
+        assert_eq!(s.environment, Some(Environment::Schroot("jammy".into())));
         assert_eq!(KEYS.len(), 15, "every key above");
         assert!(s.scan_cache.is_none());
         assert_eq!(s.auth, Some(AuthToken::from_bytes(b"t0ken").unwrap()));
         assert_eq!(s.connect_timeout, Duration::from_millis(2500));
         assert_eq!((s.tries, s.no_local), (5, true));
+    });
+}
+
+#[test]
+fn an_environment_is_named_by_flag_variable_or_key_and_only_one() {
+    jail(|jail| {
+        assert_eq!(load("").unwrap().environment, None);
+        jail.set_env("HOMCC_DOCKER_CONTAINER", "box");
+        let docker = Some(Environment::Docker("box".into()));
+        assert_eq!(load("").unwrap().environment, docker);
+        let both = load("--schroot-profile jammy").unwrap_err().to_string();
+        assert_eq!(
+            both,
+            "schroot_profile 'jammy' and docker_container 'box' are both set: a compile runs in one environment, unset the other"
+        );
+        jail.set_env("HOMCC_DOCKER_CONTAINER", "");
+        let jammy = Some(Environment::Schroot("jammy".into()));
+        assert_eq!(load("--schroot-profile jammy").unwrap().environment, jammy);
     });
 }
 

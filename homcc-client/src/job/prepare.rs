@@ -9,7 +9,9 @@ use std::{
     time::Duration,
 };
 
-use homcc_proto::{manifest::chunk_entries, CompileRequest, FORWARDED_ENV, PROTOCOL_VERSION};
+use homcc_proto::{
+    manifest::chunk_entries, CompileRequest, Environment, FORWARDED_ENV, PROTOCOL_VERSION,
+};
 
 use crate::{
     classify::{Language, RemoteJob},
@@ -145,6 +147,7 @@ fn prepare(work: Work<'_>, closure: bool) -> Result<Ready, Instead> {
             compression: settings.compression,
             queue: true,
             depfile,
+            environment: settings.environment.clone(),
         },
         chunks: chunks.into_iter().map(|c| (c.digest(), c)).collect(),
         files: files
@@ -179,6 +182,7 @@ fn climbed_dirs<'a>(cwd: &Path, read_from: impl Iterator<Item = &'a Path>) -> Ve
 /// receiving the result, and whether the compile waited in the server's queue).
 pub(super) fn summary(
     host: &Host,
+    environment: Option<&Environment>,
     t: &Traffic,
     exit_code: i32,
     (local, (scanned, no_closure)): &(Duration, Scanned),
@@ -204,8 +208,9 @@ pub(super) fn summary(
     } + &no_closure
         .as_ref()
         .map_or(String::new(), |why| format!(" (no include closure: {why})"));
+    let place = environment.map_or(String::new(), |env| format!(" (in {env})"));
     format!(
-        "{host}: {} files in {} chunks ({} sent inline); uploaded {} files ({} bytes, {} compressed); \
+        "{host}{place}: {} files in {} chunks ({} sent inline); uploaded {} files ({} bytes, {} compressed); \
          request {} bytes sent, {} bytes received; exit {exit_code}; local {} ms{scan}, remote {} ms",
         t.files,
         t.chunks,

@@ -46,6 +46,8 @@ fn an_empty_table_is_the_defaults() {
         idle_timeout: 60,
         compilers: Vec::new(),
         compiler_dir: "/usr/lib/homcc".into(),
+        schroot_profiles: Vec::new(),
+        docker_containers: Vec::new(),
         allow: Vec::new(),
         max_connections_per_client: None,
         max_frame_size: 64 << 20,
@@ -116,6 +118,12 @@ fn values() {
     check("compilers = 3", Err("invalid type: found signed int `3`, expected a list, or text with the entries separated by spaces"));
     check("compilers = [3]", Err("invalid type: found signed int `3`, expected a string"));
     check("compiler_dir = \"/srv/homcc\"", Ok(|s| s.compiler_dir == std::path::Path::new("/srv/homcc")));
+    check("schroot_profiles = [\"jammy\", \"bookworm-gcc12\"]\ndocker_containers = \"ci-1 ci.2\"", Ok(|s| {
+        let config = s.settings();
+        config.schroot_profiles == ["jammy", "bookworm-gcc12"] && config.docker_containers == ["ci-1", "ci.2"]
+    }));
+    check("docker_containers = [\"-v\"]", Err("'-v' is not a schroot profile or container name (a letter or digit, then letters, digits, '_', '.' and '-')"));
+    check("schroot_profiles = \"chroot:jammy\"", Err("'chroot:jammy' is not a schroot profile or container name (a letter or digit, then letters, digits, '_', '.' and '-')"));
 }
 
 #[test]

@@ -1,0 +1,286 @@
+//! How homccd runs a program inside one of its environments: `docker exec` into a running
+//! container, or `schroot -r` into a session homccd began for a profile (its own, ended when
+//! homccd stops). The program runs as homccd's user and group. A compile goes through [`WRAPPER`],
+//! which notes it started (so that a launcher's failure is never taken for the compiler's
+//! verdict), bounds its memory, gives up capabilities where it runs as root with them (schroot)
+//! and leaves a process id by which the compile is killed inside when homccd gives up on it.
+
+use std::{
+    ffi::{OsStr, OsString},
+    path::{Path, PathBuf},
+    process::{Command, Stdio},
+    sync::{
+        atomic::{AtomicUsize, Ordering},
+        Arc,
+    },
+};
+
+use homcc_proto::Environment;
+
+/// The `PATH` of a program run in a schroot session (a docker container has its own).
+const INSIDE_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
+
+/// Runs a compile inside: `sh -c WRAPPER homccd DIR STARTED MEMORY DROP COMPILER ARGS...`. It
+/// enters `DIR`, limits the address space to `MEMORY` KiB (0: unbounded), checks that the
+/// compiler (and `setpriv` when `DROP` is 1) is there, writes its process id to `STARTED`, and
+/// then, unless `STARTED.cancel` exists, becomes the compiler. Failing before `STARTED` is written,
+/// it exits with the launcher's reason on stderr: homccd answers that as the environment's
+/// failure, never as the compiler's.
+const WRAPPER: &str = r#"dir=$1 started=$2 memory=$3 drop=$4; shift 4
+cd "$dir" || exit 125
+[ "$memory" = 0 ] || ulimit -v "$memory" || exit 125
+command -v "$1" >/dev/null || { echo "no $1 in this environment" >&2; exit 127; }
+if [ "$drop" = 1 ]; then
+  command -v setpriv >/dev/null || { echo "no setpriv (util-linux) in this environment" >&2; exit 127; }
+  set -- setpriv --no-new-privs --inh-caps=-all --ambient-caps=-all --bounding-set=-all -- "$@"
+fi
+echo $$ >"$started" || exit 125
+[ ! -e "$started.cancel" ] || exit 125
+exec "$@""#;
+
+/// Kills, inside a container, the process group whose leader's id is `$1` (a compile: `docker
+/// exec` makes each its own group). dash's `kill` takes no `--`.
+const KILL_GROUP: &str = r#"kill -9 -"$1""#;
+
+/// How to run programs in one environment.
+#[derive(Debug, Clone)]
+pub struct Runner {
+    pub environment: Environment,
+    /// For a schroot profile: homccd's session of it.
+    session: Option<Arc<Session>>,
+    /// homccd's user and group, which the programs run as.
+    user: (u32, u32),
+    /// Whether the compiler gives up its capabilities with `setpriv` (schroot, homccd as root:
+    /// it keeps root's otherwise).
+    drop_capabilities: bool,
+}
+
+/// Runners are the same when they run in the same environment.
+impl PartialEq for Runner {
+    fn eq(&self, other: &Runner) -> bool {
+        self.environment == other.environment
+    }
+}
+
+impl Eq for Runner {}
+
+impl Runner {
+    /// A runner for the container `name`.
+    pub fn docker(name: &str) -> Runner {
+        Runner {
+            environment: Environment::Docker(name.to_owned()),
+            session: None,
+            user: own_user(),
+            drop_capabilities: false,
+        }
+    }
+
+    /// Begins a session of the schroot profile `profile`; the runner uses it until the last clone
+    /// is dropped, which ends it.
+    pub fn schroot(profile: &str) -> Result<Runner, String> {
+        let session = Session::begin(profile)?;
+        let user = own_user();
+        Ok(Runner {
+            environment: Environment::Schroot(profile.to_owned()),
+            session: Some(Arc::new(session)),
+            drop_capabilities: user.0 == 0,
+            user,
+        })
+    }
+
+    /// The command that runs `program args` inside, in `/`, with `LC_ALL=C`: for probes.
+    pub fn command(&self, program: &OsStr, args: &[OsString]) -> Command {
+        let mut cmd = self.launcher(&[("LC_ALL".into(), "C".into())]);
+        cmd.arg(program).args(args).stdin(Stdio::null());
+        cmd
+    }
+
+    /// The command that runs the compiler inside through [`WRAPPER`]: in `cwd`, with `env` (the
+    /// only variables besides the environment's `PATH`), its address space bounded by `memory`
+    /// bytes (0: unbounded), its process id written to `started`.
+    pub fn compile(
+        &self,
+        compiler: &Path,
+        args: &[OsString],
+        cwd: &Path,
+        env: &[(OsString, OsString)],
+        started: &Path,
+        memory: u64,
+    ) -> tokio::process::Command {
+        let mut cmd = self.launcher(env);
+        cmd.args(["sh", "-c", WRAPPER, "homccd"])
+            .arg(cwd)
+            .arg(started)
+            .arg((memory / 1024).to_string())
+            .arg(if self.drop_capabilities { "1" } else { "0" })
+            .arg(compiler)
+            .args(args);
+        cmd.into()
+    }
+
+    /// Makes sure the compile that writes its process id to `started` does not run (on): it will
+    /// not start, and is killed if it has. In a schroot session the compiler is in the launcher's
+    /// process group, which the caller kills; in a container it is not, and is killed there.
+    pub fn kill_inside(&self, started: &Path) {
+        let cancel = cancel_marker(started);
+        if let Err(e) = std::fs::write(&cancel, "") {
+            tracing::warn!(file = %cancel.display(), error = %e, "cannot cancel a compile in an environment");
+        }
+        let (Environment::Docker(_), Ok(pid)) =
+            (&self.environment, std::fs::read_to_string(started))
+        else {
+            return;
+        };
+        let mut kill = self.launcher(&[]);
+        kill.args(["sh", "-c", KILL_GROUP, "homccd", pid.trim()])
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null());
+        if !kill.status().is_ok_and(|s| s.success()) {
+            tracing::warn!(environment = %self.environment, pid = pid.trim(), "cannot kill a compile inside");
+        }
+    }
+
+    /// `docker exec` or `schroot -r` up to the program, with `env` inside.
+    fn launcher(&self, env: &[(OsString, OsString)]) -> Command {
+        let (uid, gid) = self.user;
+        match (&self.environment, &self.session) {
+            (Environment::Schroot(_), Some(session)) => {
+                let mut cmd = Command::new("schroot");
+                cmd.args(["-r", "-p", "-d", "/", "-c", &session.name, "--"])
+                    .env_clear()
+                    .env("PATH", INSIDE_PATH)
+                    .envs(env.iter().map(|(k, v)| (k, v)));
+                cmd
+            }
+            (_, _) => {
+                let mut cmd = Command::new("docker");
+                cmd.args(["exec", "-u", &format!("{uid}:{gid}")]);
+                for (name, value) in env {
+                    let mut pair = name.clone();
+                    pair.push("=");
+                    pair.push(value);
+                    cmd.arg("-e").arg(pair);
+                }
+                cmd.arg(self.environment.name());
+                cmd
+            }
+        }
+    }
+}
+
+/// Where the compile that writes its process id to `started` is told not to start.
+fn cancel_marker(started: &Path) -> PathBuf {
+    let mut name = started.as_os_str().to_owned();
+    name.push(".cancel");
+    PathBuf::from(name)
+}
+
+/// Removes what a compile before left of `started` and its cancel marker.
+pub fn clear_started(started: &Path) -> std::io::Result<()> {
+    for file in [started.to_owned(), cancel_marker(started)] {
+        match std::fs::remove_file(file) {
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(e),
+            _ => {}
+        }
+    }
+    Ok(())
+}
+
+fn own_user() -> (u32, u32) {
+    (
+        nix::unistd::geteuid().as_raw(),
+        nix::unistd::getegid().as_raw(),
+    )
+}
+
+/// A schroot session homccd began (`schroot -b`); ended when dropped. Its name says which homccd
+/// began it (`homccd-<pid>-<n>-<profile>`), so that a homccd that starts ends those of one that
+/// died.
+#[derive(Debug)]
+struct Session {
+    name: String,
+}
+
+/// The sessions this process began so far, for unique names.
+static SESSIONS: AtomicUsize = AtomicUsize::new(0);
+
+/// The prefix of homccd's session names.
+const SESSION_PREFIX: &str = "homccd-";
+
+impl Session {
+    fn begin(profile: &str) -> Result<Session, String> {
+        end_orphans();
+        let n = SESSIONS.fetch_add(1, Ordering::Relaxed);
+        let name = format!("{SESSION_PREFIX}{}-{n}-{profile}", std::process::id());
+        let out = Command::new("schroot")
+            .args(["-b", "-c", profile, "-n", &name])
+            .stdin(Stdio::null())
+            .output()
+            .map_err(|e| format!("cannot run schroot: {e}"))?;
+        match out.status.success() {
+            true => Ok(Session { name }),
+            false => Err(format!(
+                "schroot -b -c {profile} failed: {}",
+                first_line(&out.stderr)
+            )),
+        }
+    }
+}
+
+impl Drop for Session {
+    fn drop(&mut self) {
+        end_session(&self.name);
+    }
+}
+
+fn end_session(name: &str) {
+    let ended = Command::new("schroot")
+        .args(["-e", "-c", name])
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status();
+    if !ended.is_ok_and(|s| s.success()) {
+        tracing::warn!(session = name, "cannot end the schroot session");
+    }
+}
+
+/// Ends the sessions that a homccd which is no longer running began.
+fn end_orphans() {
+    let Ok(out) = Command::new("schroot")
+        .args(["-l", "--all-sessions"])
+        .stdin(Stdio::null())
+        .stderr(Stdio::null())
+        .output()
+    else {
+        return;
+    };
+    let listed = String::from_utf8_lossy(&out.stdout).into_owned();
+    for name in listed.lines().filter_map(|l| l.strip_prefix("session:")) {
+        let pid = (name.strip_prefix(SESSION_PREFIX))
+            .and_then(|rest| rest.split('-').next())
+            .and_then(|pid| pid.parse::<u32>().ok());
+        if let Some(pid) = pid {
+            if !Path::new(&format!("/proc/{pid}")).exists() {
+                tracing::info!(
+                    session = name,
+                    "ending the schroot session of a homccd that stopped"
+                );
+                end_session(name);
+            }
+        }
+    }
+}
+
+/// The first line of a program's output, for a message.
+pub fn first_line(bytes: &[u8]) -> String {
+    let text = String::from_utf8_lossy(bytes);
+    homcc_proto::text::shown(
+        text.lines()
+            .find(|l| !l.trim().is_empty())
+            .unwrap_or("no message")
+            .trim(),
+        300,
+    )
+}
