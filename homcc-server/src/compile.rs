@@ -14,7 +14,7 @@ use std::{
 use homcc_proto::FORWARDED_ENV;
 
 use crate::{
-    environments::{clear_started, first_line, Runner},
+    environments::{clear_started, first_line, Compile, Runner, Stamp},
     sandbox::{self, Sandbox},
 };
 
@@ -94,6 +94,8 @@ pub struct Inside<'a> {
     pub runner: &'a Runner,
     /// Where the compile writes its process id when it starts (outside the root, in the job).
     pub started: PathBuf,
+    /// What the compiler was when homccd probed it: a changed one does not run.
+    pub stamp: Option<&'a Stamp>,
 }
 
 /// Runs the compile to its end or to its time bound, keeping at most `bounds.output` bytes of its
@@ -129,15 +131,15 @@ pub async fn run(inv: Invocation<'_>, bounds: Bounds) -> Result<Finished, Compil
         }
         Some(inside) => {
             clear_started(&inside.started).map_err(spawn_error)?;
-            let runner = inside.runner;
-            let mut cmd = runner.compile(
-                inv.compiler,
-                &inv.args,
-                &inv.cwd,
-                &env,
-                &inside.started,
-                bounds.memory,
-            );
+            let mut cmd = inside.runner.compile(Compile {
+                compiler: inv.compiler,
+                args: &inv.args,
+                cwd: &inv.cwd,
+                env: &env,
+                started: &inside.started,
+                memory: bounds.memory,
+                stamp: inside.stamp,
+            });
             // The launcher (docker, schroot) keeps homccd's rights: schroot needs them to enter.
             let child = piped(&mut cmd).spawn().map_err(spawn_error)?;
             (child, Some(InsideKill(Some(inside))))

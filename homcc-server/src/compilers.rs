@@ -17,7 +17,7 @@ use std::{
 
 use homcc_proto::{identity, CompilerIdentity};
 
-use crate::environments::Runner;
+use crate::environments::{Runner, Stamp};
 
 mod allowed;
 
@@ -31,6 +31,8 @@ pub struct Resolved {
     pub target_args: Vec<OsString>,
     /// The environment it runs in; `None`: the server itself.
     pub runner: Option<Runner>,
+    /// In an environment: what the compiler was when probed.
+    pub stamp: Option<Stamp>,
 }
 
 /// A probe: a compiler's path, with `--target=` or not.
@@ -44,6 +46,8 @@ pub struct Compilers {
     probed: Mutex<HashMap<ProbeKey, Option<CompilerIdentity>>>,
     /// The environment they are in; `None`: the server itself.
     runner: Option<Runner>,
+    /// In an environment: each probed compiler's [`Stamp`], by path.
+    stamps: Mutex<HashMap<PathBuf, Stamp>>,
 }
 
 impl Compilers {
@@ -52,6 +56,7 @@ impl Compilers {
             allowed,
             probed: Mutex::default(),
             runner: None,
+            stamps: Mutex::default(),
         }
     }
 
@@ -130,10 +135,12 @@ impl Compilers {
                 have.build, wanted.build
             ));
         }
+        let stamp = self.stamps.lock().unwrap().get(&path).cloned();
         Ok(Resolved {
             path,
             target_args,
             runner: self.runner.clone(),
+            stamp,
         })
     }
 
@@ -150,6 +157,13 @@ impl Compilers {
             "'{name}' is not allowed on this server (add it to compilers in [homccd] or link it in {})",
             self.allowed.dir.display()
         )
+    }
+
+    /// Forgets every probe: each compiler is probed again when next asked for (its environment
+    /// changed).
+    pub fn forget(&self) {
+        self.probed.lock().unwrap().clear();
+        self.stamps.lock().unwrap().clear();
     }
 
     /// Probes every allowed compiler (at once); the names of those found.
@@ -190,7 +204,11 @@ impl Compilers {
             Some(found) => found,
             None => {
                 let runner = self.runner.clone();
-                let found = probe(runner, &allowed.path, &allowed.name, target).await;
+                let probed = probe(runner, &allowed.path, &allowed.name, target).await;
+                let (found, stamp) = probed.map_or((None, None), |(id, stamp)| (Some(id), stamp));
+                if let Some(stamp) = stamp {
+                    (self.stamps.lock().unwrap()).insert(allowed.path.clone(), stamp);
+                }
                 let mut probed = self.probed.lock().unwrap();
                 // Clients choose the targets: the cache keeps a bounded number. In an
                 // environment a probe may fail for a while (a stopped container): only what
@@ -224,13 +242,13 @@ fn is_target_triple(target: &str) -> bool {
 
 /// The identity of the compiler at `path` (for `target`), probed as the client does
 /// (`homcc_proto::identity`), on a blocking thread: it runs the compiler and its assembler, in
-/// `runner`'s environment if given.
+/// `runner`'s environment if given, and then notes their [`Stamp`] there.
 async fn probe(
     runner: Option<Runner>,
     path: &Path,
     name: &str,
     target: Option<&str>,
-) -> Option<CompilerIdentity> {
+) -> Option<(CompilerIdentity, Option<Stamp>)> {
     let (path, name, target) = (path.to_owned(), name.to_owned(), target.map(str::to_owned));
     let probed = tokio::task::spawn_blocking(move || {
         let command = |program: &OsStr, args: Vec<OsString>| match &runner {
@@ -246,15 +264,24 @@ async fn probe(
             .collect();
         let out = command(path.as_os_str(), verbose).output().ok()?;
         let text = String::from_utf8_lossy(&out.stderr);
+        let mut assembler = None;
         let first_line = |program: &OsStr, arg: &str| {
             let out = command(program, vec![arg.into()]).output().ok()?;
-            identity::first_line(out.status.success(), &out.stdout)
+            let line = identity::first_line(out.status.success(), &out.stdout);
+            if arg == identity::ASSEMBLER_NAME_ARG {
+                assembler.clone_from(&line);
+            }
+            line
         };
         let identity = identity::identify(&name, path.as_os_str(), &text, first_line).ok()?;
+        let stamp = match &runner {
+            Some(runner) => Some(runner.stamp(&path, assembler.as_deref())?),
+            None => None,
+        };
         let place =
             (runner.as_ref()).map_or_else(|| "server".to_owned(), |r| r.environment.to_string());
         tracing::info!(compiler = %path.display(), %identity, %place, "found compiler");
-        Some(identity)
+        Some((identity, stamp))
     });
     probed.await.ok().flatten()
 }

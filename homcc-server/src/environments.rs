@@ -17,7 +17,7 @@ use std::{
 use homcc_proto::{CompilerIdentity, Environment, RefusalReason};
 
 use crate::compilers::{is_well_known, Allowed, AllowedCompilers, Compilers, Origin, Resolved};
-pub use runner::{clear_started, first_line, Runner};
+pub use runner::{clear_started, first_line, Compile, Runner, Stamp};
 
 /// Where an environment's links to the compilers homccd may run in it are, as on the host.
 const INSIDE_COMPILER_DIR: &str = "/usr/lib/homcc";
@@ -71,6 +71,14 @@ impl Environments {
         match names.is_empty() {
             true => "none".to_owned(),
             false => names.join(", "),
+        }
+    }
+
+    /// Forgets what `env`'s compilers were found to be: they are probed again when next asked
+    /// for.
+    pub fn forget(&self, env: &Environment) {
+        if let Some(compilers) = self.get(env) {
+            compilers.forget();
         }
     }
 
@@ -187,7 +195,15 @@ async fn check(runner: &Runner, jobs_dir: &Path) -> Result<(), String> {
     let started = dir.path().join("started");
     let script = "cat seen && echo && grep '^CapEff:' /proc/self/status";
     let args: Vec<OsString> = vec!["-c".into(), script.into()];
-    let mut cmd = runner.compile(Path::new("sh"), &args, dir.path(), &[], &started, 0);
+    let mut cmd = runner.compile(Compile {
+        compiler: Path::new("sh"),
+        args: &args,
+        cwd: dir.path(),
+        env: &[],
+        started: &started,
+        memory: 0,
+        stamp: None,
+    });
     let out = cmd.stdin(Stdio::null()).output().await;
     let out = out.map_err(|e| format!("cannot start a program there: {e}"))?;
     let text = String::from_utf8_lossy(&out.stdout);

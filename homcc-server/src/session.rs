@@ -223,6 +223,7 @@ fn invocation<'a>(
     let inside = (compiler.runner.as_ref()).map(|runner| Inside {
         runner,
         started: job.started(),
+        stamp: compiler.stamp.as_ref(),
     });
     let invocation = Invocation {
         compiler: &compiler.path,
@@ -306,10 +307,17 @@ async fn run_with_heartbeats(
             CompileError::OutputTooLarge { .. } | CompileError::OutOfMemory(_) => {
                 limit(e.to_string())
             }
-            CompileError::Environment { .. } => refuse(
-                RefusalReason::Environment,
-                format!("{e}; offered: {}", state.environments.names()),
-            ),
+            CompileError::Environment {
+                ref environment, ..
+            } => {
+                // It may have changed (a compiler replaced, a container recreated): its
+                // compilers are probed again when next asked for.
+                state.environments.forget(environment);
+                refuse(
+                    RefusalReason::Environment,
+                    format!("{e}; offered: {}", state.environments.names()),
+                )
+            }
             _ => internal(e),
         })
 }

@@ -306,6 +306,34 @@ fn a_compile_naming_no_environment_runs_where_its_compiler_is() {
     assert_eq!(server.next_record().environment, "server");
 }
 
+#[test]
+fn a_compiler_that_changes_inside_its_environment_is_probed_again() {
+    let (server, containers, _cache) = server(
+        |jobs| vec![Container::start(Some(jobs), false)],
+        &[],
+        |_| {},
+    );
+    let (client, host) = (Client::new(), server.host());
+    let environment = format!("docker container '{}'", containers[0].name);
+    client.same_as_local(&host, &[], &[], BOXED);
+    assert_eq!(server.next_record().environment, environment);
+    // The package manager replaces the compiler (here: a new modification time).
+    let touch = Command::new("docker")
+        .args(["exec", "-u", "0", &containers[0].name])
+        .args(["touch", "/usr/bin/x86_64-linux-gnu-g++-12"])
+        .status()
+        .unwrap();
+    assert!(touch.success());
+    let line = refused_and_local(&client, &server, &[], &[]);
+    assert!(line.contains(&format!("{environment} could not start the compile: its compiler /usr/lib/homcc/g++-boxed changed since homccd probed it")), "{line}");
+    client.same_as_local(&host, &[], &[], BOXED);
+    let record = server.next_record();
+    assert_eq!(
+        (record.environment, record.outcome),
+        (environment, "exit 0".to_owned())
+    );
+}
+
 /// The one line of homcc that says why a compile ran locally; the compile's outputs are the
 /// local compile's and nothing ran on the server.
 fn refused_and_local(

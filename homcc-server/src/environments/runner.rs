@@ -1,9 +1,10 @@
 //! How homccd runs a program inside one of its environments: `docker exec` into a running
 //! container, or `schroot -r` into a session homccd began for a profile (its own, ended when
 //! homccd stops). The program runs as homccd's user and group. A compile goes through [`WRAPPER`],
-//! which notes it started (so that a launcher's failure is never taken for the compiler's
-//! verdict), bounds its memory, gives up capabilities where it runs as root with them (schroot)
-//! and leaves a process id by which the compile is killed inside when homccd gives up on it.
+//! which checks that the compiler is still the one probed ([`Stamp`]), notes it started (so that
+//! a launcher's failure is never taken for the compiler's verdict), bounds its memory, gives up
+//! capabilities where it runs as root with them (schroot) and leaves a process id by which the
+//! compile is killed inside when homccd gives up on it.
 
 use std::{
     ffi::{OsStr, OsString},
@@ -20,16 +21,25 @@ use homcc_proto::Environment;
 /// The `PATH` of a program run in a schroot session (a docker container has its own).
 const INSIDE_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
 
-/// Runs a compile inside: `sh -c WRAPPER homccd DIR STARTED MEMORY DROP COMPILER ARGS...`. It
-/// enters `DIR`, limits the address space to `MEMORY` KiB (0: unbounded), checks that the
-/// compiler (and `setpriv` when `DROP` is 1) is there, writes its process id to `STARTED`, and
-/// then, unless `STARTED.cancel` exists, becomes the compiler. Failing before `STARTED` is written,
-/// it exits with the launcher's reason on stderr: homccd answers that as the environment's
-/// failure, never as the compiler's.
-const WRAPPER: &str = r#"dir=$1 started=$2 memory=$3 drop=$4; shift 4
+/// A shell function: `stamp PROGRAM...` prints device, inode, modification time and size of each
+/// program (found as a command would be), on one line: what homccd notes of a compiler and its
+/// assembler when it probes them, and compares before each compile.
+const STAMP_FN: &str = r#"stamp() { for p do q=$(command -v "$p") && stat -L -c '%d:%i:%Y:%s' "$q" || return 1; done | tr '\n' ' '; }"#;
+
+/// Runs a compile inside: `sh -c WRAPPER homccd DIR STARTED MEMORY DROP STAMP ASSEMBLER COMPILER
+/// ARGS...`. It enters `DIR`, limits the address space to `MEMORY` KiB (0: unbounded), checks
+/// that the compiler (and `setpriv` when `DROP` is 1) is there and, unless `STAMP` is empty, that
+/// the compiler and `ASSEMBLER` are the files homccd probed, writes its process id to `STARTED`,
+/// and then, unless `STARTED.cancel` exists, becomes the compiler. Failing before `STARTED` is
+/// written, it exits with the launcher's reason on stderr: homccd answers that as the
+/// environment's failure, never as the compiler's.
+const WRAPPER: &str = r#"dir=$1 started=$2 memory=$3 drop=$4 stamp=$5 as=$6; shift 6
 cd "$dir" || exit 125
 [ "$memory" = 0 ] || ulimit -v "$memory" || exit 125
 command -v "$1" >/dev/null || { echo "no $1 in this environment" >&2; exit 127; }
+if [ -n "$stamp" ] && [ "$(stamp "$1" ${as:+"$as"})" != "$stamp" ]; then
+  echo "its compiler $1 changed since homccd probed it" >&2; exit 124
+fi
 if [ "$drop" = 1 ]; then
   command -v setpriv >/dev/null || { echo "no setpriv (util-linux) in this environment" >&2; exit 127; }
   set -- setpriv --no-new-privs --inh-caps=-all --ambient-caps=-all --bounding-set=-all -- "$@"
@@ -42,6 +52,15 @@ exec "$@""#;
 /// exec` makes each its own group). dash's `kill` takes no `--`.
 const KILL_GROUP: &str = r#"kill -9 -"$1""#;
 
+/// What homccd noted of a compiler inside an environment when it probed it ([`STAMP_FN`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Stamp {
+    /// The `stamp` line of the compiler and its assembler.
+    pub line: String,
+    /// gcc's assembler, as `-print-prog-name=as` named it (clang has none of its own).
+    pub assembler: Option<String>,
+}
+
 /// How to run programs in one environment.
 #[derive(Debug, Clone)]
 pub struct Runner {
@@ -53,6 +72,19 @@ pub struct Runner {
     /// Whether the compiler gives up its capabilities with `setpriv` (schroot, homccd as root:
     /// it keeps root's otherwise).
     drop_capabilities: bool,
+}
+
+/// One compile for [`Runner::compile`].
+#[derive(Debug)]
+pub struct Compile<'a> {
+    pub compiler: &'a Path,
+    pub args: &'a [OsString],
+    pub cwd: &'a Path,
+    pub env: &'a [(OsString, OsString)],
+    pub started: &'a Path,
+    pub memory: u64,
+    /// What the compiler was when probed; `None`: not checked.
+    pub stamp: Option<&'a Stamp>,
 }
 
 /// Runners are the same when they run in the same environment.
@@ -95,26 +127,38 @@ impl Runner {
         cmd
     }
 
+    /// The [`Stamp`] of `compiler` and `assembler` inside, now.
+    pub fn stamp(&self, compiler: &Path, assembler: Option<&str>) -> Option<Stamp> {
+        let script = format!("{STAMP_FN}\nstamp \"$@\"");
+        let mut args: Vec<OsString> = vec!["-c".into(), script.into(), "homccd".into()];
+        args.push(compiler.into());
+        args.extend(assembler.map(OsString::from));
+        let out = self.command("sh".as_ref(), &args).output().ok()?;
+        let line = String::from_utf8(out.stdout).ok()?;
+        (out.status.success() && !line.is_empty()).then(|| Stamp {
+            line,
+            assembler: assembler.map(str::to_owned),
+        })
+    }
+
     /// The command that runs the compiler inside through [`WRAPPER`]: in `cwd`, with `env` (the
     /// only variables besides the environment's `PATH`), its address space bounded by `memory`
-    /// bytes (0: unbounded), its process id written to `started`.
-    pub fn compile(
-        &self,
-        compiler: &Path,
-        args: &[OsString],
-        cwd: &Path,
-        env: &[(OsString, OsString)],
-        started: &Path,
-        memory: u64,
-    ) -> tokio::process::Command {
-        let mut cmd = self.launcher(env);
-        cmd.args(["sh", "-c", WRAPPER, "homccd"])
-            .arg(cwd)
-            .arg(started)
-            .arg((memory / 1024).to_string())
+    /// bytes (0: unbounded), refused if it is no longer what `stamp` says, its process id written
+    /// to `started`.
+    pub fn compile(&self, compile: Compile<'_>) -> tokio::process::Command {
+        let mut cmd = self.launcher(compile.env);
+        let (line, assembler) = match compile.stamp {
+            Some(stamp) => (stamp.line.as_str(), stamp.assembler.as_deref()),
+            None => ("", None),
+        };
+        cmd.args(["sh", "-c", &format!("{STAMP_FN}\n{WRAPPER}"), "homccd"])
+            .arg(compile.cwd)
+            .arg(compile.started)
+            .arg((compile.memory / 1024).to_string())
             .arg(if self.drop_capabilities { "1" } else { "0" })
-            .arg(compiler)
-            .args(args);
+            .args([line, assembler.unwrap_or_default()])
+            .arg(compile.compiler)
+            .args(compile.args);
         cmd.into()
     }
 
