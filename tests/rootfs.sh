@@ -5,8 +5,8 @@
 # /var/cache/homcc-tests/rootfs), so that a second run downloads nothing. In it, homccd may run
 # one compiler only: /usr/lib/homcc/g++-boxed, a link to g++ (a name the host does not have).
 # It is imported as the docker image homcc-test:bookworm-2 (no image registry needed) and
-# registered as two schroot profiles (type=directory): homcc-test-bookworm, whose sessions see
-# /tmp (schroot's default profile: the tests' job directories are there), and
+# registered as two schroot profiles (type=directory, for root and nobody): homcc-test-bookworm,
+# whose sessions see /tmp (schroot's default profile: the tests' job directories are there), and
 # homcc-test-bookworm-blind, whose sessions do not (the minimal profile).
 # Installs debootstrap and schroot when missing. Needs root. Prints the root filesystem's path.
 # Usage: tests/rootfs.sh
@@ -59,7 +59,7 @@ for sees in default minimal; do
 description=Debian 12 with gcc and g++ (homcc's tests), mounts of schroot's $sees profile
 type=directory
 directory=$rootfs
-users=root
+users=root,nobody
 root-users=root
 profile=$sees
 EOF

@@ -14,7 +14,7 @@ use std::{
 use homcc_proto::FORWARDED_ENV;
 
 use crate::{
-    environments::{clear_started, first_line, Compile, Runner, Stamp},
+    environments::{clear_started, done_marker, first_line, Compile, Runner, Stamp},
     sandbox::{self, Sandbox},
 };
 
@@ -158,15 +158,10 @@ pub async fn run(inv: Invocation<'_>, bounds: Bounds) -> Result<Finished, Compil
         .await
         .map_err(|_| CompileError::TimedOut(limit))??;
     group.disarm();
-    if let Some(inside) = inside.and_then(InsideKill::disarm) {
-        if !inside.started.exists() {
-            return Err(CompileError::Environment {
-                environment: inside.runner.environment.clone(),
-                why: first_line(&stderr),
-            });
-        }
-    }
-    let exit_code = homcc_proto::sys::exit_code(status);
+    let exit_code = match inside.and_then(InsideKill::disarm) {
+        Some(inside) => inside_verdict(inside, status, &stderr)?,
+        None => homcc_proto::sys::exit_code(status),
+    };
     let said = |marker: &str| stderr.windows(marker.len()).any(|w| w == marker.as_bytes());
     if bounds.memory > 0 && exit_code != 0 && OUT_OF_MEMORY.iter().any(|m| said(m)) {
         return Err(CompileError::OutOfMemory(bounds.memory));
@@ -175,6 +170,29 @@ pub async fn run(inv: Invocation<'_>, bounds: Bounds) -> Result<Finished, Compil
         exit_code,
         stdout,
         stderr,
+    })
+}
+
+/// The exit code of the compiler that ran `inside`, as its wrapper wrote it; the environment's
+/// failure when it wrote none (it stopped before the compiler, or its launcher ended first).
+fn inside_verdict(
+    inside: &Inside<'_>,
+    launcher: std::process::ExitStatus,
+    stderr: &[u8],
+) -> Result<i32, CompileError> {
+    let failed = |why| CompileError::Environment {
+        environment: inside.runner.environment.clone(),
+        why,
+    };
+    if !inside.started.exists() {
+        return Err(failed(first_line(stderr)));
+    }
+    let done = std::fs::read_to_string(done_marker(&inside.started)).unwrap_or_default();
+    done.trim().parse().map_err(|_| {
+        failed(format!(
+            "the compile ended without its exit status (launcher {launcher}): {}",
+            first_line(stderr)
+        ))
     })
 }
 

@@ -43,12 +43,13 @@ type ProbeKey = (PathBuf, Option<String>);
 #[derive(Debug)]
 pub struct Compilers {
     allowed: AllowedCompilers,
-    probed: Mutex<HashMap<ProbeKey, Option<CompilerIdentity>>>,
+    probed: Mutex<HashMap<ProbeKey, Option<Probed>>>,
     /// The environment they are in; `None`: the server itself.
     runner: Option<Runner>,
-    /// In an environment: each probed compiler's [`Stamp`], by path.
-    stamps: Mutex<HashMap<PathBuf, Stamp>>,
 }
+
+/// What a probe found: the compiler's identity and, in an environment, its [`Stamp`].
+type Probed = (CompilerIdentity, Option<Stamp>);
 
 impl Compilers {
     pub fn new(allowed: AllowedCompilers) -> Compilers {
@@ -56,7 +57,6 @@ impl Compilers {
             allowed,
             probed: Mutex::default(),
             runner: None,
-            stamps: Mutex::default(),
         }
     }
 
@@ -95,29 +95,29 @@ impl Compilers {
             .get(name)
             .ok_or_else(|| format!("{}: {}", not_here(), self.not_allowed(name)))?;
         let mut path = own.path.clone();
-        let mut have = self.probe(own, None).await.ok_or_else(not_here)?;
+        let (mut have, mut stamp) = self.probe(own, None).await.ok_or_else(not_here)?;
         let mut target_args = Vec::new();
         let mut cross_hint = String::new();
         if have.target != wanted.target {
             let other = if have.is_clang() {
                 target_args.push(format!("--target={}", wanted.target).into());
                 let found = self.probe(own, Some(&wanted.target)).await;
-                found.map(|identity| (own.path.clone(), identity))
+                found.map(|(identity, stamp)| (own.path.clone(), identity, stamp))
             } else {
                 let cross = format!("{}-{name}", wanted.target);
                 match self.allowed.get(&cross) {
                     Some(cross) => self
                         .probe(cross, None)
                         .await
-                        .map(|identity| (cross.path.clone(), identity)),
+                        .map(|(identity, stamp)| (cross.path.clone(), identity, stamp)),
                     None => {
                         cross_hint = format!("; {}", self.not_allowed(&cross));
                         None
                     }
                 }
             };
-            if let Some(found) = other.filter(|(_, identity)| identity.target == wanted.target) {
-                (path, have) = found;
+            if let Some(found) = other.filter(|(_, identity, _)| identity.target == wanted.target) {
+                (path, have, stamp) = found;
             }
         }
         if have.version != wanted.version || have.target != wanted.target {
@@ -135,7 +135,6 @@ impl Compilers {
                 have.build, wanted.build
             ));
         }
-        let stamp = self.stamps.lock().unwrap().get(&path).cloned();
         Ok(Resolved {
             path,
             target_args,
@@ -163,7 +162,6 @@ impl Compilers {
     /// changed).
     pub fn forget(&self) {
         self.probed.lock().unwrap().clear();
-        self.stamps.lock().unwrap().clear();
     }
 
     /// Probes every allowed compiler (at once); the names of those found.
@@ -187,7 +185,7 @@ impl Compilers {
         let mut table = String::new();
         for (a, identity) in allowed.iter().zip(identities) {
             let what = match identity {
-                Some(id) => format!("{} {}", id.version, id.target),
+                Some((id, _)) => format!("{} {}", id.version, id.target),
                 None => "? (its -v output names no version and target)".to_owned(),
             };
             let path = a.path.display();
@@ -196,19 +194,16 @@ impl Compilers {
         table
     }
 
-    /// What the allowed compiler says it is, asked for `target` if given.
-    async fn probe(&self, allowed: &Allowed, target: Option<&str>) -> Option<CompilerIdentity> {
+    /// What the allowed compiler says it is, asked for `target` if given, and (in an
+    /// environment) its [`Stamp`] then.
+    async fn probe(&self, allowed: &Allowed, target: Option<&str>) -> Option<Probed> {
         let key = (allowed.path.clone(), target.map(str::to_owned));
         let cached = self.probed.lock().unwrap().get(&key).cloned();
         let found = match cached {
             Some(found) => found,
             None => {
                 let runner = self.runner.clone();
-                let probed = probe(runner, &allowed.path, &allowed.name, target).await;
-                let (found, stamp) = probed.map_or((None, None), |(id, stamp)| (Some(id), stamp));
-                if let Some(stamp) = stamp {
-                    (self.stamps.lock().unwrap()).insert(allowed.path.clone(), stamp);
-                }
+                let found = probe(runner, &allowed.path, &allowed.name, target).await;
                 let mut probed = self.probed.lock().unwrap();
                 // Clients choose the targets: the cache keeps a bounded number. In an
                 // environment a probe may fail for a while (a stopped container): only what
@@ -220,9 +215,9 @@ impl Compilers {
                 found
             }
         };
-        found.map(|identity| CompilerIdentity {
-            name: allowed.name.clone(),
-            ..identity
+        found.map(|(identity, stamp)| {
+            let name = allowed.name.clone();
+            (CompilerIdentity { name, ..identity }, stamp)
         })
     }
 }
@@ -248,7 +243,7 @@ async fn probe(
     path: &Path,
     name: &str,
     target: Option<&str>,
-) -> Option<(CompilerIdentity, Option<Stamp>)> {
+) -> Option<Probed> {
     let (path, name, target) = (path.to_owned(), name.to_owned(), target.map(str::to_owned));
     let probed = tokio::task::spawn_blocking(move || {
         let command = |program: &OsStr, args: Vec<OsString>| match &runner {

@@ -17,7 +17,7 @@ use std::{
 use homcc_proto::{CompilerIdentity, Environment, RefusalReason};
 
 use crate::compilers::{is_well_known, Allowed, AllowedCompilers, Compilers, Origin, Resolved};
-pub use runner::{clear_started, first_line, Compile, Runner, Stamp};
+pub use runner::{clear_started, done_marker, first_line, Compile, Runner, Stamp};
 
 /// Where an environment's links to the compilers homccd may run in it are, as on the host.
 const INSIDE_COMPILER_DIR: &str = "/usr/lib/homcc";
@@ -75,10 +75,13 @@ impl Environments {
     }
 
     /// Forgets what `env`'s compilers were found to be: they are probed again when next asked
-    /// for.
+    /// for, and a schroot session that was ended is begun again (off the caller's thread).
     pub fn forget(&self, env: &Environment) {
         if let Some(compilers) = self.get(env) {
             compilers.forget();
+            if let Some(runner) = compilers.runner().cloned() {
+                drop(tokio::task::spawn_blocking(move || runner.recover()));
+            }
         }
     }
 
@@ -156,6 +159,11 @@ async fn ready(env: &Environment, jobs_dir: &Path) -> Result<(Compilers, Vec<Str
     let allowed = list_compilers(&runner).await?;
     let compilers = Compilers::inside(allowed, runner);
     let names = compilers.probe_all().await;
+    if names.is_empty() {
+        return Err(format!(
+            "no compiler answered there (homccd runs the links in its {INSIDE_COMPILER_DIR}, else gcc, g++, cc, c++, clang and clang++ on its PATH)"
+        ));
+    }
     Ok((compilers, names))
 }
 
@@ -209,6 +217,11 @@ async fn check(runner: &Runner, jobs_dir: &Path) -> Result<(), String> {
     let text = String::from_utf8_lossy(&out.stdout);
     let mut lines = text.lines();
     let env = &runner.environment;
+    let said = first_line(&out.stderr);
+    if !started.exists() && !said.contains("can't cd") && !said.contains("chdir") {
+        // The wrapper stopped before the compile, for a reason of its own (no setpriv, ...).
+        return Err(format!("a compile cannot start there: {said}"));
+    }
     if !started.exists() || lines.next() != Some(token.as_str()) {
         let jobs = jobs_dir.display();
         let fix = match env {
@@ -218,8 +231,7 @@ async fn check(runner: &Runner, jobs_dir: &Path) -> Result<(), String> {
             }
         };
         return Err(format!(
-            "it does not see homccd's job directory {jobs} at the same path ({}): {fix}",
-            first_line(&out.stderr)
+            "it does not see homccd's job directory {jobs} at the same path ({said}): {fix}"
         ));
     }
     let caps = (lines.next().and_then(|l| l.strip_prefix("CapEff:")))

@@ -17,8 +17,8 @@ use std::{
 };
 
 use homcc_tests::{
-    bin, homcc_lines, stuck_cxx_source, wait_for, wait_for_running_compile, Daemon, Project,
-    TestServer,
+    bin, homcc_lines, slow_cxx_source, stuck_cxx_source, wait_for, wait_for_running_compile,
+    Daemon, Project, TestServer,
 };
 
 /// The docker image and the schroot profiles `tests/rootfs.sh` makes.
@@ -57,17 +57,31 @@ struct Container {
     name: String,
 }
 
+/// How a test's container departs from the `docker run` line of docs/configuration.md.
+#[derive(Clone, Copy, PartialEq)]
+enum Unlike {
+    /// As documented.
+    Nothing,
+    /// Without `--cap-drop ALL`: a compiler there has capabilities.
+    Capabilities,
+    /// Without `--read-only`: its files can change.
+    Writable,
+}
+
 impl Container {
     /// Started as docs/configuration.md says, with `jobs` bind-mounted at the same path (none:
-    /// not mounted) and, unless `capabilities`, none of them.
-    fn start(jobs: Option<&Path>, capabilities: bool) -> Container {
+    /// not mounted), but for `unlike`.
+    fn start(jobs: Option<&Path>, unlike: Unlike) -> Container {
         static STARTED: AtomicUsize = AtomicUsize::new(0);
         rootfs();
         let n = STARTED.fetch_add(1, Ordering::Relaxed);
         let name = format!("homcc-test-{}-{n}", std::process::id());
         let mut run = Command::new("docker");
         run.args(["run", "-d", "--name", &name, "--init", "--network", "none"]);
-        if !capabilities {
+        if unlike != Unlike::Writable {
+            run.arg("--read-only");
+        }
+        if unlike != Unlike::Capabilities {
             run.args(["--cap-drop", "ALL", "--security-opt", "no-new-privileges"]);
         }
         if let Some(jobs) = jobs {
@@ -173,6 +187,16 @@ impl Client {
         cmd
     }
 
+    /// Writes `slow.cpp` (about 2 s of g++ -O2) and compiles it locally: the arguments, and the
+    /// object.
+    fn slow_local(&self) -> ([&'static str; 5], Vec<Option<Vec<u8>>>) {
+        self.project.write("slow.cpp", &slow_cxx_source(120));
+        let slow = ["-O2", "-c", "slow.cpp", "-o", "slow.o"];
+        let local = self.local(BOXED, &slow);
+        assert!(local.status.success());
+        (slow, self.project.take(&["slow.o"]))
+    }
+
     /// Compiles `ARGS` with `compiler` locally and through homcc; asserts the same exit code,
     /// stdout, stderr and object. Returns homcc's stderr.
     fn same_as_local(
@@ -235,10 +259,19 @@ fn server(
     (server, containers, cache)
 }
 
+/// A server offering one container, started as documented but for `unlike`.
+fn one_container(unlike: Unlike) -> (TestServer, Vec<Container>, tempfile::TempDir) {
+    server(
+        |jobs| vec![Container::start(Some(jobs), unlike)],
+        &[],
+        |_| {},
+    )
+}
+
 #[test]
 fn a_compile_runs_in_the_environment_it_names_with_the_bytes_of_a_local_compile() {
     let (server, containers, _cache) = server(
-        |jobs| vec![Container::start(Some(jobs), false)],
+        |jobs| vec![Container::start(Some(jobs), Unlike::Nothing)],
         &[PROFILE],
         |_| {},
     );
@@ -291,11 +324,7 @@ fn a_compile_runs_in_the_environment_it_names_with_the_bytes_of_a_local_compile(
 
 #[test]
 fn a_compile_naming_no_environment_runs_where_its_compiler_is() {
-    let (server, containers, _cache) = server(
-        |jobs| vec![Container::start(Some(jobs), false)],
-        &[],
-        |_| {},
-    );
+    let (server, containers, _cache) = one_container(Unlike::Nothing);
     let client = Client::new();
     let said = client.same_as_local(&server.host(), &[], &["--verbose"], BOXED);
     let environment = format!("docker container '{}'", containers[0].name);
@@ -308,11 +337,7 @@ fn a_compile_naming_no_environment_runs_where_its_compiler_is() {
 
 #[test]
 fn a_compiler_that_changes_inside_its_environment_is_probed_again() {
-    let (server, containers, _cache) = server(
-        |jobs| vec![Container::start(Some(jobs), false)],
-        &[],
-        |_| {},
-    );
+    let (server, containers, _cache) = one_container(Unlike::Writable);
     let (client, host) = (Client::new(), server.host());
     let environment = format!("docker container '{}'", containers[0].name);
     client.same_as_local(&host, &[], &[], BOXED);
@@ -332,6 +357,68 @@ fn a_compiler_that_changes_inside_its_environment_is_probed_again() {
         (record.environment, record.outcome),
         (environment, "exit 0".to_owned())
     );
+}
+
+#[test]
+fn a_container_restarted_under_a_compile_is_its_failure_not_the_compilers_verdict() {
+    let (server, containers, _cache) = one_container(Unlike::Nothing);
+    let client = Client::new();
+    let (slow, local_object) = client.slow_local();
+    let mut cmd = client.homcc_command(&server.host(), &[], &[], BOXED, &slow);
+    let homcc = cmd
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    wait_for_running_compile(&server.cache_dir);
+    let restart = Command::new("docker")
+        .args(["restart", "-t", "0", &containers[0].name])
+        .output()
+        .unwrap();
+    assert!(restart.status.success());
+    let out = homcc.wait_with_output().unwrap();
+    let said = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{said}");
+    let lines = homcc_lines(&out.stderr);
+    assert_eq!(lines.len(), 1, "{said}");
+    assert!(lines[0].contains("could not start the compile"), "{said}");
+    assert!(lines[0].ends_with("compiling locally"), "{said}");
+    assert!(client.project.take(&["slow.o"]) == local_object);
+    assert!(server.next_record().outcome.starts_with("refused"));
+}
+
+#[test]
+fn a_homccd_that_is_not_root_compiles_in_a_schroot_profile_as_itself() {
+    rootfs();
+    let cache = tempfile::tempdir().unwrap();
+    std::fs::create_dir(cache.path().join("jobs")).unwrap();
+    for dir in [cache.path().to_owned(), cache.path().join("jobs")] {
+        std::os::unix::fs::chown(&dir, Some(65534), Some(65534)).unwrap();
+    }
+    let homccd = Daemon::start_as(Some(65534), cache.path(), &["--schroot-profile", PROFILE]);
+    let offered = homccd.logged.iter().any(|l| l.contains("offered"));
+    assert!(offered, "{:#?}", homccd.logged);
+    let client = Client::new();
+    let (slow, local_object) = client.slow_local();
+    let flags = ["--verbose", "--schroot-profile", PROFILE];
+    let mut cmd = client.homcc_command(&homccd.host(), &[], &flags, BOXED, &slow);
+    let homcc = cmd
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    // The compiler's temporary files are in the job's TMPDIR, which setuid schroot would drop
+    // from its own environment.
+    wait_for_running_compile(cache.path());
+    let out = homcc.wait_with_output().unwrap();
+    let said = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{said}");
+    assert!(
+        said.contains(&format!("(in schroot profile '{PROFILE}')")),
+        "{said}"
+    );
+    assert!(client.project.take(&["slow.o"]) == local_object, "{said}");
+    homccd.stop();
 }
 
 /// The one line of homcc that says why a compile ran locally; the compile's outputs are the
@@ -359,11 +446,7 @@ fn refused_and_local(
 
 #[test]
 fn an_environment_not_offered_or_not_running_is_refused_and_the_compile_runs_locally() {
-    let (server, containers, _cache) = server(
-        |jobs| vec![Container::start(Some(jobs), false)],
-        &[],
-        |_| {},
-    );
+    let (server, containers, _cache) = one_container(Unlike::Nothing);
     let offered = format!("offered: docker container '{}'", containers[0].name);
     let client = Client::new();
     let line = refused_and_local(
@@ -404,7 +487,7 @@ fn an_environment_not_offered_or_not_running_is_refused_and_the_compile_runs_loc
 #[test]
 fn a_timeout_or_a_disconnect_leaves_no_compiler_in_the_container_or_chroot() {
     let (server, containers, _cache) = server(
-        |jobs| vec![Container::start(Some(jobs), false)],
+        |jobs| vec![Container::start(Some(jobs), Unlike::Nothing)],
         &[PROFILE],
         |s| s.compile_timeout = Duration::from_secs(2),
     );
@@ -453,9 +536,9 @@ fn an_environment_that_cannot_see_the_job_root_is_left_out_and_the_others_serve(
     rootfs();
     let cache = tempfile::tempdir().unwrap();
     let jobs = cache.path().join("jobs");
-    let good = Container::start(Some(&jobs), false);
-    let blind = Container::start(None, false);
-    let mighty = Container::start(Some(&jobs), true);
+    let good = Container::start(Some(&jobs), Unlike::Nothing);
+    let blind = Container::start(None, Unlike::Nothing);
+    let mighty = Container::start(Some(&jobs), Unlike::Capabilities);
     let flags = [
         "--docker-container",
         &good.name,
@@ -520,7 +603,7 @@ fn an_environment_that_cannot_see_the_job_root_is_left_out_and_the_others_serve(
         said.contains("left out at start: it does not see"),
         "{said}"
     );
-    drop(homccd);
+    homccd.stop();
 
     // --show-compilers lists each environment's compilers, probed there.
     let out = Command::new(bin("homccd"))

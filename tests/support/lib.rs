@@ -250,6 +250,21 @@ impl Daemon {
     pub fn host(&self) -> String {
         self.addr.to_string()
     }
+
+    /// Stops homccd as a service manager does: SIGTERM (it ends its schroot sessions, after its
+    /// running compiles), then SIGKILL if it is still there after 10 s. Dropping it kills it at
+    /// once.
+    pub fn stop(mut self) {
+        if let Ok(pid) = i32::try_from(self.child.id()) {
+            // SAFETY: kill(2) on our own child's pid; no memory is involved.
+            unsafe {
+                libc::kill(pid, libc::SIGTERM);
+            }
+        }
+        wait_for_or(Duration::from_secs(10), || {
+            self.child.try_wait().is_ok_and(|s| s.is_some())
+        });
+    }
 }
 
 impl Drop for Daemon {

@@ -181,7 +181,7 @@ fn only_gcc() -> (tempfile::TempDir, Compilers, Allowed) {
 #[tokio::test]
 async fn only_allowed_compilers_resolve() {
     let (dir, compilers, gcc) = only_gcc();
-    let identity = compilers.probe(&gcc, None).await.expect("gcc -v");
+    let identity = compilers.probe(&gcc, None).await.expect("gcc -v").0;
     let want = |name: &str| CompilerIdentity {
         name: name.into(),
         ..identity.clone()
@@ -209,7 +209,7 @@ async fn only_allowed_compilers_resolve() {
 #[tokio::test]
 async fn a_cross_compiler_must_be_allowed_too() {
     let (dir, compilers, gcc) = only_gcc();
-    let host = compilers.probe(&gcc, None).await.expect("gcc -v");
+    let host = compilers.probe(&gcc, None).await.expect("gcc -v").0;
     let wanted = CompilerIdentity {
         target: "aarch64-linux-gnu".into(),
         ..host.clone()

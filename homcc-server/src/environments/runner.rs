@@ -26,14 +26,18 @@ const INSIDE_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sb
 /// assembler when it probes them, and compares before each compile.
 const STAMP_FN: &str = r#"stamp() { for p do q=$(command -v "$p") && stat -L -c '%d:%i:%Y:%s' "$q" || return 1; done | tr '\n' ' '; }"#;
 
-/// Runs a compile inside: `sh -c WRAPPER homccd DIR STARTED MEMORY DROP STAMP ASSEMBLER COMPILER
-/// ARGS...`. It enters `DIR`, limits the address space to `MEMORY` KiB (0: unbounded), checks
-/// that the compiler (and `setpriv` when `DROP` is 1) is there and, unless `STAMP` is empty, that
-/// the compiler and `ASSEMBLER` are the files homccd probed, writes its process id to `STARTED`,
-/// and then, unless `STARTED.cancel` exists, becomes the compiler. Failing before `STARTED` is
-/// written, it exits with the launcher's reason on stderr: homccd answers that as the
-/// environment's failure, never as the compiler's.
-const WRAPPER: &str = r#"dir=$1 started=$2 memory=$3 drop=$4 stamp=$5 as=$6; shift 6
+/// Runs a compile inside: `sh -c WRAPPER homccd DIR STARTED MEMORY DROP STAMP ASSEMBLER N
+/// NAME=VALUE... COMPILER ARGS...`. It exports the `N` variables (passed here, not through the
+/// launcher: setuid schroot drops `TMPDIR`), enters `DIR`, limits the address space to `MEMORY`
+/// KiB (0: unbounded), checks that the compiler is there and, unless `STAMP` is empty, that the
+/// compiler and `ASSEMBLER` are the files homccd probed; then, with `DROP` 1, has `setpriv` give
+/// up every capability for the compiler, else checks that it has none. It writes its process id
+/// to `STARTED`, runs the compiler (unless `STARTED.cancel` exists) and writes its exit status to
+/// `STARTED.done`. Whatever ends without `STARTED.done` (a check that fails, with its reason on
+/// stderr, or a launcher that dies: a container restarted) is the environment's failure, never
+/// the compiler's verdict.
+const WRAPPER: &str = r#"dir=$1 started=$2 memory=$3 drop=$4 stamp=$5 as=$6 vars=$7; shift 7
+while [ "$vars" -gt 0 ]; do export "$1" || exit 125; shift; vars=$((vars - 1)); done
 cd "$dir" || exit 125
 [ "$memory" = 0 ] || ulimit -v "$memory" || exit 125
 command -v "$1" >/dev/null || { echo "no $1 in this environment" >&2; exit 127; }
@@ -43,10 +47,23 @@ fi
 if [ "$drop" = 1 ]; then
   command -v setpriv >/dev/null || { echo "no setpriv (util-linux) in this environment" >&2; exit 127; }
   set -- setpriv --no-new-privs --inh-caps=-all --ambient-caps=-all --bounding-set=-all -- "$@"
+else
+  while read -r key value; do
+    case "$key:$value" in CapEff::*[!0]*)
+      echo "a compiler here would have capabilities (CapEff $value), and could write the cache's files: start the container with --cap-drop ALL, or run homccd as a user of its own" >&2
+      exit 125;;
+    esac
+  done </proc/self/status
 fi
 echo $$ >"$started" || exit 125
 [ ! -e "$started.cancel" ] || exit 125
-exec "$@""#;
+"$@"
+status=$?
+echo "$status" >"$started.done" || exit 125
+exit "$status""#;
+
+/// The longest homccd waits for `docker exec` to kill a compile inside.
+const KILL_TIME: std::time::Duration = std::time::Duration::from_secs(30);
 
 /// Kills, inside a container, the process group whose leader's id is `$1` (a compile: `docker
 /// exec` makes each its own group). dash's `kill` takes no `--`.
@@ -144,19 +161,27 @@ impl Runner {
     /// The command that runs the compiler inside through [`WRAPPER`]: in `cwd`, with `env` (the
     /// only variables besides the environment's `PATH`), its address space bounded by `memory`
     /// bytes (0: unbounded), refused if it is no longer what `stamp` says, its process id written
-    /// to `started`.
+    /// to `started` and its exit status to [`done_marker`].
     pub fn compile(&self, compile: Compile<'_>) -> tokio::process::Command {
-        let mut cmd = self.launcher(compile.env);
+        let mut cmd = self.launcher(&[]);
         let (line, assembler) = match compile.stamp {
             Some(stamp) => (stamp.line.as_str(), stamp.assembler.as_deref()),
             None => ("", None),
         };
+        let vars = compile.env.iter().map(|(name, value)| {
+            let mut pair = name.clone();
+            pair.push("=");
+            pair.push(value);
+            pair
+        });
         cmd.args(["sh", "-c", &format!("{STAMP_FN}\n{WRAPPER}"), "homccd"])
             .arg(compile.cwd)
             .arg(compile.started)
             .arg((compile.memory / 1024).to_string())
             .arg(if self.drop_capabilities { "1" } else { "0" })
             .args([line, assembler.unwrap_or_default()])
+            .arg(compile.env.len().to_string())
+            .args(vars)
             .arg(compile.compiler)
             .args(compile.args);
         cmd.into()
@@ -164,7 +189,8 @@ impl Runner {
 
     /// Makes sure the compile that writes its process id to `started` does not run (on): it will
     /// not start, and is killed if it has. In a schroot session the compiler is in the launcher's
-    /// process group, which the caller kills; in a container it is not, and is killed there.
+    /// process group, which the caller kills; in a container it is not, and is killed there, by
+    /// a `docker exec` of its own that runs on (at most [`KILL_TIME`]) while the caller goes on.
     pub fn kill_inside(&self, started: &Path) {
         let cancel = cancel_marker(started);
         if let Err(e) = std::fs::write(&cancel, "") {
@@ -180,8 +206,28 @@ impl Runner {
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::null());
-        if !kill.status().is_ok_and(|s| s.success()) {
-            tracing::warn!(environment = %self.environment, pid = pid.trim(), "cannot kill a compile inside");
+        let mut kill = tokio::process::Command::from(kill);
+        kill.kill_on_drop(true);
+        let (environment, pid) = (self.environment.clone(), pid.trim().to_owned());
+        let killed = async move {
+            let status = tokio::time::timeout(KILL_TIME, kill.status()).await;
+            if !matches!(status, Ok(Ok(s)) if s.success()) {
+                tracing::warn!(%environment, pid, "cannot kill a compile inside");
+            }
+        };
+        match tokio::runtime::Handle::try_current() {
+            Ok(runtime) => drop(runtime.spawn(killed)),
+            Err(_) => {
+                tracing::warn!(environment = %self.environment, "no runtime to kill a compile inside")
+            }
+        }
+    }
+
+    /// Begins the schroot session again if it has ended (ended from outside: `schroot -e
+    /// --all-sessions`); nothing for a container.
+    pub fn recover(&self) {
+        if let (Environment::Schroot(profile), Some(session)) = (&self.environment, &self.session) {
+            session.begin_again(profile);
         }
     }
 
@@ -220,9 +266,20 @@ fn cancel_marker(started: &Path) -> PathBuf {
     PathBuf::from(name)
 }
 
-/// Removes what a compile before left of `started` and its cancel marker.
+/// Where the compile that writes its process id to `started` writes its exit status.
+pub fn done_marker(started: &Path) -> PathBuf {
+    let mut name = started.as_os_str().to_owned();
+    name.push(".done");
+    PathBuf::from(name)
+}
+
+/// Removes what a compile before left of `started` and its markers.
 pub fn clear_started(started: &Path) -> std::io::Result<()> {
-    for file in [started.to_owned(), cancel_marker(started)] {
+    for file in [
+        started.to_owned(),
+        cancel_marker(started),
+        done_marker(started),
+    ] {
         match std::fs::remove_file(file) {
             Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(e),
             _ => {}
@@ -239,8 +296,8 @@ fn own_user() -> (u32, u32) {
 }
 
 /// A schroot session homccd began (`schroot -b`); ended when dropped. Its name says which homccd
-/// began it (`homccd-<pid>-<n>-<profile>`), so that a homccd that starts ends those of one that
-/// died.
+/// began it (`homccd-<pid>.<start time>-<n>-<profile>`), so that a homccd that starts ends those
+/// of one that died.
 #[derive(Debug)]
 struct Session {
     name: String,
@@ -256,20 +313,55 @@ impl Session {
     fn begin(profile: &str) -> Result<Session, String> {
         end_orphans();
         let n = SESSIONS.fetch_add(1, Ordering::Relaxed);
-        let name = format!("{SESSION_PREFIX}{}-{n}-{profile}", std::process::id());
+        let pid = std::process::id();
+        let started = process_start(pid).unwrap_or_default();
+        let session = Session {
+            name: format!("{SESSION_PREFIX}{pid}.{started}-{n}-{profile}"),
+        };
+        session.run_begin(profile)?;
+        Ok(session)
+    }
+
+    fn run_begin(&self, profile: &str) -> Result<(), String> {
         let out = Command::new("schroot")
-            .args(["-b", "-c", profile, "-n", &name])
+            .args(["-b", "-c", profile, "-n", &self.name])
             .stdin(Stdio::null())
             .output()
             .map_err(|e| format!("cannot run schroot: {e}"))?;
         match out.status.success() {
-            true => Ok(Session { name }),
+            true => Ok(()),
             false => Err(format!(
                 "schroot -b -c {profile} failed: {}",
                 first_line(&out.stderr)
             )),
         }
     }
+
+    /// Begins the session again under its name, unless it is there.
+    fn begin_again(&self, profile: &str) {
+        let there = Command::new("schroot")
+            .args(["-i", "-c", &self.name])
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status()
+            .is_ok_and(|s| s.success());
+        if !there {
+            match self.run_begin(profile) {
+                Ok(()) => tracing::info!(session = self.name, "began the schroot session again"),
+                Err(e) => tracing::warn!(session = self.name, "{e}"),
+            }
+        }
+    }
+}
+
+/// When process `pid` started, in clock ticks after boot (`/proc/PID/stat`): with the pid, it
+/// names one process even after the pid is reused.
+fn process_start(pid: u32) -> Option<u64> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // The command name, in parentheses, may hold spaces: the fields after it are plain.
+    let after = stat.rsplit_once(')')?.1;
+    after.split_whitespace().nth(19)?.parse().ok()
 }
 
 impl Drop for Session {
@@ -290,7 +382,8 @@ fn end_session(name: &str) {
     }
 }
 
-/// Ends the sessions that a homccd which is no longer running began.
+/// Ends the sessions that a homccd which is no longer running began (a process of that id and
+/// start time is gone).
 fn end_orphans() {
     let Ok(out) = Command::new("schroot")
         .args(["-l", "--all-sessions"])
@@ -302,11 +395,14 @@ fn end_orphans() {
     };
     let listed = String::from_utf8_lossy(&out.stdout).into_owned();
     for name in listed.lines().filter_map(|l| l.strip_prefix("session:")) {
-        let pid = (name.strip_prefix(SESSION_PREFIX))
+        let began_by = (name.strip_prefix(SESSION_PREFIX))
             .and_then(|rest| rest.split('-').next())
-            .and_then(|pid| pid.parse::<u32>().ok());
-        if let Some(pid) = pid {
-            if !Path::new(&format!("/proc/{pid}")).exists() {
+            .and_then(|id| id.split_once('.'))
+            .and_then(|(pid, started)| {
+                Some((pid.parse::<u32>().ok()?, started.parse::<u64>().ok()?))
+            });
+        if let Some((pid, started)) = began_by {
+            if process_start(pid) != Some(started) {
                 tracing::info!(
                     session = name,
                     "ending the schroot session of a homccd that stopped"
