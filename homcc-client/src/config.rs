@@ -8,7 +8,8 @@ use std::{
 
 use homcc_proto::{
     config::{
-        at_least_one, config_dirs, from_str, read_auth_token, words, ConfigError, LogLevel, Sources,
+        at_least_one, config_dirs, from_str, read_auth_token, shell_words, ConfigError, LogLevel,
+        Sources,
     },
     AuthToken, Compression, Environment,
 };
@@ -19,6 +20,7 @@ use crate::{
     hosts::{default_local_limit, parse_hosts, Host},
     scan::ScanCache,
     slots::Slots,
+    ssh::SshSettings,
 };
 
 /// The keys of [homcc] (and so the `HOMCC_*` variables) in homcc.conf.
@@ -60,10 +62,12 @@ pub struct Keys {
     pub log_level: LogLevel,
     pub verbose: bool,
     pub no_local_compilation: bool,
-    /// For SSH hosts (`@HOST`), which a later version connects to.
+    /// The program SSH hosts (`@HOST`, `USER@HOST`) are reached through.
     pub ssh_executable: String,
+    /// Seconds an SSH host's master connection stays after its last compile.
     pub ssh_control_persist: u64,
-    #[serde(deserialize_with = "words")]
+    /// Options for `ssh`, before the host: a TOML array, or text split as a shell would.
+    #[serde(deserialize_with = "shell_words")]
     pub ssh_options: Vec<String>,
     /// A file holding the token of the servers that require authentication.
     pub auth_token_file: Option<PathBuf>,
@@ -87,7 +91,7 @@ impl Default for Keys {
             verbose: false,
             no_local_compilation: false,
             ssh_executable: "ssh".into(),
-            ssh_control_persist: 60,
+            ssh_control_persist: 600,
             ssh_options: Vec::new(),
             auth_token_file: None,
             no_scan_cache: false,
@@ -146,6 +150,8 @@ pub struct Settings {
     pub auth: Option<AuthToken>,
     /// The server environment to compile in (`schroot_profile` or `docker_container`).
     pub environment: Option<Environment>,
+    /// How SSH hosts are reached.
+    pub ssh: SshSettings,
     pub config: Keys,
 }
 
@@ -171,6 +177,15 @@ impl Settings {
         let (all_hosts, hosts_source) = load_hosts(&cli.hosts)?;
         let local = all_hosts.iter().find(|h| h.is_local());
         let cache_dir = cache_dir();
+        let state = state_dir(cache_dir.as_deref());
+        let ssh = SshSettings {
+            executable: config.ssh_executable.clone(),
+            control_persist: config.ssh_control_persist,
+            options: config.ssh_options.clone(),
+            dir: state
+                .clone()
+                .filter(|dir| crate::ssh::prepare_dir(dir).is_ok()),
+        };
         Ok(Settings {
             local_limit: local.map_or_else(default_local_limit, |h| h.limit),
             local_is_host: local.is_some(),
@@ -190,13 +205,14 @@ impl Settings {
                 true => config.log_level.min(LogLevel::Debug),
                 false => config.log_level,
             },
-            slots: state_dir(cache_dir.as_deref()).and_then(|dir| Slots::open(&dir).ok()),
+            slots: state.and_then(|dir| Slots::open(&dir).ok()),
             scan_cache: (cache_dir.as_deref())
                 .filter(|_| !config.no_scan_cache)
                 .map(ScanCache::new),
             cache_dir,
             auth,
             environment,
+            ssh,
             config,
         })
     }

@@ -37,7 +37,8 @@ pub struct Host {
 pub enum Transport {
     /// A TCP connection to homccd at `name:port`.
     Tcp,
-    /// Through SSH (`@HOST` or `USER@HOST`); parsed and shown, not yet connected to.
+    /// Through SSH (`@HOST` or `USER@HOST`): a stream through the user's `ssh` to homccd at
+    /// `localhost:port` on the host (`ssh`).
     Ssh { user: Option<String> },
     /// `localhost` without a port: compiles on this machine, `limit` at a time (also the number
     /// of dependency scans at once).
@@ -94,9 +95,9 @@ pub struct HostsError {
 }
 
 impl Host {
-    /// Whether homcc connects to this host (today: TCP; SSH hosts come with a later version).
+    /// Whether homcc connects to this host (TCP or SSH; not `localhost`).
     pub fn is_usable(&self) -> bool {
-        self.transport == Transport::Tcp
+        !self.is_local()
     }
 
     /// Whether this is the `localhost` line: this machine's own slots, not a server.
@@ -104,13 +105,16 @@ impl Host {
         self.transport == Transport::Local
     }
 
-    /// A file name for this host's records (slots, health, known chunks): `name_port`, with
-    /// every character but letters, digits, `.` and `-` as `_`.
+    /// A file name for this host's records (slots, health, known chunks): `name_port` (for SSH
+    /// `ssh_user_name_port`: each user's SSH connection fails or works on its own), with every
+    /// character but letters, digits, `.` and `-` as `_`.
     pub fn key(&self) -> String {
-        if self.is_local() {
-            return LOCALHOST.into();
-        }
-        format!("{}_{}", self.name, self.port)
+        let prefix = match &self.transport {
+            Transport::Local => return LOCALHOST.into(),
+            Transport::Tcp => String::new(),
+            Transport::Ssh { user } => format!("ssh_{}_", user.as_deref().unwrap_or("")),
+        };
+        format!("{prefix}{}_{}", self.name, self.port)
             .chars()
             .map(
                 |c| match c.is_ascii_alphanumeric() || c == '.' || c == '-' {
@@ -131,12 +135,24 @@ impl Host {
     }
 }
 
-/// `name:port`, IPv6 as `[::1]:3126`, or `localhost`: how messages name a host.
+/// `name:port`, IPv6 as `[::1]:3126`, `localhost`, or for SSH `user@name` / `@name` (with
+/// `:port` when it is not the default): how messages name a host.
 impl fmt::Display for Host {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self.is_local() {
-            true => f.write_str(LOCALHOST),
-            false => f.write_str(&self.address()),
+        match &self.transport {
+            Transport::Local => f.write_str(LOCALHOST),
+            Transport::Tcp => f.write_str(&self.address()),
+            Transport::Ssh { user } => {
+                let port = match self.port {
+                    DEFAULT_PORT => String::new(),
+                    port => format!(":{port}"),
+                };
+                let name = match self.name.contains(':') {
+                    true => format!("[{}]", self.name),
+                    false => self.name.clone(),
+                };
+                write!(f, "{}@{name}{port}", user.as_deref().unwrap_or(""))
+            }
         }
     }
 }

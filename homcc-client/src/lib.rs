@@ -25,6 +25,7 @@ pub mod scan;
 pub mod session;
 mod show;
 pub mod slots;
+pub mod ssh;
 
 use std::{
     ffi::OsString,

@@ -19,8 +19,12 @@ use homcc_proto::{
 use rayon::prelude::*;
 use tokio::net::TcpStream;
 
-use self::conn::{Conn, Wait, REQUEST_TIMEOUT};
-use crate::{hosts::Host, known::KnownChunks};
+use self::conn::{Conn, Stream, Wait, REQUEST_TIMEOUT};
+use crate::{
+    hosts::Host,
+    known::KnownChunks,
+    ssh::{Ssh, SshError, SshSettings},
+};
 
 /// The request, minus the manifest refs (which depend on what the host is known to have).
 #[derive(Debug)]
@@ -74,6 +78,8 @@ pub enum Failure {
     Client(String),
     /// The host challenged the client for a token, and this client has none.
     AuthRequired,
+    /// The host's SSH connection failed (ssh's own first error line).
+    Ssh(SshError),
 }
 
 impl Failure {
@@ -105,6 +111,7 @@ impl Failure {
                 ..
             } => false,
             Failure::Unreachable(_)
+            | Failure::Ssh(_)
             | Failure::TimedOut { .. }
             | Failure::Lost(_)
             | Failure::Protocol(_)
@@ -120,6 +127,7 @@ impl fmt::Display for Failure {
             Failure::Refused(r) if r.reason == RefusalReason::Busy => write!(f, "{}", r.detail),
             Failure::Refused(r) => write!(f, "refused: {}", r.detail),
             Failure::Unreachable(e) => write!(f, "unreachable: {e}"),
+            Failure::Ssh(e) => write!(f, "{e}"),
             Failure::TimedOut {
                 timeout,
                 after,
@@ -150,6 +158,8 @@ pub struct Target<'a> {
     pub timeouts: Timeouts,
     /// Whether the compile may wait in the server's queue (else a full server answers busy).
     pub queue: bool,
+    /// How an SSH host is reached.
+    pub ssh: &'a SshSettings,
 }
 
 /// Runs the compile on `target`: connect (and answer the challenge), send the request, then
@@ -163,17 +173,25 @@ pub async fn compile_on(
     answered: &mut dyn FnMut(),
 ) -> Result<CompileResult, Failure> {
     let deadline = Instant::now() + target.timeouts.request;
-    let mut conn = connect(target, deadline).await?;
+    let stream = open(target).await?;
     let request = request_for(target, prepared, known, traffic);
     let inline: Vec<Digest> = (request.manifest.iter())
         .filter(|chunk| chunk.inline.is_some())
         .map(|chunk| chunk.digest)
         .collect();
-    conn.send(ClientMessage::Compile(Box::new(request))).await?;
-    let result = converse(&mut conn, target, prepared, traffic, answered, deadline).await?;
+    let talk = async {
+        let mut conn = connect(stream, target, deadline).await?;
+        conn.send(ClientMessage::Compile(Box::new(request))).await?;
+        let result = converse(&mut conn, target, prepared, traffic, answered, deadline).await?;
+        Ok::<_, Failure>((result, conn.bytes()))
+    };
+    let (result, bytes) = match talk.await {
+        Ok(done) => done,
+        Err(failure) => return Err(ssh_reason(failure, target)),
+    };
     // The others were known already (a chunk the host had lost and asked for is one of them).
     known.insert_all(&inline);
-    (traffic.sent, traffic.received) = conn.bytes();
+    (traffic.sent, traffic.received) = bytes;
     Ok(result)
 }
 
@@ -188,18 +206,51 @@ fn first_answer(timeouts: Timeouts, during: &'static str) -> Wait {
     }
 }
 
-/// A connection to `target`'s host, authenticated when the client has a token.
-async fn connect(target: &Target<'_>, deadline: Instant) -> Result<Conn, Failure> {
+/// A stream to `target`'s homccd: a TCP connection, or for an SSH host a connection through its
+/// master connection (set up first if there is none).
+async fn open(target: &Target<'_>) -> Result<Box<dyn Stream>, Failure> {
     let timeouts = target.timeouts;
+    let timed_out = |during| Failure::TimedOut {
+        timeout: "establish_connection_timeout",
+        after: timeouts.connect,
+        during,
+    };
+    if let Some(ssh) = Ssh::of(target.ssh, target.host) {
+        let stream = ssh.connect(timeouts.connect).await.map_err(|e| match e {
+            SshError::TimedOut => timed_out("while starting the SSH connection"),
+            e => Failure::Ssh(e),
+        })?;
+        return Ok(Box::new(stream));
+    }
     let stream = tokio::time::timeout(timeouts.connect, TcpStream::connect(target.host.address()))
         .await
-        .map_err(|_| Failure::TimedOut {
-            timeout: "establish_connection_timeout",
-            after: timeouts.connect,
-            during: "while connecting",
-        })?
+        .map_err(|_| timed_out("while connecting"))?
         .map_err(|e| Failure::Unreachable(e.to_string()))?;
     let _ = stream.set_nodelay(true);
+    Ok(Box::new(stream))
+}
+
+/// `failure` of a compile over SSH: a connection that ended early there is the SSH server's
+/// connection to homccd failing (no homccd on that port), or the SSH connection's end.
+fn ssh_reason(failure: Failure, target: &Target<'_>) -> Failure {
+    match (failure, &target.host.transport) {
+        (Failure::Lost(e) | Failure::Protocol(e), crate::hosts::Transport::Ssh { .. }) => {
+            Failure::Ssh(SshError::Failed(format!(
+                "the connection through SSH ended ({e}): is homccd listening on 127.0.0.1:{} there?",
+                target.host.port
+            )))
+        }
+        (failure, _) => failure,
+    }
+}
+
+/// A connection over `stream` to `target`'s host, authenticated when the client has a token.
+async fn connect(
+    stream: Box<dyn Stream>,
+    target: &Target<'_>,
+    deadline: Instant,
+) -> Result<Conn, Failure> {
+    let timeouts = target.timeouts;
     let mut conn = Conn::new(stream);
     if let Some(token) = target.auth {
         let wait = first_answer(
@@ -279,7 +330,11 @@ async fn converse(
         }
         match message {
             ServerMessage::Need(need) => {
-                upload(conn, prepared, &need, target.compression, traffic).await?
+                let nothing = need.chunks.is_empty() && need.blobs.is_empty();
+                upload(conn, prepared, &need, target.compression, traffic).await?;
+                if nothing && matches!(target.host.transport, crate::hosts::Transport::Ssh { .. }) {
+                    conn.send(ClientMessage::Ready).await?;
+                }
             }
             ServerMessage::Heartbeat => {}
             ServerMessage::Queued { position } => traffic.queued = Some(position),

@@ -6,6 +6,7 @@ use std::io::Write;
 use crate::{
     cli::Cli,
     config::{sources, Settings, OTHER_VARIABLES},
+    ssh::Ssh,
 };
 
 /// Prints what `cli` asks to see; the exit code.
@@ -50,6 +51,10 @@ fn host_lines(settings: &Settings) -> Vec<String> {
             "{host} limit={} compression={compression} transport={}",
             host.limit, host.transport
         );
+        if let Some(ssh) = Ssh::of(&settings.ssh, host) {
+            let up = ssh.master_is_up();
+            line.push_str(if up { " master=up" } else { " master=down" });
+        }
         if let Some((left, reason)) = slots.and_then(|s| s.backing_off(&host.key())) {
             line.push_str(&format!(" skipped-for={}s ({reason})", left.as_secs() + 1));
         }

@@ -19,7 +19,7 @@ use std::{
     time::{Duration, Instant, SystemTime},
 };
 
-use crate::hosts::{Host, Transport};
+use crate::hosts::Host;
 
 /// How long every homcc process skips a host after it failed.
 pub const BACKOFF: Duration = Duration::from_secs(30);
@@ -126,7 +126,7 @@ impl Slots {
     }
 
     /// Among `hosts` not to `skip`, a slot on the one with the most free slots (ties broken at
-    /// random); hosts backing off or not usable yet (SSH) are not candidates. Hosts that said
+    /// random); hosts backing off are not candidates. Hosts that said
     /// they are full within [`BUSY_HINT`] are candidates only when no other host is.
     pub fn pick(&self, hosts: &[Host], skip: &[bool]) -> Pick {
         let mut reasons = Vec::new();
@@ -134,10 +134,6 @@ impl Slots {
         let mut candidates = Vec::new();
         for (index, host) in hosts.iter().enumerate() {
             if skip[index] {
-                continue;
-            }
-            if let Transport::Ssh { .. } = host.transport {
-                reasons.push(format!("{host}: SSH hosts are not connected to yet"));
                 continue;
             }
             if let Some((left, reason)) = self.backing_off(&host.key()) {
@@ -363,32 +359,31 @@ mod tests {
     fn failed_hosts_are_skipped_until_they_answer() {
         let dir = tempfile::tempdir().unwrap();
         let slots = Slots::open(dir.path()).unwrap();
-        let hosts = [host("a"), host("@s"), host("b")];
+        let hosts = [host("a"), host("b")];
         slots.record_failure(&hosts[0].key(), "unreachable: connection refused");
         let (left, reason) = slots.backing_off(&hosts[0].key()).unwrap();
         assert!(left <= BACKOFF && reason == "unreachable: connection refused");
-        let pick = slots.pick(&hosts, &[false; 3]);
+        let pick = slots.pick(&hosts, &[false; 2]);
         assert!(
             matches!(
                 pick,
                 Pick::Host {
-                    index: 2,
+                    index: 1,
                     alone: true,
                     ..
                 }
             ),
             "b is the only candidate: {pick:?}"
         );
-        let Pick::NoHost(reasons) = slots.pick(&hosts, &[false, false, true]) else {
+        let Pick::NoHost(reasons) = slots.pick(&hosts, &[false, true]) else {
             panic!("no host left")
         };
-        assert_eq!(reasons.len(), 2);
+        assert_eq!(reasons.len(), 1);
         assert!(
             reasons[0].starts_with("a:3126: skipped for "),
             "{reasons:?}"
         );
         assert!(reasons[0].ends_with(" s after: unreachable: connection refused"));
-        assert_eq!(reasons[1], "s:3126: SSH hosts are not connected to yet");
         slots.record_success(&hosts[0].key());
         assert!(slots.backing_off(&hosts[0].key()).is_none());
     }

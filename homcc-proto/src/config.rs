@@ -234,30 +234,41 @@ where
 /// For `#[serde(deserialize_with)]`: a list of words, or one text with the words separated by
 /// whitespace (how a variable gives a list).
 pub fn words<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Vec<String>, D::Error> {
-    struct Words;
-    impl<'de> serde::de::Visitor<'de> for Words {
-        type Value = Vec<String>;
+    let split = |text: &str| Ok(text.split_whitespace().map(String::from).collect());
+    deserializer.deserialize_any(Words(split))
+}
 
-        fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
-            f.write_str("a list, or text with the entries separated by spaces")
-        }
+/// For `#[serde(deserialize_with)]`: a list of words, or one text split as a shell would
+/// (`-F '/a b/config'` is two words).
+pub fn shell_words<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Vec<String>, D::Error> {
+    let split = |text: &str| {
+        shlex::split(text)
+            .ok_or_else(|| format!("unbalanced quotes in '{text}': close every quote"))
+    };
+    deserializer.deserialize_any(Words(split))
+}
 
-        fn visit_str<E: serde::de::Error>(self, text: &str) -> Result<Vec<String>, E> {
-            Ok(text.split_whitespace().map(String::from).collect())
-        }
+/// A list as it is, or text split by the function.
+struct Words<F>(F);
 
-        fn visit_seq<A: serde::de::SeqAccess<'de>>(
-            self,
-            mut seq: A,
-        ) -> Result<Vec<String>, A::Error> {
-            let mut words = Vec::new();
-            while let Some(word) = seq.next_element::<String>()? {
-                words.push(word);
-            }
-            Ok(words)
-        }
+impl<'de, F: Fn(&str) -> Result<Vec<String>, String>> serde::de::Visitor<'de> for Words<F> {
+    type Value = Vec<String>;
+
+    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        f.write_str("a list, or text with the entries separated by spaces")
     }
-    deserializer.deserialize_any(Words)
+
+    fn visit_str<E: serde::de::Error>(self, text: &str) -> Result<Vec<String>, E> {
+        (self.0)(text).map_err(E::custom)
+    }
+
+    fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut seq: A) -> Result<Vec<String>, A::Error> {
+        let mut words = Vec::new();
+        while let Some(word) = seq.next_element::<String>()? {
+            words.push(word);
+        }
+        Ok(words)
+    }
 }
 
 /// Log levels by the Python homcc's names (`DEBUG`, `INFO`, `WARNING`, `ERROR`, `CRITICAL`),

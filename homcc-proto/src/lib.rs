@@ -32,11 +32,12 @@ pub use digest::Digest;
 pub use manifest::{Chunk, ChunkFile, ManifestEntry};
 pub use message::*;
 
-/// The protocol version this build speaks; the first field of every [`CompileRequest`]. 5 added
+/// The protocol version this build speaks; the first field of every [`CompileRequest`]. 6 added
+/// [`ClientMessage::Ready`], 5
 /// [`CompileRequest::environment`] and [`CompileResult::environment`], 4
 /// [`CompileRequest::depfile`], 3 [`Compression::Zstd`], which a version-2 peer cannot decode
 /// (docs/protocol.md §8).
-pub const PROTOCOL_VERSION: u32 = 5;
+pub const PROTOCOL_VERSION: u32 = 6;
 
 /// homccd's default TCP port (the Python homcc's).
 pub const DEFAULT_PORT: u16 = 3126;

@@ -23,6 +23,11 @@ pub enum ClientMessage {
     /// The answer to the server's `Challenge`, sent before `Compile`:
     /// [`AuthToken::proof`](crate::AuthToken::proof) of its nonce.
     Auth { proof: [u8; 32] },
+    /// Nothing to do: sent over SSH after an empty `Need`, which the client has no other answer
+    /// to, so that the SSH connection carries the server's next frame at once instead of holding
+    /// it until the client's kernel acknowledges the `Need` (up to 40 ms; docs/protocol.md §4).
+    /// The server reads and drops it.
+    Ready,
 }
 
 /// Frames sent by homccd.

@@ -697,7 +697,8 @@ fn bad_client_bodies_are_malformed() {
     let cases: Vec<(&str, Vec<u8>)> = vec![
         ("empty body", vec![]),
         ("garbage", b"\xff\xfe\xfd garbage".to_vec()),
-        ("unknown message variant 4", vec![4]),
+        ("unknown message variant 5", vec![5]),
+        ("ready with a trailing byte", vec![4, 0]),
         ("auth without its proof", vec![3]),
         ("auth proof of 31 bytes", with(vec![3], &[0xaa; 31])),
         ("auth proof of 33 bytes", with(vec![3], &[0xaa; 33])),

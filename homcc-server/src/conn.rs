@@ -239,7 +239,11 @@ impl Conn {
                 _ = beat.tick() => {
                     self.frames.send(ServerMessage::Heartbeat).await.map_err(|e| ClientGone(e.to_string()))?;
                 }
-                _ = self.frames.next() => return Err(ClientGone("the client went away".into())),
+                frame = self.frames.next() => match frame {
+                    // Sent over SSH after an empty `Need`: nothing to do.
+                    Some(Ok(ClientMessage::Ready)) => {}
+                    _ => return Err(ClientGone("the client went away".into())),
+                },
             }
         }
     }

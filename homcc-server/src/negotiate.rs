@@ -236,6 +236,11 @@ async fn receive(
             Some(Ok(ClientMessage::Auth { .. })) => {
                 return Err(invalid("an Auth frame during the upload"))
             }
+            Some(Ok(ClientMessage::Ready)) => {
+                return Err(invalid(
+                    "a Ready frame during the upload (only after an empty Need)",
+                ))
+            }
         }
     }
     Ok(())

@@ -53,6 +53,9 @@ pub async fn serve(stream: TcpStream, peer: SocketAddr, state: Arc<State>) {
                 .err()
                 .map(|e| e.to_string());
             record.phase("reply");
+            // A client over SSH may have sent `Ready` after the compile ended: read to its end,
+            // so that the connection closes cleanly (unread bytes would reset it).
+            unread = true;
             // Scrubbing the job root takes a while; the client has its result already. It is kept
             // for the client's next compile (or deleted, if it cannot be scrubbed).
             let state = Arc::clone(&state);

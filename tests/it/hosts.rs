@@ -381,10 +381,10 @@ fn show_commands_print_what_homcc_would_use() {
          build-1.lan:4000 limit=8 compression=lzma transport=tcp\n\
          [::1]:3126 limit=4 compression=lzo transport=tcp\n\
          build-2:3126 limit=2 compression=zstd transport=tcp\n\
-         ssh-host:3126 limit=2 compression=zstd transport=ssh as alice\n"
+         alice@ssh-host limit=2 compression=zstd transport=ssh as alice master=down\n"
     );
-    assert_eq!(show("-j"), "14\n", "SSH hosts are not connected to yet");
-    assert_eq!(show("--show-concurrency"), "14\n");
+    assert_eq!(show("-j"), "16\n", "the remote hosts' limits, SSH ones too");
+    assert_eq!(show("--show-concurrency"), "16\n");
     let vars = stdout(
         &homcc(&project, &["--show-variables"])
             .env("HOMCC_VERBOSE", "1")

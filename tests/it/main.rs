@@ -15,5 +15,6 @@ mod load;
 mod pipeline;
 mod scan_cache;
 mod scenarios;
+mod ssh;
 mod thin_link;
 mod tidy;

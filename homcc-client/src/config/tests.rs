@@ -103,6 +103,31 @@ fn every_key_is_read_from_the_file() {
 }
 
 #[test]
+fn ssh_options_split_as_a_shell_would() {
+    jail(|jail| {
+        jail.set_env(
+            "HOMCC_SSH_OPTIONS",
+            "-F '/home/a b/config' -o \"ProxyJump x\" -p 2222",
+        );
+        let s = load("").unwrap();
+        assert_eq!(
+            s.ssh.options,
+            ["-F", "/home/a b/config", "-o", "ProxyJump x", "-p", "2222"]
+        );
+        assert_eq!(
+            (s.ssh.executable.as_str(), s.ssh.control_persist),
+            ("ssh", 600)
+        );
+        jail.set_env("HOMCC_SSH_OPTIONS", "-F 'unclosed");
+        let error = load("").unwrap_err().to_string();
+        assert!(
+            error.contains("unbalanced quotes in '-F 'unclosed': close every quote"),
+            "{error}"
+        );
+    });
+}
+
+#[test]
 fn an_environment_is_named_by_flag_variable_or_key_and_only_one() {
     jail(|jail| {
         assert_eq!(load("").unwrap().environment, None);

@@ -151,7 +151,15 @@ fn display_and_address() {
     check_display("10.0.0.1:4000/8,lzo", "10.0.0.1:4000");
     check_display("::1", "[::1]:3126");
     check_display("[FC00::1]:3126/42,lzo", "[FC00::1]:3126");
-    check_display("alice@h:22", "h:22");
+    // An SSH host is named as its hosts line names it, with the port when it is not 3126.
+    for (line, shown) in [
+        ("alice@h:22", "alice@h:22"),
+        ("@h/4,lzo", "@h"),
+        ("bob@[::1]:4000", "bob@[::1]:4000"),
+    ] {
+        let host: Host = line.parse().unwrap();
+        assert_eq!(host.to_string(), shown, "{line}");
+    }
 }
 
 #[test]
@@ -159,7 +167,8 @@ fn keys_are_file_names() {
     let key = |line: &str| line.parse::<Host>().unwrap().key();
     assert_eq!(key("10.0.0.1:4000/8,lzo"), "10.0.0.1_4000");
     assert_eq!(key("[fe80::1]:9"), "fe80__1_9");
-    assert_eq!(key("alice@build-1"), "build-1_3126");
+    assert_eq!(key("alice@build-1"), "ssh_alice_build-1_3126");
+    assert_eq!(key("@build-1"), "ssh__build-1_3126");
     assert_eq!(key("localhost/4"), "localhost");
     assert_eq!(key("localhost:3126"), "localhost_3126");
 }

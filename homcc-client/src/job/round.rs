@@ -257,6 +257,7 @@ async fn attempt(
             heartbeat: settings.heartbeat_timeout,
         },
         queue,
+        ssh: &settings.ssh,
     };
     let mut answered = || {
         if let Some(slots) = &settings.slots {

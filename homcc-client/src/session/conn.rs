@@ -13,7 +13,7 @@ use homcc_proto::{
     counted::{next_while_receiving, ByteCounts, Counted, Silent},
     ClientCodec, ClientMessage, CodecError, ServerMessage,
 };
-use tokio::net::TcpStream;
+use tokio::io::{AsyncRead, AsyncWrite};
 use tokio_util::codec::Framed;
 
 use super::Failure;
@@ -28,10 +28,15 @@ type Answer = Option<Result<ServerMessage, CodecError>>;
 /// the connection's end) also ends that send and every later one; any other frame (the
 /// challenge of a server that wants a token, sent on connecting) lets the send go on.
 pub struct Conn {
-    frames: Framed<Counted<TcpStream>, ClientCodec>,
+    frames: Framed<Counted<Box<dyn Stream>>, ClientCodec>,
     counts: Arc<ByteCounts>,
     early: Option<Answer>,
 }
+
+/// What a connection runs over: a TCP connection, or `ssh -W`'s stdout and stdin.
+pub trait Stream: AsyncRead + AsyncWrite + Unpin + Send {}
+
+impl<T: AsyncRead + AsyncWrite + Unpin + Send> Stream for T {}
 
 /// The setting that bounds a whole remote compile.
 pub const REQUEST_TIMEOUT: &str = "compilation_request_timeout";
@@ -47,7 +52,8 @@ pub struct Wait {
 }
 
 impl Conn {
-    pub fn new(stream: TcpStream) -> Conn {
+    /// Over `stream`: a TCP connection, or an SSH stream.
+    pub fn new(stream: Box<dyn Stream>) -> Conn {
         let counts = Arc::new(ByteCounts::default());
         let frames = Framed::new(
             Counted::new(stream, counts.clone()),
