@@ -182,9 +182,7 @@ impl Settings {
             executable: config.ssh_executable.clone(),
             control_persist: config.ssh_control_persist,
             options: config.ssh_options.clone(),
-            dir: state
-                .clone()
-                .filter(|dir| crate::ssh::prepare_dir(dir).is_ok()),
+            dir: state.as_deref().and_then(crate::ssh::socket_dir),
         };
         Ok(Settings {
             local_limit: local.map_or_else(default_local_limit, |h| h.limit),

@@ -11,6 +11,7 @@
 //! instead.
 
 use std::{
+    io::ErrorKind,
     path::{Path, PathBuf},
     process::Stdio,
     time::{Duration, Instant},
@@ -29,7 +30,8 @@ pub struct SshSettings {
     pub control_persist: u64,
     /// `ssh_options`, before the host.
     pub options: Vec<String>,
-    /// homcc's state dir (`None`: no master connection is shared; each compile connects).
+    /// Where the master connections' sockets go ([`socket_dir`]); `None`: there is no private
+    /// place for them, and SSH hosts fail with a line saying so.
     pub dir: Option<PathBuf>,
 }
 
@@ -65,8 +67,9 @@ impl<'a> Ssh<'a> {
         }
     }
 
-    /// The master's control socket: short (a socket path has at most 107 bytes), one per user,
-    /// host and ssh settings.
+    /// The master's control socket, one per destination (user and host) and ssh settings:
+    /// hosts lines for other ports of the same host share it. Short: ssh binds it first under a
+    /// name 17 bytes longer, and a socket path has at most 107 bytes.
     fn control_path(&self) -> Option<PathBuf> {
         let mut key = blake3::Hasher::new();
         key.update(self.destination().as_bytes());
@@ -80,27 +83,32 @@ impl<'a> Ssh<'a> {
     }
 
     /// `ssh` with homcc's options (first: ssh takes the first value of an option), the user's
-    /// `ssh_options`, and then `args` and the destination.
-    fn command(&self, master: &str, args: &[&str]) -> Command {
+    /// `ssh_options`, defaults they may override (a master whose peer is gone ends within a
+    /// minute), and then `args` and the destination.
+    fn command(&self, control: &Path, master: &str, args: &[&str]) -> Command {
         let mut cmd = Command::new(&self.settings.executable);
+        let persist = self.settings.control_persist;
+        // Quoted, and `%` doubled: ssh splits and expands an option's value.
+        let path = control.display().to_string().replace('%', "%%");
         cmd.args([
             "-o",
             "BatchMode=yes",
             "-o",
             &format!("ControlMaster={master}"),
-        ]);
-        match self.control_path() {
-            Some(path) => {
-                let persist = self.settings.control_persist;
-                cmd.arg("-o").arg(format!("ControlPersist={persist}"));
-                cmd.arg("-o").arg(format!("ControlPath={}", path.display()));
-            }
-            None => {
-                cmd.args(["-o", "ControlPath=none"]);
-            }
-        }
-        cmd.args(&self.settings.options).args(args).arg("--");
-        cmd.arg(self.destination());
+        ])
+        .args(["-o", &format!("ControlPersist={persist}")])
+        .args(["-o", &format!("ControlPath=\"{path}\"")])
+        .args(["-o", "StreamLocalBindMask=0177"])
+        .args(&self.settings.options)
+        .args([
+            "-o",
+            "ServerAliveInterval=15",
+            "-o",
+            "ServerAliveCountMax=3",
+        ])
+        .args(args)
+        .arg("--")
+        .arg(self.destination());
         cmd.stdin(Stdio::null()).kill_on_drop(true);
         cmd
     }
@@ -108,10 +116,8 @@ impl<'a> Ssh<'a> {
     /// Whether a master connection runs: its control socket takes a connection (a master that
     /// died leaves its socket, refusing).
     pub fn master_is_up(&self) -> bool {
-        let Some(path) = self.control_path() else {
-            return false;
-        };
-        std::os::unix::net::UnixStream::connect(path).is_ok()
+        self.control_path()
+            .is_some_and(|path| std::os::unix::net::UnixStream::connect(path).is_ok())
     }
 
     /// The unix socket the master forwards to homccd on the server.
@@ -121,17 +127,18 @@ impl<'a> Ssh<'a> {
     }
 
     /// A connection to homccd through the master connection, set up first (within `timeout`)
-    /// unless another process does it (this one then waits for it).
+    /// unless another process does it (this one then waits for it, and takes its failure).
     pub async fn connect(&self, timeout: Duration) -> Result<UnixStream, SshError> {
         let (Some(control), Some(forward)) = (self.control_path(), self.forward_path()) else {
             return Err(SshError::Failed(
-                "homcc has no state dir for the SSH connection's sockets ($XDG_RUNTIME_DIR or the cache dir)".into(),
+                "homcc has no private state dir for the SSH connection's sockets ($XDG_RUNTIME_DIR/homcc, or homcc's cache dir)".into(),
             ));
         };
-        if let Ok(stream) = UnixStream::connect(&forward).await {
+        let deadline = Instant::now() + timeout;
+        if let Some(stream) = connect_forward(&forward, deadline).await? {
             return Ok(stream);
         }
-        let deadline = Instant::now() + timeout;
+        let waiting_since = std::time::SystemTime::now();
         let lock = std::fs::File::create(control.with_extension("lock"))
             .map_err(|e| SshError::Failed(format!("cannot lock {}: {e}", control.display())))?;
         loop {
@@ -149,25 +156,55 @@ impl<'a> Ssh<'a> {
                 }
             }
         }
-        // Another process may have set it up while this one waited.
-        if let Ok(stream) = UnixStream::connect(&forward).await {
+        // Another process may have set it up while this one waited, or failed to: its failure
+        // is this one's too (a wrong key is not tried once per waiting compile).
+        if let Some(stream) = connect_forward(&forward, deadline).await? {
             return Ok(stream);
         }
-        // What a master that died left behind refuses connections and keeps ssh from binding.
-        let _ = std::fs::remove_file(&forward);
-        let target = format!("{}:127.0.0.1:{}", forward.display(), self.host.port);
-        let run = match self.master_is_up() {
-            true => self.command("no", &["-O", "forward", "-L", &target]),
-            false => {
-                let _ = std::fs::remove_file(&control);
-                self.command("yes", &["-N", "-f", "-L", &target])
+        let failed = control.with_extension("failed");
+        let recent = std::fs::metadata(&failed)
+            .and_then(|m| m.modified())
+            .is_ok_and(|when| when >= waiting_since);
+        if recent {
+            let said = std::fs::read_to_string(&failed).unwrap_or_default();
+            return Err(SshError::Failed(said));
+        }
+        let set_up = self.set_up(&control, &forward, deadline).await;
+        match &set_up {
+            Err(SshError::Failed(said)) => {
+                let _ = std::fs::write(&failed, said);
             }
-        };
-        self.run_until(run, &control.with_extension("log"), deadline)
-            .await?;
-        UnixStream::connect(&forward)
-            .await
-            .map_err(|e| SshError::Failed(format!("cannot connect to {}: {e}", forward.display())))
+            _ => {
+                let _ = std::fs::remove_file(&failed);
+            }
+        }
+        set_up?;
+        connect_forward(&forward, deadline)
+            .await?
+            .ok_or_else(|| SshError::Failed(format!("ssh made no socket {}", forward.display())))
+    }
+
+    /// Starts the master with the forward to homccd, or adds the forward to the running master
+    /// (again: a forward whose socket was lost is cancelled first).
+    async fn set_up(
+        &self,
+        control: &Path,
+        forward: &Path,
+        deadline: Instant,
+    ) -> Result<(), SshError> {
+        // What a master that died left behind refuses connections and keeps ssh from binding.
+        let _ = std::fs::remove_file(forward);
+        let target = format!("{}:127.0.0.1:{}", forward.display(), self.host.port);
+        let log = control.with_extension("log");
+        if !self.master_is_up() {
+            let _ = std::fs::remove_file(control);
+            let start = self.command(control, "yes", &["-N", "-f", "-L", &target]);
+            return self.run_until(start, &log, deadline).await;
+        }
+        let cancel = self.command(control, "no", &["-O", "cancel", "-L", &target]);
+        let _ = self.run_until(cancel, &log, deadline).await;
+        let add = self.command(control, "no", &["-O", "forward", "-L", &target]);
+        self.run_until(add, &log, deadline).await
     }
 
     /// Runs `cmd` to its end (at most until `deadline`), its stderr in `log` (a master keeps the
@@ -212,11 +249,45 @@ fn first_line(bytes: &[u8]) -> String {
     homcc_proto::text::shown(line, 300)
 }
 
-/// The state dir's place for control sockets, made private.
-pub fn prepare_dir(dir: &Path) -> std::io::Result<()> {
-    use std::os::unix::fs::DirBuilderExt;
-    std::fs::DirBuilder::new()
+/// A connection to the forward socket `path`: `None` when there is none to connect to (no
+/// socket, or one that refuses: its master is gone); one whose queue is full is tried again
+/// until `deadline`.
+async fn connect_forward(path: &Path, deadline: Instant) -> Result<Option<UnixStream>, SshError> {
+    loop {
+        match UnixStream::connect(path).await {
+            Ok(stream) => return Ok(Some(stream)),
+            Err(e) if matches!(e.kind(), ErrorKind::NotFound | ErrorKind::ConnectionRefused) => {
+                return Ok(None)
+            }
+            Err(_) if Instant::now() < deadline => {
+                tokio::time::sleep(Duration::from_millis(5)).await
+            }
+            Err(_) => return Err(SshError::TimedOut),
+        }
+    }
+}
+
+/// The longest state dir whose sockets fit a unix socket path (107 bytes, less ssh's 17-byte
+/// suffix for a master's socket being set up, less `/ssh-` and 16 hex digits and `.PORT`).
+const MAX_DIR_LEN: usize = 107 - 17 - 27;
+
+/// Where the SSH sockets go: homcc's state dir `dir` if it is short enough, else
+/// `/tmp/homcc-UID`; made the user's own and private (0700), or `None` if it cannot be.
+pub fn socket_dir(dir: &Path) -> Option<PathBuf> {
+    use std::os::unix::fs::{DirBuilderExt, MetadataExt, PermissionsExt};
+    let uid = nix::unistd::geteuid().as_raw();
+    let dir = match dir.as_os_str().len() <= MAX_DIR_LEN {
+        true => dir.to_owned(),
+        false => std::env::temp_dir().join(format!("homcc-{uid}")),
+    };
+    let made = std::fs::DirBuilder::new()
         .recursive(true)
         .mode(0o700)
-        .create(dir)
+        .create(&dir);
+    let meta = made.and_then(|()| std::fs::symlink_metadata(&dir)).ok()?;
+    if !meta.is_dir() || meta.uid() != uid {
+        return None;
+    }
+    std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o700)).ok()?;
+    Some(dir)
 }

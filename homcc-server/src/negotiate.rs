@@ -236,11 +236,8 @@ async fn receive(
             Some(Ok(ClientMessage::Auth { .. })) => {
                 return Err(invalid("an Auth frame during the upload"))
             }
-            Some(Ok(ClientMessage::Ready)) => {
-                return Err(invalid(
-                    "a Ready frame during the upload (only after an empty Need)",
-                ))
-            }
+            // Sent over SSH after an empty first Need, before this second one: nothing to do.
+            Some(Ok(ClientMessage::Ready)) => {}
         }
     }
     Ok(())

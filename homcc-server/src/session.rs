@@ -55,7 +55,7 @@ pub async fn serve(stream: TcpStream, peer: SocketAddr, state: Arc<State>) {
             record.phase("reply");
             // A client over SSH may have sent `Ready` after the compile ended: read to its end,
             // so that the connection closes cleanly (unread bytes would reset it).
-            unread = true;
+            unread = sent.is_none();
             // Scrubbing the job root takes a while; the client has its result already. It is kept
             // for the client's next compile (or deleted, if it cannot be scrubbed).
             let state = Arc::clone(&state);

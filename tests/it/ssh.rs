@@ -8,9 +8,10 @@ use std::{
     path::{Path, PathBuf},
     process::{Child, Command, Output, Stdio},
     sync::OnceLock,
+    time::Duration,
 };
 
-use homcc_tests::{bin, homcc_lines, isolate, Project, TestServer};
+use homcc_tests::{bin, homcc_lines, isolate, wait_for, Project, TestServer};
 
 /// Installs OpenSSH when missing (once per test run).
 fn openssh() {
@@ -122,6 +123,14 @@ impl Sshd {
         let log = std::fs::read_to_string(self.path("sshd.log")).unwrap_or_default();
         log.lines()
             .filter(|l| l.contains("Accepted publickey"))
+            .count()
+    }
+
+    /// Logins sshd refused so far (a key it does not accept).
+    fn failed_logins(&self) -> usize {
+        let log = std::fs::read_to_string(self.path("sshd.log")).unwrap_or_default();
+        log.lines()
+            .filter(|l| l.contains("Failed publickey"))
             .count()
     }
 
@@ -347,6 +356,34 @@ fn an_ssh_failure_is_one_line_with_the_reason_of_ssh_and_a_local_compile() {
     for (options, reason) in cases.drain(..) {
         check(&options, reason);
     }
+    // Eight at once with the wrong key: one login is tried; the others take its failure.
+    let homccs: Vec<_> = (0..8)
+        .map(|i| {
+            let object = format!("b{i}.o");
+            let args = ["-c", "b.cpp", "-o", object.as_str()];
+            let mut cmd = project.homcc_command(&["--host", &line], "g++", &args);
+            cmd.env("HOMCC_SSH_OPTIONS", &wrong_key);
+            cmd.stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .spawn()
+                .unwrap()
+        })
+        .collect();
+    for homcc in homccs {
+        assert!(homcc.wait_with_output().unwrap().status.success());
+    }
+    // The wrong key above tried once (the unknown host key never reached authentication).
+    wait_for(
+        "sshd to log the failed logins",
+        Duration::from_secs(10),
+        || sshd.failed_logins() >= 2,
+    );
+    assert_eq!(
+        sshd.failed_logins(),
+        2,
+        "one try for the single compile, one for the eight"
+    );
+    std::fs::remove_dir_all(project.client_cache.path().join("homcc/run")).unwrap();
     sshd.stop();
     check(&sshd.options("ssh_config"), "Connection refused");
     let out = run(&wrong_key, true);

@@ -33,7 +33,7 @@ pub struct Conn {
     early: Option<Answer>,
 }
 
-/// What a connection runs over: a TCP connection, or `ssh -W`'s stdout and stdin.
+/// What a connection runs over: a TCP connection, or a unix socket an SSH master forwards.
 pub trait Stream: AsyncRead + AsyncWrite + Unpin + Send {}
 
 impl<T: AsyncRead + AsyncWrite + Unpin + Send> Stream for T {}
