@@ -182,7 +182,7 @@ impl Settings {
             executable: config.ssh_executable.clone(),
             control_persist: config.ssh_control_persist,
             options: config.ssh_options.clone(),
-            dir: state.as_deref().and_then(crate::ssh::socket_dir),
+            dir: state.clone(),
         };
         Ok(Settings {
             local_limit: local.map_or_else(default_local_limit, |h| h.limit),

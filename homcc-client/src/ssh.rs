@@ -30,8 +30,8 @@ pub struct SshSettings {
     pub control_persist: u64,
     /// `ssh_options`, before the host.
     pub options: Vec<String>,
-    /// Where the master connections' sockets go ([`socket_dir`]); `None`: there is no private
-    /// place for them, and SSH hosts fail with a line saying so.
+    /// homcc's state dir, where the master connections' sockets go ([`socket_dir`], made
+    /// ready only when an SSH host is used); `None`: SSH hosts fail with a line saying so.
     pub dir: Option<PathBuf>,
 }
 
@@ -51,12 +51,23 @@ pub enum SshError {
 pub struct Ssh<'a> {
     settings: &'a SshSettings,
     host: &'a Host,
+    /// The master's control socket ([`Ssh::control_path`]); `None`: no private place for it.
+    control: Option<PathBuf>,
 }
 
 impl<'a> Ssh<'a> {
     /// `host`'s SSH side; `None` for a host that is not reached through SSH.
     pub fn of(settings: &'a SshSettings, host: &'a Host) -> Option<Ssh<'a>> {
-        matches!(host.transport, Transport::Ssh { .. }).then_some(Ssh { settings, host })
+        let Transport::Ssh { .. } = host.transport else {
+            return None;
+        };
+        let mut ssh = Ssh {
+            settings,
+            host,
+            control: None,
+        };
+        ssh.control = ssh.control_path();
+        Some(ssh)
     }
 
     /// `user@name` or `name`, as ssh takes it.
@@ -79,7 +90,8 @@ impl<'a> Ssh<'a> {
             key.update(option.as_bytes());
         }
         let name = &key.finalize().to_hex()[..16];
-        Some(self.settings.dir.as_ref()?.join(format!("ssh-{name}")))
+        let dir = socket_dir(self.settings.dir.as_ref()?)?;
+        Some(dir.join(format!("ssh-{name}")))
     }
 
     /// `ssh` with homcc's options (first: ssh takes the first value of an option), the user's
@@ -116,24 +128,20 @@ impl<'a> Ssh<'a> {
     /// Whether a master connection runs: its control socket takes a connection (a master that
     /// died leaves its socket, refusing).
     pub fn master_is_up(&self) -> bool {
-        self.control_path()
+        (self.control.as_ref())
             .is_some_and(|path| std::os::unix::net::UnixStream::connect(path).is_ok())
-    }
-
-    /// The unix socket the master forwards to homccd on the server.
-    fn forward_path(&self) -> Option<PathBuf> {
-        let control = self.control_path()?;
-        Some(control.with_extension(self.host.port.to_string()))
     }
 
     /// A connection to homccd through the master connection, set up first (within `timeout`)
     /// unless another process does it (this one then waits for it, and takes its failure).
     pub async fn connect(&self, timeout: Duration) -> Result<UnixStream, SshError> {
-        let (Some(control), Some(forward)) = (self.control_path(), self.forward_path()) else {
+        let Some(control) = &self.control else {
             return Err(SshError::Failed(
                 "homcc has no private state dir for the SSH connection's sockets ($XDG_RUNTIME_DIR/homcc, or homcc's cache dir)".into(),
             ));
         };
+        // The unix socket the master forwards to homccd on the server.
+        let forward = control.with_extension(self.host.port.to_string());
         let deadline = Instant::now() + timeout;
         if let Some(stream) = connect_forward(&forward, deadline).await? {
             return Ok(stream);
@@ -169,7 +177,7 @@ impl<'a> Ssh<'a> {
             let said = std::fs::read_to_string(&failed).unwrap_or_default();
             return Err(SshError::Failed(said));
         }
-        let set_up = self.set_up(&control, &forward, deadline).await;
+        let set_up = self.set_up(control, &forward, deadline).await;
         match &set_up {
             Err(SshError::Failed(said)) => {
                 let _ = std::fs::write(&failed, said);
@@ -242,11 +250,7 @@ impl<'a> Ssh<'a> {
 
 /// The first line ssh wrote that says something (not its warnings about adding host keys).
 fn first_line(bytes: &[u8]) -> String {
-    let text = String::from_utf8_lossy(bytes);
-    let line = (text.lines().map(str::trim))
-        .find(|l| !l.is_empty() && !l.starts_with("Warning: Permanently added"))
-        .unwrap_or("no message");
-    homcc_proto::text::shown(line, 300)
+    homcc_proto::text::first_line(bytes, &["Warning: Permanently added"])
 }
 
 /// A connection to the forward socket `path`: `None` when there is none to connect to (no

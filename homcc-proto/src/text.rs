@@ -18,6 +18,16 @@ pub fn shown(text: &str, max: usize) -> String {
     out
 }
 
+/// The first line of a program's output that says something, trimmed and [`shown`] (at most
+/// 300 characters), skipping lines that start with one of `noise`; `no message` if none does.
+pub fn first_line(output: &[u8], noise: &[&str]) -> String {
+    let text = String::from_utf8_lossy(output);
+    let line = (text.lines().map(str::trim))
+        .find(|l| !l.is_empty() && !noise.iter().any(|n| l.starts_with(n)))
+        .unwrap_or("no message");
+    shown(line, 300)
+}
+
 #[cfg(test)]
 mod tests {
     use super::shown;

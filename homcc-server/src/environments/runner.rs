@@ -259,18 +259,21 @@ impl Runner {
     }
 }
 
+/// `started` with `suffix` added to its name: a file beside it for the same compile.
+fn beside(started: &Path, suffix: &str) -> PathBuf {
+    let mut name = started.as_os_str().to_owned();
+    name.push(suffix);
+    PathBuf::from(name)
+}
+
 /// Where the compile that writes its process id to `started` is told not to start.
 fn cancel_marker(started: &Path) -> PathBuf {
-    let mut name = started.as_os_str().to_owned();
-    name.push(".cancel");
-    PathBuf::from(name)
+    beside(started, ".cancel")
 }
 
 /// Where the compile that writes its process id to `started` writes its exit status.
 pub fn done_marker(started: &Path) -> PathBuf {
-    let mut name = started.as_os_str().to_owned();
-    name.push(".done");
-    PathBuf::from(name)
+    beside(started, ".done")
 }
 
 /// Removes what a compile before left of `started` and its markers.
@@ -415,12 +418,5 @@ fn end_orphans() {
 
 /// The first line of a program's output, for a message.
 pub fn first_line(bytes: &[u8]) -> String {
-    let text = String::from_utf8_lossy(bytes);
-    homcc_proto::text::shown(
-        text.lines()
-            .find(|l| !l.trim().is_empty())
-            .unwrap_or("no message")
-            .trim(),
-        300,
-    )
+    homcc_proto::text::first_line(bytes, &[])
 }
