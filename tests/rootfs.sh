@@ -1,10 +1,12 @@
 #!/usr/bin/env bash
-# Test support for homccd's compile environments (tests/it/environments.rs): a Debian 12 root
-# filesystem with gcc and g++ from Debian's packages, built once with debootstrap from the mirror
+# Test support for homccd's compile environments (tests/it/environments.rs) and for the Debian
+# packages (tests/packages.sh): a Debian 12 root filesystem with gcc, g++, systemd, adduser and
+# man-db from Debian's packages, built once with debootstrap from the mirror
 # this machine's apt sources name and cached in $HOMCC_ROOTFS_CACHE (default
 # /var/cache/homcc-tests/rootfs), so that a second run downloads nothing. In it, homccd may run
 # one compiler only: /usr/lib/homcc/g++-boxed, a link to g++ (a name the host does not have).
-# It is imported as the docker image homcc-test:bookworm-2 (no image registry needed) and
+# It is imported as the docker image homcc-test:bookworm-3 (no image registry needed), and
+# without /usr/lib/homcc as homcc-test:bookworm-3-fresh (a fresh system for the packages), and
 # registered as two schroot profiles (type=directory, for root and nobody): homcc-test-bookworm,
 # whose sessions see /tmp (schroot's default profile: the tests' job directories are there), and
 # homcc-test-bookworm-blind, whose sessions do not (the minimal profile).
@@ -12,8 +14,8 @@
 # Usage: tests/rootfs.sh
 set -euo pipefail
 cache=${HOMCC_ROOTFS_CACHE:-/var/cache/homcc-tests/rootfs}
-rootfs=$cache/bookworm
-image=homcc-test:bookworm-2
+rootfs=$cache/bookworm-3
+image=homcc-test:bookworm-3
 profile=homcc-test-bookworm
 
 missing=()
@@ -36,7 +38,7 @@ mirror=${mirror:-http://deb.debian.org/debian}
 if [ ! -e "$rootfs/.homcc-complete" ]; then
   mkdir -p "$cache"
   rm -rf "$rootfs.tmp"
-  debootstrap --variant=minbase --include=gcc,g++ bookworm "$rootfs.tmp" "$mirror" >"$cache/debootstrap.log" 2>&1 ||
+  debootstrap --variant=minbase --include=gcc,g++,systemd,systemd-sysv,adduser,man-db bookworm "$rootfs.tmp" "$mirror" >"$cache/debootstrap.log" 2>&1 ||
     { tail -20 "$cache/debootstrap.log" >&2; exit 1; }
   rm -rf "$rootfs"
   mv "$rootfs.tmp" "$rootfs"
@@ -48,6 +50,10 @@ ln -sfn /usr/bin/g++ "$rootfs/usr/lib/homcc/g++-boxed"
 
 if ! docker image inspect "$image" >/dev/null 2>&1; then
   tar -C "$rootfs" --exclude=./proc --exclude=./sys --exclude=./dev -c . | docker import - "$image" >/dev/null
+fi
+if ! docker image inspect "$image-fresh" >/dev/null 2>&1; then
+  tar -C "$rootfs" --exclude=./proc --exclude=./sys --exclude=./dev --exclude=./usr/lib/homcc -c . |
+    docker import - "$image-fresh" >/dev/null
 fi
 
 mkdir -p /etc/schroot/chroot.d

@@ -3,8 +3,8 @@
 # clang, make, ccache, a cross gcc for aarch64; iproute2 for the thin-link test's network
 # namespace; docker, started if it is not running; tests/rootfs.sh adds debootstrap, schroot and
 # a cached Debian 12 root filesystem), builds the binaries the whole-pipeline tests run, then
-# `cargo test`, then the attacks on homccd again as user nobody, then runs each fuzz target for
-# 20 s (HOMCC_FUZZ_SECONDS).
+# `cargo test`, then the Debian packages (tests/packages.sh), then the attacks on homccd again
+# as user nobody, then runs each fuzz target for 20 s (HOMCC_FUZZ_SECONDS).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -35,6 +35,9 @@ fi
 
 cargo build --workspace --bins
 cargo test --workspace
+
+# The Debian packages: built, linted, installed in a fresh Debian 12 container with systemd.
+bash tests/packages.sh
 
 # The attacks on homccd once more as an unprivileged user (above they ran as root, where a
 # compiler's writes are stopped differently): the whole-pipeline test binary runs as nobody.

@@ -6,23 +6,31 @@ use std::ffi::OsString;
 use clap::Parser;
 use serde::Serialize;
 
-/// homcc: compile C and C++ on homccd build servers, with the same bytes as a local compile.
+/// Where settings come from, after the options in `--help` and the man page.
+const SETTINGS_HELP: &str = "\
+Each setting is taken from its flag, else its HOMCC_* variable, else the [homcc] table of \
+homcc.conf in $HOMCC_DIR, ~/.homcc, ~/.config/homcc or /etc/homcc (the first file that sets the \
+key), else its default. A variable given as 1, true, yes or on (any case) turns a switch on. \
+Hosts come from --host, else HOMCC_HOSTS, else the first hosts file with a host in the same \
+directories: one HOST[:PORT][/LIMIT][,COMPRESSION], [IPv6]:PORT, @HOST or USER@HOST per line, \
+localhost/N for this machine's own limit. Exit status: the compiler's; 100 if homcc failed and \
+local compilation is off; 127 if the compiler is not found.";
+
+/// Compile C and C++ on homccd build servers, with the same bytes as a local compile.
 ///
 /// Use as `homcc g++ -c foo.cpp -o foo.o`, `CCACHE_PREFIX=homcc`,
-/// `CMAKE_CXX_COMPILER_LAUNCHER=homcc`, or through a symlink named after the compiler. Compiles
-/// that cannot run remotely, and any remote failure, run the compiler locally.
-///
-/// Settings come from these flags, then `HOMCC_*` variables, then the [homcc] table of the first
-/// homcc.conf files in $HOMCC_DIR, ~/.homcc, ~/.config/homcc and /etc/homcc (see
-/// docs/configuration.md).
-///
-/// Every field that is a setting is also the top layer of the configuration (`config`):
-/// serialized without the flags not given.
+/// `CMAKE_CXX_COMPILER_LAUNCHER=homcc`, or through a link named after the compiler (see
+/// --update-links). Compiles that cannot run remotely, and any remote failure, run the compiler
+/// locally.
+//
+// Every field that is a setting is also the top layer of the configuration (`config`):
+// serialized without the flags not given.
 #[derive(Debug, Parser, Serialize)]
 #[command(
     name = "homcc",
     version,
-    override_usage = "homcc [OPTIONS] COMPILER [ARGS]...\n       homcc --show-hosts | -j | --show-variables"
+    override_usage = "homcc [OPTIONS] COMPILER [ARGS]...\n       homcc --show-hosts | -j | --show-variables\n       homcc --update-links DIR | --generate KIND",
+    after_long_help = SETTINGS_HELP
 )]
 pub struct Cli {
     /// Build server HOST[:PORT][/LIMIT][,COMPRESSION]; repeat for several [env: HOMCC_HOSTS, whitespace-separated] [default: the first hosts file of $HOMCC_DIR, ~/.homcc, ~/.config/homcc, /etc/homcc]
@@ -97,10 +105,18 @@ pub struct Cli {
     #[arg(long)]
     #[serde(skip)]
     pub scan_includes: bool,
+    /// Make DIR a masquerade directory, as distcc's /usr/lib/distcc: a link to homcc named after each compiler on PATH (gcc, g++, cc, c++, clang, clang++, also versioned or target-prefixed), and none for a compiler no longer there; then `PATH=DIR:$PATH make` compiles through homcc. Prints each change, and exits
+    #[arg(long, value_name = "DIR")]
+    #[serde(skip)]
+    pub update_links: Option<std::path::PathBuf>,
+    /// Print homcc's man page or a shell's completion script, and exit
+    #[arg(long, value_name = "KIND")]
+    #[serde(skip)]
+    pub generate: Option<homcc_proto::generate::Generate>,
     /// The compiler and its arguments
     #[arg(
         value_name = "COMPILER",
-        required_unless_present_any = ["show_hosts", "show_concurrency", "show_variables"],
+        required_unless_present_any = ["show_hosts", "show_concurrency", "show_variables", "update_links", "generate"],
         trailing_var_arg = true,
         allow_hyphen_values = true
     )]
@@ -113,6 +129,16 @@ impl Cli {
     pub fn shows(&self) -> bool {
         self.show_hosts || self.show_concurrency || self.show_variables
     }
+
+    /// The man page's parts that are not in `--help`.
+    pub const MAN_PAGE: homcc_proto::generate::ManPage<'static> = homcc_proto::generate::ManPage {
+        section: "1",
+        files: "~/.homcc/hosts, ~/.config/homcc/hosts, /etc/homcc/hosts: the build servers, the first file with a host.
+~/.homcc/homcc.conf, ~/.config/homcc/homcc.conf, /etc/homcc/homcc.conf: settings (TOML, table [homcc]).
+$XDG_CACHE_HOME/homcc (~/.cache/homcc): compiler probes, the scan cache, host slots and back-off, SSH sockets.
+/usr/lib/homcc/bin: the masquerade directory of the Debian package, kept up to date with homcc --update-links as compilers come and go.",
+        see_also: "homccd(8), gcc(1), clang(1), ccache(1), distcc(1). /usr/share/doc/homcc: the README and the docs (configuration, command lines, security, protocol).",
+    };
 }
 
 #[cfg(test)]

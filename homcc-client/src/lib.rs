@@ -16,6 +16,7 @@ pub mod depfile;
 pub mod hosts;
 pub mod job;
 pub mod known;
+pub mod links;
 pub mod local;
 pub mod output;
 pub mod paths;
@@ -62,6 +63,13 @@ pub fn main_with_args(args: Vec<OsString>) -> ExitCode {
         None => Cli::try_parse_from(args),
     };
     let cli = parsed.unwrap_or_else(|e| e.exit());
+    if let Some(kind) = cli.generate {
+        let command = <Cli as clap::CommandFactory>::command();
+        return homcc_proto::generate::print(kind, command, Cli::MAN_PAGE);
+    }
+    if let Some(dir) = &cli.update_links {
+        return ExitCode::from(links::update_links(dir));
+    }
     if cli.shows() {
         return ExitCode::from(show::show(&cli));
     }

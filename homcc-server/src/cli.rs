@@ -15,12 +15,18 @@ Each setting is taken from its flag, else its HOMCCD_* variable, else the [homcc
 homcc.conf in $HOMCC_DIR, ~/.homcc, ~/.config/homcc or /etc/homcc (the first file that sets the \
 key), else its default.";
 
-/// homccd: the homcc build server.
+/// The build server of homcc: compiles C and C++ for homcc clients, with their own headers.
 ///
-/// Every field is a flag that, when given, overrides its variable and homcc.conf; serialized
-/// (without the flags not given) as the top layer of [`Keys::load`].
+/// A client sends the content hash of every file its compile reads; homccd asks for those its
+/// size-bounded cache lacks, rebuilds the client's file tree in a private job root, runs an
+/// allowed compiler there, confined to the job's files, and returns the outputs. Run it as a user
+/// of its own, never as root. On SIGTERM or SIGINT it stops accepting, lets running compiles
+/// finish (up to 60 s) and exits 0; a setting it cannot use stops it at start with status 2.
+//
+// Every field is a flag that, when given, overrides its variable and homcc.conf; serialized
+// (without the flags not given) as the top layer of [`Keys::load`].
 #[derive(Debug, Clone, Parser, Serialize)]
-#[command(name = "homccd", version, about, long_about = None, after_help = SOURCES_HELP)]
+#[command(name = "homccd", version, after_help = SOURCES_HELP)]
 pub struct Cli {
     /// Maximum concurrent compiles; more wait in the queue [env: HOMCCD_LIMIT] [default: number of CPUs + 2]
     #[arg(long, short = 'j', visible_alias = "jobs")]
@@ -137,6 +143,10 @@ pub struct Cli {
     #[arg(long)]
     #[serde(skip)]
     pub show_compilers: bool,
+    /// Print homccd's man page or a shell's completion script, and exit
+    #[arg(long, value_name = "KIND")]
+    #[serde(skip)]
+    pub generate: Option<homcc_proto::generate::Generate>,
     /// Read no homcc.conf: only flags, variables and defaults
     #[arg(long)]
     #[serde(skip)]
@@ -144,6 +154,16 @@ pub struct Cli {
 }
 
 impl Cli {
+    /// The man page's parts that are not in `--help`.
+    pub const MAN_PAGE: homcc_proto::generate::ManPage<'static> = homcc_proto::generate::ManPage {
+        section: "8",
+        files: "/etc/homcc/homcc.conf: settings (TOML, table [homccd]); also ~/.homcc/homcc.conf and ~/.config/homcc/homcc.conf of the user homccd runs as.
+/usr/lib/homcc: links named after the compilers homccd may run (--compiler-dir).
+/var/cache/homccd: the cache of client files and the compiles' job roots (--cache-dir).
+homccd.service: the Debian package's systemd unit, which runs homccd as user homccd.",
+        see_also: "homcc(1), distccd(1). /usr/share/doc/homccd: the README and the docs (configuration, security, the cache, the protocol).",
+    };
+
     /// The settings: these flags, over the variables, over homcc.conf (unless `--no-config`),
     /// over the defaults; with the token of `auth_token_file` read.
     pub fn keys(&self) -> Result<Keys, ConfigError> {

@@ -15,6 +15,10 @@ use tokio_util::sync::CancellationToken;
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    if let Some(kind) = cli.generate {
+        let command = <Cli as clap::CommandFactory>::command();
+        return homcc_proto::generate::print(kind, command, Cli::MAN_PAGE);
+    }
     let keys = match cli.keys() {
         Ok(keys) => keys,
         Err(e) => return bad_setting(e),

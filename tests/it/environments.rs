@@ -22,7 +22,7 @@ use homcc_tests::{
 };
 
 /// The docker image and the schroot profiles `tests/rootfs.sh` makes.
-const IMAGE: &str = "homcc-test:bookworm-2";
+const IMAGE: &str = "homcc-test:bookworm-3";
 const PROFILE: &str = "homcc-test-bookworm";
 /// The same root filesystem, whose sessions do not see `/tmp` (where the tests' caches are).
 const BLIND_PROFILE: &str = "homcc-test-bookworm-blind";

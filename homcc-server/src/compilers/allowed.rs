@@ -7,15 +7,12 @@ use std::{
     path::{Path, PathBuf},
 };
 
+pub use homcc_proto::names::{is_well_known, WELL_KNOWN};
 use homcc_proto::sys::is_executable;
 
 /// Where homccd looks for links named after the compilers it may run, as distcc's
 /// `/usr/lib/distcc`.
 pub const DEFAULT_COMPILER_DIR: &str = "/usr/lib/homcc";
-
-/// The compiler names allowed by default when found on `PATH`, also with a version suffix
-/// (`gcc-12`) or a target prefix (`aarch64-linux-gnu-gcc`); see [`is_well_known`].
-pub const WELL_KNOWN: [&str; 6] = ["gcc", "g++", "cc", "c++", "clang", "clang++"];
 
 /// Where an allowed compiler comes from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
@@ -146,39 +143,6 @@ impl AllowedCompilers {
     }
 }
 
-/// Whether `name` is one of [`WELL_KNOWN`], possibly with a version suffix (`-12`, `-14.0`)
-/// and a target prefix of two to four parts (`aarch64-linux-gnu-`): allowed by default.
-pub fn is_well_known(name: &str) -> bool {
-    let base = match name.rsplit_once('-') {
-        Some((base, version)) if is_version(version) => base,
-        _ => name,
-    };
-    WELL_KNOWN
-        .iter()
-        .any(|known| match base.strip_suffix(known) {
-            Some("") => true,
-            Some(prefix) => prefix.strip_suffix('-').is_some_and(is_triple),
-            None => false,
-        })
-}
-
-fn is_version(text: &str) -> bool {
-    text.split('.')
-        .all(|n| !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()))
-}
-
-fn is_triple(text: &str) -> bool {
-    let parts: Vec<_> = text.split('-').collect();
-    let part = |p: &&str| {
-        !p.is_empty()
-            && p.bytes()
-                .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'.')
-    };
-    (2..=4).contains(&parts.len())
-        && parts.iter().all(part)
-        && parts[0].starts_with(|c: char| c.is_ascii_alphabetic())
-}
-
 /// The absolute directories of `PATH` (a relative one would depend on homccd's working dir).
 pub(super) fn path_dirs() -> Vec<PathBuf> {
     let path = std::env::var_os("PATH").unwrap_or_default();
@@ -209,8 +173,8 @@ fn find_configured(entry: &Path, path_dirs: &[PathBuf]) -> Result<Allowed, Allow
     })
 }
 
-/// The compilers linked in `dir` (none if it is missing), by the links' names; entries that
-/// lead to no executable file are skipped with a warning.
+/// The compilers linked in `dir` (none if it is missing), by the links' names; directories are
+/// skipped, and so are, with a warning, entries that lead to no executable file.
 fn linked_in(dir: &Path) -> Result<Vec<Allowed>, AllowedCompilersError> {
     let fail = |source| AllowedCompilersError::Dir {
         dir: dir.to_owned(),
@@ -223,7 +187,12 @@ fn linked_in(dir: &Path) -> Result<Vec<Allowed>, AllowedCompilersError> {
     };
     let mut found = Vec::new();
     for entry in entries {
-        let link = entry.map_err(fail)?.path();
+        let entry = entry.map_err(fail)?;
+        // A directory is no compiler: homcc's package keeps its masquerade links in `bin`.
+        if entry.file_type().is_ok_and(|t| t.is_dir()) {
+            continue;
+        }
+        let link = entry.path();
         match (
             link.file_name().and_then(|n| n.to_str()),
             link_target(&link),
