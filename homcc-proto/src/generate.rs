@@ -39,6 +39,8 @@ pub fn print(kind: Generate, cmd: clap::Command, page: ManPage) -> std::process:
     let name = cmd.get_name().to_owned();
     match write(kind, cmd, page, &mut io::stdout().lock()) {
         Ok(()) => std::process::ExitCode::SUCCESS,
+        // `homcc --generate man | head`: the reader had enough.
+        Err(e) if e.kind() == io::ErrorKind::BrokenPipe => std::process::ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("{name}: --generate: {e}");
             std::process::ExitCode::FAILURE
