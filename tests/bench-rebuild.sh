@@ -19,46 +19,13 @@
 set -euo pipefail
 project=${1:-git}
 cd "$(dirname "$0")/.."
-src_cache=${HOMCC_BENCH_SRC:-/var/cache/homcc-tests/src}
+source tests/homccd.sh
 
-# The project's pristine source, fetched once.
-fetch_source() { # package: prints the unpacked source dir
-  local package=$1 dir
-  dir=$(find "$src_cache" -maxdepth 1 -type d -name "$package-*" 2>/dev/null | head -1)
-  if [ -z "$dir" ]; then
-    mkdir -p "$src_cache"
-    if ! apt-get source --print-uris "$package" >/dev/null 2>&1; then
-      sed -i 's/^Types: deb$/Types: deb deb-src/' /etc/apt/sources.list.d/*.sources 2>/dev/null || true
-      apt-get update -qq
-    fi
-    (cd "$src_cache" && apt-get source -qq "$package" >/dev/null 2>&1) || true
-    dir=$(find "$src_cache" -maxdepth 1 -type d -name "$package-*" | head -1)
-    [ -n "$dir" ] || { echo "cannot get the source of $package (apt-get source $package)" >&2; exit 1; }
-  fi
-  echo "$dir"
-}
-
-case $project in
-git)
-  dpkg -s zlib1g-dev >/dev/null 2>&1 || DEBIAN_FRONTEND=noninteractive apt-get install -y -qq zlib1g-dev >/dev/null
-  pristine=$(fetch_source git)
-  configure=true
-  # COMPUTE_HEADER_DEPENDENCIES=yes: git's auto-detection runs $(CC) and takes any output for
-  # "unsupported", and homcc --verbose prints a line; git's own build compiles with -MMD -MP.
-  make_args=(COMPUTE_HEADER_DEPENDENCIES=yes NO_CURL=1 NO_EXPAT=1 NO_GETTEXT=1 NO_TCLTK=1 NO_PERL=1 NO_PYTHON=1 CFLAGS="-O2 -g")
-  ;;
-zlib)
-  pristine=$(fetch_source zlib)
-  configure="./configure"
-  make_args=(CFLAGS="-O2 -g -MMD -MP")
-  ;;
-*) echo "unknown project $project (git or zlib)" >&2; exit 2 ;;
-esac
+bench_project "$project"
 
 # homccd (and its compiles) on one core, the client (the builds, the plain scans) on the other:
 # on this machine they are the client's laptop and the build server, and a client's CPU time is
 # not to be inflated by the server's compiles on the same core.
-source tests/homccd.sh
 run_in=(taskset -c 1)
 start_homccd debug
 taskset -cp 0 $$ >/dev/null

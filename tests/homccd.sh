@@ -1,4 +1,4 @@
-# Sourced by demo.sh, bench.sh, bench-verify.sh and bench-load.sh: builds the release binaries and starts a homccd
+# Sourced by demo.sh and the bench-*.sh scripts: builds the release binaries and starts a homccd
 # on a free port of $listen (default 127.0.0.1) with an empty cache in a fresh work dir, under the
 # command in the array $run_in if set (e.g. `ip netns exec NS`). Sets $bin, $work, $host; stops
 # the server, runs $on_exit if set and removes $work on exit.
@@ -27,4 +27,44 @@ start_homccd() {
 write_tu() {
   printf '#include <%s>\n' map string iostream vector algorithm memory functional unordered_map sstream >tu.cpp
   echo 'int main() { std::map<std::string, int> m{{"a", 1}}; std::cout << m.size() << "\n"; }' >>tu.cpp
+}
+
+# A Debian source package's pristine source, fetched once with `apt-get source` (deb-src is added
+# to the apt sources if missing) into $HOMCC_BENCH_SRC (default /var/cache/homcc-tests/src).
+fetch_source() { # package: prints the unpacked source dir
+  local package=$1 dir src_cache=${HOMCC_BENCH_SRC:-/var/cache/homcc-tests/src}
+  dir=$(find "$src_cache" -maxdepth 1 -type d -name "$package-*" 2>/dev/null | head -1)
+  if [ -z "$dir" ]; then
+    mkdir -p "$src_cache"
+    if ! apt-get source --print-uris "$package" >/dev/null 2>&1; then
+      sed -i 's/^Types: deb$/Types: deb deb-src/' /etc/apt/sources.list.d/*.sources 2>/dev/null || true
+      apt-get update -qq
+    fi
+    (cd "$src_cache" && apt-get source -qq "$package" >/dev/null 2>&1) || true
+    dir=$(find "$src_cache" -maxdepth 1 -type d -name "$package-*" | head -1)
+    [ -n "$dir" ] || { echo "cannot get the source of $package (apt-get source $package)" >&2; exit 1; }
+  fi
+  echo "$dir"
+}
+
+
+# The benchmarks' real projects (git 2.39: ~450 C files built with -MMD -MP; zlib): sets
+# $pristine (the source), $configure and $make_args.
+bench_project() { # git|zlib
+  case $1 in
+  git)
+    dpkg -s zlib1g-dev >/dev/null 2>&1 || DEBIAN_FRONTEND=noninteractive apt-get install -y -qq zlib1g-dev >/dev/null
+    pristine=$(fetch_source git)
+    configure=true
+    # COMPUTE_HEADER_DEPENDENCIES=yes: git's auto-detection runs $(CC) and takes any output for
+    # "unsupported", and homcc --verbose prints a line; git's own build compiles with -MMD -MP.
+    make_args=(COMPUTE_HEADER_DEPENDENCIES=yes NO_CURL=1 NO_EXPAT=1 NO_GETTEXT=1 NO_TCLTK=1 NO_PERL=1 NO_PYTHON=1 CFLAGS="-O2 -g")
+    ;;
+  zlib)
+    pristine=$(fetch_source zlib)
+    configure="./configure"
+    make_args=(CFLAGS="-O2 -g -MMD -MP")
+    ;;
+  *) echo "unknown project $1 (git or zlib)" >&2; exit 2 ;;
+  esac
 }

@@ -85,6 +85,10 @@ pub struct Cli {
     #[arg(long)]
     #[serde(skip_serializing_if = "homcc_proto::config::is_false")]
     pub no_include_closure: bool,
+    /// Have every remote compile run, never answered from a server's record of the same compile (docs/cache.md) [env: HOMCC_NO_RESULT_CACHE]
+    #[arg(long)]
+    #[serde(skip_serializing_if = "homcc_proto::config::is_false")]
+    pub no_result_cache: bool,
     /// Read no homcc.conf file (variables and flags still apply)
     #[arg(long)]
     #[serde(skip)]

@@ -40,6 +40,7 @@ pub const KEYS: &[&str] = &[
     "auth_token_file",
     "no_scan_cache",
     "no_include_closure",
+    "no_result_cache",
 ];
 
 /// homcc's variables that are not keys of homcc.conf.
@@ -76,6 +77,8 @@ pub struct Keys {
     /// Always list a compile's files with the local preprocessor, never by following its
     /// `#include`s (docs/scan-cache.md, *The include closure*).
     pub no_include_closure: bool,
+    /// Have every remote compile run, never answered from a server's record of an equal one.
+    pub no_result_cache: bool,
 }
 
 impl Default for Keys {
@@ -96,6 +99,7 @@ impl Default for Keys {
             auth_token_file: None,
             no_scan_cache: false,
             no_include_closure: false,
+            no_result_cache: false,
         }
     }
 }

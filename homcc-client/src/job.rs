@@ -69,17 +69,9 @@ async fn run(settings: &Settings, ready: Ready, started: Instant) -> Result<Verd
     let local = (started.elapsed(), scanned);
     let answer = round::on_a_host(settings, &prepared).await?;
     let host = &settings.hosts[answer.host];
-    let exit = answer.result.exit_code;
     verbose(
         settings,
-        &summary(
-            host,
-            answer.result.environment.as_ref(),
-            &answer.traffic,
-            exit,
-            &local,
-            answer.remote,
-        ),
+        &summary(host, &answer.result, &answer.traffic, &local, answer.remote),
     );
     Ok(Verdict {
         result: answer.result,

@@ -97,6 +97,9 @@ pub struct CompileRequest {
     /// `HOMCC_DOCKER_CONTAINER`); `None`: the server's own compilers, or any environment it
     /// offers whose compiler has exactly the client's identity.
     pub environment: Option<Environment>,
+    /// Compile even if the server has the result recorded (`HOMCC_NO_RESULT_CACHE`), and record
+    /// nothing.
+    pub no_result_cache: bool,
 }
 
 /// A compile environment of a server: one of the schroot profiles or docker containers its
@@ -329,6 +332,8 @@ pub struct CompileResult {
     pub outputs: Vec<OutputFile>,
     /// The environment the compiler ran in; `None`: the server itself.
     pub environment: Option<Environment>,
+    /// Answered from the server's result cache: the server compiled this exact compile before.
+    pub cached: bool,
 }
 
 /// One file the compiler wrote, at its client path.

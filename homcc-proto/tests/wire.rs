@@ -177,6 +177,7 @@ fn compile_request() -> CompileRequest {
         queue: true,
         depfile: None,
         environment: None,
+        no_result_cache: false,
     }
 }
 
@@ -262,6 +263,7 @@ fn server_messages() -> Vec<ServerMessage> {
             stderr: b"foo.cpp:1:1: error: \xff\xfe not UTF-8\n".to_vec(),
             outputs: vec![],
             environment: None,
+            cached: false,
         }),
         ServerMessage::Result(CompileResult {
             exit_code: -11,
@@ -269,6 +271,7 @@ fn server_messages() -> Vec<ServerMessage> {
             stderr: vec![],
             outputs: vec![],
             environment: None,
+            cached: false,
         }),
     ]);
     for c in Compression::ALL {
@@ -287,6 +290,7 @@ fn server_messages() -> Vec<ServerMessage> {
                 },
             ],
             environment: None,
+            cached: false,
         }));
     }
     messages
@@ -545,6 +549,7 @@ fn the_server_reads_up_to_the_client_limit_and_writes_up_to_the_server_limit() {
             payload: Payload::pack(Compression::None, &[7; 500]),
         }],
         environment: None,
+        cached: false,
     });
     let mut dst = BytesMut::new();
     ServerCodec::with_limits(100, 1000)
@@ -690,9 +695,9 @@ fn bad_client_bodies_are_malformed() {
         .position(|w| w == implicit)
         .expect("the implicit include is in the body");
     // The body ends with: the last chunk ref's inline tag, outputs count (1), "/o" (3 bytes),
-    // env count (0), compression, queue, depfile (None), environment (None).
-    let inline_tag = small_body.len() - 10;
-    let output_path = small_body.len() - 7;
+    // env count (0), compression, queue, depfile (None), environment (None), no_result_cache.
+    let inline_tag = small_body.len() - 11;
+    let output_path = small_body.len() - 8;
     let blob = blob_body();
     let cases: Vec<(&str, Vec<u8>)> = vec![
         ("empty body", vec![]),
@@ -748,30 +753,34 @@ fn bad_client_bodies_are_malformed() {
         ),
         (
             "env pair missing its value",
-            with(small_body[..small_body.len() - 5].to_vec(), &[1, 1, b'X']),
+            with(small_body[..small_body.len() - 6].to_vec(), &[1, 1, b'X']),
         ),
         (
             "unknown output compression 4",
-            patched(small_body.clone(), small_body.len() - 4, 4),
+            patched(small_body.clone(), small_body.len() - 5, 4),
         ),
         (
             "queue flag 2",
-            patched(small_body.clone(), small_body.len() - 3, 2),
+            patched(small_body.clone(), small_body.len() - 4, 2),
         ),
         (
             "depfile tag 2",
-            patched(small_body.clone(), small_body.len() - 2, 2),
+            patched(small_body.clone(), small_body.len() - 3, 2),
         ),
         (
             "environment tag 2",
-            patched(small_body.clone(), small_body.len() - 1, 2),
+            patched(small_body.clone(), small_body.len() - 2, 2),
         ),
         (
             "environment variant 2",
             with(
-                small_body[..small_body.len() - 1].to_vec(),
-                &[1, 2, 1, b'x'],
+                small_body[..small_body.len() - 2].to_vec(),
+                &[1, 2, 1, b'x', 0],
             ),
+        ),
+        (
+            "no_result_cache flag 2",
+            patched(small_body.clone(), small_body.len() - 1, 2),
         ),
     ];
     assert_eq!(
@@ -814,6 +823,7 @@ fn bad_server_bodies_are_malformed() {
             payload: Payload::pack(Compression::None, b"o"),
         }],
         environment: None,
+        cached: false,
     })));
     // variant, exit code, stdout, stderr, outputs count, then the path's length and bytes.
     let path_byte = 1 + 1 + 1 + 1 + 1 + 1;
@@ -1010,6 +1020,7 @@ fn a_warm_request_fits_in_2_kib() {
         queue: true,
         depfile: None,
         environment: None,
+        no_result_cache: false,
     };
     assert_eq!(request.args.len(), 13);
     let size = client_frame(&ClientMessage::Compile(Box::new(request))).len();
@@ -1076,6 +1087,7 @@ fn example_compile() -> ClientMessage {
         queue: true,
         depfile: None,
         environment: None,
+        no_result_cache: false,
     }))
 }
 
@@ -1139,6 +1151,7 @@ fn the_documented_frames_are_the_real_bytes() {
                     payload: Payload::pack(Compression::None, b"\x7fELF"),
                 }],
                 environment: None,
+                cached: false,
             }),
         ),
         (

@@ -156,6 +156,7 @@ mod tests {
             queue: true,
             depfile: None,
             environment: None,
+            no_result_cache: false,
         }
     }
 

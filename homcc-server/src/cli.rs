@@ -139,6 +139,14 @@ pub struct Cli {
     // Applied after loading, as cache_dir.
     #[serde(skip)]
     pub auth_token_file: Option<PathBuf>,
+    /// Compile every request, never answering one from the recorded result of an equal compile (docs/cache.md) [env: HOMCCD_NO_RESULT_CACHE] [default: false]
+    #[arg(long)]
+    #[serde(skip_serializing_if = "homcc_proto::config::is_false")]
+    pub no_result_cache: bool,
+    /// The share of result-cache hits compiled again and compared byte for byte with their record, from 0 to 1; a difference is logged and stops the reuse of that compiler's results [env: HOMCCD_VERIFY_RESULTS] [default: 0]
+    #[arg(long, value_name = "SHARE")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub verify_results: Option<f64>,
     /// Print the compilers homccd may run (name, path, version, target), on the server and in each environment it offers (probed now), and exit
     #[arg(long)]
     #[serde(skip)]

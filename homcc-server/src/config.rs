@@ -54,6 +54,8 @@ pub const KEYS: &[&str] = &[
     "min_upload_rate",
     "max_frame_memory",
     "auth_token_file",
+    "no_result_cache",
+    "verify_results",
 ];
 
 /// The prefix of homccd's variables: `HOMCCD_` + a key in upper case.
@@ -141,6 +143,11 @@ pub struct Keys {
     /// The token in `auth_token_file`, read by [`Keys::read_auth_token`] (the `Cli` does).
     #[serde(skip)]
     pub auth: Option<AuthToken>,
+    /// Compile every request, never answering one from the result of an equal compile.
+    pub no_result_cache: bool,
+    /// The share of result-cache hits compiled again and compared with their record, 0 to 1.
+    #[serde(deserialize_with = "fraction")]
+    pub verify_results: f64,
 }
 
 /// homccd's defaults, as [`Settings::new`] has them (the one place they are written),
@@ -179,6 +186,8 @@ impl Default for Keys {
             max_frame_memory: resolved.max_frame_memory as u64,
             auth_token_file: None,
             auth: None,
+            no_result_cache: !resolved.result_cache,
+            verify_results: resolved.verify_results,
         }
     }
 }
@@ -251,6 +260,8 @@ impl Keys {
         config.auth = self.auth.clone();
         config.schroot_profiles = self.schroot_profiles.clone();
         config.docker_containers = self.docker_containers.clone();
+        config.result_cache = !self.no_result_cache;
+        config.verify_results = self.verify_results;
         config
     }
 }
@@ -269,6 +280,15 @@ pub fn cache_size_alias() -> Result<Option<u64>, ConfigError> {
             Some(text) => parse_size(text).map(Some).map_err(fail),
             None => Err(fail("not valid UTF-8".into())),
         },
+    }
+}
+
+/// A share: a number from 0 to 1.
+fn fraction<'de, D: Deserializer<'de>>(deserializer: D) -> Result<f64, D::Error> {
+    let share = f64::deserialize(deserializer)?;
+    match (0.0..=1.0).contains(&share) {
+        true => Ok(share),
+        false => Err(Error::custom(format!("{share} is not a share from 0 to 1"))),
     }
 }
 

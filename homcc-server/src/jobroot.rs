@@ -2,8 +2,9 @@
 //! Every path that comes from a client is checked here, lexically, never to leave `R`; and no
 //! file the compile may write is a hard link into the cache. A request's root is made here
 //! (`for_request`: fresh, or from the last root of the same client, `tree`), its outputs are
-//! read back from it (`collect_outputs`), and it is kept for the client's next compile
-//! (`release`). The job tracks every directory and file it puts in `R` (a `Tree`).
+//! read back from it (`read_outputs`, then `pack_outputs` for the client), and it is kept for
+//! the client's next compile (`release`). The job tracks every directory and file it puts in
+//! `R` (a `Tree`).
 
 use std::{
     ffi::OsStr,
@@ -354,13 +355,12 @@ pub enum Returned {
 }
 
 /// The outputs the compiler wrote (regular files at their paths in the job root `root`), each
-/// at most `max` bytes, compressed with `compression`.
-pub fn collect_outputs(
+/// at most `max` bytes, by client path; a dependency file that names the job root is left out.
+pub fn read_outputs(
     outputs: Vec<Output>,
     root: &Path,
-    compression: Compression,
     max: u64,
-) -> Result<Vec<OutputFile>, Ending> {
+) -> Result<Vec<(PathBuf, Vec<u8>)>, Ending> {
     let mut files = Vec::new();
     for Output {
         client: out,
@@ -385,12 +385,22 @@ pub fn collect_outputs(
         if returned == Returned::IfPortable && names_root() {
             continue;
         }
-        files.push(OutputFile {
-            path: out,
-            payload: Payload::pack(compression, &bytes),
-        });
+        files.push((out, bytes));
     }
     Ok(files)
+}
+
+/// `files` as the client gets them, compressed with `compression`.
+pub fn pack_outputs<'a>(
+    files: impl IntoIterator<Item = (&'a Path, &'a [u8])>,
+    compression: Compression,
+) -> Vec<OutputFile> {
+    (files.into_iter())
+        .map(|(path, bytes)| OutputFile {
+            path: path.to_owned(),
+            payload: Payload::pack(compression, bytes),
+        })
+        .collect()
 }
 
 #[cfg(test)]

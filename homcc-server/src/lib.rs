@@ -21,6 +21,7 @@ pub mod jobroot;
 pub mod negotiate;
 pub mod queue;
 pub mod request;
+pub mod results;
 pub mod sandbox;
 pub mod server;
 pub mod session;

@@ -21,6 +21,7 @@ use crate::{
     conn::Conn,
     environments::Environments,
     queue::Scheduler,
+    results::Results,
     session,
     tree::Pool,
 };
@@ -74,6 +75,10 @@ pub struct Settings {
     /// The shared secret every client must prove it holds before its request is read (`auth`);
     /// `None`: no authentication.
     pub auth: Option<AuthToken>,
+    /// Whether compiles the server has run are recorded and answered again (`results`).
+    pub result_cache: bool,
+    /// The share of result-cache hits compiled again and compared with their record.
+    pub verify_results: f64,
 }
 
 /// Bounds on one compile; passing one refuses it with `RefusalReason::Limit` naming the bound.
@@ -131,6 +136,8 @@ impl Settings {
             allow: AllowedNetworks::default(),
             max_connections_per_client: None,
             auth: None,
+            result_cache: true,
+            verify_results: 0.0,
         }
     }
 }
@@ -170,6 +177,10 @@ pub struct Record {
     pub phase_began: Option<std::time::Instant>,
     /// How long it waited for uploads (its client's, or another client's of the same file).
     pub upload_wait: std::time::Duration,
+    /// Answered from the result cache.
+    pub cached: bool,
+    /// A hit compiled again (`verify_results`): whether the result had its record's bytes.
+    pub verified: Option<bool>,
 }
 
 impl Record {
@@ -245,6 +256,8 @@ pub struct State {
     pub frame_memory: Arc<FrameMemory>,
     /// The roots of finished compiles, each kept for its client's next compile.
     pub roots: Pool,
+    /// Compiles run before, answered again; `None`: off (`no_result_cache`).
+    pub results: Option<Arc<Results>>,
 }
 
 /// A bound homccd, ready to run.
@@ -309,8 +322,17 @@ impl Server {
             &jobs_dir,
         )
         .await;
+        let results = match config.result_cache {
+            true => Some(Results::open(
+                &config.cache_dir,
+                cache.clone(),
+                config.verify_results,
+            )?),
+            false => None,
+        };
         let scheduler = Scheduler::new(config.limit, queue);
         let state = State {
+            results,
             frame_memory: FrameMemory::new(config.max_frame_memory),
             roots: Pool::new(config.limit + queue),
             sandbox,

@@ -22,6 +22,7 @@ use crate::{
     negotiate::negotiate,
     queue::{Admission, Slot, Uploading},
     request::{self, DirCount},
+    results::{self, Begin, Leader, Results, Stored},
     server::{Record, State},
 };
 
@@ -59,11 +60,13 @@ pub async fn serve(stream: TcpStream, peer: SocketAddr, state: Arc<State>) {
             // Scrubbing the job root takes a while; the client has its result already. It is kept
             // for the client's next compile (or deleted, if it cannot be scrubbed).
             let state = Arc::clone(&state);
-            tokio::task::spawn_blocking(move || {
-                if let Ok(kept) = job.release(|digest| state.cache.inode(digest)) {
-                    state.roots.put(peer.ip(), kept);
-                }
-            });
+            if let Some(job) = job {
+                tokio::task::spawn_blocking(move || {
+                    if let Ok(kept) = job.release(|digest| state.cache.inode(digest)) {
+                        state.roots.put(peer.ip(), kept);
+                    }
+                });
+            }
             sent
         }
         Err(Ending::Refuse(refusal) | Ending::Pause(refusal)) => {
@@ -89,7 +92,7 @@ pub async fn serve(stream: TcpStream, peer: SocketAddr, state: Arc<State>) {
     }
     (record.bytes_in, record.bytes_out) = conn.bytes();
     tracing::info!(
-        client = %peer, compiler = %record.compiler, environment = %record.environment, output = %record.output, compression = %record.compression, result = %request::shown(&record.outcome),
+        client = %peer, compiler = %record.compiler, environment = %record.environment, output = %record.output, compression = %record.compression, result = %request::shown(&record.outcome), cached = record.cached, verified = ?record.verified,
         files = record.files, blobs_in = record.blobs_in, bytes_in = record.bytes_in,
         bytes_out = record.bytes_out, upload_ms = record.upload_wait.as_millis() as u64, queued_ms = record.queued_ms, compile_ms = record.compile_ms, ms = started.elapsed().as_millis() as u64, "compile"
     );
@@ -100,13 +103,14 @@ pub async fn serve(stream: TcpStream, peer: SocketAddr, state: Arc<State>) {
     }
 }
 
-/// Runs the compile; returns its result and the job root, which the caller deletes after replying.
+/// Runs the compile, or answers it from the result cache; returns its result and the job root
+/// (none for a cached result), which the caller keeps for the client's next compile.
 async fn handle(
     conn: &mut Conn,
     peer: SocketAddr,
     state: &State,
     record: &mut Record,
-) -> Result<(CompileResult, JobRoot), Ending> {
+) -> Result<(CompileResult, Option<JobRoot>), Ending> {
     if let Some(token) = &state.config.auth {
         auth::authenticate(conn, token, peer, state.config.max_frame).await?;
     }
@@ -128,6 +132,24 @@ async fn handle(
         record.environment = env.to_string();
     }
     record.phase("admit");
+    // A compile the server has run already is answered from its record, before any upload;
+    // of the same compile asked for at once by several clients, one runs and the others wait.
+    // A share of the hits (`verify_results`) is compiled again and compared with its record.
+    let results = (state.results.as_ref())
+        .filter(|results| !req.no_result_cache && results.trusts(&compiler.path));
+    let key = results.and_then(|results| Some((results, results::key(&req, &compiler)?)));
+    let (leader, check) = match key {
+        None => (None, None),
+        Some((results, key)) => match lead_or_answer(conn, results, key).await? {
+            Begin::Run(leader) => (Some(leader), None),
+            Begin::Hit(stored) if results.verifies() => (None, Some((key, stored))),
+            Begin::Hit(stored) => {
+                record.cached = true;
+                return Ok((cached_result(stored, &req, environment), None));
+            }
+            Begin::Wait(_) => unreachable!("lead_or_answer waits"),
+        },
+    };
     // File work (directories, hard links, copies) blocks: off the async threads' duty.
     let kept = state.roots.take(peer.ip());
     let (job, cwd) =
@@ -153,8 +175,15 @@ async fn handle(
     let (compression, max) = (req.compression, state.config.limits.output_size);
     // Outputs may be hundreds of MB: read and compressed off the async threads.
     let root = job.path().to_owned();
-    let outputs = tokio::task::spawn_blocking(move || {
-        jobroot::collect_outputs(outputs, &root, compression, max)
+    let (files, outputs) = tokio::task::spawn_blocking(move || {
+        let files = jobroot::read_outputs(outputs, &root, max)?;
+        let packed = jobroot::pack_outputs(
+            files
+                .iter()
+                .map(|(path, bytes)| (path.as_path(), bytes.as_slice())),
+            compression,
+        );
+        Ok::<_, Ending>((files, packed))
     })
     .await
     .map_err(internal)??;
@@ -165,8 +194,112 @@ async fn handle(
         stderr: job.unmap_text(&finished.stderr),
         outputs,
         environment,
+        cached: false,
     };
-    Ok((result, job))
+    if let (Some((key, stored)), Some(results)) = (&check, &state.results) {
+        let outputs = stored
+            .outputs
+            .iter()
+            .map(|(p, b)| (p.as_path(), b.as_slice()));
+        let same = stored.exit_code == result.exit_code
+            && stored.stdout == result.stdout
+            && stored.stderr == result.stderr
+            && outputs.eq(files.iter().map(|(p, b)| (p.as_path(), b.as_slice())));
+        record.verified = Some(same);
+        if !same {
+            results.mismatch(key, &compiler.path);
+        }
+    }
+    if let (Some(leader), Some(results)) = (&leader, &state.results) {
+        tokio::task::block_in_place(|| {
+            record_result(state, results, leader, &req, &job, &result, files)
+        });
+        record.phase("record");
+    }
+    Ok((result, Some(job)))
+}
+
+/// The record of `key`, or the right to compile it: waits (with heartbeats) while another
+/// compile of the same key runs.
+async fn lead_or_answer(
+    conn: &mut Conn,
+    results: &Arc<Results>,
+    key: homcc_proto::Digest,
+) -> Result<Begin, Ending> {
+    loop {
+        match results.begin(key) {
+            Begin::Wait(mut done) => {
+                conn.with_heartbeats(async move {
+                    let _ = done.wait_for(|done| *done).await;
+                })
+                .await?;
+            }
+            begun => return Ok(begun),
+        }
+    }
+}
+
+/// A stored result, as the client of `req` gets it.
+fn cached_result(
+    stored: Stored,
+    req: &CompileRequest,
+    environment: Option<homcc_proto::Environment>,
+) -> CompileResult {
+    let files = stored.outputs.iter();
+    CompileResult {
+        exit_code: stored.exit_code,
+        outputs: jobroot::pack_outputs(
+            files.map(|(path, bytes)| (path.as_path(), bytes.as_slice())),
+            req.compression,
+        ),
+        stdout: stored.stdout,
+        stderr: stored.stderr,
+        environment,
+        cached: true,
+    }
+}
+
+/// Stores the result of a compile the server ran, unless an input file uses the time macros
+/// (`__DATE__` ...) and `SOURCE_DATE_EPOCH` does not fix them.
+fn record_result(
+    state: &State,
+    results: &Results,
+    leader: &Leader,
+    req: &CompileRequest,
+    job: &JobRoot,
+    result: &CompileResult,
+    files: Vec<(PathBuf, Vec<u8>)>,
+) {
+    let epoch = req.env.iter().any(|(name, _)| name == "SOURCE_DATE_EPOCH");
+    if !epoch {
+        let mut inputs = Vec::new();
+        for chunk_ref in &req.manifest {
+            let Ok(Some(chunk)) = state.cache.chunk(&chunk_ref.digest) else {
+                return;
+            };
+            for file in &chunk.files {
+                let client = std::path::Path::new(&chunk.dir).join(&file.name);
+                let Ok(path) = job.map_normal(&client) else {
+                    return;
+                };
+                inputs.push((file.digest, path));
+            }
+        }
+        if results.any_uses_the_time(inputs.iter().map(|(d, p)| (d, p.as_path()))) {
+            return;
+        }
+    }
+    let stored = Stored {
+        exit_code: result.exit_code,
+        stdout: result.stdout.clone(),
+        stderr: result.stderr.clone(),
+        outputs: (files.into_iter())
+            .map(|(path, bytes)| (path, serde_bytes::ByteBuf::from(bytes)))
+            .collect(),
+    };
+    if let Err(e) = results.put(leader, &stored) {
+        tracing::warn!(key = %leader.key(), "result not recorded: {e}");
+    }
 }
 
 /// What homccd decides before it writes a file: the arguments pass its policy and the other

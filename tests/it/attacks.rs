@@ -260,7 +260,8 @@ fn assert_only_a_cache(cache: &Path) {
     wait_for("no process running in the cache dir", CLEANUP, || {
         processes_in(cache).is_empty()
     });
-    assert_eq!(names(cache), ["blobs-v1", "jobs"], "in {}", cache.display());
+    let want = ["blobs-v1", "jobs", "results-v1"];
+    assert_eq!(names(cache), want, "in {}", cache.display());
     let blobs = cache.join("blobs-v1");
     wait_for("no upload in progress", CLEANUP, || {
         names(&blobs.join("tmp")).is_empty()

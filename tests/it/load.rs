@@ -96,7 +96,7 @@ impl Drop for Other {
 
 /// A C project of `count` files with a Makefile; every sixth file warns (`-Wall`), so that
 /// stderr has something to compare.
-fn c_project(project: &Project, count: usize) {
+pub(crate) fn c_project(project: &Project, count: usize) {
     project.write(
         "include/common.h",
         "#include <stdio.h>\n#include <stdlib.h>\n#include <string.h>\n#define SCALE(x) ((x) * 3)\n",
@@ -119,7 +119,11 @@ fn c_project(project: &Project, count: usize) {
 }
 
 /// `make -j4` with `cc`; its stderr lines (sorted: the jobs finish in any order) and objects.
-fn make(project: &Project, cc: &str, env: &[(&str, &str)]) -> (Vec<String>, Vec<Vec<u8>>) {
+pub(crate) fn make(
+    project: &Project,
+    cc: &str,
+    env: &[(&str, &str)],
+) -> (Vec<String>, Vec<Vec<u8>>) {
     let _ = std::fs::remove_dir_all(project.path().join("obj"));
     let mut cmd = Command::new("make");
     isolate(&mut cmd, project.client_cache.path())

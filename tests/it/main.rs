@@ -13,6 +13,7 @@ mod flag_tables;
 mod hosts;
 mod load;
 mod pipeline;
+mod result_cache;
 mod scan_cache;
 mod scenarios;
 mod ssh;

@@ -70,18 +70,7 @@ fn through_homcc(
 }
 
 fn local(p: &Project, env: &[(&str, &str)], cc: &str, args: &[&str]) -> Vec<u8> {
-    let out = Command::new(cc)
-        .args(args)
-        .envs(env.iter().copied())
-        .current_dir(p.path())
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    p.take(&["t.o"]).remove(0).expect("t.o")
+    p.local_output(p.path(), env, cc, args, "t.o")
 }
 
 /// One trap: `setup` the tree, compile (recorded), compile again (answered by the record),

@@ -316,6 +316,27 @@ impl Project {
             .unwrap()
     }
 
+    /// `compiler args` run plainly in `cwd` with `env`, which must succeed; the project file
+    /// `output` it wrote, taken away.
+    pub fn local_output(
+        &self,
+        cwd: &Path,
+        env: &[(&str, &str)],
+        compiler: &str,
+        args: &[&str],
+        output: &str,
+    ) -> Vec<u8> {
+        let out = Command::new(compiler)
+            .args(args)
+            .envs(env.iter().copied())
+            .current_dir(cwd)
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(out.status.success(), "{compiler} {args:?}: {stderr}");
+        self.take(&[output]).remove(0).expect(output)
+    }
+
     /// `homcc [homcc_args] compiler args` in the project, with no setting from the environment:
     /// no `HOMCC_*` variable, a home without homcc files, and slot state of its own.
     pub fn homcc(&self, homcc_args: &[&str], compiler: &str, args: &[&str]) -> Output {

@@ -75,6 +75,7 @@ pub fn raw_request(dir: &Path, version: u32, compiler: CompilerIdentity) -> Comp
         queue: true,
         depfile: None,
         environment: None,
+        no_result_cache: false,
     }
 }
 
@@ -281,6 +282,7 @@ impl Conversation {
                 queue: true,
                 depfile: None,
                 environment: None,
+                no_result_cache: false,
             },
             chunks: HashMap::new(),
             blobs,

@@ -71,6 +71,7 @@ fn every_key_is_read_from_the_file() {
             ssh_options = ["-o", "BatchMode=yes"]
             no_scan_cache = true
             no_include_closure = true
+            no_result_cache = true
             "#,
         )
         .unwrap();
@@ -91,10 +92,11 @@ fn every_key_is_read_from_the_file() {
             auth_token_file: Some("token".into()),
             no_scan_cache: true,
             no_include_closure: true,
+            no_result_cache: true,
         };
         assert_eq!(s.config, want);
         assert_eq!(s.environment, Some(Environment::Schroot("jammy".into())));
-        assert_eq!(KEYS.len(), 15, "every key above");
+        assert_eq!(KEYS.len(), 16, "every key above");
         assert!(s.scan_cache.is_none());
         assert_eq!(s.auth, Some(AuthToken::from_bytes(b"t0ken").unwrap()));
         assert_eq!(s.connect_timeout, Duration::from_millis(2500));

@@ -10,7 +10,7 @@ use std::{
 };
 
 use homcc_proto::{
-    manifest::chunk_entries, CompileRequest, Environment, FORWARDED_ENV, PROTOCOL_VERSION,
+    manifest::chunk_entries, CompileRequest, CompileResult, FORWARDED_ENV, PROTOCOL_VERSION,
 };
 
 use crate::{
@@ -148,6 +148,7 @@ fn prepare(work: Work<'_>, closure: bool) -> Result<Ready, Instead> {
             queue: true,
             depfile,
             environment: settings.environment.clone(),
+            no_result_cache: settings.config.no_result_cache,
         },
         chunks: chunks.into_iter().map(|c| (c.digest(), c)).collect(),
         files: files
@@ -182,9 +183,8 @@ fn climbed_dirs<'a>(cwd: &Path, read_from: impl Iterator<Item = &'a Path>) -> Ve
 /// receiving the result, and whether the compile waited in the server's queue).
 pub(super) fn summary(
     host: &Host,
-    environment: Option<&Environment>,
+    result: &CompileResult,
     t: &Traffic,
-    exit_code: i32,
     (local, (scanned, no_closure)): &(Duration, Scanned),
     remote: Duration,
 ) -> String {
@@ -208,10 +208,16 @@ pub(super) fn summary(
     } + &no_closure
         .as_ref()
         .map_or(String::new(), |why| format!(" (no include closure: {why})"));
-    let place = environment.map_or(String::new(), |env| format!(" (in {env})"));
+    let place = (result.environment.as_ref()).map_or(String::new(), |env| format!(" (in {env})"));
+    let exit_code = result.exit_code;
+    let cached = if result.cached {
+        " (cached result)"
+    } else {
+        ""
+    };
     format!(
         "{host}{place}: {} files in {} chunks ({} sent inline); uploaded {} files ({} bytes, {} compressed); \
-         request {} bytes sent, {} bytes received; exit {exit_code}; local {} ms{scan}, remote {} ms",
+         request {} bytes sent, {} bytes received; exit {exit_code}{cached}; local {} ms{scan}, remote {} ms",
         t.files,
         t.chunks,
         t.chunks_inline,

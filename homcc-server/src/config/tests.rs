@@ -61,6 +61,8 @@ fn an_empty_table_is_the_defaults() {
         max_frame_memory: 512 << 20,
         auth_token_file: None,
         auth: None,
+        no_result_cache: false,
+        verify_results: 0.0,
     };
     assert_eq!(from_toml(""), Ok(want));
 }
@@ -76,6 +78,8 @@ fn values() {
         }
     };
     check("max_dependency_cache_size = \"512M\"", Ok(|s| s.max_dependency_cache_size == 512 << 20));
+    check("verify_results = 0.25", Ok(|s| s.verify_results == 0.25));
+    check("no_result_cache = true", Ok(|s| s.no_result_cache));
     check("allow = [\"10.1.0.0/16\", \"fd00::/8\", \"192.0.2.7\"]", Ok(|s| s.allow.len() == 3 && s.allow[2].to_string() == "192.0.2.7/32"));
     check("allow = \"10.0.0.0/8 192.168.0.0/16\"", Ok(|s| s.allow.len() == 2));
     check("allow = [\"10.0.0.0/33\"]", Err("'10.0.0.0/33' is not a network: write an address with a prefix length, as in 10.0.0.0/8 or fd00::/8"));
