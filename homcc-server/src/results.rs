@@ -34,6 +34,10 @@ use crate::{cache::Cache, compilers::Resolved};
 /// them (client paths, uncompressed).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Stored {
+    /// The dependency-file flags of the compile that made the record ([`dep_args`]), and the
+    /// dependency file it wrote: only a request with the same ones gets that file from here.
+    pub dep_args: Vec<OsString>,
+    pub depfile: Option<PathBuf>,
     pub exit_code: i32,
     #[serde(with = "serde_bytes")]
     pub stdout: Vec<u8>,
@@ -52,7 +56,8 @@ struct KeyInput<'a> {
     /// The binary's size, mtime (s, ns) and inode.
     binary: String,
     target_args: &'a [OsString],
-    args: &'a [OsString],
+    /// Without the dependency-file flags, which change only the dependency file ([`answers`]).
+    args: Vec<&'a OsString>,
     cwd: &'a Path,
     include_dirs: &'a [PathBuf],
     implicit_includes: &'a [PathBuf],
@@ -60,7 +65,6 @@ struct KeyInput<'a> {
     dirs: &'a [PathBuf],
     manifest: Vec<Digest>,
     outputs: &'a [PathBuf],
-    depfile: Option<&'a Path>,
     env: Vec<(&'a str, &'a str)>,
 }
 
@@ -93,7 +97,10 @@ pub fn key(req: &CompileRequest, compiler: &Resolved) -> Option<Digest> {
         compiler: &compiler.path,
         binary,
         target_args: &compiler.target_args,
-        args: &req.args,
+        args: (req.args.iter())
+            .zip(dep_marks(&req.args))
+            .filter_map(|(arg, dep)| (!dep).then_some(arg))
+            .collect(),
         cwd: &req.cwd,
         include_dirs: &req.include_dirs,
         implicit_includes: &req.implicit_includes,
@@ -101,10 +108,44 @@ pub fn key(req: &CompileRequest, compiler: &Resolved) -> Option<Digest> {
         dirs: &req.dirs,
         manifest: req.manifest.iter().map(|c| c.digest).collect(),
         outputs: &req.outputs,
-        depfile: req.depfile.as_deref(),
         env,
     };
     Some(Digest::of(&encode_record(&input).ok()?))
+}
+
+/// The dependency-file flags of `args`: `-MD`, `-MMD`, `-MP`, and `-MF`, `-MT`, `-MQ` with their
+/// values. homcc sends them only when the server is to write the dependency file (the include
+/// closure); when its scan cache answers, it writes the file itself and sends none. They change
+/// nothing but that file, so they are not part of the key: both forms of a compile share its
+/// record.
+pub fn dep_args(args: &[OsString]) -> impl Iterator<Item = &OsString> {
+    args.iter()
+        .zip(dep_marks(args))
+        .filter_map(|(arg, dep)| dep.then_some(arg))
+}
+
+/// For each of `args`, whether it is one of [`dep_args`].
+fn dep_marks(args: &[OsString]) -> Vec<bool> {
+    const WITH_VALUE: [&str; 3] = ["-MF", "-MT", "-MQ"];
+    let mut marks = Vec::with_capacity(args.len());
+    let mut value_next = false;
+    for arg in args {
+        let arg = arg.to_str().unwrap_or("");
+        let is_value = std::mem::take(&mut value_next);
+        value_next = WITH_VALUE.contains(&arg);
+        let joined = WITH_VALUE
+            .iter()
+            .any(|f| arg.len() > 2 && arg.starts_with(f));
+        marks.push(is_value || value_next || joined || ["-MD", "-MMD", "-MP"].contains(&arg));
+    }
+    marks
+}
+
+/// Whether `stored` answers `req`: a request whose dependency file the server is to write
+/// needs a record made with the same dependency-file flags and path.
+pub fn answers(stored: &Stored, req: &CompileRequest) -> bool {
+    req.depfile.is_none()
+        || (stored.depfile == req.depfile && stored.dep_args.iter().eq(dep_args(&req.args)))
 }
 
 /// Whether the arguments make a compile whose bytes depend only on its inputs: `-flto` without
@@ -149,7 +190,8 @@ pub enum Begin {
     Wait(watch::Receiver<bool>),
 }
 
-/// The compile that runs for a key; waiters wake when it is dropped (recorded or not).
+/// The compile that runs for a key; waiters wake when it is dropped (recorded or not), and ask
+/// again.
 #[derive(Debug)]
 pub struct Leader {
     key: Digest,
@@ -162,12 +204,6 @@ impl Drop for Leader {
         let mut running = self.results.running();
         running.remove(&self.key);
         let _ = self.done.send(true);
-    }
-}
-
-impl Leader {
-    pub fn key(&self) -> &Digest {
-        &self.key
     }
 }
 
@@ -260,12 +296,12 @@ impl Results {
         }
     }
 
-    /// Records `stored` as the result of `leader`'s key.
-    pub fn put(&self, leader: &Leader, stored: &Stored) -> io::Result<()> {
+    /// Records `stored` as the result of `key`.
+    pub fn put(&self, key: &Digest, stored: &Stored) -> io::Result<()> {
         let bytes = encode_record(stored).map_err(io::Error::other)?;
         let record = Digest::of(&bytes);
         self.cache.insert(&record, &bytes)?;
-        let index = self.index(&leader.key);
+        let index = self.index(key);
         std::fs::create_dir_all(index.parent().expect("two levels"))?;
         let tmp = index.with_extension("tmp");
         std::fs::write(&tmp, record.to_string())?;
@@ -298,5 +334,30 @@ impl Results {
             }
         }
         false
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn dependency_file_flags_are_told_apart() {
+        let args: Vec<OsString> = "-O2 -c a.c -o a.o -MMD -MT a.o -MQ$x -MP -MF a.d -MFb.d -I-MF"
+            .split(' ')
+            .map(OsString::from)
+            .collect();
+        let deps: Vec<_> = dep_args(&args).map(|a| a.to_str().unwrap()).collect();
+        assert_eq!(
+            deps,
+            ["-MMD", "-MT", "a.o", "-MQ$x", "-MP", "-MF", "a.d", "-MFb.d"]
+        );
+    }
+
+    #[test]
+    fn the_time_macros_are_found() {
+        assert!(uses_the_time(b"const char *d = __DATE__;"));
+        assert!(uses_the_time(b"__TIMESTAMP__"));
+        assert!(!uses_the_time(b"__TIME_T__ __DATE"));
     }
 }

@@ -22,7 +22,7 @@ use crate::{
     negotiate::negotiate,
     queue::{Admission, Slot, Uploading},
     request::{self, DirCount},
-    results::{self, Begin, Leader, Results, Stored},
+    results::{self, Begin, Results, Stored},
     server::{Record, State},
 };
 
@@ -138,11 +138,14 @@ async fn handle(
     let results = (state.results.as_ref())
         .filter(|results| !req.no_result_cache && results.trusts(&compiler.path));
     let key = results.and_then(|results| Some((results, results::key(&req, &compiler)?)));
-    let (leader, check) = match key {
-        None => (None, None),
+    // `_leader` wakes the compiles that wait for this one when it is dropped, at the end.
+    let (_leader, check, record_as) = match key {
+        None => (None, None, None),
         Some((results, key)) => match lead_or_answer(conn, results, key).await? {
-            Begin::Run(leader) => (Some(leader), None),
-            Begin::Hit(stored) if results.verifies() => (None, Some((key, stored))),
+            Begin::Run(leader) => (Some(leader), None, Some(key)),
+            // Recorded with another dependency file than this request asks the server for.
+            Begin::Hit(stored) if !results::answers(&stored, &req) => (None, None, Some(key)),
+            Begin::Hit(stored) if results.verifies() => (None, Some((key, stored)), None),
             Begin::Hit(stored) => {
                 record.cached = true;
                 return Ok((cached_result(stored, &req, environment), None));
@@ -210,9 +213,9 @@ async fn handle(
             results.mismatch(key, &compiler.path);
         }
     }
-    if let (Some(leader), Some(results)) = (&leader, &state.results) {
+    if let (Some(key), Some(results)) = (&record_as, &state.results) {
         tokio::task::block_in_place(|| {
-            record_result(state, results, leader, &req, &job, &result, files)
+            record_result(state, results, key, &req, &job, &result, files)
         });
         record.phase("record");
     }
@@ -245,7 +248,10 @@ fn cached_result(
     req: &CompileRequest,
     environment: Option<homcc_proto::Environment>,
 ) -> CompileResult {
-    let files = stored.outputs.iter();
+    // A record made for a request whose dependency file the server wrote may hold it: a
+    // request whose client writes its own does not get it.
+    let asked = |path: &PathBuf| req.outputs.contains(path) || req.depfile.as_ref() == Some(path);
+    let files = stored.outputs.iter().filter(|(path, _)| asked(path));
     CompileResult {
         exit_code: stored.exit_code,
         outputs: jobroot::pack_outputs(
@@ -264,7 +270,7 @@ fn cached_result(
 fn record_result(
     state: &State,
     results: &Results,
-    leader: &Leader,
+    key: &homcc_proto::Digest,
     req: &CompileRequest,
     job: &JobRoot,
     result: &CompileResult,
@@ -290,6 +296,8 @@ fn record_result(
         }
     }
     let stored = Stored {
+        dep_args: results::dep_args(&req.args).cloned().collect(),
+        depfile: req.depfile.clone(),
         exit_code: result.exit_code,
         stdout: result.stdout.clone(),
         stderr: result.stderr.clone(),
@@ -297,8 +305,8 @@ fn record_result(
             .map(|(path, bytes)| (path, serde_bytes::ByteBuf::from(bytes)))
             .collect(),
     };
-    if let Err(e) = results.put(leader, &stored) {
-        tracing::warn!(key = %leader.key(), "result not recorded: {e}");
+    if let Err(e) = results.put(key, &stored) {
+        tracing::warn!(%key, "result not recorded: {e}");
     }
 }
 

@@ -31,7 +31,20 @@ fn a_rebuild_after_make_clean_is_answered_from_the_records_with_nothing_uploaded
     let server = TestServer::fresh(|c| c.limit = 4);
     let project = Project::new();
     c_project(&project, FILES);
+    // With dependency files, as real builds have: the first build's compiles are listed by the
+    // include closure (the server writes each .d), the rebuild's by the scan cache (homcc
+    // writes it): the two forms share a record.
+    project.write(
+        "Makefile",
+        "OBJS := $(patsubst src/%.c,obj/%.o,$(wildcard src/*.c))\nall: $(OBJS)\n\
+         obj/%.o: src/%.c include/common.h\n\t@mkdir -p obj\n\t$(CC) -O2 -Wall -MMD -MP -Iinclude -c $< -o $@\n",
+    );
     let (local_stderr, local_objects) = make(&project, "gcc", &[]);
+    assert_eq!(
+        local_objects.len(),
+        2 * FILES,
+        "objects and dependency files"
+    );
     let cc = format!("{} gcc", bin("homcc").display());
     let hosts = format!("{}/4", server.host());
     for build in 0..2 {
