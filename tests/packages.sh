@@ -97,6 +97,14 @@ docker run -d --name "$container" --network none --cap-add SYS_ADMIN \
   -v /sys/fs/cgroup:/sys/fs/cgroup:rw --tmpfs /run --tmpfs /run/lock --tmpfs /tmp:exec \
   "$image" /lib/systemd/systemd >/dev/null
 inside() { docker exec "$container" "$@"; }
+# Waits (up to 20 s) until homccd's journal holds at least COUNT (default 1) lines with PATTERN.
+logged() { # PATTERN [COUNT]
+  for _ in $(seq 100); do
+    [ "$(inside journalctl -u homccd --no-pager 2>/dev/null | grep -c -- "$1")" -ge "${2:-1}" ] && return 0
+    sleep 0.2
+  done
+  return 1
+}
 for _ in $(seq 100); do
   state=$(inside systemctl is-system-running 2>/dev/null || true)
   case $state in running | degraded) break ;; esac
@@ -119,12 +127,9 @@ inside sh -c 'cd /tmp/pkgs && DEBIAN_FRONTEND=noninteractive apt-get install -y 
   { tail -20 "$work/install.log" >&2; fail "apt-get install of both packages failed"; }
 grep -i "warning\|error" "$work/install.log" | grep -v "unsandboxed" && fail "apt-get install warned (above)"
 
-for _ in $(seq 100); do
-  inside journalctl -u homccd --no-pager 2>/dev/null | grep -q "listening on" && break
-  sleep 0.2
-done
+logged "listening on" || true
 inside systemctl is-active --quiet homccd || { inside systemctl status homccd --no-pager >&2 || true; fail "homccd.service is not active"; }
-inside journalctl -u homccd --no-pager | grep -q "listening on" || fail "homccd did not say it listens"
+logged "listening on" || fail "homccd did not say it listens"
 pid=$(inside systemctl show -p MainPID --value homccd)
 user=$(inside stat -c %U "/proc/$pid")
 [ "$user" = homccd ] || fail "homccd runs as $user, not as homccd"
@@ -140,17 +145,9 @@ echo "packages: installed; homccd.service active as user homccd (pid $pid); masq
 # Settings come from /etc/homcc/homcc.conf's [homccd] table; a restart applies them.
 inside sh -c 'printf "[homccd]\nlimit = 3\n" >>/etc/homcc/homcc.conf'
 inside systemctl restart homccd
-for _ in $(seq 100); do
-  inside journalctl -u homccd --no-pager | grep -q "compile slots limit=3" && break
-  sleep 0.2
-done
-inside journalctl -u homccd --no-pager | grep -q "compile slots limit=3" ||
-  fail "homccd did not take limit = 3 from /etc/homcc/homcc.conf"
+logged "compile slots limit=3" || fail "homccd did not take limit = 3 from /etc/homcc/homcc.conf"
 echo "packages: homccd took limit = 3 from /etc/homcc/homcc.conf's [homccd] table"
-for _ in $(seq 100); do
-  [ "$(inside journalctl -u homccd --no-pager | grep -c "listening on")" -ge 2 ] && break
-  sleep 0.2
-done
+logged "listening on" 2 || fail "homccd did not listen again after its restart"
 
 # A compile through the masquerade directory, with the host in the installed hosts file.
 inside sh -c 'echo "127.0.0.1/4" >>/etc/homcc/hosts'
