@@ -9,22 +9,53 @@ use std::{
         Arc,
     },
     task::{Context, Poll},
+    time::Duration,
 };
 
 use futures_util::{Stream, StreamExt};
-use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tokio::{
+    io::{AsyncRead, AsyncWrite, ReadBuf},
+    time::Instant,
+};
 
-/// Bytes that crossed one connection.
-#[derive(Debug, Default)]
+/// Bytes that crossed one connection, and when the last were read.
+#[derive(Debug)]
 pub struct ByteCounts {
     pub read: AtomicU64,
     pub written: AtomicU64,
+    began: Instant,
+    /// When the last byte was read, in milliseconds after `began`.
+    last_read_ms: AtomicU64,
+}
+
+impl Default for ByteCounts {
+    fn default() -> Self {
+        ByteCounts {
+            read: AtomicU64::new(0),
+            written: AtomicU64::new(0),
+            began: Instant::now(),
+            last_read_ms: AtomicU64::new(0),
+        }
+    }
 }
 
 impl ByteCounts {
     /// Bytes read so far.
     pub fn read_total(&self) -> u64 {
         self.read.load(Ordering::Relaxed)
+    }
+
+    /// When the last byte was read (the counts' creation, before any).
+    pub fn last_read(&self) -> Instant {
+        self.began + Duration::from_millis(self.last_read_ms.load(Ordering::Relaxed))
+    }
+
+    fn note_read(&self, n: u64) {
+        if n > 0 {
+            self.read.fetch_add(n, Ordering::Relaxed);
+            let ms = u64::try_from(self.began.elapsed().as_millis()).unwrap_or(u64::MAX);
+            self.last_read_ms.store(ms, Ordering::Relaxed);
+        }
     }
 }
 
@@ -38,13 +69,16 @@ pub struct Silent;
 pub async fn next_while_receiving<S: Stream + Unpin>(
     frames: &mut S,
     counts: &ByteCounts,
-    idle: std::time::Duration,
+    idle: Duration,
 ) -> Result<Option<S::Item>, Silent> {
+    let called = Instant::now();
+    // Silence counts from the last byte read, or from the call if that came before.
+    let deadline = || counts.last_read().max(called) + idle;
+    let mut next = frames.next();
     loop {
-        let before = counts.read_total();
-        match tokio::time::timeout(idle, frames.next()).await {
+        match tokio::time::timeout_at(deadline(), &mut next).await {
             Ok(item) => return Ok(item),
-            Err(_) if counts.read_total() > before => continue,
+            Err(_) if deadline() > Instant::now() => continue,
             Err(_) => return Err(Silent),
         }
     }
@@ -71,8 +105,7 @@ impl<S: AsyncRead + Unpin> AsyncRead for Counted<S> {
     ) -> Poll<io::Result<()>> {
         let before = buf.filled().len();
         let poll = Pin::new(&mut self.inner).poll_read(cx, buf);
-        let n = (buf.filled().len() - before) as u64;
-        self.counts.read.fetch_add(n, Ordering::Relaxed);
+        self.counts.note_read((buf.filled().len() - before) as u64);
         poll
     }
 }
@@ -101,8 +134,6 @@ impl<S: AsyncWrite + Unpin> AsyncWrite for Counted<S> {
 
 #[cfg(test)]
 mod tests {
-    use std::time::Duration;
-
     use bytes::Bytes;
     use futures_util::SinkExt;
     use tokio::io::AsyncWriteExt;
@@ -149,5 +180,28 @@ mod tests {
         let mut frames = trickled(Duration::from_secs(3), counts.clone());
         let got = next_while_receiving(&mut frames, &counts, Duration::from_secs(1)).await;
         assert_eq!(got.unwrap_err(), Silent);
+    }
+
+    /// Silence is measured from the last byte: a frame that stops 3 bytes in, 1.8 s after the
+    /// wait began, is given up at 2.8 s with an idle time of 1 s (not at the next whole second).
+    #[tokio::test(start_paused = true)]
+    async fn silence_counts_from_the_last_byte() {
+        let counts = Arc::new(ByteCounts::default());
+        let (mut tx, rx) = tokio::io::duplex(64);
+        tokio::spawn(async move {
+            for byte in [0u8, 0, 0] {
+                tokio::time::sleep(Duration::from_millis(600)).await;
+                tx.write_all(&[byte]).await.unwrap();
+            }
+            std::future::pending::<()>().await;
+        });
+        let mut frames = FramedRead::new(
+            Counted::new(rx, counts.clone()),
+            LengthDelimitedCodec::new(),
+        );
+        let started = tokio::time::Instant::now();
+        let got = next_while_receiving(&mut frames, &counts, Duration::from_secs(1)).await;
+        assert_eq!(got.unwrap_err(), Silent);
+        assert_eq!(started.elapsed().as_millis(), 2800);
     }
 }

@@ -16,8 +16,13 @@ impl Digest {
 
     /// The digest of the file at `path`, read in pieces.
     pub fn of_file(path: &std::path::Path) -> std::io::Result<Self> {
+        Digest::of_reader(std::fs::File::open(path)?)
+    }
+
+    /// The digest of what `reader` gives until its end, read in pieces.
+    pub fn of_reader(reader: impl std::io::Read) -> std::io::Result<Self> {
         let mut hasher = blake3::Hasher::new();
-        hasher.update_reader(std::fs::File::open(path)?)?;
+        hasher.update_reader(reader)?;
         Ok(Digest(*hasher.finalize().as_bytes()))
     }
 

@@ -34,13 +34,14 @@ pub use digest::Digest;
 pub use manifest::{Chunk, ChunkFile, ManifestEntry};
 pub use message::*;
 
-/// The protocol version this build speaks; the first field of every [`CompileRequest`]. 7 added
+/// The protocol version this build speaks; the first field of every [`CompileRequest`]. 8 added
+/// [`RefusalReason::DiskFull`], 7 added
 /// [`CompileRequest::no_result_cache`] and [`CompileResult::cached`], 6 added
 /// [`ClientMessage::Ready`], 5
 /// [`CompileRequest::environment`] and [`CompileResult::environment`], 4
 /// [`CompileRequest::depfile`], 3 [`Compression::Zstd`], which a version-2 peer cannot decode
 /// (docs/protocol.md §8).
-pub const PROTOCOL_VERSION: u32 = 7;
+pub const PROTOCOL_VERSION: u32 = 8;
 
 /// homccd's default TCP port (the Python homcc's).
 pub const DEFAULT_PORT: u16 = 3126;

@@ -318,6 +318,9 @@ pub enum RefusalReason {
     /// compile now (a stopped container); the detail names it and the ones offered. Not the
     /// host's fault: the client tries another host or compiles locally.
     Environment,
+    /// The server's disk (its cache and job roots) has no room for this compile: it evicts
+    /// cached files to make some, but the client compiles elsewhere this time.
+    DiskFull,
 }
 
 /// The compiler's verdict, with client paths everywhere.

@@ -831,7 +831,7 @@ fn bad_server_bodies_are_malformed() {
     let cases: Vec<(&str, Vec<u8>)> = vec![
         ("empty body", vec![]),
         ("unknown message variant 5", vec![5]),
-        ("unknown refusal reason 11", vec![0, 11, 0]),
+        ("unknown refusal reason 12", vec![0, 12, 0]),
         ("challenge without its nonce", vec![4]),
         ("challenge nonce of 31 bytes", with(vec![4], &[0x55; 31])),
         ("challenge nonce of 33 bytes", with(vec![4], &[0x55; 33])),
