@@ -1,7 +1,7 @@
 //! The server's content-addressed blob cache: files named by digest under `<dir>/blobs-v1/`,
 //! bounded in bytes with least-recently-used eviction, and one upload per missing blob.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 use std::fs::{self, File};
 use std::io::{self, Read, Write};
 use std::os::unix::fs::MetadataExt;
@@ -13,12 +13,14 @@ use std::time::{Duration, SystemTime};
 use homcc_proto::{codec::decode_chunk, Chunk, Digest};
 
 mod disk;
+mod upload;
 pub use disk::{copy_new, link_or_copy};
 use disk::{remove_junk, seal, sealed_owner, touch};
 use lru::LruCache;
 use tempfile::TempPath;
 use tokio::sync::watch;
 use tracing::{debug, info, warn};
+pub use upload::{Claim, UploadGuard, UploadWaiter};
 
 /// The blob store shared by all jobs of a server; cloning it is cheap.
 #[derive(Clone, Debug)]
@@ -67,35 +69,6 @@ struct State {
     total: u64,
     /// Blobs some job is uploading right now; the receivers are cloned for waiters.
     pending: HashMap<Digest, watch::Receiver<()>>,
-    /// Blobs found on disk at open whose content has not been checked since: each is hashed
-    /// before its first use (`Inner::verify`).
-    unverified: HashSet<Digest>,
-}
-
-/// What a job missing a blob should do, from [`Cache::claim`].
-#[derive(Debug)]
-pub enum Claim {
-    /// The blob is in the cache now: retry [`Cache::link_into`].
-    Present,
-    /// This job uploads it: get it from the client, store it, then drop the guard.
-    Upload(UploadGuard),
-    /// Another job is uploading it: await [`UploadWaiter::wait`], then retry.
-    Wait(UploadWaiter),
-}
-
-/// Held by the one job uploading a blob; dropping it (after storing, or on failure) wakes waiters.
-#[derive(Debug)]
-pub struct UploadGuard {
-    inner: Arc<Inner>,
-    digest: Digest,
-    /// Dropped after `Drop::drop` has removed the pending entry, which wakes the waiters.
-    _wake: watch::Sender<()>,
-}
-
-/// Held by a job waiting for another job's upload of the same blob.
-#[derive(Debug)]
-pub struct UploadWaiter {
-    rx: watch::Receiver<()>,
 }
 
 impl Cache {
@@ -154,7 +127,6 @@ impl Cache {
             lru: LruCache::unbounded(),
             total: 0,
             pending: HashMap::new(),
-            unverified: HashSet::new(),
         };
         for (touched, digest, size, inode) in found {
             let blob = Blob {
@@ -163,7 +135,6 @@ impl Cache {
                 touched,
             };
             state.lru.put(digest, blob);
-            state.unverified.insert(digest);
             state.total += size;
         }
         let inner = Arc::new(Inner {
@@ -176,32 +147,57 @@ impl Cache {
         });
         {
             let mut state = inner.lock();
-            let evicted = inner.evict(&mut state, false);
+            let evicted = inner.evict(&mut state, max_bytes, false);
             info!(dir = %dir.display(), blobs = state.lru.len(), bytes = state.total, max_bytes,
                 removed, evicted, "opened cache");
         }
         Ok(Cache { inner })
     }
 
-    /// If the blob is cached: hard-links it to `dest` (whose parent exists; an existing `dest` is an
-    /// error), marks it most recently used and returns `Ok(true)`. `Ok(false)` when it is absent,
-    /// including when its file has vanished (then it is also dropped from the index).
+    /// If the blob is cached and its file still holds what its name says: hard-links it to `dest`
+    /// (whose parent exists; an existing `dest` is an error), marks it most recently used and
+    /// returns `Ok(true)`. `Ok(false)` when it is absent, including when its file has vanished
+    /// or was damaged on disk (then it is also dropped from the cache, see [`Cache::holds`]).
     pub fn link_into(&self, digest: &Digest, dest: &Path) -> io::Result<bool> {
-        let linked = self.inner.use_blob(digest, |src| link_or_copy(src, dest))?;
-        if let Some(((), true)) = linked {
+        let linked = self.inner.use_blob(digest, |src| {
+            link_or_copy(src, dest)?;
+            Ok(fs::metadata(src)?.ino())
+        })?;
+        let Some((source, due)) = linked else {
+            return Ok(false);
+        };
+        // The link is hashed, not the cache's name: what the compile will read is checked.
+        if !self.inner.check(digest, File::open(dest)?, source)? {
+            fs::remove_file(dest)?;
+            return Ok(false);
+        }
+        if due {
             touch(File::open(dest));
         }
-        Ok(linked.is_some())
+        Ok(true)
     }
 
-    /// The bytes of a cached blob (used for small manifest chunks), marking it used; `Ok(None)`
-    /// if it is absent.
+    /// Whether the file at `path`, a job root's hard link of the cached file of `digest` kept
+    /// from an earlier compile, still holds what `digest` names: a file damaged on disk is
+    /// dropped from the cache too, so the compile that needs it asks for it again.
+    pub fn holds(&self, digest: &Digest, path: &Path) -> io::Result<bool> {
+        let file = File::open(path)?;
+        let inode = file.metadata()?.ino();
+        self.inner.check(digest, file, inode)
+    }
+
+    /// The bytes of a cached blob (used for small manifest chunks and result records), marking
+    /// it used; `Ok(None)` if it is absent or was damaged on disk (then it is dropped).
     pub fn read(&self, digest: &Digest) -> io::Result<Option<Vec<u8>>> {
         let Some((mut file, due)) = self.inner.use_blob(digest, |p| File::open(p))? else {
             return Ok(None);
         };
         let mut bytes = Vec::new();
         file.read_to_end(&mut bytes)?;
+        if Digest::of(&bytes) != *digest {
+            self.inner.damaged(digest, file.metadata()?.ino());
+            return Ok(None);
+        }
         if due {
             touch(Ok(file));
         }
@@ -234,10 +230,13 @@ impl Cache {
         if self.mark_used(digest) {
             return Ok(());
         }
-        let mut file = tempfile::Builder::new()
-            .prefix(&digest.to_hex())
-            .tempfile_in(&self.inner.tmp)?;
-        file.write_all(bytes)?;
+        let file = self.with_room(bytes.len() as u64, || {
+            let mut file = tempfile::Builder::new()
+                .prefix(&digest.to_hex())
+                .tempfile_in(&self.inner.tmp)?;
+            file.write_all(bytes)?;
+            Ok(file)
+        })?;
         self.commit(digest, file.into_temp_path(), bytes.len() as u64)
     }
 
@@ -261,26 +260,6 @@ impl Cache {
         self.commit(digest, tmp, size)
     }
 
-    /// Coordinates uploads so that concurrent jobs missing the same blob have it uploaded once:
-    /// `Present` if it is in the index now, `Upload` for the first job to ask, `Wait` for the others
-    /// while that upload runs.
-    pub fn claim(&self, digest: &Digest) -> Claim {
-        let mut state = self.inner.lock();
-        if state.lru.contains(digest) {
-            return Claim::Present;
-        }
-        if let Some(rx) = state.pending.get(digest) {
-            return Claim::Wait(UploadWaiter { rx: rx.clone() });
-        }
-        let (tx, rx) = watch::channel(());
-        state.pending.insert(*digest, rx);
-        Claim::Upload(UploadGuard {
-            inner: Arc::clone(&self.inner),
-            digest: *digest,
-            _wake: tx,
-        })
-    }
-
     /// The inode of the cached file of `digest`, if it is cached.
     pub fn inode(&self, digest: &Digest) -> Option<u64> {
         self.inner.lock().lru.peek(digest).map(|blob| blob.inode)
@@ -299,6 +278,35 @@ impl Cache {
     /// Whether the cache holds no blob.
     pub fn is_empty(&self) -> bool {
         self.len() == 0
+    }
+
+    /// Runs `store` (which writes `need` bytes to the cache's disk); if the disk is full, evicts
+    /// least recently used blobs to make room ([`Cache::make_room`]) and runs it once more.
+    pub fn with_room<T>(
+        &self,
+        need: u64,
+        mut store: impl FnMut() -> io::Result<T>,
+    ) -> io::Result<T> {
+        match store() {
+            Err(e) if is_disk_full(&e) && self.make_room(need) => store(),
+            stored => stored,
+        }
+    }
+
+    /// The disk is full: evicts least recently used blobs worth `need` bytes and a sixteenth
+    /// of the cache more, so that the compile that needs them finds room for its outputs and
+    /// temporary files too (a blob linked into a running job root frees its space only when
+    /// that job ends). Whether any blob went.
+    pub fn make_room(&self, need: u64) -> bool {
+        let mut state = self.inner.lock();
+        let bound = state.total.saturating_sub(need + state.total / 16);
+        let evicted = self.inner.evict(&mut state, bound, false);
+        warn!(
+            evicted,
+            total = state.total,
+            "disk full: evicted cached files to make room"
+        );
+        evicted > 0
     }
 
     /// Marks `digest` most recently used if it is present (in memory, and in its file's mtime
@@ -328,7 +336,7 @@ impl Cache {
         };
         state.lru.put(*digest, blob);
         state.total += size;
-        self.inner.evict(&mut state, true);
+        self.inner.evict(&mut state, self.inner.max_bytes, true);
         Ok(())
     }
 }
@@ -373,9 +381,6 @@ impl Inner {
         f: impl FnOnce(&Path) -> io::Result<T>,
     ) -> io::Result<Option<(T, bool)>> {
         let path = self.path_of(digest);
-        if self.lock().unverified.contains(digest) {
-            self.verify(digest, &path);
-        }
         let mut state = self.lock();
         let Some(due) = state.used(digest) else {
             return Ok(None);
@@ -392,27 +397,40 @@ impl Inner {
         }
     }
 
-    /// Hashes a blob found on disk at open, outside the lock, before its first use: one whose
-    /// content no longer matches its name (written to by something other than homccd) is
-    /// deleted, and the job that wanted it uploads it again.
-    fn verify(&self, digest: &Digest, path: &Path) {
-        let holds = Digest::of_file(path).map(|d| d == *digest);
-        let mut state = self.lock();
-        state.unverified.remove(digest);
-        if let Ok(false) = holds {
-            warn!(%digest, "cached file does not hold what its name says; deleting it");
-            if let Some(blob) = state.lru.pop(digest) {
-                state.total -= blob.size;
-            }
-            remove_junk(path, false);
+    /// Hashes `file`, a name of the cached file of `digest` (whose inode is `inode`): whether it
+    /// holds what `digest` names. One that does not (written to, truncated or damaged on disk
+    /// after it was stored) is dropped from the cache.
+    fn check(&self, digest: &Digest, file: File, inode: u64) -> io::Result<bool> {
+        if Digest::of_reader(file)? == *digest {
+            return Ok(true);
         }
+        self.damaged(digest, inode);
+        Ok(false)
     }
 
-    /// Evicts least recently used blobs, deleting their files, until the total fits the bound;
+    /// The cached file of `digest` whose inode is `inode` does not hold what its name says:
+    /// drops it from the index and deletes it (unless a new upload has replaced it meanwhile).
+    fn damaged(&self, digest: &Digest, inode: u64) {
+        let mut state = self.lock();
+        if state
+            .lru
+            .peek(digest)
+            .is_none_or(|blob| blob.inode != inode)
+        {
+            return;
+        }
+        warn!(%digest, "cached file does not hold what its name says; deleting it");
+        if let Some(blob) = state.lru.pop(digest) {
+            state.total -= blob.size;
+        }
+        remove_junk(&self.path_of(digest), false);
+    }
+
+    /// Evicts least recently used blobs, deleting their files, until the total fits `bound`;
     /// with `spare_newest` the most recently used blob is never evicted. Returns how many went.
-    fn evict(&self, state: &mut State, spare_newest: bool) -> usize {
+    fn evict(&self, state: &mut State, bound: u64, spare_newest: bool) -> usize {
         let mut evicted = 0;
-        while state.total > self.max_bytes && state.lru.len() > usize::from(spare_newest) {
+        while state.total > bound && state.lru.len() > usize::from(spare_newest) {
             let Some((digest, Blob { size, .. })) = state.lru.pop_lru() else {
                 break;
             };
@@ -430,17 +448,12 @@ impl Inner {
     }
 }
 
-impl Drop for UploadGuard {
-    fn drop(&mut self) {
-        self.inner.lock().pending.remove(&self.digest);
-    }
-}
-
-impl UploadWaiter {
-    /// Returns once the uploading job has dropped its [`UploadGuard`], whether it succeeded or not.
-    pub async fn wait(mut self) {
-        let _ = self.rx.changed().await;
-    }
+/// Whether `e` says the disk is full (or the user's quota used up).
+pub fn is_disk_full(e: &io::Error) -> bool {
+    matches!(
+        e.kind(),
+        io::ErrorKind::StorageFull | io::ErrorKind::QuotaExceeded
+    )
 }
 
 #[cfg(test)]

@@ -61,7 +61,7 @@ pub struct Cli {
     #[arg(long, value_name = "SECONDS")]
     #[serde(skip_serializing_if = "Option::is_none")]
     pub compile_timeout: Option<u64>,
-    /// A client silent this many seconds (no byte of its request or uploads) is dropped [env: HOMCCD_IDLE_TIMEOUT] [default: 60]
+    /// A client silent this many seconds (no byte of its request or uploads), or whose machine acknowledges nothing homccd sends for as long (a link gone), is dropped and its compile stopped [env: HOMCCD_IDLE_TIMEOUT] [default: 60]
     #[arg(long, value_name = "SECONDS")]
     #[serde(skip_serializing_if = "Option::is_none")]
     pub idle_timeout: Option<u64>,

@@ -26,6 +26,17 @@ pub struct Finished {
     pub stderr: Vec<u8>,
 }
 
+impl Finished {
+    /// Whether the compiler failed for want of disk space (its job root and temporary files are
+    /// on homccd's disk): it says so in the C library's words for `ENOSPC` or `EDQUOT`.
+    pub fn ran_out_of_disk(&self) -> bool {
+        self.exit_code != 0
+            && [nix::errno::Errno::ENOSPC, nix::errno::Errno::EDQUOT]
+                .iter()
+                .any(|e| crate::jobroot::find(&self.stderr, e.desc().as_bytes()).is_some())
+    }
+}
+
 /// Why a compile produced no verdict.
 #[derive(Debug, thiserror::Error)]
 pub enum CompileError {

@@ -1,9 +1,11 @@
 //! How a session ends without a result: a refusal to send the client (it compiles elsewhere),
 //! or a connection that is gone. Below `auth` and `session`, which both end this way.
 
+use std::io;
+
 use homcc_proto::{CodecError, Refusal, RefusalReason};
 
-use crate::conn::ClientGone;
+use crate::{cache::is_disk_full, conn::ClientGone, fill::FillError, jobroot::PathError};
 
 /// How a session ended without a result.
 #[derive(Debug)]
@@ -71,6 +73,42 @@ pub fn bad_frame(e: CodecError) -> Ending {
 /// The server failed on its side (a disk, a process).
 pub fn internal(detail: impl std::fmt::Display) -> Ending {
     refuse(RefusalReason::Internal, format!("server error: {detail}"))
+}
+
+/// The server's disk failed it: full (or the quota used up) is [`RefusalReason::DiskFull`],
+/// anything else an internal error.
+pub fn storage(e: io::Error) -> Ending {
+    match is_disk_full(&e) {
+        true => disk_full(e),
+        false => internal(e),
+    }
+}
+
+/// The server has no room on its disk for this compile (`detail` says where it found out).
+pub fn disk_full(detail: impl std::fmt::Display) -> Ending {
+    refuse(
+        RefusalReason::DiskFull,
+        format!("server's disk is full: {detail}"),
+    )
+}
+
+impl From<PathError> for Ending {
+    fn from(e: PathError) -> Self {
+        match e {
+            PathError::Io { ref source, .. } if is_disk_full(source) => disk_full(e),
+            e => invalid(e),
+        }
+    }
+}
+
+impl From<FillError> for Ending {
+    fn from(e: FillError) -> Self {
+        match e {
+            FillError::Io(e) => storage(e),
+            FillError::Path(e) => e.into(),
+            e => invalid(e),
+        }
+    }
 }
 
 impl From<ClientGone> for Ending {

@@ -118,6 +118,17 @@ impl<'a> Filler<'a> {
             }
         }
         let mut dests = dests_left;
+        // The kept files are links of one file: damaged on disk since the last compile, it is
+        // replaced as a missing one would be.
+        if kept
+            .first()
+            .is_some_and(|f| !self.cache.holds(&digest, f).unwrap_or(false))
+        {
+            for dest in &kept {
+                remove_if_there(dest)?;
+            }
+            dests.append(&mut kept);
+        }
         if let Some((first, others)) = kept.split_first() {
             // Its content is the digest's whether or not the cache still has it.
             self.cache.mark_used(&digest);
@@ -209,7 +220,8 @@ impl<'a> Filler<'a> {
             return Ok(());
         };
         let first = &pending.dests[0];
-        write_new(first, bytes)?;
+        self.cache
+            .with_room(pending.size, || write_new(first, bytes))?;
         self.job.placed(first, digest);
         self.name_all(*digest, first, &pending.dests[1..])?;
         self.cache.insert_file(digest, first, pending.size)?;
@@ -261,7 +273,15 @@ impl<'a> Filler<'a> {
                 continue;
             };
             match tokio::time::timeout_at(deadline, waiter.wait()).await {
-                Ok(()) => self.place(digest, dests, size)?,
+                Ok(()) => {
+                    self.place(digest, dests, size)?;
+                    // Evicted again before this job could link it (a cache smaller than what
+                    // runs at once): this job's client uploads it now. Another job may be
+                    // waiting for it while holding a file this job waits for: ask first.
+                    if self.has_unrequested() {
+                        return Ok(());
+                    }
+                }
                 Err(_) => {
                     let source = Source::Client {
                         _guard: None,
@@ -280,13 +300,16 @@ impl<'a> Filler<'a> {
     }
 }
 
+/// Writes a new file at `path`; one that could not be written whole (a full disk) is removed.
 fn write_new(path: &Path, bytes: &[u8]) -> io::Result<()> {
     use std::io::Write;
     let mut file = std::fs::OpenOptions::new()
         .write(true)
         .create_new(true)
         .open(path)?;
-    file.write_all(bytes)
+    file.write_all(bytes).inspect_err(|_| {
+        let _ = std::fs::remove_file(path);
+    })
 }
 
 /// Gives `first` (a file in the root) the further name `dest`: a copy (with `first`'s mtime),
@@ -296,4 +319,12 @@ fn write_new(path: &Path, bytes: &[u8]) -> io::Result<()> {
 /// takes the client's when they were written in the same second: a tree from one checkout.
 fn name_again(first: &Path, dest: &Path) -> Result<(), FillError> {
     crate::cache::copy_new(first, dest).map_err(|_| FillError::Conflict(dest.to_owned()))
+}
+
+/// Removes the file at `path`, if there is one.
+fn remove_if_there(path: &Path) -> io::Result<()> {
+    match std::fs::remove_file(path) {
+        Err(e) if e.kind() != io::ErrorKind::NotFound => Err(e),
+        _ => Ok(()),
+    }
 }

@@ -18,7 +18,8 @@ use homcc_proto::{CompileRequest, Compression, Digest, OutputFile, Payload};
 use tempfile::TempDir;
 
 use crate::{
-    ending::{internal, invalid, limit, Ending},
+    cache::is_disk_full,
+    ending::{internal, invalid, limit, storage, Ending},
     tree::{self, Kept, Tree},
 };
 
@@ -304,7 +305,8 @@ fn check_stays_inside(base: &Path, path: &Path) -> Result<(), PathError> {
     Ok(())
 }
 
-fn find(haystack: &[u8], needle: &[u8]) -> Option<usize> {
+/// Where `needle` first occurs in `haystack`.
+pub(crate) fn find(haystack: &[u8], needle: &[u8]) -> Option<usize> {
     if needle.is_empty() || haystack.len() < needle.len() {
         return None;
     }
@@ -321,16 +323,19 @@ pub fn for_request(
 ) -> Result<(JobRoot, PathBuf), Ending> {
     let job = match kept {
         Some(kept) => JobRoot::reuse(kept),
-        None => JobRoot::create(jobs_dir).map_err(internal)?,
+        None => JobRoot::create(jobs_dir).map_err(storage)?,
     };
-    let cwd = job.create_dir_spelt(&req.cwd).map_err(invalid)?;
+    let cwd = job.create_dir_spelt(&req.cwd)?;
     for dir in &req.include_dirs {
-        job.create_dir_spelt(dir).map_err(invalid)?;
+        job.create_dir_spelt(dir)?;
     }
     for dir in &req.dirs {
         let mapped = job.map_normal(dir).map_err(invalid)?;
         job.create_dir_all(&mapped)
-            .map_err(|e| invalid(format!("directory {}: {e}", dir.display())))?;
+            .map_err(|e| match is_disk_full(&e) {
+                true => storage(e),
+                false => invalid(format!("directory {}: {e}", dir.display())),
+            })?;
     }
     Ok((job, cwd))
 }

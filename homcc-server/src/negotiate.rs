@@ -11,7 +11,7 @@ use homcc_proto::{
 
 use crate::{
     conn::{Conn, Stalled},
-    ending::{bad_frame, internal, invalid, limit, refuse, Ending},
+    ending::{bad_frame, internal, invalid, limit, refuse, storage, Ending},
     fill::Filler,
     jobroot::JobRoot,
     request::DirCount,
@@ -54,8 +54,7 @@ pub async fn negotiate(
             // Other clients' uploads may take long on thin links: heartbeats keep ours waiting.
             let waiting = std::time::Instant::now();
             conn.with_heartbeats(filler.await_other_jobs(state.config.idle_timeout / 2))
-                .await?
-                .map_err(invalid)?;
+                .await??;
             record.upload_wait += waiting.elapsed();
         }
         if !filler.waiting_on_others() && unknown_chunks.is_empty() && !filler.has_unrequested() {
@@ -87,13 +86,13 @@ fn place_manifest(
                     )));
                 }
                 fits(filler, dirs, chunk, limits)?;
-                cache.insert(&chunk_ref.digest, &bytes).map_err(internal)?;
-                filler.add_chunk(chunk).map_err(invalid)?;
+                cache.insert(&chunk_ref.digest, &bytes).map_err(storage)?;
+                filler.add_chunk(chunk)?;
             }
             None => match cache.chunk(&chunk_ref.digest).map_err(internal)? {
                 Some(chunk) => {
                     fits(filler, dirs, &chunk, limits)?;
-                    filler.add_chunk(&chunk).map_err(invalid)?;
+                    filler.add_chunk(&chunk)?;
                 }
                 None => unknown_chunks.push(chunk_ref.digest),
             },
@@ -193,8 +192,8 @@ async fn receive(
                         return Err(invalid(format!("chunk {} was not asked for", chunk.dir)));
                     }
                     fits(filler, dirs, &chunk, &state.config.limits)?;
-                    state.cache.insert(&digest, &bytes).map_err(internal)?;
-                    filler.add_chunk(&chunk).map_err(invalid)?;
+                    state.cache.insert(&digest, &bytes).map_err(storage)?;
+                    filler.add_chunk(&chunk)?;
                     record.chunks_in += 1;
                 }
                 Ok(())
@@ -226,8 +225,7 @@ async fn receive(
                 .map_err(internal)?
                 .map_err(invalid)?
                 .ok_or_else(|| invalid(format!("blob {digest} does not match its digest")))?;
-                tokio::task::block_in_place(|| filler.complete_upload(&digest, &bytes))
-                    .map_err(invalid)?;
+                tokio::task::block_in_place(|| filler.complete_upload(&digest, &bytes))?;
                 record.blobs_in += 1;
             }
             Some(Ok(ClientMessage::Compile(_))) => {

@@ -304,8 +304,11 @@ impl Results {
         let index = self.index(key);
         std::fs::create_dir_all(index.parent().expect("two levels"))?;
         let tmp = index.with_extension("tmp");
-        std::fs::write(&tmp, record.to_string())?;
-        std::fs::rename(&tmp, &index)
+        std::fs::write(&tmp, record.to_string())
+            .and_then(|()| std::fs::rename(&tmp, &index))
+            .inspect_err(|_| {
+                let _ = std::fs::remove_file(&tmp);
+            })
     }
 
     /// Whether any of `files` (blob digests, read from `root` at `paths`) uses the time

@@ -381,6 +381,11 @@ impl Server {
                             continue;
                         }
                         let _ = stream.set_nodelay(true);
+                        // A client whose link went away mid-compile: what homccd sends (heartbeats,
+                        // the result) stays unacknowledged, and the kernel ends the connection
+                        // after the idle timeout, which stops the compile and frees its job.
+                        let idle = self.state.config.idle_timeout;
+                        let _ = socket2::SockRef::from(&stream).set_tcp_user_timeout(Some(idle));
                         let state = self.state.clone();
                         match state.per_client.enter(peer.ip(), state.max_per_client) {
                             Some(held) => tracker.spawn(async move {

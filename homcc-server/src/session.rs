@@ -17,7 +17,7 @@ use crate::{
     compile::{self, CompileError, Inside, Invocation},
     compilers::Resolved,
     conn::Conn,
-    ending::{bad_frame, internal, invalid, limit, paused, refuse, Ending},
+    ending::{bad_frame, disk_full, internal, invalid, limit, paused, refuse, storage, Ending},
     jobroot::{self, JobRoot, Output, Returned},
     negotiate::negotiate,
     queue::{Admission, Slot, Uploading},
@@ -58,13 +58,18 @@ pub async fn serve(stream: TcpStream, peer: SocketAddr, state: Arc<State>) {
             // so that the connection closes cleanly (unread bytes would reset it).
             unread = sent.is_none();
             // Scrubbing the job root takes a while; the client has its result already. It is kept
-            // for the client's next compile (or deleted, if it cannot be scrubbed).
+            // for the client's next compile (or deleted, if it cannot be scrubbed, or if the
+            // client did not take its result: its link may be gone for a while).
             let state = Arc::clone(&state);
             if let Some(job) = job {
-                tokio::task::spawn_blocking(move || {
-                    if let Ok(kept) = job.release(|digest| state.cache.inode(digest)) {
-                        state.roots.put(peer.ip(), kept);
+                let took_it = sent.is_none();
+                tokio::task::spawn_blocking(move || match took_it {
+                    true => {
+                        if let Ok(kept) = job.release(|digest| state.cache.inode(digest)) {
+                            state.roots.put(peer.ip(), kept);
+                        }
                     }
+                    false => drop(job),
                 });
             }
             sent
@@ -159,7 +164,7 @@ async fn handle(
         tokio::task::block_in_place(|| jobroot::for_request(kept, &state.jobs_dir, &req))?;
     record.phase("root");
     negotiate(conn, state, (&req, dirs), &job, record).await?;
-    tokio::task::block_in_place(|| job.clear_left()).map_err(internal)?;
+    tokio::task::block_in_place(|| job.clear_left()).map_err(storage)?;
     record.phase("files");
     let admission =
         (uploading.uploaded()).map_err(|full| refuse(RefusalReason::Busy, full.to_string()))?;
@@ -173,6 +178,11 @@ async fn handle(
     record.started = Some(compile_started);
     record.phase("slot");
     let finished = run_with_heartbeats(conn, state, invocation).await?;
+    if finished.ran_out_of_disk() {
+        // Not the compile's verdict: the client compiles elsewhere, and the next finds room.
+        state.cache.make_room(0);
+        return Err(disk_full("the compiler could not write its files"));
+    }
     record.compile_ms = compile_started.elapsed().as_millis() as u64;
     record.phase("compile");
     let (compression, max) = (req.compression, state.config.limits.output_size);
@@ -351,7 +361,7 @@ fn invocation<'a>(
     let depfile = (req.depfile.iter()).map(|out| (out, Returned::IfPortable));
     for (out, returned) in (req.outputs.iter().map(|out| (out, Returned::Always))).chain(depfile) {
         let path = job.map_normal(out).map_err(invalid)?;
-        jobroot::prepare_output(job, &path).map_err(internal)?;
+        jobroot::prepare_output(job, &path).map_err(storage)?;
         outputs.push(Output {
             client: out.clone(),
             path,

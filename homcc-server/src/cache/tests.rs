@@ -79,6 +79,40 @@ fn a_blob_changed_on_disk_is_dropped_at_its_first_use_after_a_restart() {
     assert_eq!((cache.len(), cache.total_bytes()), (1, 10));
 }
 
+/// A blob written to in place while the cache runs (its inode unchanged, and maybe linked into a
+/// job root) is found out at its next use, by `read` as by `link_into` and `holds`: dropped,
+/// deleted, and reported absent; the others stay.
+#[test]
+fn a_blob_damaged_while_running_is_dropped_at_its_next_use() {
+    let dir = tempfile::tempdir().unwrap();
+    let cache = Cache::open(dir.path(), 1000).unwrap();
+    let blobs: Vec<_> = (1..=3).map(|n| blob(n, 10)).collect();
+    for (digest, bytes) in &blobs {
+        cache.insert(digest, bytes).unwrap();
+    }
+    let kept = dir.path().join("kept.h");
+    assert!(cache.link_into(&blobs[2].0, &kept).unwrap());
+    for (digest, _) in &blobs {
+        let path = blob_path(dir.path(), digest);
+        fs::set_permissions(&path, fs::Permissions::from_mode(0o644)).unwrap();
+        let mut file = fs::OpenOptions::new().write(true).open(&path).unwrap();
+        file.write_all(b"damaged").unwrap();
+    }
+    assert_eq!(cache.read(&blobs[0].0).unwrap(), None);
+    assert!(!cache
+        .link_into(&blobs[1].0, &dir.path().join("b.h"))
+        .unwrap());
+    assert!(
+        !dir.path().join("b.h").exists(),
+        "the damaged link is removed"
+    );
+    assert!(!cache.holds(&blobs[2].0, &kept).unwrap());
+    for (digest, _) in &blobs {
+        assert!(!blob_path(dir.path(), digest).exists());
+    }
+    assert_eq!((cache.len(), cache.total_bytes()), (0, 0));
+}
+
 /// As root, blobs belong to user 65534, whom a compiler (root without capabilities) is not.
 #[test]
 fn blobs_belong_to_a_user_of_their_own_as_root() {
