@@ -144,6 +144,14 @@ async fn write(
     let mut expected = job.outputs.clone();
     expected.extend(prepared.request.depfile.iter().cloned());
     if let Err(e) = output::write_outputs(&result, &expected, remove_stale) {
+        if output::is_disk_full(&e) {
+            // None of this compile's files stays, as the compiler deletes its output when it
+            // fails to write it.
+            for path in &expected {
+                let _ = std::fs::remove_file(path);
+            }
+            return Err(Instead::Failed(format!("{e:#}")));
+        }
         let host = &settings.hosts[host];
         return Err(Instead::Fallback(format!("{host} {e:#}")));
     }

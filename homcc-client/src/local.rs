@@ -52,6 +52,9 @@ pub enum Instead {
     /// After a failure before the compiler's verdict: say this (or exit, if local compilation
     /// is disabled).
     Fallback(String),
+    /// The verdict's files could not be written for want of disk space: say this and exit 1,
+    /// as the compiler does when it cannot write its output (a local compile would fail too).
+    Failed(String),
 }
 
 impl Instead {
@@ -60,6 +63,10 @@ impl Instead {
         match self {
             Instead::Local => cmd.local(),
             Instead::Fallback(reason) => fallback(settings.no_local, cmd, &reason),
+            Instead::Failed(reason) => {
+                eprintln!("homcc: error: {reason}");
+                1
+            }
         }
     }
 }

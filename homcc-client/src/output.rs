@@ -43,6 +43,15 @@ pub fn write_outputs(
     Ok(())
 }
 
+/// Whether writing outputs failed because the disk is full (or the user's quota used up).
+pub fn is_disk_full(e: &anyhow::Error) -> bool {
+    use std::io::ErrorKind::{QuotaExceeded, StorageFull};
+    (e.chain()).any(|cause| {
+        (cause.downcast_ref::<std::io::Error>())
+            .is_some_and(|e| matches!(e.kind(), StorageFull | QuotaExceeded))
+    })
+}
+
 /// Writes `bytes` at `path` as a new file (temp file + rename), with a compiler's permissions.
 pub fn write_atomically(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
     let dir = path.parent().unwrap_or(Path::new("."));
@@ -50,7 +59,8 @@ pub fn write_atomically(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
         .prefix(".homcc-")
         .permissions(Permissions::from_mode(0o666))
         .tempfile_in(dir)?;
-    tmp.write_all(bytes)?;
+    // The file's own error, which names `path` in the caller's message, not the temp file.
+    tmp.as_file_mut().write_all(bytes)?;
     tmp.persist(path).map_err(|e| e.error)?;
     Ok(())
 }

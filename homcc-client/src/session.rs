@@ -4,22 +4,23 @@
 //! is one of them, but load rather than the host's fault.
 
 mod conn;
+mod failure;
 
 use std::{
     collections::HashMap,
-    fmt,
     path::{Path, PathBuf},
     time::{Duration, Instant},
 };
 
 use homcc_proto::{
     AuthToken, Blob, Chunk, ChunkRef, ClientMessage, CompileRequest, CompileResult, Compression,
-    Digest, Need, Payload, Refusal, RefusalReason, ServerMessage,
+    Digest, Need, Payload, RefusalReason, ServerMessage,
 };
 use rayon::prelude::*;
 use tokio::net::TcpStream;
 
-use self::conn::{Conn, Stream, Wait, REQUEST_TIMEOUT};
+use self::conn::{Conn, Stream, Wait};
+pub use self::failure::Failure;
 use crate::{
     hosts::Host,
     known::KnownChunks,
@@ -59,92 +60,6 @@ pub struct Traffic {
     pub received: u64,
     /// The compile's place in the server's queue, if it had to wait for a slot there.
     pub queued: Option<u32>,
-}
-
-/// Why a host did not compile.
-#[derive(Debug)]
-pub enum Failure {
-    Refused(Refusal),
-    Unreachable(String),
-    /// The setting `timeout` (`after` long) expired `during` something.
-    TimedOut {
-        timeout: &'static str,
-        after: Duration,
-        during: &'static str,
-    },
-    Lost(String),
-    Protocol(String),
-    /// A problem on this side (a file changed or vanished during the compile).
-    Client(String),
-    /// The host challenged the client for a token, and this client has none.
-    AuthRequired,
-    /// The host's SSH connection failed (ssh's own first error line).
-    Ssh(SshError),
-}
-
-impl Failure {
-    /// Whether the server's argument policy refused the compile.
-    pub fn is_forbidden(&self) -> bool {
-        matches!(self, Failure::Refused(r) if r.reason == RefusalReason::Forbidden)
-    }
-
-    /// Whether the server was full: load, not a failure (ask another host, or later).
-    pub fn is_busy(&self) -> bool {
-        matches!(self, Failure::Refused(r) if r.reason == RefusalReason::Busy)
-    }
-
-    /// Whether the host itself failed (rather than being busy, or this compile being unfit for
-    /// it): then every homcc process skips it for a while.
-    pub fn is_hosts_fault(&self) -> bool {
-        match self {
-            Failure::Refused(refusal) => matches!(
-                refusal.reason,
-                RefusalReason::Version { .. }
-                    | RefusalReason::ShuttingDown
-                    | RefusalReason::Internal
-                    // A token that does not match fails every compile until a file changes.
-                    | RefusalReason::AuthFailed
-            ),
-            // The host kept answering; the compile (or its wait in the queue) took too long.
-            Failure::TimedOut {
-                timeout: REQUEST_TIMEOUT,
-                ..
-            } => false,
-            Failure::Unreachable(_)
-            | Failure::Ssh(_)
-            | Failure::TimedOut { .. }
-            | Failure::Lost(_)
-            | Failure::Protocol(_)
-            | Failure::AuthRequired => true,
-            Failure::Client(_) => false,
-        }
-    }
-}
-
-impl fmt::Display for Failure {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            Failure::Refused(r) if r.reason == RefusalReason::Busy => write!(f, "{}", r.detail),
-            Failure::Refused(r) => write!(f, "refused: {}", r.detail),
-            Failure::Unreachable(e) => write!(f, "unreachable: {e}"),
-            Failure::Ssh(e) => write!(f, "{e}"),
-            Failure::TimedOut {
-                timeout,
-                after,
-                during,
-            } => write!(
-                f,
-                "timed out: {timeout} of {} s expired {during}",
-                after.as_secs_f32()
-            ),
-            Failure::Lost(e) => write!(f, "connection lost: {e}"),
-            Failure::Protocol(e) => write!(f, "protocol error: {e}"),
-            Failure::Client(e) => write!(f, "{e}"),
-            Failure::AuthRequired => f.write_str(
-                "requires authentication: set auth_token_file in [homcc] (HOMCC_AUTH_TOKEN_FILE, --auth-token-file) to the server's token",
-            ),
-        }
-    }
 }
 
 /// The host of one attempt, and how to talk to it.
@@ -225,8 +140,11 @@ async fn open(target: &Target<'_>) -> Result<Box<dyn Stream>, Failure> {
     let stream = tokio::time::timeout(timeouts.connect, TcpStream::connect(target.host.address()))
         .await
         .map_err(|_| timed_out("while connecting"))?
-        .map_err(|e| Failure::Unreachable(e.to_string()))?;
+        .map_err(Failure::Unreachable)?;
     let _ = stream.set_nodelay(true);
+    // A link that goes away during an upload: the unacknowledged data ends the connection after
+    // the heartbeat timeout, as silence does while the client waits.
+    let _ = socket2::SockRef::from(&stream).set_tcp_user_timeout(Some(timeouts.heartbeat));
     Ok(Box::new(stream))
 }
 
@@ -430,55 +348,4 @@ fn read_blob(digest: Digest, path: &Path, compression: Compression) -> Result<Bl
         digest,
         payload: Payload::pack(compression, &bytes),
     })
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn refused(reason: RefusalReason) -> Failure {
-        Failure::Refused(Refusal {
-            reason,
-            detail: format!("{reason:?}"),
-        })
-    }
-
-    fn timed_out(timeout: &'static str) -> Failure {
-        Failure::TimedOut {
-            timeout,
-            after: Duration::from_secs(1),
-            during: "",
-        }
-    }
-
-    /// (failure, busy, the host's fault: every homcc process backs off from it).
-    #[rustfmt::skip]
-    #[test]
-    fn busy_is_load_and_only_a_broken_host_is_backed_off() {
-        use RefusalReason::*;
-        let cases = [
-            (refused(Busy), true, false),
-            (refused(Version { server: 1 }), false, true),
-            (refused(CompilerMismatch), false, false),
-            (refused(InvalidRequest), false, false),
-            (refused(ShuttingDown), false, true),
-            (refused(Timeout), false, false),
-            (refused(Internal), false, true),
-            (refused(Forbidden), false, false),
-            (refused(Limit), false, false),
-            (refused(AuthFailed), false, true),
-            (refused(Environment), false, false),
-            (Failure::Unreachable("refused".into()), false, true),
-            (timed_out("establish_connection_timeout"), false, true),
-            (timed_out("heartbeat timeout"), false, true),
-            (timed_out(REQUEST_TIMEOUT), false, false),
-            (Failure::Lost("reset".into()), false, true),
-            (Failure::Protocol("bad frame".into()), false, true),
-            (Failure::Client("a.h changed".into()), false, false),
-            (Failure::AuthRequired, false, true),
-        ];
-        for (failure, busy, fault) in cases {
-            assert_eq!((failure.is_busy(), failure.is_hosts_fault()), (busy, fault), "{failure:?}");
-        }
-    }
 }

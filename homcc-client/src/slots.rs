@@ -24,6 +24,12 @@ use crate::hosts::Host;
 /// How long every homcc process skips a host after it failed.
 pub const BACKOFF: Duration = Duration::from_secs(30);
 
+/// How long every homcc process skips a host after a failure the next try finds out about at
+/// once (nothing listens on its port, it is shutting down): a restarted server gets its
+/// compiles back within this, and a host that stays down costs one refused connection per
+/// interval.
+pub const QUICK_BACKOFF: Duration = Duration::from_secs(2);
+
 /// How long a host that said it is full is asked only when no other host has room.
 pub const BUSY_HINT: Duration = Duration::from_secs(1);
 
@@ -176,13 +182,21 @@ impl Slots {
         }
     }
 
-    /// How much longer `key` is skipped, and why, if it failed less than [`BACKOFF`] ago.
+    /// How much longer `key` is skipped, and why, if its back-off still runs.
     pub fn backing_off(&self, key: &str) -> Option<(Duration, String)> {
         let path = self.host_dir(key).join("failed");
         let age = age(&path)?;
-        let left = BACKOFF.checked_sub(age).filter(|d| !d.is_zero())?;
-        let reason = std::fs::read_to_string(&path).unwrap_or_default();
-        Some((left, reason.trim().to_owned()))
+        let record = std::fs::read_to_string(&path).unwrap_or_default();
+        let record = record.trim();
+        // "<seconds> <reason>"; a record without the seconds (an older homcc's) runs BACKOFF.
+        let timed =
+            (record.split_once(' ')).and_then(|(secs, reason)| Some((secs.parse().ok()?, reason)));
+        let (back_off, reason) = match timed {
+            Some((secs, reason)) => (Duration::from_secs(secs), reason),
+            None => (BACKOFF, record),
+        };
+        let left = back_off.checked_sub(age).filter(|d| !d.is_zero())?;
+        Some((left, reason.to_owned()))
     }
 
     /// `key` said it is full: for [`BUSY_HINT`], other hosts are asked first.
@@ -198,11 +212,12 @@ impl Slots {
         age(&self.host_dir(key).join("busy")).is_some_and(|age| age < BUSY_HINT)
     }
 
-    /// Starts `key`'s back-off, for every homcc process of the user.
-    pub fn record_failure(&self, key: &str, reason: &str) {
+    /// Starts `key`'s back-off of `back_off`, for every homcc process of the user.
+    pub fn record_failure(&self, key: &str, back_off: Duration, reason: &str) {
         let dir = self.host_dir(key);
         let _ = std::fs::remove_file(dir.join("ok"));
-        let _ = write_atomically(&dir, "failed", reason.as_bytes());
+        let record = format!("{} {reason}", back_off.as_secs());
+        let _ = write_atomically(&dir, "failed", record.as_bytes());
     }
 
     /// `key` answered: it is healthy, and no longer backing off.
@@ -360,7 +375,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let slots = Slots::open(dir.path()).unwrap();
         let hosts = [host("a"), host("b")];
-        slots.record_failure(&hosts[0].key(), "unreachable: connection refused");
+        slots.record_failure(&hosts[0].key(), BACKOFF, "unreachable: connection refused");
         let (left, reason) = slots.backing_off(&hosts[0].key()).unwrap();
         assert!(left <= BACKOFF && reason == "unreachable: connection refused");
         let pick = slots.pick(&hosts, &[false; 2]);

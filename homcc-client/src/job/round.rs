@@ -12,7 +12,7 @@ use crate::{
     local::Instead,
     say::{debug, verbose},
     session::{compile_on, Failure, Prepared, Target, Timeouts, Traffic},
-    slots::{poll_interval, Pick, Slot, Slots, BACKOFF},
+    slots::{poll_interval, Pick, Slot, Slots},
 };
 
 /// A host's verdict on a job: the result, which host (its index), what crossed the wire and how
@@ -90,9 +90,9 @@ async fn ask(
 /// After a failure of `host`: if it is the host's fault, every homcc process skips it for a
 /// while.
 fn record_failure(settings: &Settings, host: &Host, failure: &Failure) {
-    if let (Some(slots), true) = (&settings.slots, failure.is_hosts_fault()) {
-        slots.record_failure(&host.key(), &failure.to_string());
-        let skip = BACKOFF.as_secs();
+    if let (Some(slots), Some(back_off)) = (&settings.slots, failure.back_off()) {
+        slots.record_failure(&host.key(), back_off, &failure.to_string());
+        let skip = back_off.as_secs();
         debug(
             settings,
             &format!("{host} {failure}; every homcc skips it for {skip} s"),
