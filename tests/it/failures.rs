@@ -3,7 +3,6 @@
 //! reason; the server never leaves a compiler or a job root behind.
 
 use std::{
-    path::Path,
     process::{Output, Stdio},
     time::Duration,
 };
@@ -14,8 +13,9 @@ use homcc_tests::raw::{
     connect, gxx_identity, hold_place, raw_request, runtime, send_bytes, send_request,
 };
 use homcc_tests::{
-    assert_same_as_local, back_off_files, homcc_lines, job_roots, os, slow_cxx_source,
-    stuck_cxx_source, wait_for, wait_for_or, wait_for_running_compile, Daemon, Project, TestServer,
+    assert_same_as_local, back_off_files, homcc_lines, job_roots, os, processes_in,
+    slow_cxx_source, stuck_cxx_source, wait_for, wait_for_no_process_in, wait_for_running_compile,
+    Daemon, Project, TestServer,
 };
 
 /// A quick compile with a warning, so that the compiler's own stderr is not empty.
@@ -176,32 +176,6 @@ fn unreachable_host() -> String {
     let addr = listener.local_addr().unwrap();
     drop(listener);
     addr.to_string()
-}
-
-/// Processes (pid and name) whose working directory is under `dir`.
-fn processes_in(dir: &Path) -> Vec<(u32, String)> {
-    let dir = dir.canonicalize().unwrap();
-    std::fs::read_dir("/proc")
-        .unwrap()
-        .flatten()
-        .filter_map(|entry| {
-            let pid: u32 = entry.file_name().to_str()?.parse().ok()?;
-            let cwd = std::fs::read_link(entry.path().join("cwd")).ok()?;
-            let name = std::fs::read_to_string(entry.path().join("comm")).unwrap_or_default();
-            cwd.starts_with(&dir).then(|| (pid, name.trim().to_owned()))
-        })
-        .collect()
-}
-
-/// Polls until no process runs under `dir`; after `limit`, panics naming those that still do.
-fn wait_for_no_process_in(dir: &Path, limit: Duration) {
-    if !wait_for_or(limit, || processes_in(dir).is_empty()) {
-        panic!(
-            "after {limit:?}, still running in {}: {:?}",
-            dir.display(),
-            processes_in(dir)
-        );
-    }
 }
 
 // --- The tests. ---

@@ -251,10 +251,16 @@ fn equal_compiles_at_once_run_once() {
     assert!(p.take(&["s.o"]).remove(0).unwrap() == want);
 }
 
+/// A result record damaged on disk in place no longer hashes to its name: it is never used (the
+/// compile runs, and is recorded again). A well-formed record with a wrong object, stored under
+/// its own digest (as a compromised compiler's, or a nondeterministic one's, would be), is
+/// caught by `verify_results`: the compile's own object is delivered, the mismatch recorded, and
+/// the compiler no longer trusted.
 #[test]
-fn verify_results_catches_a_tampered_record_and_delivers_the_right_object() {
+fn verify_results_catches_a_wrong_record_and_delivers_the_right_object() {
     let cache = tempfile::tempdir().unwrap();
-    let server = TestServer::start(cache.path(), |c| c.verify_results = 1.0);
+    let verify = |c: &mut homcc_server::Settings| c.verify_results = 1.0;
+    let server = TestServer::start(cache.path(), verify);
     let p = Project::new();
     p.write("t.c", "int thrice(int x) { return 3 * x; }\n");
     let args = ["-O2", "-c", "t.c", "-o", "t.o"];
@@ -262,31 +268,47 @@ fn verify_results_catches_a_tampered_record_and_delivers_the_right_object() {
     let (_, object) = through_homcc(&p, &server, &[], &args);
     assert!(object == want);
 
-    // The one record: its object's first byte changed, written back in place (a bad disk, or
-    // someone with the server's rights).
+    // The one record, its object's first byte changed.
     let index = walk(&cache.path().join("results-v1"))
         .pop()
         .expect("a record");
-    let digest = std::fs::read_to_string(&index).unwrap();
-    let digest = digest.trim();
-    let blob = cache
-        .path()
-        .join("blobs-v1")
-        .join(&digest[..2])
-        .join(digest);
+    let blob_of = |hex: &str| cache.path().join("blobs-v1").join(&hex[..2]).join(hex);
+    let blob = blob_of(std::fs::read_to_string(&index).unwrap().trim());
     let mut stored: homcc_server::results::Stored =
         homcc_proto::codec::decode_record(&std::fs::read(&blob).unwrap()).unwrap();
     stored.outputs[0].1[0] ^= 0xff;
     let tampered = homcc_proto::codec::encode_record(&stored).unwrap();
-    let mut perms = std::fs::metadata(&blob).unwrap().permissions();
-    std::os::unix::fs::PermissionsExt::set_mode(&mut perms, 0o644);
-    std::fs::set_permissions(&blob, perms).unwrap();
-    std::fs::write(&blob, tampered).unwrap();
+    let writable = |path: &Path, mode: u32| {
+        let mut perms = std::fs::metadata(path).unwrap().permissions();
+        std::os::unix::fs::PermissionsExt::set_mode(&mut perms, mode);
+        std::fs::set_permissions(path, perms).unwrap();
+    };
 
+    // Written back in place (a bad disk, or someone with the server's rights).
+    writable(&blob, 0o644);
+    std::fs::write(&blob, &tampered).unwrap();
     let (summary, object) = through_homcc(&p, &server, &[], &args);
     assert!(!summary.contains("(cached result)"), "{summary}");
     assert!(object == want, "the compile's own object is delivered");
-    let last = compiles(&server, 2).pop().unwrap();
+    assert_eq!(
+        compiles(&server, 2).pop().unwrap().verified,
+        None,
+        "not a hit"
+    );
+
+    // Stored whole under its own digest, the index pointing to it (read at the next start).
+    server.stop();
+    let wrong = homcc_proto::Digest::of(&tampered).to_hex();
+    let wrong_blob = blob_of(&wrong);
+    std::fs::create_dir_all(wrong_blob.parent().unwrap()).unwrap();
+    std::fs::write(&wrong_blob, &tampered).unwrap();
+    writable(&wrong_blob, 0o444);
+    std::fs::write(&index, &wrong).unwrap();
+    let server = TestServer::start(cache.path(), verify);
+    let (summary, object) = through_homcc(&p, &server, &[], &args);
+    assert!(!summary.contains("(cached result)"), "{summary}");
+    assert!(object == want, "the compile's own object is delivered");
+    let last = compiles(&server, 1).pop().unwrap();
     assert_eq!(last.verified, Some(false), "the mismatch is recorded");
     // The compiler is no longer trusted: compiled every time.
     let (summary, _) = through_homcc(&p, &server, &[], &args);

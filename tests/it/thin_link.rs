@@ -8,7 +8,7 @@ use std::{
     process::{Child, Stdio},
 };
 
-use homcc_tests::{bin, homcc_lines, isolate, netns::NetNs, Project};
+use homcc_tests::{bin, homcc_lines, incompressible_source, isolate, netns::NetNs, Project};
 
 /// A network namespace whose loopback is limited to `rate`.
 fn thin_net(rate: &str) -> NetNs {
@@ -19,23 +19,6 @@ fn thin_net(rate: &str) -> NetNs {
         "200ms",
     ]);
     net
-}
-
-/// A C source of `bytes` size that LZO cannot shrink much: an array of pseudo-random numbers.
-fn incompressible_source(bytes: usize) -> String {
-    let mut s = String::from("const unsigned data[] = {\n");
-    let mut x: u32 = 2463534242;
-    while s.len() < bytes {
-        x ^= x << 13;
-        x ^= x >> 17;
-        x ^= x << 5;
-        s.push_str(&format!("{x}u,"));
-        if s.len() % 120 < 12 {
-            s.push('\n');
-        }
-    }
-    s.push_str("0};\nunsigned first(void) { return data[0]; }\n");
-    s
 }
 
 #[test]

@@ -11,6 +11,7 @@ use std::{
     time::{Duration, Instant},
 };
 
+pub mod disk;
 pub mod netns;
 pub mod raw;
 
@@ -198,6 +199,10 @@ pub struct Daemon {
     pub addr: SocketAddr,
     /// What it logged before it listened (its start: compilers, environments, ...).
     pub logged: Vec<String>,
+    /// What it logged since.
+    pub log: Arc<std::sync::Mutex<Vec<String>>>,
+    cache_dir: PathBuf,
+    extra: Vec<String>,
 }
 
 impl Daemon {
@@ -207,22 +212,22 @@ impl Daemon {
 
     /// As [`Daemon::start`], as user and group `user` when given (the caller must be root).
     pub fn start_as(user: Option<u32>, cache_dir: &Path, extra: &[&str]) -> Daemon {
+        let extra: Vec<String> = extra.iter().map(|s| s.to_string()).collect();
+        Daemon::spawn(user, cache_dir, 0, extra)
+    }
+
+    fn spawn(user: Option<u32>, cache_dir: &Path, port: u16, extra: Vec<String>) -> Daemon {
         use std::os::unix::process::CommandExt;
         let mut command = Command::new(bin("homccd"));
         if let Some(id) = user {
             command.uid(id).gid(id);
         }
         let mut child = command
-            .args([
-                "--no-config",
-                "--listen",
-                "127.0.0.1",
-                "--port",
-                "0",
-                "--cache-dir",
-            ])
+            .args(["--no-config", "--listen", "127.0.0.1", "--port"])
+            .arg(port.to_string())
+            .arg("--cache-dir")
             .arg(cache_dir)
-            .args(extra)
+            .args(&extra)
             .stderr(Stdio::piped())
             .spawn()
             .expect("start homccd");
@@ -239,11 +244,20 @@ impl Daemon {
             }
         };
         // Keep draining its log so that it never blocks on a full pipe.
-        std::thread::spawn(move || lines.for_each(drop));
+        let log = Arc::new(std::sync::Mutex::new(Vec::new()));
+        let kept = Arc::clone(&log);
+        std::thread::spawn(move || {
+            lines
+                .map_while(Result::ok)
+                .for_each(|l| kept.lock().unwrap().push(l))
+        });
         Daemon {
             child,
             addr,
             logged,
+            log,
+            cache_dir: cache_dir.to_owned(),
+            extra,
         }
     }
 
@@ -251,16 +265,39 @@ impl Daemon {
         self.addr.to_string()
     }
 
-    /// Stops homccd as a service manager does: SIGTERM (it ends its schroot sessions, after its
-    /// running compiles), then SIGKILL if it is still there after 10 s. Dropping it kills it at
-    /// once.
-    pub fn stop(mut self) {
+    /// Stops homccd with SIGTERM, which must end it with status 0 (after its running compiles),
+    /// then starts it again on the same port, cache and arguments.
+    pub fn restart(mut self) -> Daemon {
+        self.terminate();
+        let status = self.child.wait().unwrap();
+        assert!(status.success(), "homccd after SIGTERM: {status}");
+        let extra = std::mem::take(&mut self.extra);
+        Daemon::spawn(None, &self.cache_dir, self.addr.port(), extra)
+    }
+
+    /// How many compiles it has logged as done (a result sent, the compiler's or the result
+    /// cache's).
+    pub fn compiles_done(&self) -> usize {
+        let log = self.log.lock().unwrap();
+        log.iter()
+            .filter(|l| l.contains(" compile ") && l.contains("result=exit"))
+            .count()
+    }
+
+    fn terminate(&self) {
         if let Ok(pid) = i32::try_from(self.child.id()) {
             // SAFETY: kill(2) on our own child's pid; no memory is involved.
             unsafe {
                 libc::kill(pid, libc::SIGTERM);
             }
         }
+    }
+
+    /// Stops homccd as a service manager does: SIGTERM (it ends its schroot sessions, after its
+    /// running compiles), then SIGKILL if it is still there after 10 s. Dropping it kills it at
+    /// once.
+    pub fn stop(mut self) {
+        self.terminate();
         wait_for_or(Duration::from_secs(10), || {
             self.child.try_wait().is_ok_and(|s| s.is_some())
         });
@@ -526,12 +563,35 @@ pub fn slow_cxx_source(functions: usize) -> String {
 /// A C++ source whose compile runs about 40 s (32 constant evaluations of about 1.3 s each; gcc's
 /// default `-fconstexpr-ops-limit` allows each), for a compile that must be killed, not finish.
 pub fn stuck_cxx_source() -> String {
+    spinning_cxx_source(32)
+}
+
+/// A C++ source whose compile spends about 1.3 s in each of `spins` constant evaluations.
+pub fn spinning_cxx_source(spins: usize) -> String {
     let mut s = String::from(
         "constexpr long spin(long n) { long x = 0; for (long i = 0; i < n; ++i) for (long j = 0; j < 1000; ++j) x += i ^ j; return x; }\n",
     );
-    for k in 0..32 {
+    for k in 0..spins {
         s.push_str(&format!("constexpr long spun{k} = spin({});\n", 1500 + k));
     }
+    s
+}
+
+/// A C source of `bytes` size that LZO cannot shrink much (an array of pseudo-random numbers),
+/// whose object is incompressible too.
+pub fn incompressible_source(bytes: usize) -> String {
+    let mut s = String::from("const unsigned data[] = {\n");
+    let mut x: u32 = 2463534242;
+    while s.len() < bytes {
+        x ^= x << 13;
+        x ^= x >> 17;
+        x ^= x << 5;
+        s.push_str(&format!("{x}u,"));
+        if s.len() % 120 < 12 {
+            s.push('\n');
+        }
+    }
+    s.push_str("0};\nunsigned first(void) { return data[0]; }\n");
     s
 }
 
@@ -612,5 +672,31 @@ impl Counting {
             .filter(|run| !probe(run))
             .map(str::to_owned)
             .collect()
+    }
+}
+
+/// Processes (pid and name) whose working directory is under `dir` (a compiler in a job root).
+pub fn processes_in(dir: &Path) -> Vec<(u32, String)> {
+    let dir = dir.canonicalize().unwrap();
+    std::fs::read_dir("/proc")
+        .unwrap()
+        .flatten()
+        .filter_map(|entry| {
+            let pid: u32 = entry.file_name().to_str()?.parse().ok()?;
+            let cwd = std::fs::read_link(entry.path().join("cwd")).ok()?;
+            let name = std::fs::read_to_string(entry.path().join("comm")).unwrap_or_default();
+            cwd.starts_with(&dir).then(|| (pid, name.trim().to_owned()))
+        })
+        .collect()
+}
+
+/// Polls until no process runs under `dir`; after `limit`, panics naming those that still do.
+pub fn wait_for_no_process_in(dir: &Path, limit: Duration) {
+    if !wait_for_or(limit, || processes_in(dir).is_empty()) {
+        panic!(
+            "after {limit:?}, still running in {}: {:?}",
+            dir.display(),
+            processes_in(dir)
+        );
     }
 }

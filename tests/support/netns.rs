@@ -77,3 +77,85 @@ pub fn listen_in(net: &NetNs) -> std::net::TcpListener {
     .join()
     .unwrap()
 }
+
+/// Two namespaces of a test's own joined by a veth pair, as a client machine and a build server
+/// on one link: the client is `10.77.0.1`, the server `10.77.0.2` (addresses that exist only in
+/// these namespaces). The link can be taken down and up again, as a cable pulled and plugged.
+#[derive(Debug)]
+pub struct Link {
+    pub client: NetNs,
+    pub server: NetNs,
+}
+
+/// The server's address on a [`Link`].
+pub const LINK_SERVER: &str = "10.77.0.2";
+
+impl Link {
+    /// A link whose direction from client to server, and from server to client, is limited to
+    /// the given `tc` rates (`None`: as fast as veth goes).
+    pub fn new(purpose: &str, to_server: Option<&str>, to_client: Option<&str>) -> Link {
+        let client = NetNs::new(&format!("{purpose}-c"), 65536);
+        let server = NetNs::new(&format!("{purpose}-s"), 65536);
+        client.exec_ok(&[
+            "ip",
+            "link",
+            "add",
+            "veth-c",
+            "type",
+            "veth",
+            "peer",
+            "name",
+            "veth-s",
+            "netns",
+            &server.name,
+        ]);
+        for (net, dev, addr, rate) in [
+            (&client, "veth-c", "10.77.0.1/24", to_server),
+            (&server, "veth-s", "10.77.0.2/24", to_client),
+        ] {
+            net.exec_ok(&["ip", "addr", "add", addr, "dev", dev]);
+            net.exec_ok(&["ip", "link", "set", dev, "mtu", "1500", "up"]);
+            if let Some(rate) = rate {
+                net.exec_ok(&[
+                    "tc", "qdisc", "add", "dev", dev, "root", "tbf", "rate", rate, "burst", "16kb",
+                    "latency", "400ms",
+                ]);
+            }
+        }
+        Link { client, server }
+    }
+
+    /// Takes the link down on the client's side (`ip link set veth-c down`): nothing crosses it
+    /// any more, and neither end is told.
+    pub fn cut(&self) {
+        self.client
+            .exec_ok(&["ip", "link", "set", "veth-c", "down"]);
+    }
+
+    /// Brings the link back up.
+    pub fn mend(&self) {
+        self.client.exec_ok(&["ip", "link", "set", "veth-c", "up"]);
+    }
+
+    /// The largest send queue (bytes written but not yet acknowledged) of an established TCP
+    /// connection in `net`, as `ss` shows it.
+    pub fn send_queue(net: &NetNs) -> u64 {
+        let out = Command::new("ip")
+            .args([
+                "netns",
+                "exec",
+                &net.name,
+                "ss",
+                "-tnH",
+                "state",
+                "established",
+            ])
+            .output()
+            .expect("ss is installed (iproute2)");
+        String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .filter_map(|line| line.split_whitespace().nth(1)?.parse().ok())
+            .max()
+            .unwrap_or(0)
+    }
+}
