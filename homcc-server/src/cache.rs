@@ -309,6 +309,18 @@ impl Cache {
         evicted > 0
     }
 
+    /// A compiler ran out of disk (its outputs and temporary files are not the cache's to
+    /// count): evicts least recently used blobs until a quarter of the filesystem is free, as
+    /// far as the cache can free it, so that the compiles that follow fit. Whether any blob went.
+    pub fn make_headroom(&self) -> bool {
+        let Ok(fs) = nix::sys::statvfs::statvfs(&self.inner.blobs) else {
+            return self.make_room(0);
+        };
+        let block = fs.fragment_size();
+        let (free, size) = (fs.blocks_available() * block, fs.blocks() * block);
+        self.make_room((size / 4).saturating_sub(free))
+    }
+
     /// Marks `digest` most recently used if it is present (in memory, and in its file's mtime
     /// every [`TOUCH_EVERY`]).
     pub fn mark_used(&self, digest: &Digest) -> bool {

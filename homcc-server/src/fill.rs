@@ -254,7 +254,8 @@ impl<'a> Filler<'a> {
     /// Waits for the uploads of other jobs, then places those files again: linked if the upload
     /// succeeded, claimed for this job's client if it failed. Another job's upload gets
     /// `patience` in all: a file still missing then is asked of this job's client too, so that
-    /// a slow (or hostile, trickling) client cannot hold up the others.
+    /// a slow (or hostile, trickling) client cannot hold up the others. Returns at once while
+    /// a file must still be asked of this job's own client ([`Filler::has_unrequested`]).
     pub async fn await_other_jobs(&mut self, patience: Duration) -> Result<(), FillError> {
         let deadline = tokio::time::Instant::now() + patience;
         let waiting: Vec<Digest> = self
@@ -264,6 +265,13 @@ impl<'a> Filler<'a> {
             .map(|(d, _)| *d)
             .collect();
         for digest in waiting {
+            // A file this job's client must upload but was not asked for yet (claimed after the
+            // last `Need`: placed from a chunk that just came, or evicted again before this job
+            // could link it): another job may be waiting for it while holding one this job
+            // waits for. The client is asked first.
+            if self.has_unrequested() {
+                return Ok(());
+            }
             let Some(Pending {
                 dests,
                 size,
@@ -273,15 +281,8 @@ impl<'a> Filler<'a> {
                 continue;
             };
             match tokio::time::timeout_at(deadline, waiter.wait()).await {
-                Ok(()) => {
-                    self.place(digest, dests, size)?;
-                    // Evicted again before this job could link it (a cache smaller than what
-                    // runs at once): this job's client uploads it now. Another job may be
-                    // waiting for it while holding a file this job waits for: ask first.
-                    if self.has_unrequested() {
-                        return Ok(());
-                    }
-                }
+                // Links and hashes: blocking file work.
+                Ok(()) => tokio::task::block_in_place(|| self.place(digest, dests, size))?,
                 Err(_) => {
                     let source = Source::Client {
                         _guard: None,
@@ -326,5 +327,51 @@ fn remove_if_there(path: &Path) -> io::Result<()> {
     match std::fs::remove_file(path) {
         Err(e) if e.kind() != io::ErrorKind::NotFound => Err(e),
         _ => Ok(()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use homcc_proto::{Chunk, ChunkFile};
+
+    use super::*;
+    use crate::cache::Claim;
+
+    fn file(name: &str, content: &[u8]) -> ChunkFile {
+        ChunkFile {
+            name: name.into(),
+            digest: Digest::of(content),
+            size: content.len() as u64,
+        }
+    }
+
+    /// A job that must upload a file it has not asked its client for yet does not wait for
+    /// another job's upload first: that job may be waiting for this file (a deadlock that only
+    /// the patience would end, seen as 30 s stalls under a cache far smaller than the work).
+    #[tokio::test(flavor = "multi_thread")]
+    async fn a_job_asks_for_its_own_files_before_it_waits_for_others() {
+        let dir = tempfile::tempdir().unwrap();
+        let cache = Cache::open(&dir.path().join("cache"), 1 << 20).unwrap();
+        std::fs::create_dir(dir.path().join("jobs")).unwrap();
+        let job = JobRoot::create(&dir.path().join("jobs")).unwrap();
+        let (x, y) = (file("x.h", b"x"), file("y.h", b"y"));
+        // Another job uploads y.
+        let Claim::Upload(_other) = cache.claim(&y.digest) else {
+            panic!("y is not cached")
+        };
+        let mut filler = Filler::new(&job, &cache);
+        filler
+            .add_chunk(&Chunk {
+                dir: "/p".into(),
+                files: vec![x.clone(), y.clone()],
+            })
+            .unwrap();
+        assert!(filler.waiting_on_others() && filler.has_unrequested());
+        let patience = Duration::from_secs(30);
+        let started = std::time::Instant::now();
+        filler.await_other_jobs(patience).await.unwrap();
+        assert!(started.elapsed() < patience / 2, "returned at once");
+        assert_eq!(filler.take_unrequested(), vec![x.digest]);
+        assert!(filler.waiting_on_others(), "still waiting for y");
     }
 }

@@ -180,7 +180,7 @@ async fn handle(
     let finished = run_with_heartbeats(conn, state, invocation).await?;
     if finished.ran_out_of_disk() {
         // Not the compile's verdict: the client compiles elsewhere, and the next finds room.
-        state.cache.make_room(0);
+        state.cache.make_headroom();
         return Err(disk_full("the compiler could not write its files"));
     }
     record.compile_ms = compile_started.elapsed().as_millis() as u64;

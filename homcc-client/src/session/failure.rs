@@ -72,12 +72,19 @@ impl Failure {
     }
 
     /// How long every homcc process skips the host after this failure, if it is the host's
-    /// fault: [`QUICK_BACKOFF`] when the next try finds out at once whether it is back (nothing
-    /// listens on the port, or the server is shutting down: a restart), else [`BACKOFF`].
+    /// fault: [`QUICK_BACKOFF`] when the next try is likely to find it back (nothing listens on
+    /// the port, or the server is shutting down: a restart; its disk was full, and it has made
+    /// room), else [`BACKOFF`].
     pub fn back_off(&self) -> Option<Duration> {
         let quick = match self {
             Failure::Unreachable(e) => e.kind() == std::io::ErrorKind::ConnectionRefused,
-            Failure::Refused(r) => r.reason == RefusalReason::ShuttingDown,
+            // A full disk: homccd evicts to make room as it refuses, so the next try may fit.
+            Failure::Refused(r) => {
+                matches!(
+                    r.reason,
+                    RefusalReason::ShuttingDown | RefusalReason::DiskFull
+                )
+            }
             _ => false,
         };
         match (self.is_hosts_fault(), quick) {
@@ -162,6 +169,35 @@ mod tests {
         ];
         for (failure, busy, fault) in cases {
             assert_eq!((failure.is_busy(), failure.is_hosts_fault()), (busy, fault), "{failure:?}");
+        }
+    }
+
+    /// A restart (refused connections, then "shutting down") and a full disk back off briefly;
+    /// a host that fails slowly (timeouts) or for good (a version, a token) for 30 s; what is
+    /// not the host's fault not at all.
+    #[test]
+    fn back_off_is_short_where_the_next_try_is_likely_to_work() {
+        use std::io::ErrorKind;
+        let quick = Some(QUICK_BACKOFF);
+        let cases = [
+            (
+                Failure::Unreachable(ErrorKind::ConnectionRefused.into()),
+                quick,
+            ),
+            (refused(RefusalReason::ShuttingDown), quick),
+            (refused(RefusalReason::DiskFull), quick),
+            (
+                Failure::Unreachable(ErrorKind::HostUnreachable.into()),
+                Some(BACKOFF),
+            ),
+            (timed_out("heartbeat timeout"), Some(BACKOFF)),
+            (refused(RefusalReason::Internal), Some(BACKOFF)),
+            (refused(RefusalReason::AuthFailed), Some(BACKOFF)),
+            (refused(RefusalReason::Busy), None),
+            (timed_out(REQUEST_TIMEOUT), None),
+        ];
+        for (failure, back_off) in cases {
+            assert_eq!(failure.back_off(), back_off, "{failure:?}");
         }
     }
 }
