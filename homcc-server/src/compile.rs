@@ -27,14 +27,30 @@ pub struct Finished {
 }
 
 impl Finished {
-    /// Whether the compiler failed for want of disk space (its job root and temporary files are
-    /// on homccd's disk): it says so in the C library's words for `ENOSPC` or `EDQUOT`.
-    pub fn ran_out_of_disk(&self) -> bool {
-        self.exit_code != 0
-            && [nix::errno::Errno::ENOSPC, nix::errno::Errno::EDQUOT]
+    /// Whether the compiler failed for want of disk space on the filesystem of `job` (its job
+    /// root and temporary files): it says so in the C library's words for `ENOSPC` or `EDQUOT`,
+    /// or (in a language of the client's locale) that filesystem is nearly full. Either way the
+    /// client compiles locally, where a real error in the source shows again.
+    pub fn ran_out_of_disk(&self, job: &Path) -> bool {
+        let says_so = || {
+            [nix::errno::Errno::ENOSPC, nix::errno::Errno::EDQUOT]
                 .iter()
                 .any(|e| crate::jobroot::find(&self.stderr, e.desc().as_bytes()).is_some())
+        };
+        let nearly_full = || {
+            nix::sys::statvfs::statvfs(job).is_ok_and(|fs| {
+                let block = fs.fragment_size();
+                nearly_full(fs.blocks_available() * block, fs.blocks() * block)
+            })
+        };
+        self.exit_code != 0 && (says_so() || nearly_full())
     }
+}
+
+/// Whether a filesystem of `size` bytes with `free` left is nearly full: less than 64 MiB, or
+/// than a sixteenth of a small one, is left.
+fn nearly_full(free: u64, size: u64) -> bool {
+    free < (64 << 20).min(size / 16)
 }
 
 /// Why a compile produced no verdict.
@@ -338,6 +354,17 @@ impl Drop for GroupKill {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A failed compile counts as one that ran out of disk when the job's filesystem is nearly
+    /// full, whatever language the compiler said it in.
+    #[test]
+    fn nearly_full_is_64_mib_or_a_sixteenth_of_a_small_filesystem() {
+        const MIB: u64 = 1 << 20;
+        assert!(nearly_full(63 * MIB, 500_000 * MIB));
+        assert!(!nearly_full(65 * MIB, 500_000 * MIB));
+        assert!(nearly_full(MIB, 24 * MIB));
+        assert!(!nearly_full(2 * MIB, 24 * MIB));
+    }
 
     /// What `ulimit -v` (KiB) says in a shell started with `memory` bytes, through `prlimit`.
     async fn address_space(memory: u64, prlimit: Option<&Path>) -> String {

@@ -178,7 +178,7 @@ async fn handle(
     record.started = Some(compile_started);
     record.phase("slot");
     let finished = run_with_heartbeats(conn, state, invocation).await?;
-    if finished.ran_out_of_disk() {
+    if finished.ran_out_of_disk(job.path()) {
         // Not the compile's verdict: the client compiles elsewhere, and the next finds room.
         state.cache.make_headroom();
         return Err(disk_full("the compiler could not write its files"));

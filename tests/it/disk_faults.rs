@@ -130,7 +130,7 @@ fn a_full_disk_on_the_server_evicts_or_refuses_and_recovers() {
 
     // Filled by another program: the next object (4 MB) cannot be written, nor can a header
     // larger than the whole filesystem ever be stored.
-    let filler = disk.fill();
+    disk.fill();
     project.write("data.c", "char data[4 << 20] = {1};\n");
     write_unit(&project, 99, 30 << 20);
     for (k, (source, object)) in [("data.c", "data.o"), ("s99.c", "s99.o")]
@@ -152,6 +152,34 @@ fn a_full_disk_on_the_server_evicts_or_refuses_and_recovers() {
             "{source}: homccd recorded {outcome}"
         );
     }
+    // A compile that fails on its own while the disk is full: whatever the language of its
+    // message, homccd cannot tell it from one that ran out of space, and the client compiles
+    // locally, where the compiler gives its own verdict.
+    project.write("bad.c", "int x = ;\n");
+    // Nearly full again (homccd has made room since): 256 KB left, room for the upload.
+    let filler = disk.fill();
+    let file = std::fs::OpenOptions::new()
+        .write(true)
+        .open(&filler)
+        .unwrap();
+    file.set_len(file.metadata().unwrap().len() - (256 << 10))
+        .unwrap();
+    drop(file); // an open file keeps its space after it is removed
+    let args = ["-c", "bad.c", "-o", "bad.o"];
+    let local = project.local("gcc", &args);
+    let fresh = tempfile::tempdir().unwrap();
+    let mut cmd = Command::new(homcc_tests::bin("homcc"));
+    cmd.args(["--host", &host, "gcc"])
+        .args(args)
+        .current_dir(project.path());
+    let out = isolate(&mut cmd, fresh.path()).output().unwrap();
+    let lines = homcc_lines(&out.stderr);
+    assert_eq!(out.status.code(), local.status.code());
+    assert!(
+        lines.len() == 1 && lines[0].contains("disk is full: the compiler could not write"),
+        "{lines:?}"
+    );
+    assert!(String::from_utf8_lossy(&out.stderr).contains("expected expression"));
     assert_cache_whole(&cache);
     // The refused compiles' roots (the first took the root kept from the last compile) are gone.
     wait_for(
@@ -160,7 +188,7 @@ fn a_full_disk_on_the_server_evicts_or_refuses_and_recovers() {
         || job_roots(&cache) == 0,
     );
 
-    std::fs::remove_file(filler).unwrap();
+    std::fs::remove_file(&filler).unwrap();
     let fresh = tempfile::tempdir().unwrap();
     let lines = compile_both(&project, &host, fresh.path(), "data.c", "data.o");
     assert!(lines.is_empty(), "after space returned: {lines:?}");

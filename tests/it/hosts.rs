@@ -93,6 +93,7 @@ fn forty_processes_use_the_healthy_host_within_its_limit() {
         ),
     );
 
+    let started = std::time::Instant::now();
     let children: Vec<Child> = (0..COMPILES)
         .map(|i| {
             let (src, obj) = (format!("s{i}.c"), format!("s{i}.o"));
@@ -107,6 +108,7 @@ fn forty_processes_use_the_healthy_host_within_its_limit() {
         })
         .collect();
     let outputs = wait_all(children);
+    let took = started.elapsed();
 
     let mut stopped_tries = 0;
     for (i, out) in outputs.iter().enumerate() {
@@ -131,9 +133,12 @@ fn forty_processes_use_the_healthy_host_within_its_limit() {
         (1..=LIMIT).contains(&peak),
         "the healthy host ran {peak} compiles at once; its limit is {LIMIT}"
     );
+    // Nothing listens there: one process tries it, then every one skips it for the quick
+    // back-off (a restarted server would be back), and one tries it again after each.
+    let back_offs = (took.as_secs_f64() / homcc_client::slots::QUICK_BACKOFF.as_secs_f64()).ceil();
     assert!(
-        stopped_tries <= 1,
-        "the stopped host was tried {stopped_tries} times"
+        stopped_tries as f64 <= 1.0 + back_offs,
+        "the stopped host was tried {stopped_tries} times in {took:?}"
     );
     // Busy is load, not failure: the host is asked again now and then (each answer makes the
     // others ask the healthy host first for a second), and nothing ran there.
