@@ -14,7 +14,7 @@ use homcc_proto::{codec::decode_chunk, Chunk, Digest};
 
 mod disk;
 mod upload;
-pub use disk::{copy_new, link_or_copy};
+pub use disk::{copy_new, link_or_copy, space};
 use disk::{remove_junk, seal, sealed_owner, touch};
 use lru::LruCache;
 use tempfile::TempPath;
@@ -159,11 +159,8 @@ impl Cache {
     /// returns `Ok(true)`. `Ok(false)` when it is absent, including when its file has vanished
     /// or was damaged on disk (then it is also dropped from the cache, see [`Cache::holds`]).
     pub fn link_into(&self, digest: &Digest, dest: &Path) -> io::Result<bool> {
-        let linked = self.inner.use_blob(digest, |src| {
-            link_or_copy(src, dest)?;
-            Ok(fs::metadata(src)?.ino())
-        })?;
-        let Some((source, due)) = linked else {
+        let linked = self.inner.use_blob(digest, |src| link_or_copy(src, dest))?;
+        let Some(((), due, source)) = linked else {
             return Ok(false);
         };
         // The link is hashed, not the cache's name: what the compile will read is checked.
@@ -189,13 +186,13 @@ impl Cache {
     /// The bytes of a cached blob (used for small manifest chunks and result records), marking
     /// it used; `Ok(None)` if it is absent or was damaged on disk (then it is dropped).
     pub fn read(&self, digest: &Digest) -> io::Result<Option<Vec<u8>>> {
-        let Some((mut file, due)) = self.inner.use_blob(digest, |p| File::open(p))? else {
+        let Some((mut file, due, inode)) = self.inner.use_blob(digest, |p| File::open(p))? else {
             return Ok(None);
         };
         let mut bytes = Vec::new();
         file.read_to_end(&mut bytes)?;
         if Digest::of(&bytes) != *digest {
-            self.inner.damaged(digest, file.metadata()?.ino());
+            self.inner.damaged(digest, inode);
             return Ok(None);
         }
         if due {
@@ -313,11 +310,9 @@ impl Cache {
     /// count): evicts least recently used blobs until a quarter of the filesystem is free, as
     /// far as the cache can free it, so that the compiles that follow fit. Whether any blob went.
     pub fn make_headroom(&self) -> bool {
-        let Ok(fs) = nix::sys::statvfs::statvfs(&self.inner.blobs) else {
+        let Some((free, size)) = disk::space(&self.inner.blobs) else {
             return self.make_room(0);
         };
-        let block = fs.fragment_size();
-        let (free, size) = (fs.blocks_available() * block, fs.blocks() * block);
         self.make_room((size / 4).saturating_sub(free))
     }
 
@@ -391,12 +386,13 @@ impl Inner {
         &self,
         digest: &Digest,
         f: impl FnOnce(&Path) -> io::Result<T>,
-    ) -> io::Result<Option<(T, bool)>> {
+    ) -> io::Result<Option<(T, bool, u64)>> {
         let path = self.path_of(digest);
         let mut state = self.lock();
         let Some(due) = state.used(digest) else {
             return Ok(None);
         };
+        let inode = state.lru.peek(digest).map_or(0, |blob| blob.inode);
         match f(&path) {
             Err(e) if e.kind() == io::ErrorKind::NotFound && !path.exists() => {
                 warn!(%digest, "cached file vanished; dropping it from the index");
@@ -405,7 +401,7 @@ impl Inner {
                 }
                 Ok(None)
             }
-            result => result.map(|t| Some((t, due))),
+            result => result.map(|t| Some((t, due, inode))),
         }
     }
 

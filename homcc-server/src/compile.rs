@@ -37,12 +37,8 @@ impl Finished {
                 .iter()
                 .any(|e| crate::jobroot::find(&self.stderr, e.desc().as_bytes()).is_some())
         };
-        let nearly_full = || {
-            nix::sys::statvfs::statvfs(job).is_ok_and(|fs| {
-                let block = fs.fragment_size();
-                nearly_full(fs.blocks_available() * block, fs.blocks() * block)
-            })
-        };
+        let nearly_full =
+            || crate::cache::space(job).is_some_and(|(free, size)| nearly_full(free, size));
         self.exit_code != 0 && (says_so() || nearly_full())
     }
 }

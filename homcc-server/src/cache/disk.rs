@@ -59,6 +59,13 @@ pub(super) fn touch(file: io::Result<File>) {
     }
 }
 
+/// The bytes free (for an unprivileged user) and in all on the filesystem of `path`.
+pub fn space(path: &Path) -> Option<(u64, u64)> {
+    let fs = nix::sys::statvfs::statvfs(path).ok()?;
+    let block = fs.fragment_size();
+    Some((fs.blocks_available() * block, fs.blocks() * block))
+}
+
 /// Deletes a leftover temp file or a file that is not a blob, found by `Cache::open`.
 pub(super) fn remove_junk(path: &Path, is_dir: bool) {
     debug!(path = %path.display(), "deleting stray file in cache");
